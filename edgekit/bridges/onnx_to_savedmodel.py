@@ -1,0 +1,84 @@
+"""ONNX -> SavedModel (NHWC) with onnx2tf, run in a child process.
+
+Why a child: onnx2tf reads a sample-data .npy from the working directory and downloads it from
+GitHub when absent, and it can abort the interpreter on unsupported graphs. The child gets its
+own working directory with that file already written from our own images, and a proxy that
+points at a closed loopback port, so nothing ever leaves the machine.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConversionError
+from ..sources.base import SourceModel
+from ..sources.savedmodel import SavedModelSource
+from .base import Bridge, ConvertContext, register
+
+SAMPLE_FILE = "calibration_image_sample_data_20x128x128x3_float32.npy"
+TIMEOUT_S = 1800
+
+
+@register
+class OnnxToSavedModel(Bridge):
+    name = "onnx-to-savedmodel"
+    src, dst = "onnx", "savedmodel"
+    tool = "onnx2tf"
+    requires = ("onnx2tf", "tensorflow", "onnx")
+
+    def convert(self, source: SourceModel, workdir: Path, ctx: ConvertContext) -> SourceModel:
+        job = workdir / "onnx2tf"
+        job.mkdir()
+        np.save(job / SAMPLE_FILE, _sample_data(ctx))
+        out = workdir / "saved_model_nhwc"
+        spec = {"onnx": str(Path(source.path).resolve()), "out": str(out),
+                "inputs": {t.name: t.shape for t in source.inputs()}}
+        (job / "job.json").write_text(json.dumps(spec))
+        env = dict(os.environ, HTTP_PROXY="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9",
+                   http_proxy="http://127.0.0.1:9", https_proxy="http://127.0.0.1:9", NO_PROXY="",
+                   TF_CPP_MIN_LOG_LEVEL="3")
+        try:
+            proc = subprocess.run([sys.executable, "-m", "edgekit.bridges.onnx2tf_worker", "job.json"],
+                                  cwd=job, env=env, capture_output=True, text=True, timeout=TIMEOUT_S,
+                                  stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            raise ConversionError(f"onnx2tf did not finish in {TIMEOUT_S} s", "try a smaller model") from None
+        (workdir / "onnx2tf.log").write_text(proc.stdout + proc.stderr)
+        if proc.returncode != 0 or not (out / "saved_model.pb").exists():
+            raise ConversionError(f"onnx2tf could not convert {source.describe()}: {_last_error(proc)}",
+                                  "the graph uses ops or layouts onnx2tf cannot map; try another export "
+                                  "(opset, static shapes) or another target")
+        return SavedModelSource.from_path(out, probe=False)
+
+
+def _sample_data(ctx: ConvertContext) -> np.ndarray:
+    """onnx2tf's own check data: 20x128x128x3 RGB in [0, 1], from our images when we have them."""
+    import cv2
+
+    images = ctx.sample_images
+    if images is None or len(images) == 0:
+        return np.random.default_rng(0).random((20, 128, 128, 3), dtype=np.float32)
+    pre = ctx.preprocess
+    pixels = images * np.asarray(pre.std, np.float32) + np.asarray(pre.mean, np.float32)
+    if pre.color_order == "BGR":
+        pixels = pixels[..., ::-1]
+    picks = [pixels[i % len(pixels)] for i in range(20)]
+    return np.stack([cv2.resize(np.clip(p, 0, 255), (128, 128)) / 255.0 for p in picks]).astype(np.float32)
+
+
+_NOISE = re.compile(r"^([WIE]\d{4} |WARNING: All log messages|\s*$)")
+
+
+def _last_error(proc: subprocess.CompletedProcess) -> str:
+    """The converter's own last complaint, without TensorFlow's start-up chatter."""
+    lines = [l.strip() for l in (proc.stdout + proc.stderr).splitlines() if not _NOISE.match(l)]
+    errors = [l for l in lines if "Error" in l or "ERROR" in l]
+    if proc.returncode < 0:
+        return f"the converter crashed (signal {-proc.returncode})"
+    return (errors[-1] if errors else lines[-1] if lines else f"exit code {proc.returncode}")[:240]

@@ -1,0 +1,328 @@
+"""convert(): source -> routes -> artifacts, each verified and published with its manifest."""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from . import __version__, deps, photos
+from .bridges.base import ConvertContext
+from .calibration import DEFAULT_SAMPLES, SampleSet, load_samples
+from .errors import CalibrationError, EdgekitError
+from .fsutil import publish, sha256_of, size_of, staging_dir, write_atomic
+from .manifest import COLOR_ORDERS, LAYOUTS, RESIZE_MODES, TASKS, Manifest, Preprocess, VerifyReport, manifest_path
+from .preprocess import preprocess_image, to_layout
+from .routes import Route, plan
+from .runtime.base import BACKENDS
+from .sources.base import SourceModel, load_source, read_labels
+from .targets.base import TARGETS, Target, TargetOutput
+from .verify import align, compare, gate
+
+VERIFY_SAMPLES = 64
+
+
+@dataclass
+class ConvertRequest:
+    targets: list[str]
+    precisions: list[str] = field(default_factory=lambda: ["fp32"])
+    out_dir: Path = Path("out")
+    calib: str | None = None
+    calib_samples: int = DEFAULT_SAMPLES
+    verify: bool = True
+    verify_data: str | None = None
+    verify_samples: int = VERIFY_SAMPLES
+    input_size: list[int] | None = None
+    mean: list[float] | None = None
+    std: list[float] | None = None
+    bgr: bool | None = None
+    layout: str | None = None
+    resize: str | None = None
+    task: str | None = None
+    labels: Path | None = None
+    int8_io: str = "uint8"
+    name: str | None = None
+
+
+@dataclass
+class ArtifactResult:
+    target: str
+    precision: str
+    path: str
+    size_bytes: int
+    route: str
+    verify: VerifyReport
+    manifest: str
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["verify"] = self.verify.summary()
+        data["verify"]["outputs"] = [asdict(o) for o in self.verify.outputs]
+        data["verify"]["gate"] = self.verify.gate
+        return data
+
+
+@dataclass
+class ConvertResult:
+    source: dict[str, Any]
+    artifacts: list[ArtifactResult]
+    warnings: list[str]
+    calibration: dict[str, Any] | None
+    verify_data: dict[str, Any] | None
+
+    @property
+    def failed(self) -> list[ArtifactResult]:
+        return [a for a in self.artifacts if a.verify.status == "fail"]
+
+
+def resolve_targets(names: list[str], precisions: list[str]) -> list[Target]:
+    registry = TARGETS.load_all()
+    targets = [registry.get(name) for name in names]
+    for target in targets:
+        for precision in precisions:
+            target.check_precision(precision)
+        reason = target.unavailable_reason()
+        if reason:
+            raise EdgekitError(f"target '{target.name}' is unavailable on this host: {reason}")
+    return targets
+
+
+def resolve_preprocess(source: SourceModel, request: ConvertRequest, warnings: list[str]) -> Preprocess:
+    """CLI options > facts the model carries > assumptions (each named in a warning)."""
+    facts = source.facts.preprocess
+    pre = Preprocess()
+    assumed: list[str] = []
+
+    def pick(name: str, given, default, shown: str):
+        if given is not None:
+            return given
+        if name in facts:
+            return facts[name]
+        assumed.append(shown)
+        return default
+
+    pre.input_size = pick("input_size", request.input_size, None, "")
+    if pre.input_size is None:
+        raise EdgekitError(f"the input size of {source.describe()} is unknown", "pass --input-size HEIGHT,WIDTH")
+    assumed = [a for a in assumed if a]
+    detected_layout = facts.get("layout", source.layout)
+    if request.layout and request.layout != detected_layout:
+        raise EdgekitError(f"--layout {request.layout} contradicts the model, whose input is {detected_layout}",
+                           f"drop --layout or pass --layout {detected_layout}")
+    pre.layout = detected_layout
+    pre.color_order = "BGR" if request.bgr else pick("color_order", "RGB" if request.bgr is False else None,
+                                                     "RGB", "colour order RGB (--bgr if trained on BGR)")
+    pre.resize = pick("resize", request.resize, "stretch", "resize 'stretch' (--resize)")
+    pre.mean = [float(v) for v in pick("mean", request.mean, [0.0, 0.0, 0.0], "--mean 0,0,0")]
+    pre.std = [float(v) for v in pick("std", request.std, [255.0, 255.0, 255.0], "--std 255,255,255 (inputs in [0, 1])")]
+    for name in ("mean", "std"):
+        values = getattr(pre, name)
+        if len(values) == 1:
+            setattr(pre, name, values * 3)
+        elif len(values) != 3:
+            raise EdgekitError(f"--{name} takes 1 or 3 values, got {len(values)}", f"e.g. --{name} 127.5")
+    if any(s == 0 for s in pre.std):
+        raise EdgekitError("--std must not contain 0", "use the training std in 0-255 pixel units")
+    pre.assumed = assumed
+    if assumed:
+        warnings.append(f"{source.describe()} carries no preprocessing facts; assumed {'; '.join(assumed)}")
+    return pre
+
+
+def resolve_task(source: SourceModel, request: ConvertRequest, warnings: list[str]) -> tuple[str, list[str]]:
+    labels = read_labels(request.labels) if request.labels else list(source.facts.labels)
+    if request.task:
+        if request.task not in TASKS:
+            raise EdgekitError(f"unknown task '{request.task}'", f"choose one of {', '.join(TASKS)}")
+        task = request.task
+    elif source.facts.task:
+        task = source.facts.task
+    else:
+        outputs = source.outputs()
+        task = "classification" if len(outputs) == 1 and len(outputs[0].shape) == 2 and outputs[0].shape[-1] > 1 else "other"
+        warnings.append(f"assumed task '{task}' from the output shapes (--task to set it)")
+    if task == "classification" and labels:
+        classes = source.outputs()[0].shape[-1]
+        if len(labels) not in (classes, classes - 1):
+            warnings.append(f"{len(labels)} labels for {classes} classes; labels may be misaligned")
+    return task, labels
+
+
+def convert(model, request: ConvertRequest, progress=None, warn: Callable[[str], None] | None = None) -> ConvertResult:
+    warnings: list[str] = []
+    for name, choices, value in (("layout", LAYOUTS, request.layout), ("resize", RESIZE_MODES, request.resize)):
+        if value is not None and value not in choices:
+            raise EdgekitError(f"unknown --{name} '{value}'", f"choose one of {', '.join(choices)}")
+    targets = resolve_targets(request.targets, [] if request.precisions == ["all"] else request.precisions)
+    source = load_source(model, [1, 3, *request.input_size] if request.input_size else None)
+    pre = resolve_preprocess(source, request, warnings)
+    if hasattr(source, "set_input_size"):
+        source.set_input_size(pre.input_size)
+    task, labels = resolve_task(source, request, warnings)
+    routes = {target.name: plan(source.kind, target) for target in targets}
+
+    calibration = _calibration(request, pre, warnings, progress)
+    verify_set = _verify_set(request, pre, calibration, warnings, progress) if request.verify else None
+    ctx = ConvertContext(preprocess=pre, calibration=calibration.samples if calibration else None,
+                         sample_images=(verify_set or calibration).samples if (verify_set or calibration) else None,
+                         options={"int8_io": request.int8_io}, task=task, labels=labels)
+    for message in warnings:
+        if warn:
+            warn(message)
+    stem = request.name or (Path(source.path).stem if source.path else "model")
+    source_info = {"kind": source.kind, "path": str(source.path) if source.path else None,
+                   "sha256": sha256_of(Path(source.path)) if source.path else None}
+    reference = _Reference(source, verify_set)
+    artifacts: list[ArtifactResult] = []
+    out_dir = Path(request.out_dir)
+    jobs = [(t, p) for t in targets for p in (t.precisions if request.precisions == ["all"] else request.precisions)]
+    overall = progress.add_task("converting", total=len(jobs)) if progress else None
+    with staging_dir(out_dir) as stage:
+        forms: dict[tuple[str, ...], SourceModel] = {(): source}
+        for target, precision in jobs:
+            if progress:
+                progress.update(overall, description=f"{target.name} {precision}")
+            started = time.perf_counter()
+            candidates = []
+            for route in routes[target.name]:
+                form = _materialize(route, forms, stage, ctx)
+                staged = stage / f"{len(candidates)}-{target.name}-{precision}"
+                staged.mkdir()
+                artifact = staged / target.artifact_name(stem, precision)
+                output = target.convert(form, precision, artifact, ctx)
+                report = _verify(target, artifact, output, precision, task, reference, request.verify)
+                candidates.append((route, artifact, output, report))
+            route, artifact, output, report = _best(candidates)
+            manifest = Manifest(
+                artifact=artifact.name, target=target.name, precision=precision, task=task, labels=labels,
+                preprocess=Preprocess(**{**asdict(pre), "layout": output.layout}),
+                inputs=output.inputs, outputs=output.outputs, source=source_info, route=route.steps(),
+                route_candidates=[{"route": r.describe(), "cosine": rep.cosine} for r, _, _, rep in candidates],
+                converters=_converter_versions(route, output), options=output.options,
+                calibration=calibration.describe() if calibration and precision == "int8" else None,
+                verify=report, created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                edgekit_version=__version__)
+            sidecar = manifest_path(artifact)
+            write_atomic(sidecar, manifest.to_json())
+            published = publish([*output.files, sidecar], out_dir)
+            final = published[-2]
+            artifacts.append(ArtifactResult(target.name, precision, str(final), size_of_artifact(final),
+                                            route.describe(), report, str(published[-1]),
+                                            round(time.perf_counter() - started, 2)))
+            if progress:
+                progress.advance(overall)
+    return ConvertResult(source_info, artifacts, warnings, calibration.describe() if calibration else None,
+                         verify_set.describe() if verify_set else None)
+
+
+def size_of_artifact(path: Path) -> int:
+    """An OpenVINO IR is the .xml plus its .bin."""
+    size = size_of(path)
+    if path.suffix == ".xml" and path.with_suffix(".bin").exists():
+        size += path.with_suffix(".bin").stat().st_size
+    return size
+
+
+def _calibration(request: ConvertRequest, pre: Preprocess, warnings: list[str], progress) -> SampleSet | None:
+    if "int8" not in request.precisions and request.precisions != ["all"]:
+        return None
+    if request.calib is None:
+        raise CalibrationError("int8 needs calibration data: quantization measures each tensor's range on "
+                               "real inputs, and guessed ranges quietly cost accuracy",
+                               "pass --calib IMAGE_DIR|VIDEO|FILE.npy, or --calib synthetic to accept "
+                               "unmeasured accuracy")
+    calibration = load_samples(request.calib, pre, request.calib_samples, progress)
+    if not calibration.real:
+        warnings.append("calibrating on synthetic data: int8 accuracy is unmeasured")
+    return calibration
+
+
+def _verify_set(request, pre, calibration, warnings, progress) -> SampleSet:
+    if request.verify_data:
+        return load_samples(request.verify_data, pre, request.verify_samples, progress)
+    if calibration is not None and calibration.real:
+        return SampleSet(calibration.samples[: request.verify_samples], calibration.kind,
+                         f"{calibration.origin} (calibration data)", True)
+    if photos.available():
+        views = photos.photo_set(request.verify_samples)
+        return SampleSet(np.concatenate([preprocess_image(image, pre) for _, image in views]), "photos",
+                         "scikit-image sample photos", True)
+    warnings.append("no verify data (--verify-data) and no sample photos: verifying on synthetic inputs")
+    return load_samples("synthetic", pre, min(16, request.verify_samples))
+
+
+class _Reference:
+    """Source outputs on the verify set, computed once and shared by every artifact."""
+
+    def __init__(self, source: SourceModel, samples: SampleSet | None):
+        self.source, self.samples, self._outputs = source, samples, None
+
+    def outputs(self) -> list[np.ndarray]:
+        if self._outputs is None:
+            batches = [self.source.run([to_layout(s[None], self.source.layout)]) for s in self.samples.samples]
+            self._outputs = [np.concatenate([b[i] for b in batches]) for i in range(len(batches[0]))]
+        return self._outputs
+
+
+def _verify(target: Target, artifact: Path, output: TargetOutput, precision: str, task: str,
+            reference: _Reference, enabled: bool) -> VerifyReport:
+    if not enabled:
+        return VerifyReport(status="skipped", notes=["--no-verify"])
+    structural = target.structure_check(artifact, output)
+    if structural is not None:
+        return structural
+    backend = BACKENDS.load_all().get(target.runtime)
+    reason = backend.unavailable_reason()
+    if reason:
+        return VerifyReport(status="skipped", runtime=target.runtime, notes=[f"cannot run here: {reason}"])
+    samples = reference.samples
+    report = VerifyReport(status="pass", runtime=target.runtime, samples=len(samples.samples), data=samples.origin)
+    if not samples.real:
+        report.notes.append("synthetic inputs: accuracy unmeasured")
+    expected = reference.outputs()
+    with backend(artifact) as runner:
+        got = [runner.infer([to_layout(s[None], output.layout)]) for s in samples.samples]
+    got = [np.concatenate([g[i] for g in got]) for i in range(len(got[0]))]
+    if len(got) != len(expected):
+        report.status = "fail"
+        report.notes.append(f"{len(got)} outputs, the source has {len(expected)}")
+        return report
+    classification = task == "classification"
+    for info, ref, cand in zip(output.outputs, expected, got):
+        aligned = align(ref, cand)
+        if aligned is None:
+            report.status = "fail"
+            report.notes.append(f"output {info.name} has shape {cand.shape}, the source {ref.shape}")
+            return report
+        report.outputs.append(compare(info.name, ref, aligned, classification))
+    return gate(report, precision, classification)
+
+
+def _materialize(route: Route, forms: dict, stage: Path, ctx: ConvertContext) -> SourceModel:
+    """Run the route's bridges, reusing any prefix another target already converted."""
+    key: tuple[str, ...] = ()
+    model = forms[key]
+    for bridge in route.bridges:
+        key = key + (bridge.name,)
+        if key not in forms:
+            workdir = stage / "-".join(key)
+            workdir.mkdir()
+            forms[key] = bridge.convert(model, workdir, ctx)
+        model = forms[key]
+    return model
+
+
+def _best(candidates):
+    """Several equally short routes: keep the one whose output is closest to the source."""
+    return max(candidates, key=lambda c: c[3].cosine if c[3].cosine is not None else -1.0)
+
+
+def _converter_versions(route: Route, output: TargetOutput) -> dict[str, str]:
+    versions = {b.tool: deps.version(b.tool) or "?" for b in route.bridges}
+    versions.update(output.converters)
+    versions["edgekit"] = __version__
+    return versions

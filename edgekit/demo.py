@@ -1,0 +1,136 @@
+"""`edgekit demo` / `make demo`: the main job on an embedded pretrained model.
+
+Converts the zoo model to every available target and precision, verifies each artifact against
+PyTorch, then classifies real photos with every artifact this host can run.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import photos, zoo
+from .convert import ConvertRequest, convert, size_of_artifact
+from .manifest import Manifest, VerifyReport, read_manifest
+from .preprocess import preprocess_image, to_layout
+from .runtime.base import BACKENDS
+from .targets.base import TARGETS
+
+DEMO_PHOTOS = ("chelsea", "coffee", "astronaut", "rocket")
+LATENCY_RUNS = 20
+
+
+@dataclass
+class DemoRow:
+    artifact: str
+    size_bytes: int
+    verify: VerifyReport
+    top1: dict[str, str] = field(default_factory=dict)
+    latency_ms: float | None = None
+    note: str = ""
+    ok: bool = True
+
+    @property
+    def top1_summary(self) -> str:
+        return ", ".join(f"{photo}: {label}" for photo, label in self.top1.items()) or "—"
+
+
+@dataclass
+class DemoResult:
+    model: str
+    out_dir: str
+    rows: list[DemoRow]
+    warnings: list[str]
+
+    @property
+    def failed(self) -> bool:
+        return any(not row.ok for row in self.rows)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "out_dir": self.out_dir, "warnings": self.warnings,
+                "rows": [{**asdict(r), "verify": r.verify.summary()} for r in self.rows]}
+
+
+def classify(runner, manifest: Manifest, image: np.ndarray) -> int:
+    batch = to_layout(preprocess_image(image, manifest.preprocess), manifest.preprocess.layout)
+    return int(np.argmax(runner.infer([batch])[0]))
+
+
+def _check(model: zoo.ZooModel, top1: dict[str, str]) -> str:
+    wrong = [f"{photo} gave {top1[photo]} (expected {' or '.join(allowed)})"
+             for photo, allowed in model.expect.items() if photo in top1 and top1[photo] not in allowed]
+    return "; ".join(wrong)
+
+
+def _measure(runner, manifest: Manifest, labels: list[str], images: dict[str, np.ndarray]) -> tuple[dict, float]:
+    top1 = {name: labels[classify(runner, manifest, image)] for name, image in images.items()}
+    batch = to_layout(preprocess_image(images[DEMO_PHOTOS[0]], manifest.preprocess), manifest.preprocess.layout)
+    timings = []
+    for _ in range(LATENCY_RUNS):
+        start = time.perf_counter()
+        runner.infer([batch])
+        timings.append((time.perf_counter() - start) * 1000)
+    return top1, statistics.median(timings)
+
+
+def run_demo(name: str, out_dir: Path, progress=None, warn=None) -> DemoResult:
+    model = zoo.load(name)
+    labels = model.labels()
+    out_dir = Path(out_dir)
+    calibration = photos.write_photo_folder(out_dir / "photos")
+    targets = [t.name for _, t in TARGETS.load_all().items() if t.unavailable_reason() is None]
+    skipped = {t.name: t.unavailable_reason() for _, t in TARGETS.items() if t.unavailable_reason()}
+    request = ConvertRequest(targets=targets, precisions=["all"], out_dir=out_dir, calib=str(calibration),
+                             input_size=model.input_size, mean=model.mean, std=model.std,
+                             bgr=model.color_order == "BGR", resize=model.resize, task=model.task,
+                             labels=model.labels_path, name=model.name)
+    module = model.build()
+    result = convert(module, request, progress=progress, warn=warn)
+    images = {photo_name: photos.photo(photo_name) for photo_name in DEMO_PHOTOS}
+
+    rows = [_reference_row(module, model, labels, images)]
+    for artifact in result.artifacts:
+        path = Path(artifact.path)
+        manifest = read_manifest(path)
+        row = DemoRow(path.name, size_of_artifact(path), artifact.verify)
+        row.ok = artifact.verify.status != "fail"
+        backend = BACKENDS.load_all().get(TARGETS.get(artifact.target).runtime)
+        reason = backend.unavailable_reason()
+        if reason:
+            row.note = reason
+        else:
+            with backend(path) as runner:
+                row.top1, row.latency_ms = _measure(runner, manifest, labels, images)
+            wrong = _check(model, row.top1)
+            row.note, row.ok = (wrong, False) if wrong else ("", row.ok)
+        if artifact.verify.status == "fail":
+            row.note = "; ".join([*artifact.verify.notes, row.note]).strip("; ")
+        rows.append(row)
+    for target, reason in skipped.items():
+        rows.append(DemoRow(f"({target})", 0, VerifyReport(status="skipped"), note=f"not converted: {reason}"))
+    return DemoResult(model.name, str(out_dir), rows, result.warnings)
+
+
+def _reference_row(module, model: zoo.ZooModel, labels: list[str], images: dict[str, np.ndarray]) -> DemoRow:
+    """The PyTorch source itself, so each artifact's labels and latency read against it."""
+    from .sources.torch import TorchSource
+
+    class _TorchRunner:
+        def __init__(self, source):
+            self.source = source
+
+        def infer(self, feeds):
+            return self.source.run(feeds)
+
+    source = TorchSource.from_object(module, [1, 3, *model.input_size])
+    pre = Manifest(artifact="", target="torch", precision="fp32")
+    pre.preprocess.input_size, pre.preprocess.mean, pre.preprocess.std = model.input_size, model.mean, model.std
+    pre.preprocess.resize, pre.preprocess.layout = model.resize, "NCHW"
+    top1, latency = _measure(_TorchRunner(source), pre, labels, images)
+    wrong = _check(model, top1)
+    return DemoRow("PyTorch source (reference)", 0, VerifyReport(status="pass", notes=["reference"]),
+                   top1, latency, wrong, not wrong)

@@ -1,0 +1,64 @@
+"""`edgekit doctor`: what this host can convert, run and compile, with versions."""
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import sys
+from typing import Any
+
+from . import __version__, deps
+from .routes import matrix
+from .runtime.base import BACKENDS
+from .targets.base import TARGETS
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _openvino_devices() -> list[str]:
+    if deps.missing("openvino"):
+        return []
+    import openvino as ov
+
+    return list(ov.Core().available_devices)
+
+
+def diagnose() -> dict[str, Any]:
+    targets = [target for _, target in TARGETS.load_all().items()]
+    compiler = os.environ.get("EDGEKIT_EDGETPU_COMPILER") or shutil.which("edgetpu_compiler")
+    runtimes = []
+    for name, runner in BACKENDS.load_all().items():
+        entry = {"name": name, "unavailable": runner.unavailable_reason()}
+        if name == "openvino" and not entry["unavailable"]:
+            entry["devices"] = _openvino_devices()
+        runtimes.append(entry)
+    return {
+        "edgekit": __version__,
+        "host": {"platform": platform.platform(), "machine": platform.machine(), "python": platform.python_version(),
+                 "cpu": cpu_name(), "cores": os.cpu_count(), "executable": sys.executable},
+        "packages": [{"name": dist, "version": deps.version(dist), "extra": extra}
+                     for dist, extra in sorted(set(deps.OPTIONAL.values()))],
+        "targets": [{"name": t.name, "precisions": list(t.precisions), "suffix": t.suffix,
+                     "unavailable": t.unavailable_reason()} for t in targets],
+        "runtimes": runtimes,
+        "tools": {"edgetpu_compiler": compiler or "not found (x86-64 Linux only; see scripts/ for a container)",
+                  "libedgetpu": _find_libedgetpu() or "not found (Edge TPU runtime: libedgetpu1-std)"},
+        "routes": matrix(targets),
+    }
+
+
+def _find_libedgetpu() -> str | None:
+    for folder in ("/usr/lib", "/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/local/lib"):
+        candidate = os.path.join(folder, "libedgetpu.so.1")
+        if os.path.exists(candidate):
+            return candidate
+    return None

@@ -1,0 +1,147 @@
+"""The manifest: the sidecar `<artifact>.edgekit.json` that carries every fact a later stage needs.
+
+Later stages (verify, runtime, bench, deploy) read preprocessing, labels and quantization from
+here and never guess. The schema is versioned; readers refuse a newer major version.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import ModelFormatError
+
+SCHEMA_VERSION = 1
+SUFFIX = ".edgekit.json"
+
+LAYOUTS = ("NHWC", "NCHW")
+COLOR_ORDERS = ("RGB", "BGR")
+RESIZE_MODES = ("stretch", "letterbox", "center-crop")
+TASKS = ("classification", "detection", "segmentation", "other")
+
+
+@dataclass
+class Preprocess:
+    """How a camera frame becomes a model input: `(pixel - mean) / std`, pixels in 0-255."""
+
+    input_size: list[int] | None = None          # [height, width]
+    layout: str = "NHWC"
+    color_order: str = "RGB"
+    resize: str = "stretch"
+    mean: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    std: list[float] = field(default_factory=lambda: [255.0, 255.0, 255.0])
+    assumed: list[str] = field(default_factory=list)  # fields convert had to assume
+
+    def normalize_scale_bias(self) -> tuple[list[float], list[float]]:
+        """Per-channel scale and bias such that input = pixel * scale + bias."""
+        scale = [1.0 / s for s in self.std]
+        bias = [-m / s for m, s in zip(self.mean, self.std)]
+        return scale, bias
+
+
+@dataclass
+class TensorInfo:
+    name: str
+    shape: list[int]
+    dtype: str
+    quantization: dict[str, Any] | None = None     # {"scale": [...], "zero_point": [...]}
+
+
+@dataclass
+class OutputParity:
+    name: str
+    cosine: float
+    max_abs_error: float
+    mean_abs_error: float
+    top1_agreement: float | None = None
+
+
+@dataclass
+class VerifyReport:
+    status: str                                     # pass | fail | structure-only | skipped | error
+    runtime: str | None = None
+    samples: int = 0
+    data: str | None = None                         # where the inputs came from
+    gate: dict[str, float] = field(default_factory=dict)
+    outputs: list[OutputParity] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def cosine(self) -> float | None:
+        return min((o.cosine for o in self.outputs), default=None)
+
+    @property
+    def max_abs_error(self) -> float | None:
+        return max((o.max_abs_error for o in self.outputs), default=None)
+
+    @property
+    def top1_agreement(self) -> float | None:
+        values = [o.top1_agreement for o in self.outputs if o.top1_agreement is not None]
+        return min(values, default=None)
+
+    def summary(self) -> dict[str, Any]:
+        return {"status": self.status, "cosine": self.cosine, "max_abs_error": self.max_abs_error,
+                "top1_agreement": self.top1_agreement, "runtime": self.runtime,
+                "samples": self.samples, "notes": self.notes}
+
+
+@dataclass
+class Manifest:
+    artifact: str                                   # file or directory name, beside the manifest
+    target: str
+    precision: str
+    task: str = "other"
+    labels: list[str] = field(default_factory=list)
+    preprocess: Preprocess = field(default_factory=Preprocess)
+    inputs: list[TensorInfo] = field(default_factory=list)
+    outputs: list[TensorInfo] = field(default_factory=list)
+    source: dict[str, Any] = field(default_factory=dict)        # kind, path, sha256
+    route: list[str] = field(default_factory=list)             # conversion steps, in order
+    route_candidates: list[dict[str, Any]] = field(default_factory=list)
+    converters: dict[str, str] = field(default_factory=dict)   # library -> version
+    calibration: dict[str, Any] | None = None
+    options: dict[str, Any] = field(default_factory=dict)      # target-specific (io dtype, ...)
+    verify: VerifyReport | None = None
+    created: str = ""
+    edgekit_version: str = ""
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Manifest:
+        version = data.get("schema_version")
+        if not isinstance(version, int) or version > SCHEMA_VERSION:
+            raise ModelFormatError(f"manifest schema version {version!r} is not supported",
+                                   f"this edgekit reads versions up to {SCHEMA_VERSION}; upgrade edgekit")
+        known = {f.name for f in fields(cls)}
+        data = {k: v for k, v in data.items() if k in known}
+        data["preprocess"] = Preprocess(**data.get("preprocess", {}))
+        data["inputs"] = [TensorInfo(**t) for t in data.get("inputs", [])]
+        data["outputs"] = [TensorInfo(**t) for t in data.get("outputs", [])]
+        if data.get("verify"):
+            report = dict(data["verify"])
+            report["outputs"] = [OutputParity(**o) for o in report.get("outputs", [])]
+            data["verify"] = VerifyReport(**report)
+        return cls(**data)
+
+
+def manifest_path(artifact: Path) -> Path:
+    return artifact.with_name(artifact.name + SUFFIX)
+
+
+def read_manifest(artifact: Path) -> Manifest | None:
+    """The manifest beside an artifact, or None when there is none."""
+    path = manifest_path(Path(artifact))
+    if not path.is_file():
+        return None
+    try:
+        return Manifest.from_dict(json.loads(path.read_text()))
+    except (ValueError, TypeError) as exc:
+        raise ModelFormatError(f"manifest {path} is unreadable ({exc})",
+                               "delete it and convert the model again") from None

@@ -1,0 +1,127 @@
+"""The SourceModel contract and the loader that picks a source kind from a path's content."""
+from __future__ import annotations
+
+import importlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .. import formats
+from ..errors import ModelFormatError
+from ..manifest import TensorInfo
+from ..registry import Registry
+
+SOURCES: Registry[type[SourceModel]] = Registry("source format")
+# format name (from formats.detect) -> module that registers it; imported on demand
+_MODULES = {"keras": "keras", "keras-h5": "keras", "savedmodel": "savedmodel", "tflite": "tflite",
+            "onnx": "onnx", "torchscript": "torch", "torch-export": "torch", "torch-module": "torch"}
+LABEL_FILES = ("labels.txt", "dict.txt", "labels.json")
+
+
+@dataclass
+class SourceFacts:
+    """What the model file itself says about preprocessing and outputs (metadata, labels file)."""
+
+    labels: list[str] = field(default_factory=list)
+    labels_from: str | None = None
+    preprocess: dict[str, Any] = field(default_factory=dict)   # Preprocess fields it carries
+    task: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+class SourceModel:
+    """A loaded model that can describe its tensors and run as the reference for verify."""
+
+    kind: ClassVar[str]              # the form in the conversion graph: keras, savedmodel, tflite, onnx, torch
+    layout: ClassVar[str] = "NHWC"  # image layout its inputs take
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self.facts = SourceFacts()
+
+    def inputs(self) -> list[TensorInfo]:
+        raise NotImplementedError
+
+    def outputs(self) -> list[TensorInfo]:
+        raise NotImplementedError
+
+    def run(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
+        """Float inputs in this model's layout -> float outputs."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        return f"{self.kind} model {self.path}" if self.path else f"{self.kind} model"
+
+
+def load_source(model: Any, input_shape: list[int] | None = None) -> SourceModel:
+    """Load a path (kind detected from content) or an in-memory framework model."""
+    if not isinstance(model, (str, Path)):
+        kind = "torch-module" if type(model).__module__.startswith("torch") or hasattr(model, "state_dict") else None
+        if kind is None:
+            raise ModelFormatError(f"cannot convert a Python object of type {type(model).__name__}",
+                                   "pass a torch.nn.Module or a model file path")
+        importlib.import_module(f"{__package__}.{_MODULES[kind]}")
+        return SOURCES.get(kind).from_object(model, input_shape)
+    path = Path(model)
+    kind = formats.detect(path)
+    if kind not in _MODULES:
+        raise ModelFormatError(f"{path} is an already converted {kind} artifact",
+                               "convert from the original model (Keras, SavedModel, TFLite, ONNX, PyTorch)")
+    importlib.import_module(f"{__package__}.{_MODULES[kind]}")
+    source = SOURCES.get(kind).from_path(path, input_shape)
+    _attach_labels_file(source)
+    return source
+
+
+def _attach_labels_file(source: SourceModel) -> None:
+    """AutoML and SDK exports ship labels beside the model; the model's own metadata wins."""
+    if source.facts.labels or source.path is None:
+        return
+    folder = source.path if source.path.is_dir() else source.path.parent
+    for name in LABEL_FILES:
+        candidate = folder / name
+        if candidate.is_file():
+            source.facts.labels = read_labels(candidate)
+            source.facts.labels_from = str(candidate)
+            return
+
+
+def read_labels(path: Path) -> list[str]:
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if path.suffix == ".json":
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise ModelFormatError(f"labels file {path} is not valid JSON ({exc})", "fix or remove it") from None
+        if isinstance(data, dict):  # {"0": "cat", ...} or {"cat": 0, ...}
+            if all(str(k).isdigit() for k in data):
+                return [str(data[k]) for k in sorted(data, key=int)]
+            return [k for k, _ in sorted(data.items(), key=lambda kv: kv[1])]
+        return [str(x) for x in data]
+    lines = [line.strip() for line in text.splitlines()]
+    # "0 cat" / "0: cat" label maps (Coral style) -> names
+    if lines and all(line.split(maxsplit=1)[0].rstrip(":").isdigit() for line in lines if line):
+        return [line.split(maxsplit=1)[1] if len(line.split(maxsplit=1)) > 1 else "" for line in lines if line]
+    return [line for line in lines if line]
+
+
+def static_shape(shape: list[int | None], layout: str, input_size: list[int] | None) -> list[int]:
+    """Fix dynamic dims: batch 1 (static shapes compile everywhere), spatial dims from --input-size."""
+    fixed = [d if isinstance(d, int) and d > 0 else -1 for d in shape]
+    if fixed and fixed[0] == -1:
+        fixed[0] = 1
+    if len(fixed) == 4:
+        spatial = (2, 3) if layout == "NCHW" else (1, 2)
+        channel = 1 if layout == "NCHW" else 3
+        if fixed[channel] == -1:
+            fixed[channel] = 3
+        for axis, size in zip(spatial, input_size or (None, None)):
+            if fixed[axis] == -1 and size:
+                fixed[axis] = int(size)
+    if -1 in fixed:
+        raise ModelFormatError(f"the model input has dynamic dimensions {shape}",
+                               "pass --input-size HEIGHT,WIDTH to fix them")
+    return fixed

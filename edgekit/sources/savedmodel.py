@@ -1,0 +1,65 @@
+"""TensorFlow SavedModel directory source (serving signature)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..deps import require
+from ..errors import ModelFormatError
+from ..formats import HINT_REEXPORT
+from ..manifest import TensorInfo
+from .base import SOURCES, SourceModel, static_shape
+
+
+@SOURCES.register("savedmodel")
+class SavedModelSource(SourceModel):
+    kind = "savedmodel"
+    layout = "NHWC"
+
+    def __init__(self, path: Path, signature, signature_key: str):
+        super().__init__(path)
+        self.signature = signature
+        self.signature_key = signature_key
+        _, self._input_specs = signature.structured_input_signature
+        self._input_names = sorted(self._input_specs)
+        first = self._input_specs[self._input_names[0]].shape.as_list()
+        if len(first) == 4 and all(isinstance(d, int) for d in first[1:3]):
+            self.facts.preprocess["input_size"] = [first[1], first[2]]
+
+    @classmethod
+    def from_path(cls, path: Path, input_shape=None, probe: bool = True) -> SavedModelSource:
+        tf = require("tensorflow", "reading SavedModels")
+        from ..sandbox import probe_load
+
+        if probe:  # our own intermediate SavedModels are trusted
+            probe_load("savedmodel", path)
+        try:
+            loaded = tf.saved_model.load(str(path))
+        except Exception as exc:
+            raise ModelFormatError(f"{path} could not be loaded as a SavedModel ({type(exc).__name__})",
+                                   HINT_REEXPORT) from None
+        signatures = dict(loaded.signatures)
+        if not signatures:
+            raise ModelFormatError(f"SavedModel {path} has no signatures", "export it with a serving signature")
+        key = "serving_default" if "serving_default" in signatures else sorted(signatures)[0]
+        source = cls(path, signatures[key], key)
+        source._loaded = loaded  # keep the trackable alive while the signature is used
+        return source
+
+    def inputs(self) -> list[TensorInfo]:
+        size = self.facts.preprocess.get("input_size")
+        return [TensorInfo(name, static_shape(self._input_specs[name].shape.as_list(), "NHWC", size),
+                           self._input_specs[name].dtype.name) for name in self._input_names]
+
+    def output_names(self) -> list[str]:
+        return sorted(self.signature.structured_outputs)
+
+    def outputs(self) -> list[TensorInfo]:
+        outs = self.signature.structured_outputs
+        return [TensorInfo(name, [d if d is not None else -1 for d in outs[name].shape.as_list()],
+                           outs[name].dtype.name) for name in self.output_names()]
+
+    def run(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
+        result = self.signature(**{name: feed for name, feed in zip(self._input_names, feeds)})
+        return [np.asarray(result[name]) for name in self.output_names()]

@@ -1,0 +1,76 @@
+"""PyTorch source: an nn.Module (Python API), a TorchScript file or a torch.export (.pt2) file."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..deps import require
+from ..errors import ModelFormatError
+from ..formats import detect
+from ..manifest import TensorInfo
+from ..sandbox import probe_load
+from .base import SOURCES, SourceModel
+
+
+@SOURCES.register("torch-module")
+@SOURCES.register("torchscript")
+@SOURCES.register("torch-export")
+class TorchSource(SourceModel):
+    kind = "torch"
+    layout = "NCHW"
+
+    def __init__(self, path: Path | None, module, input_shape: list[int] | None):
+        super().__init__(path)
+        self.module = module
+        self.input_shape = list(input_shape) if input_shape else None
+        if self.input_shape and len(self.input_shape) == 4:
+            self.facts.preprocess["input_size"] = self.input_shape[2:4]
+        self.facts.preprocess["layout"] = "NCHW"
+        self._output_shapes: list[list[int]] | None = None
+
+    @classmethod
+    def from_object(cls, module, input_shape=None) -> TorchSource:
+        module.eval()
+        return cls(None, module, input_shape)
+
+    @classmethod
+    def from_path(cls, path: Path, input_shape=None) -> TorchSource:
+        torch = require("torch", "reading PyTorch models")
+        kind = detect(path)
+        probe_load(kind, path)
+        if kind == "torchscript":
+            module = torch.jit.load(str(path), map_location="cpu")
+        else:
+            program = torch.export.load(str(path))
+            placeholders = [n for n in program.graph.nodes if n.op == "placeholder"
+                            and n.name in set(program.graph_signature.user_inputs)]
+            if input_shape is None and placeholders and "val" in placeholders[0].meta:
+                input_shape = [int(d) for d in placeholders[0].meta["val"].shape]
+            module = program.module()
+        return cls(path, module, input_shape)
+
+    def set_input_size(self, size: list[int]) -> None:
+        if self.input_shape is None:
+            self.input_shape = [1, 3, int(size[0]), int(size[1])]
+
+    def inputs(self) -> list[TensorInfo]:
+        if self.input_shape is None:
+            raise ModelFormatError("a PyTorch model does not record its input size",
+                                   "pass --input-size HEIGHT,WIDTH")
+        return [TensorInfo("input", self.input_shape, "float32")]
+
+    def outputs(self) -> list[TensorInfo]:
+        if self._output_shapes is None:
+            outs = self.run([np.zeros(self.inputs()[0].shape, np.float32)])
+            self._output_shapes = [list(o.shape) for o in outs]
+        return [TensorInfo(f"output_{i}" if len(self._output_shapes) > 1 else "output", s, "float32")
+                for i, s in enumerate(self._output_shapes)]
+
+    def run(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
+        import torch
+
+        with torch.no_grad():
+            result = self.module(*[torch.from_numpy(np.ascontiguousarray(f)) for f in feeds])
+        result = result if isinstance(result, (list, tuple)) else [result]
+        return [r.detach().cpu().numpy() for r in result]

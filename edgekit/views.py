@@ -1,0 +1,91 @@
+"""Rich renderings of result data. Commands pick --json or these; nothing parses them."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .ui import fmt, human_size, table
+
+STATUS_STYLE = {"pass": "[green]pass[/]", "fail": "[red]FAIL[/]", "structure-only": "[cyan]structure-only[/]",
+                "skipped": "[yellow]skipped[/]"}
+
+
+def _parity(verify) -> list[str]:
+    return [STATUS_STYLE.get(verify.status, verify.status), fmt(verify.cosine, ".6f"),
+            fmt(verify.max_abs_error, ".3g"), fmt(verify.top1_agreement, ".0%")]
+
+
+def convert_table(result):
+    rows = [[Path(a.path).name, human_size(a.size_bytes), *_parity(a.verify), a.route, f"{a.seconds:.1f}"]
+            for a in result.artifacts]
+    return table(f"source: {result.source['kind']} {result.source['path'] or '(Python object)'}",
+                 ["artifact", "size", "verify", "cosine", "max |err|", "top-1", "route", "s"], rows)
+
+
+def convert_notes(result) -> list[str]:
+    return [f"{Path(a.path).name}: {note}" for a in result.artifacts for note in a.verify.notes]
+
+
+def inspect_view(report: dict, console) -> None:
+    console.print(f"[bold]{report['path']}[/]  {report['format']}  {human_size(report['size_bytes'])}")
+    for section in ("inputs", "outputs"):
+        rows = [[t["name"], t["shape"], t["dtype"], _quant(t.get("quantization"))] for t in report[section]]
+        console.print(table(section, ["name", "shape", "dtype", "quantization (scale, zero point)"], rows))
+    if report.get("ops"):
+        console.print(table("ops", ["op", "count"], [[k, v] for k, v in report["ops"].items()]))
+    for key, value in report.get("details", {}).items():
+        console.print(f"{key}: {value}")
+    manifest = report.get("manifest")
+    if manifest:
+        verify = manifest.get("verify") or {}
+        pre = manifest["preprocess"]
+        console.print(table("manifest", ["field", "value"], [
+            ["target / precision", f"{manifest['target']} / {manifest['precision']}"],
+            ["task", manifest["task"]], ["labels", f"{len(manifest['labels'])} labels"],
+            ["input", f"{pre['input_size']} {pre['layout']} {pre['color_order']} resize={pre['resize']}"],
+            ["normalization", f"(pixel - {pre['mean']}) / {pre['std']}"],
+            ["source", f"{manifest['source'].get('kind')} {manifest['source'].get('path')} "
+                       f"sha256={str(manifest['source'].get('sha256'))[:12]}"],
+            ["route", " | ".join(manifest["route"])],
+            ["converters", ", ".join(f"{k} {v}" for k, v in manifest["converters"].items())],
+            ["verify", f"{verify.get('status')} on {verify.get('samples')} samples ({verify.get('data')})"],
+        ]))
+    else:
+        console.print("[yellow]no edgekit manifest beside this file[/]")
+
+
+def _quant(q) -> str:
+    if not q:
+        return ""
+    scale, zero = q.get("scale", []), q.get("zero_point", [])
+    if len(scale) > 1:
+        return f"per-channel ({len(scale)} scales)"
+    return f"{scale[0]:.6g}, {zero[0] if zero else 0}" if scale else ""
+
+
+def doctor_view(report: dict, console) -> None:
+    host = report["host"]
+    console.print(f"[bold]edgekit {report['edgekit']}[/] on {host['platform']} ({host['machine']}), "
+                  f"Python {host['python']}, {host['cpu']}")
+    console.print(table("packages", ["package", "version", "extra"],
+                        [[p["name"], p["version"] or "[red]missing[/]", p["extra"]] for p in report["packages"]]))
+    console.print(table("targets", ["target", "precisions", "status"],
+                        [[t["name"], ", ".join(t["precisions"]), t["unavailable"] or "[green]ready[/]"]
+                         for t in report["targets"]]))
+    console.print(table("runtimes", ["backend", "status", "devices"],
+                        [[r["name"], r["unavailable"] or "[green]ready[/]", ", ".join(r.get("devices", []))]
+                         for r in report["runtimes"]]))
+    console.print(table("tools", ["tool", "status"], [[k, v] for k, v in report["tools"].items()]))
+    names = [t["name"] for t in report["targets"]]
+    console.print(table("routes (source → target)", ["source", *names],
+                        [[src, *[row[n] for n in names]] for src, row in report["routes"].items()]))
+
+
+def demo_table(result):
+    rows = []
+    for row in result.rows:
+        rows.append([row.artifact, human_size(row.size_bytes), *_parity(row.verify)[:2],
+                     fmt(row.verify.top1_agreement, ".0%"), row.top1_summary, fmt(row.latency_ms, ".2f"),
+                     row.note])
+    return table(f"{result.model}: conversions verified against PyTorch, labels on real photos",
+                 ["artifact", "size", "parity", "cosine", "top-1 agree", "top-1 label per photo", "latency ms (p50)",
+                  "notes"], rows)
