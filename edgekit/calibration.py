@@ -72,9 +72,10 @@ def _read_image(path: Path) -> np.ndarray:
         raise CalibrationError(f"calibration image {path} cannot be decoded", "remove or re-save it")
     if image.ndim == 3 and image.shape[2] == 3:
         image = image[:, :, ::-1]  # OpenCV decodes BGR; samples are RGB until preprocess
-    if image.ndim == 3 and image.shape[2] != 3:
-        raise CalibrationError(f"calibration image {path} has {image.shape[2]} channels; the model takes 3",
-                               "convert the images to RGB (drop alpha)")
+    channels = image.shape[2] if image.ndim == 3 else 1
+    if channels != 3:
+        raise CalibrationError(f"calibration image {path} has {channels} channel(s); the model takes 3",
+                               "convert the images to 3-channel RGB (drop alpha, expand grayscale)")
     if image.dtype != np.uint8:
         image = (image / (65535.0 if image.dtype == np.uint16 else image.max() or 1) * 255).astype(np.uint8)
     return image

@@ -37,11 +37,15 @@ def _names(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
+def _debug() -> bool:
+    return "--debug" in sys.argv
+
+
 class EdgekitGroup(click.Group):
     """Maps EdgekitError to one line on stderr and exit code 2 (1 for failed verify gates)."""
 
     def invoke(self, ctx):
-        debug = "--debug" in sys.argv
+        debug = _debug()
         try:
             return super().invoke(ctx)
         except EdgekitError as exc:
@@ -116,7 +120,7 @@ def convert(model, targets, precisions, out_dir, calib, calib_samples, verify, v
     """
     from .convert import ConvertRequest
     from .convert import convert as run_convert
-    from .ui import console, progress_bar, print_json
+    from .ui import console, native_output_captured, progress_bar, print_json
     from .views import convert_notes, convert_table
 
     request = ConvertRequest(targets=_names(targets), precisions=_names(precisions), out_dir=out_dir, calib=calib,
@@ -124,7 +128,7 @@ def convert(model, targets, precisions, out_dir, calib, calib_samples, verify, v
                              input_size=input_size, mean=mean, std=std, bgr=bgr, layout=layout, resize=resize,
                              task=task, labels=labels, int8_io=int8_io, name=name)
     err = console(stderr=True)
-    with progress_bar(not as_json) as progress:
+    with progress_bar(not as_json) as progress, native_output_captured(not _debug()):
         result = run_convert(str(model), request, progress=progress,
                              warn=lambda m: err.print(f"[yellow]warning:[/] {m}"))
     if as_json:
@@ -196,11 +200,11 @@ def demo(out_dir, model_name, as_json):
       edgekit demo -o /tmp/demo --json
     """
     from .demo import run_demo
-    from .ui import console, progress_bar, print_json
+    from .ui import console, native_output_captured, progress_bar, print_json
     from .views import demo_table
 
     err = console(stderr=True)
-    with progress_bar(not as_json) as progress:
+    with progress_bar(not as_json) as progress, native_output_captured(not _debug()):
         result = run_demo(model_name, out_dir, progress=progress, warn=lambda m: err.print(f"[yellow]warning:[/] {m}"))
     if as_json:
         print_json(result.to_dict())

@@ -18,7 +18,7 @@ from .manifest import COLOR_ORDERS, LAYOUTS, RESIZE_MODES, TASKS, Manifest, Prep
 from .preprocess import preprocess_image, to_layout
 from .routes import Route, plan
 from .runtime.base import BACKENDS
-from .sources.base import SourceModel, load_source, read_labels
+from .sources.base import SourceModel, load_source, read_labels, source_class
 from .targets.base import TARGETS, Target, TargetOutput
 from .verify import align, compare, gate
 
@@ -158,12 +158,13 @@ def convert(model, request: ConvertRequest, progress=None, warn: Callable[[str],
         if value is not None and value not in choices:
             raise EdgekitError(f"unknown --{name} '{value}'", f"choose one of {', '.join(choices)}")
     targets = resolve_targets(request.targets, [] if request.precisions == ["all"] else request.precisions)
+    form = source_class(model).kind
+    routes = {target.name: plan(form, target) for target in targets}  # refuse before any slow load
     source = load_source(model, [1, 3, *request.input_size] if request.input_size else None)
     pre = resolve_preprocess(source, request, warnings)
     if hasattr(source, "set_input_size"):
         source.set_input_size(pre.input_size)
     task, labels = resolve_task(source, request, warnings)
-    routes = {target.name: plan(source.kind, target) for target in targets}
 
     calibration = _calibration(request, pre, warnings, progress)
     verify_set = _verify_set(request, pre, calibration, warnings, progress) if request.verify else None

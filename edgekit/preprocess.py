@@ -9,13 +9,9 @@ from .manifest import Preprocess
 
 
 def as_rgb(image: np.ndarray, origin: str = "image") -> np.ndarray:
-    """HxWx3 uint8 RGB from grayscale or RGB input. Anything else is refused, not guessed."""
-    if image.dtype == bool:
-        image = image.astype(np.uint8) * 255
-    if image.ndim == 2:
-        image = np.repeat(image[:, :, None], 3, axis=2)
+    """Check for HxWx3 RGB. Other channel counts are refused, not guessed at."""
     if image.ndim != 3 or image.shape[2] != 3:
-        channels = image.shape[2] if image.ndim == 3 else "?"
+        channels = image.shape[2] if image.ndim == 3 else 1
         raise CalibrationError(f"{origin} has {channels} channel(s) (shape {tuple(image.shape)}); "
                                "the model takes 3-channel images",
                                "convert the images to RGB (drop alpha, expand grayscale)")

@@ -1,24 +1,67 @@
 """Terminal rendering shared by commands: rich tables, progress bars, JSON."""
 from __future__ import annotations
 
+import io
 import json
+import os
 import sys
+import tempfile
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Any
+
+
+@lru_cache(maxsize=2)
+def _own_stream(stderr: bool):
+    """A private duplicate of stdout/stderr, so our output survives `native_output_captured`.
+    Under test runners that replace sys.stdout with an in-memory buffer, use theirs."""
+    stream = sys.stderr if stderr else sys.stdout
+    try:
+        fd = stream.fileno()
+    except (AttributeError, io.UnsupportedOperation, ValueError):
+        return stream
+    return os.fdopen(os.dup(fd), "w", buffering=1)
 
 
 def console(stderr: bool = False):
     from rich.console import Console
 
-    stream = sys.stderr if stderr else sys.stdout
+    stream = _own_stream(stderr)
     # tables stay readable in CI logs and pipes, where rich would otherwise assume 80 columns
-    return Console(stderr=stderr, highlight=False, width=None if stream.isatty() else 160)
+    return Console(file=stream, highlight=False, width=None if stream.isatty() else 160)
+
+
+@contextmanager
+def native_output_captured(enabled: bool = True):
+    """Route fds 1 and 2 to a scratch file while converters run: TensorFlow's C++ logs,
+    coremltools' tqdm bars and library prints would otherwise bury our progress and tables."""
+    if not enabled:
+        yield
+        return
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    saved = os.dup(1), os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except ValueError:
+                    pass
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
 
 
 @contextmanager
 def progress_bar(enabled: bool):
     """A rich progress bar on stderr, or None when quiet (--json, or not a terminal)."""
-    if not enabled or not sys.stderr.isatty():
+    if not enabled or not _own_stream(True).isatty():
         yield None
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn

@@ -1,7 +1,9 @@
 """The model zoo in models/: one folder per model with model.yaml and model.py (build())."""
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,7 +33,8 @@ class ZooModel:
         spec = importlib.util.spec_from_file_location(f"edgekit_zoo_{self.name}", self.folder / "model.py")
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        return module.build()
+        with contextlib.redirect_stdout(sys.stderr):  # some model packages print on load; keep stdout for --json
+            return module.build()
 
     def labels(self) -> list[str]:
         return read_labels(self.labels_path)

@@ -56,22 +56,28 @@ class SourceModel:
         return f"{self.kind} model {self.path}" if self.path else f"{self.kind} model"
 
 
+def source_class(model: Any) -> type[SourceModel]:
+    """The source class for a path (detected from content) or an in-memory model; loads nothing."""
+    if isinstance(model, (str, Path)):
+        fmt = formats.detect(Path(model))
+        if fmt not in _MODULES:
+            raise ModelFormatError(f"{model} is an already converted {fmt} artifact",
+                                   "convert from the original model (Keras, SavedModel, TFLite, ONNX, PyTorch)")
+    elif type(model).__module__.startswith("torch") or hasattr(model, "state_dict"):
+        fmt = "torch-module"
+    else:
+        raise ModelFormatError(f"cannot convert a Python object of type {type(model).__name__}",
+                               "pass a torch.nn.Module or a model file path")
+    importlib.import_module(f"{__package__}.{_MODULES[fmt]}")
+    return SOURCES.get(fmt)
+
+
 def load_source(model: Any, input_shape: list[int] | None = None) -> SourceModel:
     """Load a path (kind detected from content) or an in-memory framework model."""
+    cls = source_class(model)
     if not isinstance(model, (str, Path)):
-        kind = "torch-module" if type(model).__module__.startswith("torch") or hasattr(model, "state_dict") else None
-        if kind is None:
-            raise ModelFormatError(f"cannot convert a Python object of type {type(model).__name__}",
-                                   "pass a torch.nn.Module or a model file path")
-        importlib.import_module(f"{__package__}.{_MODULES[kind]}")
-        return SOURCES.get(kind).from_object(model, input_shape)
-    path = Path(model)
-    kind = formats.detect(path)
-    if kind not in _MODULES:
-        raise ModelFormatError(f"{path} is an already converted {kind} artifact",
-                               "convert from the original model (Keras, SavedModel, TFLite, ONNX, PyTorch)")
-    importlib.import_module(f"{__package__}.{_MODULES[kind]}")
-    source = SOURCES.get(kind).from_path(path, input_shape)
+        return cls.from_object(model, input_shape)
+    source = cls.from_path(Path(model), input_shape)
     _attach_labels_file(source)
     return source
 

@@ -10,6 +10,8 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from .. import deps
 from ..bridges.base import ConvertContext
 from ..errors import ConversionError
@@ -57,7 +59,10 @@ class CoreMLTarget(Target):
                 from coremltools.optimize import coreml as cto
 
                 config = cto.OptimizationConfig(global_config=cto.OpLinearQuantizerConfig(mode="linear_symmetric"))
-                mlmodel = cto.linear_quantize_weights(mlmodel, config)
+                # all-zero weight channels get scale 0: coremltools divides 0/0, but the stored
+                # scale of 0 dequantizes them back to exact zeros, so the warning is noise
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    mlmodel = cto.linear_quantize_weights(mlmodel, config)
         except Exception as exc:
             raise ConversionError(f"coremltools could not convert the model: "
                                   f"{str(exc).strip().splitlines()[0][:240] if str(exc).strip() else type(exc).__name__}",
