@@ -2,6 +2,7 @@
 TFLite, SavedModel) and a folder of real photos from scikit-image."""
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -33,10 +34,33 @@ def _torch_net():
             return self.fc(x.mean(dim=(2, 3)))
 
     torch.manual_seed(0)
-    net = TinyNet().eval()
-    with torch.no_grad():
-        net.fc.weight.mul_(8.0)
-    return net
+    net = TinyNet()
+    images = torch.from_numpy(_photo_batch().transpose(0, 3, 1, 2).copy())
+    targets = torch.from_numpy(_photo_classes())
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
+    for _ in range(300):  # a briefly trained classifier: confident, varied top-1 like a real one
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(net(images), targets).backward()
+        optimizer.step()
+    return net.eval()
+
+
+def _photo_classes() -> np.ndarray:
+    """Training labels for the tiny classifiers: every view of a photo shares its class."""
+    from edgekit.photos import PHOTOS
+
+    return np.array([(i % len(PHOTOS)) % CLASSES for i in range(len(PHOTOS) * 5)])
+
+
+@functools.lru_cache(maxsize=1)
+def _photo_batch() -> np.ndarray:
+    """The real photos at the tiny models' input size, normalized as the tests convert them."""
+    from edgekit.manifest import Preprocess
+    from edgekit.photos import photo_set
+    from edgekit.preprocess import preprocess_image
+
+    pre = Preprocess(input_size=[SIZE, SIZE], mean=[127.5] * 3, std=[127.5] * 3)
+    return np.concatenate([preprocess_image(image, pre) for _, image in photo_set()])
 
 
 @pytest.fixture(scope="session")
@@ -79,8 +103,12 @@ def _keras_net():
     x = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu6")(inputs)
     x = keras.layers.Conv2D(16, 3, strides=2, padding="same", activation="relu6")(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
-    outputs = keras.layers.Dense(CLASSES, kernel_initializer=keras.initializers.RandomNormal(stddev=2.0))(x)
-    return keras.Model(inputs, outputs)
+    outputs = keras.layers.Dense(CLASSES)(x)
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(_photo_batch(), _photo_classes(), batch_size=1, epochs=10, verbose=0)  # as in _torch_net
+    return model
 
 
 @pytest.fixture(scope="session")
@@ -102,23 +130,28 @@ def h5_file(models_dir) -> Path:
 @pytest.fixture(scope="session")
 def savedmodel_dir(models_dir) -> Path:
     pytest.importorskip("tensorflow")
+    import tensorflow as tf
+
     path = models_dir / "tiny_savedmodel"
-    _keras_net().export(str(path))
+    _keras_net().export(str(path), input_signature=[tf.TensorSpec((1, SIZE, SIZE, 3), tf.float32)], verbose=False)
     return path
 
 
 @pytest.fixture(scope="session")
-def tflite_float_file(models_dir, keras_file) -> Path:
+def tflite_float_file(models_dir, savedmodel_dir) -> Path:
     """A float TFLite with no signature defs, like many SDK and AutoML exports."""
     import tensorflow as tf
+    from tensorflow.lite.python import schema_py_generated as schema
 
-    import keras
+    import flatbuffers
 
-    model = keras.models.load_model(keras_file)
-    concrete = tf.function(lambda x: model(x)).get_concrete_function(tf.TensorSpec((1, SIZE, SIZE, 3), tf.float32))
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], model)
+    flat = tf.lite.TFLiteConverter.from_saved_model(str(savedmodel_dir)).convert()
+    model = schema.ModelT.InitFromPackedBuf(flat, 0)
+    model.signatureDefs = []
+    builder = flatbuffers.Builder(len(flat) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     path = models_dir / "tiny_float.tflite"
-    path.write_bytes(converter.convert())
+    path.write_bytes(bytes(builder.Output()))
     return path
 
 

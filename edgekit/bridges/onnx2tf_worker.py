@@ -14,7 +14,8 @@ def main(job_file: str) -> int:
 
     shapes = [f"{name}:{','.join(str(d) for d in shape)}" for name, shape in job["inputs"].items()]
     model = onnx2tf.convert(input_onnx_file_path=job["onnx"], output_folder_path="onnx2tf_out",
-                            disable_model_save=True, non_verbose=True, overwrite_input_shape=shapes)
+                            disable_model_save=True, non_verbose=True, overwrite_input_shape=shapes,
+                            keep_nwc_or_nhwc_or_ndhwc_input_names=job["keep_nhwc"] or None)
     specs = [tf.TensorSpec(t.shape, t.dtype, name=f"input_{i}") for i, t in enumerate(model.inputs)]
     width = len(str(len(model.outputs) - 1))
 

@@ -38,7 +38,9 @@ class OnnxToSavedModel(Bridge):
         np.save(job / SAMPLE_FILE, _sample_data(ctx))
         out = workdir / "saved_model_nhwc"
         spec = {"onnx": str(Path(source.path).resolve()), "out": str(out),
-                "inputs": {t.name: t.shape for t in source.inputs()}}
+                "inputs": {t.name: t.shape for t in source.inputs()},
+                # tf2onnx output (from TFLite/SavedModel) is already channels-last: keep it so
+                "keep_nhwc": [t.name for t in source.inputs()] if source.layout == "NHWC" else []}
         (job / "job.json").write_text(json.dumps(spec))
         env = dict(os.environ, HTTP_PROXY="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9",
                    http_proxy="http://127.0.0.1:9", https_proxy="http://127.0.0.1:9", NO_PROXY="",

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -23,3 +24,24 @@ def run_tf2onnx(source_args: list[str], output: Path, timeout: float = 1800) -> 
         lines = [l for l in proc.stderr.splitlines() if l.strip()]
         raise ConversionError(f"tf2onnx failed: {lines[-1][:240] if lines else proc.returncode}",
                               "the model uses ops tf2onnx cannot express in ONNX")
+    _plain_io_names(output)
+
+
+def _plain_io_names(path: Path) -> None:
+    """TensorFlow names graph inputs like 'serving_default_input_0:0'; onnx2tf mangles ':' and
+    '/' and then cannot match them to its keep-layout options. Use plain identifiers."""
+    import onnx
+
+    model = onnx.load(str(path))
+    renames = {}
+    for value in [*model.graph.input, *model.graph.output]:
+        clean = re.sub(r"\W", "_", value.name).strip("_") or "tensor"
+        if clean != value.name:
+            renames[value.name] = clean
+            value.name = clean
+    if not renames:
+        return
+    for node in model.graph.node:
+        node.input[:] = [renames.get(name, name) for name in node.input]
+        node.output[:] = [renames.get(name, name) for name in node.output]
+    onnx.save(model, str(path))

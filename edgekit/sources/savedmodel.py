@@ -44,7 +44,7 @@ class SavedModelSource(SourceModel):
             raise ModelFormatError(f"SavedModel {path} has no signatures", "export it with a serving signature")
         key = "serving_default" if "serving_default" in signatures else sorted(signatures)[0]
         source = cls(path, signatures[key], key)
-        source._loaded = loaded  # keep the trackable alive while the signature is used
+        source.trackable = loaded  # keeps variables alive while the signature is used
         return source
 
     def inputs(self) -> list[TensorInfo]:

@@ -50,7 +50,10 @@ class CoreMLTarget(Target):
             traced = torch.jit.trace(module, torch.zeros(shape)).eval()
         image = ct.ImageType(name="image", shape=shape, scale=scale, bias=bias,
                              color_layout=ct.colorlayout.BGR if pre.color_order == "BGR" else ct.colorlayout.RGB)
-        classifier = ct.ClassifierConfig(list(ctx.labels)) if ctx.task == "classification" and ctx.labels else None
+        classifier = None
+        if ctx.task == "classification":  # without a labels file, Core ML reports class indices
+            classes = model.outputs()[0].shape[-1]
+            classifier = ct.ClassifierConfig(list(ctx.labels) if len(ctx.labels) == classes else list(range(classes)))
         try:
             mlmodel = ct.convert(traced, inputs=[image], classifier_config=classifier, convert_to="mlprogram",
                                  compute_precision=ct.precision.FLOAT32 if precision == "fp32" else ct.precision.FLOAT16,

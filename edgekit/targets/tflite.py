@@ -18,6 +18,15 @@ from .base import Target, TargetOutput, register
 INT8_IO_TYPES = ("uint8", "int8")
 
 
+def _static_converter(tf, model: SourceModel):
+    """A converter over the serving signature traced at the static input shapes, so a SavedModel
+    exported with a dynamic batch still yields batch-1, static-shape TFLite (Edge TPU needs it)."""
+    specs = [tf.TensorSpec(t.shape, tf.float32, name=t.name) for t in model.inputs()]
+    names = [t.name for t in model.inputs()]
+    concrete = tf.function(lambda *xs: model.signature(**dict(zip(names, xs)))).get_concrete_function(*specs)
+    return tf.lite.TFLiteConverter.from_concrete_functions([concrete], model.trackable)
+
+
 @register
 class TFLiteTarget(Target):
     name = "tflite"
@@ -30,7 +39,7 @@ class TFLiteTarget(Target):
     def convert(self, model: SourceModel, precision: str, artifact: Path, ctx: ConvertContext) -> TargetOutput:
         import tensorflow as tf
 
-        converter = tf.lite.TFLiteConverter.from_saved_model(str(model.path), signature_keys=[model.signature_key])
+        converter = _static_converter(tf, model)
         io_type = ctx.options.get("int8_io", "uint8")
         if precision == "fp16":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]

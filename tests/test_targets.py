@@ -1,0 +1,146 @@
+"""Every registered target x every source kind, at every precision the target offers.
+
+Each conversion is verified by edgekit itself against the source on real photos; the test
+checks verify's numbers, the manifest, and that refused routes are refused by name. A target
+whose dependency or OS is missing skips with its own reason.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from edgekit.convert import ConvertRequest, convert
+from edgekit.errors import UnsupportedRouteError
+from edgekit.fsutil import sha256_of
+from edgekit.manifest import SCHEMA_VERSION, manifest_path
+from edgekit.targets.base import TARGETS
+from edgekit.verify import GATES
+
+from conftest import SIZE
+
+SOURCES = {  # fixture -> conversion-graph form
+    "keras_file": "keras", "h5_file": "keras", "savedmodel_dir": "savedmodel", "tflite_float_file": "tflite",
+    "onnx_file": "onnx", "torchscript_file": "torch", "torch_module": "torch",
+}
+TARGET_NAMES = TARGETS.load_all().names()
+
+
+@pytest.fixture(scope="session")
+def conversions(tmp_path_factory, photos_dir):
+    """One convert() per (source, target), shared by the per-precision checks."""
+    cache: dict = {}
+
+    def get(request, source: str, target_name: str):
+        key = (source, target_name)
+        if key not in cache:
+            target = TARGETS.get(target_name)
+            reason = target.unavailable_reason()
+            if reason:
+                cache[key] = ("skip", reason)
+            else:
+                model = request.getfixturevalue(source)
+                out = tmp_path_factory.mktemp(f"{source}-{target_name}")
+                req = ConvertRequest(targets=[target_name], precisions=["all"], out_dir=out, calib=str(photos_dir),
+                                     calib_samples=40, verify_samples=40, input_size=[SIZE, SIZE],
+                                     mean=[127.5], std=[127.5], task="classification")
+                try:
+                    cache[key] = ("ok", convert(model, req))
+                except UnsupportedRouteError as exc:
+                    cache[key] = ("refused", exc)
+        return cache[key]
+
+    return get
+
+
+@pytest.mark.parametrize("target_name", TARGET_NAMES)
+@pytest.mark.parametrize("source", list(SOURCES))
+def test_convert_every_precision(request, conversions, source, target_name):
+    status, result = conversions(request, source, target_name)
+    target = TARGETS.get(target_name)
+    if status == "skip":
+        pytest.skip(result)
+    if status == "refused":
+        assert SOURCES[source] in target.refusals, f"unexpected refusal: {result}"
+        assert target.refusals[SOURCES[source]] in str(result)
+        return
+    assert [a.precision for a in result.artifacts] == list(target.precisions)
+    for artifact in result.artifacts:
+        path = Path(artifact.path)
+        assert path.exists() and path.name.endswith(target.suffix)
+        report = artifact.verify
+        if report.status == "structure-only":  # Core ML on Linux
+            assert sys.platform != "darwin"
+            assert any("numerics need macOS" in n for n in report.notes)
+            continue
+        assert report.status == "pass", (path.name, report.notes)
+        gate = GATES[artifact.precision]
+        assert report.cosine >= gate["cosine"]
+        if "top1_agreement" in gate:
+            assert report.top1_agreement >= gate["top1_agreement"]
+        assert report.samples == 40 and "photo" in report.data
+
+
+@pytest.mark.parametrize("target_name", TARGET_NAMES)
+@pytest.mark.parametrize("source", ["onnx_file", "keras_file"])
+def test_manifest_travels_with_artifact(request, conversions, source, target_name):
+    status, result = conversions(request, source, target_name)
+    if status != "ok":
+        pytest.skip(f"{source} -> {target_name}: {status}")
+    model_path = request.getfixturevalue(source)
+    for artifact in result.artifacts:
+        path = Path(artifact.path)
+        data = json.loads(manifest_path(path).read_text())
+        assert data["schema_version"] == SCHEMA_VERSION
+        assert data["artifact"] == path.name and data["target"] == target_name
+        assert data["source"]["sha256"] == sha256_of(model_path)
+        assert data["preprocess"]["input_size"] == [SIZE, SIZE]
+        assert data["preprocess"]["mean"] == [127.5] * 3 and data["preprocess"]["std"] == [127.5] * 3
+        assert data["task"] == "classification"
+        assert data["route"] and data["converters"]["edgekit"]
+        assert data["inputs"] and data["outputs"]
+        assert data["verify"]["status"] in ("pass", "structure-only")
+        if artifact.precision == "int8":
+            assert data["calibration"]["samples"] == 40 and data["calibration"]["real"] is True
+
+
+def test_tflite_int8_is_edgetpu_ready(request, conversions):
+    status, result = conversions(request, "onnx_file", "tflite")
+    if status != "ok":
+        pytest.skip(str(result))
+    from edgekit.tflite_model import read_tflite
+
+    int8 = next(a for a in result.artifacts if a.precision == "int8")
+    model = read_tflite(int8.path)
+    assert model.is_fully_integer() and not model.has_dynamic_shapes()
+    assert model.inputs()[0].dtype == "uint8" and model.inputs()[0].shape[0] == 1
+    assert model.outputs()[0].dtype == "uint8"
+
+
+def test_int8_io_type_int8(onnx_file, photos_dir, tmp_path):
+    if TARGETS.get("tflite").unavailable_reason():
+        pytest.skip(TARGETS.get("tflite").unavailable_reason())
+    from edgekit.tflite_model import read_tflite
+
+    result = convert(str(onnx_file), ConvertRequest(targets=["tflite"], precisions=["int8"], out_dir=tmp_path,
+                                                    calib=str(photos_dir), calib_samples=16, int8_io="int8",
+                                                    mean=[127.5], std=[127.5], task="classification"))
+    model = read_tflite(result.artifacts[0].path)
+    assert model.inputs()[0].dtype == "int8" and model.outputs()[0].dtype == "int8"
+    assert json.loads(manifest_path(Path(result.artifacts[0].path)).read_text())["options"]["int8_io"] == "int8"
+
+
+def test_coreml_package_has_image_input_and_classifier(request, conversions):
+    status, result = conversions(request, "torch_module", "coreml")
+    if status != "ok":
+        pytest.skip(str(result))
+    import coremltools as ct
+
+    spec = ct.models.MLModel(result.artifacts[0].path, skip_model_load=True).get_spec()
+    image = spec.description.input[0].type.imageType
+    assert (image.width, image.height) == (SIZE, SIZE)
+    assert spec.description.predictedFeatureName  # classifier config attached
+    assert spec.WhichOneof("Type") == "mlProgram"
+    assert image.colorSpace == ct.proto.FeatureTypes_pb2.ImageFeatureType.RGB
