@@ -45,7 +45,10 @@ class EdgekitGroup(click.Group):
     """Maps EdgekitError to one line on stderr and exit code 2 (1 for failed verify gates)."""
 
     def invoke(self, ctx):
+        from . import interrupt
+
         debug = _debug()
+        interrupt.install()
         try:
             return super().invoke(ctx)
         except EdgekitError as exc:
@@ -59,6 +62,9 @@ class EdgekitGroup(click.Group):
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except Exception as exc:  # an upstream library failed in a way we did not foresee
+            if interrupt.interrupted():  # Ctrl-C, disguised by native bindings
+                click.echo("interrupted: no partial artifact was left behind", err=True)
+                sys.exit(130)
             if debug:
                 raise
             first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
@@ -209,9 +215,15 @@ def demo(out_dir, model_name, as_json):
     if as_json:
         print_json(result.to_dict())
     else:
-        console().print(demo_table(result))
+        out = console()
+        out.print(demo_table(result))
+        if result.gate_failures:
+            out.print(f"[yellow]{len(result.gate_failures)} artifact(s) missed their parity gate:[/] "
+                      f"{', '.join(result.gate_failures)} (the gates are listed in the README)")
+        out.print(f"artifacts and manifests: {result.out_dir}")
     if result.failed:
-        raise VerifyFailed("the demo's verify gates or label checks failed", "see the table above")
+        raise VerifyFailed("a known photo got a wrong label from the source or a verified artifact",
+                           "see the table above")
 
 
 if __name__ == "__main__":

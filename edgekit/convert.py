@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import __version__, deps, photos
+from . import __version__, deps, interrupt, photos
 from .bridges.base import ConvertContext
 from .calibration import DEFAULT_SAMPLES, SampleSet, load_samples
 from .errors import CalibrationError, EdgekitError
@@ -80,7 +80,7 @@ class ConvertResult:
 
 
 def resolve_targets(names: list[str], precisions: list[str]) -> list[Target]:
-    registry = TARGETS.load_all()
+    registry = TARGETS
     targets = [registry.get(name) for name in names]
     for target in targets:
         for precision in precisions:
@@ -185,6 +185,7 @@ def convert(model, request: ConvertRequest, progress=None, warn: Callable[[str],
     with staging_dir(out_dir) as stage:
         forms: dict[tuple[str, ...], SourceModel] = {(): source}
         for target, precision in jobs:
+            interrupt.check()
             if progress:
                 progress.update(overall, description=f"{target.name} {precision}")
             started = time.perf_counter()
@@ -209,6 +210,7 @@ def convert(model, request: ConvertRequest, progress=None, warn: Callable[[str],
                 edgekit_version=__version__)
             sidecar = manifest_path(artifact)
             write_atomic(sidecar, manifest.to_json())
+            interrupt.check()  # a library may have swallowed Ctrl-C: never publish after it
             published = publish([*output.files, sidecar], out_dir)
             final = published[-2]
             artifacts.append(ArtifactResult(target.name, precision, str(final), size_of_artifact(final),
@@ -276,7 +278,7 @@ def _verify(target: Target, artifact: Path, output: TargetOutput, precision: str
     structural = target.structure_check(artifact, output)
     if structural is not None:
         return structural
-    backend = BACKENDS.load_all().get(target.runtime)
+    backend = BACKENDS.get(target.runtime)
     reason = backend.unavailable_reason()
     if reason:
         return VerifyReport(status="skipped", runtime=target.runtime, notes=[f"cannot run here: {reason}"])

@@ -33,10 +33,10 @@ def _openvino_devices() -> list[str]:
 
 
 def diagnose() -> dict[str, Any]:
-    targets = [target for _, target in TARGETS.load_all().items()]
+    targets = TARGETS.values()
     compiler = os.environ.get("EDGEKIT_EDGETPU_COMPILER") or shutil.which("edgetpu_compiler")
     runtimes = []
-    for name, runner in BACKENDS.load_all().items():
+    for name, runner in BACKENDS.items():
         entry = {"name": name, "unavailable": runner.unavailable_reason()}
         if name == "openvino" and not entry["unavailable"]:
             entry["devices"] = _openvino_devices()

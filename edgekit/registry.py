@@ -1,6 +1,11 @@
-"""A tiny name -> object registry that fails loudly and suggests the closest valid name."""
+"""A tiny name -> object registry that fails loudly and suggests the closest valid name.
+
+Registries that list their modules import them on first lookup, so registration happens by
+itself and nothing heavy is imported until a registry is actually used.
+"""
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
@@ -10,9 +15,11 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, package: str | None = None, modules: tuple[str, ...] = ()):
         self.kind = kind
         self._items: dict[str, T] = {}
+        self._package, self._modules = package, modules
+        self._loaded = not modules
 
     def register(self, name: str) -> Callable[[T], T]:
         def decorate(obj: T) -> T:
@@ -22,17 +29,31 @@ class Registry(Generic[T]):
             return obj
         return decorate
 
+    def _load(self) -> None:
+        if not self._loaded:
+            self._loaded = True
+            for module in self._modules:
+                importlib.import_module(f"{self._package}.{module}")
+
     def get(self, name: str) -> T:
+        self._load()
         try:
             return self._items[name]
         except KeyError:
             raise UnknownNameError(self.kind, name, self._items) from None
 
     def names(self) -> list[str]:
+        self._load()
         return list(self._items)
 
     def items(self) -> Iterator[tuple[str, T]]:
-        return iter(self._items.items())
+        self._load()
+        return iter(list(self._items.items()))
+
+    def values(self) -> list[T]:
+        self._load()
+        return list(self._items.values())
 
     def __contains__(self, name: str) -> bool:
+        self._load()
         return name in self._items

@@ -35,7 +35,7 @@ def candidate_routes(form: str, target: Target) -> list[Route]:
     """All shortest bridge chains from `form` to the target (same length = equal candidates)."""
     if form in target.accepts:
         return [Route(form, [], target)]
-    bridges = BRIDGES.all()
+    bridges = BRIDGES.values()
     frontier: list[list[Bridge]] = [[b] for b in bridges if b.src == form]
     for _ in range(MAX_HOPS):
         done = [chain for chain in frontier if chain[-1].dst in target.accepts]

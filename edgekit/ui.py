@@ -11,7 +11,6 @@ from functools import lru_cache
 from typing import Any
 
 
-@lru_cache(maxsize=2)
 def _own_stream(stderr: bool):
     """A private duplicate of stdout/stderr, so our output survives `native_output_captured`.
     Under test runners that replace sys.stdout with an in-memory buffer, use theirs."""
@@ -20,6 +19,11 @@ def _own_stream(stderr: bool):
         fd = stream.fileno()
     except (AttributeError, io.UnsupportedOperation, ValueError):
         return stream
+    return _dup_of(fd)
+
+
+@lru_cache(maxsize=2)
+def _dup_of(fd: int):
     return os.fdopen(os.dup(fd), "w", buffering=1)
 
 
@@ -28,7 +32,8 @@ def console(stderr: bool = False):
 
     stream = _own_stream(stderr)
     # tables stay readable in CI logs and pipes, where rich would otherwise assume 80 columns
-    return Console(file=stream, highlight=False, width=None if stream.isatty() else 160)
+    # soft_wrap on stderr: a long warning or error stays one line for log readers and tests
+    return Console(file=stream, highlight=False, width=None if stream.isatty() else 160, soft_wrap=stderr)
 
 
 @contextmanager

@@ -25,7 +25,7 @@ SOURCES = {  # fixture -> conversion-graph form
     "keras_file": "keras", "h5_file": "keras", "savedmodel_dir": "savedmodel", "tflite_float_file": "tflite",
     "onnx_file": "onnx", "torchscript_file": "torch", "torch_module": "torch",
 }
-TARGET_NAMES = TARGETS.load_all().names()
+TARGET_NAMES = TARGETS.names()
 
 
 @pytest.fixture(scope="session")

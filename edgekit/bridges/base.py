@@ -1,7 +1,6 @@
 """The Bridge contract and its registry."""
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -12,9 +11,6 @@ from .. import deps
 from ..manifest import Preprocess
 from ..registry import Registry
 from ..sources.base import SourceModel
-
-_MODULES = ("torch_to_onnx", "onnx_to_savedmodel", "keras_to_savedmodel", "tflite_to_onnx",
-            "savedmodel_to_onnx")
 
 
 @dataclass
@@ -47,14 +43,8 @@ class Bridge:
         return f"{self.src} → {self.dst} ({self.tool})"
 
 
-class _BridgeRegistry(Registry[Bridge]):
-    def all(self) -> list[Bridge]:
-        for module in _MODULES:
-            importlib.import_module(f"{__package__}.{module}")
-        return [bridge for _, bridge in self.items()]
-
-
-BRIDGES = _BridgeRegistry("bridge")
+BRIDGES: Registry[Bridge] = Registry("bridge", __package__, (
+    "torch_to_onnx", "onnx_to_savedmodel", "keras_to_savedmodel", "tflite_to_onnx", "savedmodel_to_onnx"))
 
 
 def register(cls: type[Bridge]) -> type[Bridge]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -37,7 +38,9 @@ class OnnxToSavedModel(Bridge):
         job.mkdir()
         np.save(job / SAMPLE_FILE, _sample_data(ctx))
         out = workdir / "saved_model_nhwc"
-        spec = {"onnx": str(Path(source.path).resolve()), "out": str(out),
+        # onnx2tf rewrites its input file in place (onnxsim): hand it a copy, never the user's model
+        shutil.copyfile(source.path, job / "model.onnx")
+        spec = {"onnx": str(job / "model.onnx"), "out": str(out),
                 "inputs": {t.name: t.shape for t in source.inputs()},
                 # tf2onnx output (from TFLite/SavedModel) is already channels-last: keep it so
                 "keep_nhwc": [t.name for t in source.inputs()] if source.layout == "NHWC" else []}

@@ -6,7 +6,6 @@ so every backend returns comparable numbers.
 """
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import ClassVar
 
@@ -18,7 +17,6 @@ from ..formats import detect
 from ..manifest import TensorInfo
 from ..registry import Registry
 
-_MODULES = ("litert", "openvino", "onnxruntime", "coreml")
 # artifact format -> default backend
 DEFAULT_BACKEND = {"tflite": "litert", "openvino": "openvino", "onnx": "onnxruntime", "coreml": "coreml"}
 
@@ -82,14 +80,7 @@ def dequantize(array: np.ndarray, info: TensorInfo) -> np.ndarray:
     return array.astype(np.float32, copy=False)
 
 
-class _BackendRegistry(Registry[type[Runner]]):
-    def load_all(self) -> _BackendRegistry:
-        for module in _MODULES:
-            importlib.import_module(f"{__package__}.{module}")
-        return self
-
-
-BACKENDS = _BackendRegistry("backend")
+BACKENDS: Registry[type[Runner]] = Registry("backend", __package__, ("litert", "openvino", "onnxruntime", "coreml"))
 
 
 def open_runner(artifact, backend: str | None = None, device: str | None = None) -> Runner:
@@ -99,7 +90,7 @@ def open_runner(artifact, backend: str | None = None, device: str | None = None)
     if name is None:
         raise EdgekitError(f"{path} is a {fmt} model, which no runtime backend runs",
                            "convert it first with `edgekit convert`")
-    runner_cls = BACKENDS.load_all().get(name)
+    runner_cls = BACKENDS.get(name)
     if fmt not in runner_cls.formats:
         raise EdgekitError(f"backend '{name}' cannot run {fmt} models like {path.name}",
                            f"it runs: {', '.join(runner_cls.formats)}")

@@ -1,7 +1,6 @@
 """The Target contract and registry. Adding a target = one module here + its tests."""
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -12,9 +11,6 @@ from ..errors import EdgekitError
 from ..manifest import TensorInfo, VerifyReport
 from ..registry import Registry
 from ..sources.base import SourceModel
-
-_MODULES = ("tflite", "openvino", "onnx", "coreml")
-
 
 @dataclass
 class TargetOutput:
@@ -56,14 +52,7 @@ class Target:
         return None
 
 
-class _TargetRegistry(Registry[Target]):
-    def load_all(self) -> _TargetRegistry:
-        for module in _MODULES:
-            importlib.import_module(f"{__package__}.{module}")
-        return self
-
-
-TARGETS = _TargetRegistry("target")
+TARGETS: Registry[Target] = Registry("target", __package__, ("tflite", "openvino", "onnx", "coreml"))
 
 
 def register(cls: type[Target]) -> type[Target]:

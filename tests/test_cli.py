@@ -1,0 +1,93 @@
+"""The CLI surface: --json on every command, inspect, doctor, help, lazy imports."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from edgekit.targets.base import TARGETS
+
+
+def test_help_lists_commands_with_examples(run_cli):
+    code, out, _ = run_cli("--help")
+    assert code == 0
+    for command in ("convert", "inspect", "doctor", "demo"):
+        assert command in out
+    code, out, _ = run_cli("convert", "--help")
+    assert code == 0 and "Examples:" in out and "--calib" in out and "--json" in out
+
+
+def test_cli_start_imports_no_framework():
+    """`edgekit --help` stays fast because frameworks are imported only where used."""
+    code = ("import sys; from edgekit.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "heavy = [m for m in ('tensorflow', 'torch', 'openvino', 'coremltools', 'onnx', 'onnxruntime', 'cv2', 'nncf')"
+            " if m in sys.modules]\nprint('HEAVY=' + ','.join(heavy))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "HEAVY="
+
+
+def test_convert_json_schema(run_cli, onnx_file, photos_dir, tmp_path):
+    code, out, err = run_cli("convert", onnx_file, "--to", "onnx", "--precision", "fp32,int8", "--calib", photos_dir,
+                             "--calib-samples", "24", "--mean", "127.5", "--std", "127.5", "-o", tmp_path, "--json")
+    assert code == 0, err
+    artifacts = json.loads(out)
+    assert [a["precision"] for a in artifacts] == ["fp32", "int8"]
+    for artifact in artifacts:
+        assert {"target", "precision", "path", "size_bytes", "route", "verify"} <= set(artifact)
+        assert {"status", "cosine", "max_abs_error", "top1_agreement"} <= set(artifact["verify"])
+        assert artifact["verify"]["status"] == "pass" and artifact["size_bytes"] > 0
+
+
+def test_verify_failure_exits_nonzero_with_table(run_cli, onnx_file, tmp_path, monkeypatch):
+    monkeypatch.setitem(__import__("edgekit.verify", fromlist=["GATES"]).GATES, "fp32", {"cosine": 1.01})
+    code, out, err = run_cli("convert", onnx_file, "--to", "onnx", "-o", tmp_path, "--mean", "0", "--std", "255")
+    assert code == 1
+    assert "FAIL" in out and "tiny_fp32.onnx" in out
+    assert "verify gate failed for tiny_fp32.onnx" in err
+    code, _, _ = run_cli("convert", onnx_file, "--to", "onnx", "-o", tmp_path / "b", "--no-verify")
+    assert code == 0
+
+
+def test_inspect_tflite_shows_quantization_ops_and_manifest(run_cli, onnx_file, photos_dir, tmp_path):
+    if TARGETS.get("tflite").unavailable_reason():
+        pytest.skip(TARGETS.get("tflite").unavailable_reason())
+    code, _, err = run_cli("convert", onnx_file, "--to", "tflite", "--precision", "int8", "--calib", photos_dir,
+                           "--calib-samples", "16", "--mean", "127.5", "--std", "127.5", "-o", tmp_path)
+    assert code == 0, err
+    code, out, _ = run_cli("inspect", tmp_path / "tiny_int8.tflite", "--json")
+    report = json.loads(out)
+    assert report["format"] == "tflite" and report["size_bytes"] > 0
+    assert report["inputs"][0]["dtype"] == "uint8" and report["inputs"][0]["quantization"]["scale"]
+    assert report["ops"].get("CONV_2D") == 2 and report["details"]["fully integer"] is True
+    assert report["manifest"]["precision"] == "int8" and report["manifest"]["verify"]["status"] == "pass"
+    code, out, _ = run_cli("inspect", tmp_path / "tiny_int8.tflite")
+    assert code == 0 and "CONV_2D" in out and "manifest" in out
+
+
+@pytest.mark.parametrize("target, suffix", [("onnx", "onnx"), ("openvino", "xml")])
+def test_inspect_other_formats(run_cli, onnx_file, tmp_path, target, suffix):
+    if TARGETS.get(target).unavailable_reason():
+        pytest.skip(TARGETS.get(target).unavailable_reason())
+    code, _, err = run_cli("convert", onnx_file, "--to", target, "-o", tmp_path, "--mean", "0", "--std", "255")
+    assert code == 0, err
+    code, out, _ = run_cli("inspect", tmp_path / f"tiny_fp32.{suffix}", "--json")
+    report = json.loads(out)
+    assert report["inputs"][0]["shape"] == [1, 3, 32, 32] and report["ops"]
+    assert report["manifest"]["target"] == target
+
+
+def test_doctor_reports_targets_runtimes_and_route_matrix(run_cli):
+    code, out, _ = run_cli("doctor", "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert {t["name"] for t in report["targets"]} == set(TARGETS.names())
+    assert {"litert", "openvino", "onnxruntime", "coreml"} <= {r["name"] for r in report["runtimes"]}
+    routes = report["routes"]
+    assert routes["torch"]["tflite"] == "torch → onnx → savedmodel → tflite"
+    assert routes["tflite"]["coreml"].startswith("refused:")
+    assert "edgetpu_compiler" in report["tools"]
+    code, out, _ = run_cli("doctor")
+    assert code == 0 and "routes" in out

@@ -1,0 +1,98 @@
+"""Small pieces: registry lookups, manifest round trip, calibration loaders, verify metrics."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgekit.calibration import load_samples
+from edgekit.errors import UnknownNameError
+from edgekit.manifest import Manifest, OutputParity, Preprocess, TensorInfo, VerifyReport
+from edgekit.targets.base import TARGETS
+from edgekit.verify import align, compare, gate
+
+PRE = Preprocess(input_size=[32, 32], mean=[127.5] * 3, std=[127.5] * 3)
+
+
+def test_unknown_target_suggests_closest():
+    with pytest.raises(UnknownNameError, match=r"unknown target 'openvno'.*did you mean 'openvino'.*coreml, onnx"):
+        TARGETS.get("openvno")
+
+
+def test_every_target_module_is_registered():
+    folder = Path(__file__).resolve().parents[1] / "edgekit" / "targets"
+    modules = {p.stem for p in folder.glob("*.py")} - {"__init__", "base"}
+    assert modules == set(TARGETS.names())
+
+
+def test_manifest_round_trip():
+    manifest = Manifest(artifact="m_int8.tflite", target="tflite", precision="int8", task="classification",
+                        labels=["a", "b"], preprocess=PRE, inputs=[TensorInfo("x", [1, 32, 32, 3], "uint8",
+                                                                          {"scale": [0.1], "zero_point": [3]})],
+                        verify=VerifyReport(status="pass", outputs=[OutputParity("y", 0.99, 0.1, 0.01, 1.0)]))
+    again = Manifest.from_dict(__import__("json").loads(manifest.to_json()))
+    assert again == manifest and again.verify.cosine == 0.99
+
+
+def test_manifest_from_the_future_is_refused():
+    from edgekit.errors import ModelFormatError
+
+    with pytest.raises(ModelFormatError, match="schema version 99 is not supported"):
+        Manifest.from_dict({"schema_version": 99, "artifact": "x", "target": "t", "precision": "fp32"})
+
+
+def test_calibration_from_folder_npy_and_synthetic(photos_dir, tmp_path):
+    images = load_samples(photos_dir, PRE, limit=10)
+    assert images.samples.shape == (10, 32, 32, 3) and images.real
+    assert -1.0 <= images.samples.min() and images.samples.max() <= 1.0
+    pixels = np.random.default_rng(0).integers(0, 256, (6, 40, 50, 3), dtype=np.uint8)
+    np.save(tmp_path / "pixels.npy", pixels)
+    assert load_samples(tmp_path / "pixels.npy", PRE).samples.shape == (6, 32, 32, 3)
+    synthetic = load_samples("synthetic", PRE, limit=4)
+    assert synthetic.samples.shape == (4, 32, 32, 3) and not synthetic.real
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg (installed by .ci/run)")
+def test_calibration_from_video(tmp_path):
+    video = tmp_path / "clip.mp4"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=96x64:rate=10",
+                    "-t", "3", "-pix_fmt", "yuv420p", str(video)], check=True)
+    samples = load_samples(video, PRE, limit=8)
+    assert samples.kind == "video" and samples.samples.shape == (8, 32, 32, 3)
+    assert samples.samples.std() > 0.1  # real decoded frames, not blanks
+
+
+@pytest.mark.parametrize("mode", ["stretch", "letterbox", "center-crop"])
+def test_resize_modes_produce_the_input_size(mode):
+    from edgekit.preprocess import preprocess_image
+
+    pre = Preprocess(input_size=[32, 48], resize=mode)
+    image = np.full((60, 200, 3), 200, np.uint8)
+    out = preprocess_image(image, pre)
+    assert out.shape == (1, 32, 48, 3)
+    if mode == "letterbox":  # padding rows keep the grey pad value
+        assert np.isclose(out[0, 0, 0, 0], 114 / 255)
+
+
+def test_bgr_flips_channels():
+    from edgekit.preprocess import preprocess_image
+
+    image = np.zeros((8, 8, 3), np.uint8)
+    image[..., 0] = 255
+    pre = Preprocess(input_size=[8, 8], color_order="BGR")
+    assert preprocess_image(image, pre)[0, 0, 0].tolist() == [0.0, 0.0, 1.0]
+
+
+def test_align_moves_channels_and_compare_metrics():
+    reference = np.random.default_rng(0).standard_normal((2, 4, 5, 6)).astype(np.float32)
+    assert np.array_equal(align(reference, reference.transpose(0, 2, 3, 1)), reference)
+    assert align(reference, np.zeros((2, 7))) is None
+    logits = np.array([[1.0, 5.0, 0.0], [3.0, 1.0, 0.0]])
+    flipped = np.array([[1.0, 5.0, 0.0], [1.0, 3.0, 0.0]])
+    parity = compare("y", logits, flipped, classification=True)
+    assert parity.top1_agreement == 0.5 and parity.max_abs_error == 2.0
+    report = gate(VerifyReport(status="pass", outputs=[parity]), "int8", classification=True)
+    assert report.status == "fail" and any("top-1 agreement 50.0% < 95%" in n for n in report.notes)
