@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .errors import EdgekitError, VerifyFailed
+from .errors import EdgekitError, VerifyFailed, summary
 
 
 def _floats(ctx, param, value):
@@ -67,8 +67,7 @@ class EdgekitGroup(click.Group):
                 sys.exit(130)
             if debug:
                 raise
-            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
-            click.echo(f"error: unexpected {type(exc).__name__}: {first} (rerun with --debug for the traceback)",
+            click.echo(f"error: unexpected {type(exc).__name__}: {summary(exc, limit=300)} (rerun with --debug for the traceback)",
                        err=True)
             sys.exit(1)
 

@@ -13,6 +13,7 @@ from . import __version__, deps, interrupt, photos
 from .bridges.base import ConvertContext
 from .calibration import DEFAULT_SAMPLES, SampleSet, load_samples
 from .errors import CalibrationError, EdgekitError
+from .formats import detect
 from .fsutil import publish, sha256_of, size_of, staging_dir, write_atomic
 from .manifest import COLOR_ORDERS, LAYOUTS, RESIZE_MODES, TASKS, Manifest, Preprocess, VerifyReport, manifest_path
 from .preprocess import preprocess_image, to_layout
@@ -196,18 +197,21 @@ def convert(model, request: ConvertRequest, progress=None, warn: Callable[[str],
                 staged.mkdir()
                 artifact = staged / target.artifact_name(stem, precision)
                 output = target.convert(form, precision, artifact, ctx)
-                report = _verify(target, artifact, output, precision, task, reference, request.verify)
-                candidates.append((route, artifact, output, report))
-            route, artifact, output, report = _best(candidates)
-            manifest = Manifest(
-                artifact=artifact.name, target=target.name, precision=precision, task=task, labels=labels,
-                preprocess=Preprocess(**{**asdict(pre), "layout": output.layout}),
-                inputs=output.inputs, outputs=output.outputs, source=source_info, route=route.steps(),
-                route_candidates=[{"route": r.describe(), "cosine": rep.cosine} for r, _, _, rep in candidates],
-                converters=_converter_versions(route, output), options=output.options,
-                calibration=calibration.describe() if calibration and precision == "int8" else None,
-                verify=report, created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                edgekit_version=__version__)
+                manifest = Manifest(
+                    artifact=artifact.name, target=target.name, precision=precision, task=task, labels=labels,
+                    preprocess=Preprocess(**{**asdict(pre), "layout": output.layout}),
+                    inputs=output.inputs, outputs=output.outputs, source=source_info, route=route.steps(),
+                    converters=_converter_versions(route, output), options=output.options,
+                    calibration=calibration.describe() if calibration and precision == "int8" else None,
+                    created=datetime.now(timezone.utc).isoformat(timespec="seconds"), edgekit_version=__version__)
+                sidecar = manifest_path(artifact)
+                write_atomic(sidecar, manifest.to_json())  # runners read it while verifying
+                manifest.verify = _verify(target, artifact, output, precision, task, reference, request.verify)
+                candidates.append((route, output, manifest))
+            route, output, manifest = _best(candidates)
+            manifest.route_candidates = [{"route": r.describe(), "cosine": m.verify.cosine} for r, _, m in candidates]
+            report = manifest.verify
+            artifact = output.files[-1]
             sidecar = manifest_path(artifact)
             write_atomic(sidecar, manifest.to_json())
             interrupt.check()  # a library may have swallowed Ctrl-C: never publish after it
@@ -273,6 +277,8 @@ class _Reference:
 
 def _verify(target: Target, artifact: Path, output: TargetOutput, precision: str, task: str,
             reference: _Reference, enabled: bool) -> VerifyReport:
+    """Gate on the target's own runtime; cross-check on every other runtime here that loads the
+    format (OpenVINO also runs .tflite and .onnx), recorded without gating."""
     if not enabled:
         return VerifyReport(status="skipped", notes=["--no-verify"])
     structural = target.structure_check(artifact, output)
@@ -286,23 +292,41 @@ def _verify(target: Target, artifact: Path, output: TargetOutput, precision: str
     report = VerifyReport(status="pass", runtime=target.runtime, samples=len(samples.samples), data=samples.origin)
     if not samples.real:
         report.notes.append("synthetic inputs: accuracy unmeasured")
-    expected = reference.outputs()
-    with backend(artifact) as runner:
-        got = [runner.infer([to_layout(s[None], output.layout)]) for s in samples.samples]
-    got = [np.concatenate([g[i] for g in got]) for i in range(len(got[0]))]
-    if len(got) != len(expected):
-        report.status = "fail"
-        report.notes.append(f"{len(got)} outputs, the source has {len(expected)}")
-        return report
     classification = task == "classification"
+    outputs, problem = _parity(backend, artifact, output, reference, classification)
+    if problem:
+        report.status = "fail"
+        report.notes.append(problem)
+        return report
+    report.outputs = outputs
+    fmt = detect(artifact)
+    for name, other in BACKENDS.items():
+        if name != target.runtime and fmt in other.formats and other.unavailable_reason() is None:
+            cross, problem = _parity(other, artifact, output, reference, classification)
+            report.cross_checks[name] = {"cosine": min(o.cosine for o in cross),
+                                         "top1_agreement": cross[0].top1_agreement} if cross else {"error": problem}
+    return gate(report, precision, classification)
+
+
+def _parity(backend, artifact: Path, output: TargetOutput, reference: _Reference,
+            classification: bool) -> tuple[list, str | None]:
+    """Run the artifact on the verify set and compare each output with the source's."""
+    try:
+        with backend(artifact) as runner:
+            got = [runner.infer([to_layout(s[None], output.layout)]) for s in reference.samples.samples]
+    except EdgekitError as exc:
+        return [], f"{backend.backend} could not run it: {exc.one_line()}"
+    got = [np.concatenate([g[i] for g in got]) for i in range(len(got[0]))]
+    expected = reference.outputs()
+    if len(got) != len(expected):
+        return [], f"{len(got)} outputs, the source has {len(expected)}"
+    results = []
     for info, ref, cand in zip(output.outputs, expected, got):
         aligned = align(ref, cand)
         if aligned is None:
-            report.status = "fail"
-            report.notes.append(f"output {info.name} has shape {cand.shape}, the source {ref.shape}")
-            return report
-        report.outputs.append(compare(info.name, ref, aligned, classification))
-    return gate(report, precision, classification)
+            return [], f"output {info.name} has shape {cand.shape}, the source {ref.shape}"
+        results.append(compare(info.name, ref, aligned, classification))
+    return results, None
 
 
 def _materialize(route: Route, forms: dict, stage: Path, ctx: ConvertContext) -> SourceModel:
@@ -321,7 +345,7 @@ def _materialize(route: Route, forms: dict, stage: Path, ctx: ConvertContext) ->
 
 def _best(candidates):
     """Several equally short routes: keep the one whose output is closest to the source."""
-    return max(candidates, key=lambda c: c[3].cosine if c[3].cosine is not None else -1.0)
+    return max(candidates, key=lambda c: c[2].verify.cosine if c[2].verify.cosine is not None else -1.0)
 
 
 def _converter_versions(route: Route, output: TargetOutput) -> dict[str, str]:

@@ -34,10 +34,6 @@ class DemoRow:
     note: str = ""
     ok: bool = True
 
-    @property
-    def top1_summary(self) -> str:
-        return ", ".join(f"{photo}: {label}" for photo, label in self.top1.items()) or "—"
-
 
 @dataclass
 class DemoResult:

@@ -5,6 +5,12 @@ import difflib
 from collections.abc import Iterable
 
 
+def summary(exc: BaseException, last: bool = False, limit: int = 240) -> str:
+    """One line from an upstream exception (its first line, or last for tracebacks-as-text)."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return (lines[-1] if last else lines[0])[:limit] if lines else type(exc).__name__
+
+
 class EdgekitError(Exception):
     """A problem with the user's input or environment: what was wrong, and what to do."""
 

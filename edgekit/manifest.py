@@ -66,6 +66,7 @@ class VerifyReport:
     gate: dict[str, float] = field(default_factory=dict)
     outputs: list[OutputParity] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    cross_checks: dict[str, dict] = field(default_factory=dict)  # other runtimes, not gated
 
     @property
     def cosine(self) -> float | None:
@@ -83,7 +84,7 @@ class VerifyReport:
     def summary(self) -> dict[str, Any]:
         return {"status": self.status, "cosine": self.cosine, "max_abs_error": self.max_abs_error,
                 "top1_agreement": self.top1_agreement, "runtime": self.runtime,
-                "samples": self.samples, "notes": self.notes}
+                "samples": self.samples, "notes": self.notes, "cross_checks": self.cross_checks}
 
 
 @dataclass

@@ -84,8 +84,8 @@ def table(title: str | None, columns: list[str], rows: list[list[Any]]):
     from rich.table import Table
 
     result = Table(title=title, title_justify="left")
-    for column in columns:
-        result.add_column(column, overflow="fold")
+    for index, column in enumerate(columns):
+        result.add_column(column, overflow="fold", no_wrap=index == 0)  # names stay whole
     for row in rows:
         result.add_row(*["" if cell is None else str(cell) for cell in row])
     return result

@@ -15,10 +15,15 @@ def _parity(verify) -> list[str]:
 
 
 def convert_table(result):
-    rows = [[Path(a.path).name, human_size(a.size_bytes), *_parity(a.verify), a.route, f"{a.seconds:.1f}"]
-            for a in result.artifacts]
+    rows = [[Path(a.path).name, human_size(a.size_bytes), *_parity(a.verify), _cross(a.verify), a.route,
+             f"{a.seconds:.1f}"] for a in result.artifacts]
     return table(f"source: {result.source['kind']} {result.source['path'] or '(Python object)'}",
-                 ["artifact", "size", "verify", "cosine", "max |err|", "top-1", "route", "s"], rows)
+                 ["artifact", "size", "verify", "cosine", "max |err|", "top-1", "also on", "route", "s"], rows)
+
+
+def _cross(verify) -> str:
+    return ", ".join(f"{name} {fmt(c.get('cosine'), '.4f')}" if "cosine" in c else f"{name} error"
+                     for name, c in verify.cross_checks.items())
 
 
 def convert_notes(result) -> list[str]:
@@ -81,11 +86,9 @@ def doctor_view(report: dict, console) -> None:
 
 
 def demo_table(result):
-    rows = []
-    for row in result.rows:
-        rows.append([row.artifact, human_size(row.size_bytes), *_parity(row.verify)[:2],
-                     fmt(row.verify.top1_agreement, ".0%"), row.top1_summary, fmt(row.latency_ms, ".2f"),
-                     row.note])
-    return table(f"{result.model}: conversions verified against PyTorch, labels on real photos",
-                 ["artifact", "size", "parity", "cosine", "top-1 agree", "top-1 label per photo", "latency ms (p50)",
-                  "notes"], rows)
+    photos = list(result.rows[0].top1) if result.rows and result.rows[0].top1 else []
+    rows = [[row.artifact, human_size(row.size_bytes) if row.size_bytes else "", *_parity(row.verify)[:2],
+             fmt(row.verify.top1_agreement, ".0%"), *[row.top1.get(p, "—") for p in photos],
+             fmt(row.latency_ms, ".1f"), row.note] for row in result.rows]
+    return table(f"{result.model}: conversions verified against PyTorch, top-1 labels on real photos",
+                 ["artifact", "size", "parity", "cosine", "top-1 agree", *photos, "ms p50", "notes"], rows)

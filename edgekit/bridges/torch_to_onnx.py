@@ -10,7 +10,7 @@ import logging
 import warnings
 from pathlib import Path
 
-from ..errors import ConversionError
+from ..errors import ConversionError, summary
 from ..sources.base import SourceModel
 from ..sources.onnx import OnnxSource, load_checked
 from .base import Bridge, ConvertContext, register
@@ -40,8 +40,7 @@ class TorchToOnnx(Bridge):
                                   output_names=names, opset_version=OPSET if not scripted else 17,
                                   dynamo=not scripted, external_data=False, verbose=False)
         except Exception as exc:
-            raise ConversionError(f"torch.onnx.export failed: {type(exc).__name__}: "
-                                  f"{str(exc).splitlines()[0][:200] if str(exc) else ''}",
+            raise ConversionError(f"torch.onnx.export failed: {type(exc).__name__}: {summary(exc)}",
                                   "check that the model exports with torch.onnx.export on its own") from None
         ctx.log.append(f"torch.onnx.export ({'torchscript' if scripted else 'dynamo'} exporter)")
         return OnnxSource(path, load_checked(path))

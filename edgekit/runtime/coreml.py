@@ -1,4 +1,9 @@
-"""Core ML runtime: prediction exists only on macOS (compute units all, cpuOnly, cpuAndNE)."""
+"""Core ML runtime: prediction exists only on macOS (compute units all, cpuOnly, cpuAndNE).
+
+Artifacts from edgekit take an ImageType with normalization inside the model, so `infer`
+turns the normalized float input back into the picture, using the manifest's mean/std.
+Classifier outputs (label -> score dictionaries) come back as arrays in label order.
+"""
 from __future__ import annotations
 
 import sys
@@ -8,7 +13,7 @@ import numpy as np
 
 from .. import deps
 from ..errors import EdgekitError
-from ..manifest import TensorInfo
+from ..manifest import TensorInfo, read_manifest
 from .base import BACKENDS, Runner
 
 COMPUTE_UNITS = {"all": "ALL", "cpuOnly": "CPU_ONLY", "cpuAndNE": "CPU_AND_NE", "cpuAndGPU": "CPU_AND_GPU"}
@@ -34,10 +39,34 @@ class CoreMLRunner(Runner):
         import coremltools as ct
 
         self.model = ct.models.MLModel(str(self.path), compute_units=getattr(ct.ComputeUnit, COMPUTE_UNITS[self.device]))
+        self.manifest = read_manifest(self.path)
         spec = self.model.get_spec()
-        self.inputs = [TensorInfo(f.name, [], "float32") for f in spec.description.input]
-        self.outputs = [TensorInfo(f.name, [], "float32") for f in spec.description.output]
+        self._image_inputs = {f.name for f in spec.description.input if f.type.WhichOneof("Type") == "imageType"}
+        self.inputs = self.manifest.inputs if self.manifest else [TensorInfo(f.name, [], "float32")
+                                                                  for f in spec.description.input]
+        self._probabilities = spec.description.predictedProbabilitiesName
+        self.outputs = [TensorInfo(f.name, [], "float32") for f in spec.description.output
+                        if f.name != spec.description.predictedFeatureName]
 
     def infer(self, feeds) -> list[np.ndarray]:
-        result = self.model.predict(feeds if isinstance(feeds, dict) else {self.inputs[0].name: feeds})
-        return [np.asarray(result[t.name]) for t in self.outputs]
+        arrays = [feeds] if isinstance(feeds, np.ndarray) else (
+            [feeds[t.name] for t in self.inputs] if isinstance(feeds, dict) else list(feeds))
+        named = {t.name: self._image(a) if t.name in self._image_inputs else a for t, a in zip(self.inputs, arrays)}
+        result = self.model.predict(named)
+        return [self._array(result[t.name]) for t in self.outputs]
+
+    def _image(self, batch: np.ndarray):
+        """Normalized NCHW float -> the RGB picture the ImageType expects."""
+        from PIL import Image
+
+        pre = self.manifest.preprocess
+        pixels = batch[0].transpose(1, 2, 0) * np.asarray(pre.std, np.float32) + np.asarray(pre.mean, np.float32)
+        if pre.color_order == "BGR":
+            pixels = pixels[..., ::-1]
+        return Image.fromarray(np.clip(np.round(pixels), 0, 255).astype(np.uint8), "RGB")
+
+    def _array(self, value) -> np.ndarray:
+        if isinstance(value, dict):  # classifier scores keyed by label
+            order = self.manifest.labels if self.manifest and len(self.manifest.labels) == len(value) else sorted(value)
+            return np.asarray([[value[key] for key in order]], np.float32)
+        return np.asarray(value, np.float32)

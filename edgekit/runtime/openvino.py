@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..manifest import TensorInfo
+from ..manifest import TensorInfo, read_manifest
 from .base import BACKENDS, Runner
 
 
@@ -22,12 +22,24 @@ class OpenVINORunner(Runner):
         core = ov.Core()
         self.compiled = core.compile_model(str(self.path), self.device)
         self.request = self.compiled.create_infer_request()
-        self.inputs = [_info(p) for p in self.compiled.inputs]
-        self.outputs = [_info(p) for p in self.compiled.outputs]
+        self.inputs = _with_quantization([_info(p) for p in self.compiled.inputs], self.path, "inputs")
+        self.outputs = _with_quantization([_info(p) for p in self.compiled.outputs], self.path, "outputs")
 
     def _infer(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
         result = self.request.infer(arrays)
         return [np.array(result[port]) for port in self.compiled.outputs]
+
+
+def _with_quantization(infos: list[TensorInfo], path: Path, side: str) -> list[TensorInfo]:
+    """OpenVINO reports a quantized TFLite's u8/i8 I/O without scale and zero point; the
+    manifest has them, so quantize/dequantize stay right when OpenVINO runs a .tflite."""
+    manifest = read_manifest(path)
+    recorded = getattr(manifest, side, []) if manifest else []
+    if len(recorded) == len(infos):
+        for info, known in zip(infos, recorded):
+            if info.quantization is None and known.quantization and info.dtype == known.dtype:
+                info.quantization = known.quantization
+    return infos
 
 
 def _info(port) -> TensorInfo:

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from ..deps import require
-from ..errors import ModelFormatError
+from ..errors import ModelFormatError, summary
 from ..formats import HINT_REEXPORT
 from ..manifest import TensorInfo
 from .base import SOURCES, SourceModel, static_shape
@@ -38,7 +38,7 @@ class KerasSource(SourceModel):
             model = keras.models.load_model(str(path), compile=False, safe_mode=True)
         except Exception as exc:
             raise ModelFormatError(f"{path} could not be loaded as a Keras model "
-                                   f"({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''})",
+                                   f"({type(exc).__name__}: {summary(exc, limit=160)})",
                                    HINT_REEXPORT) from None
         return cls(path, model)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from ..deps import require
-from ..errors import ModelFormatError
+from ..errors import ModelFormatError, summary
 from ..formats import HINT_REEXPORT
 from ..manifest import TensorInfo
 from .base import SOURCES, SourceModel, static_shape
@@ -27,8 +27,7 @@ def load_checked(path: Path):
     try:
         onnx.checker.check_model(model)
     except Exception as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelFormatError(f"{path} fails the ONNX checker: {first_line}", HINT_REEXPORT) from None
+        raise ModelFormatError(f"{path} fails the ONNX checker: {summary(exc)}", HINT_REEXPORT) from None
     return model
 
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import deps
 from ..bridges.base import ConvertContext
-from ..errors import ConversionError
+from ..errors import ConversionError, summary
 from ..manifest import TensorInfo, VerifyReport
 from ..sources.base import SourceModel
 from .base import Target, TargetOutput, register
@@ -67,8 +67,7 @@ class CoreMLTarget(Target):
                 with np.errstate(divide="ignore", invalid="ignore"):
                     mlmodel = cto.linear_quantize_weights(mlmodel, config)
         except Exception as exc:
-            raise ConversionError(f"coremltools could not convert the model: "
-                                  f"{str(exc).strip().splitlines()[0][:240] if str(exc).strip() else type(exc).__name__}",
+            raise ConversionError(f"coremltools could not convert the model: {summary(exc)}",
                                   "check the ops against coremltools' PyTorch frontend") from None
         mlmodel.short_description = f"edgekit {precision} conversion"
         mlmodel.save(str(artifact))

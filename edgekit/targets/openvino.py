@@ -5,7 +5,7 @@ from pathlib import Path
 
 from .. import deps
 from ..bridges.base import ConvertContext
-from ..errors import CalibrationError, ConversionError
+from ..errors import CalibrationError, ConversionError, summary
 from ..manifest import TensorInfo
 from ..preprocess import to_layout
 from ..sources.base import SourceModel
@@ -31,8 +31,7 @@ class OpenVINOTarget(Target):
         try:
             ov_model = ov.convert_model(str(model.path), input=shapes)
         except Exception as exc:
-            raise ConversionError(f"OpenVINO could not read {model.describe()}: "
-                                  f"{str(exc).strip().splitlines()[0][:240] if str(exc).strip() else type(exc).__name__}",
+            raise ConversionError(f"OpenVINO could not read {model.describe()}: {summary(exc)}",
                                   "check the model with its own framework first") from None
         converters = {"openvino": deps.version("openvino") or "?"}
         if precision == "int8":

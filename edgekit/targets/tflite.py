@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .. import deps
 from ..bridges.base import ConvertContext
-from ..errors import CalibrationError, ConversionError, EdgekitError
+from ..errors import CalibrationError, ConversionError, EdgekitError, summary
 from ..sources.base import SourceModel
 from ..sources.tflite import tensor_info
 from ..tflite_model import read_tflite
@@ -63,9 +63,7 @@ class TFLiteTarget(Target):
         try:
             flatbuffer = converter.convert()
         except Exception as exc:
-            message = str(exc).strip().splitlines()
-            raise ConversionError(f"TFLite conversion ({precision}) failed: "
-                                  f"{message[-1][:240] if message else type(exc).__name__}",
+            raise ConversionError(f"TFLite conversion ({precision}) failed: {summary(exc, last=True)}",
                                   "ops that have no full-integer kernel cannot be quantized to int8"
                                   if precision == "int8" else "see the TensorFlow converter log") from None
         artifact.write_bytes(flatbuffer)
