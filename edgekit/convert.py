@@ -185,40 +185,39 @@ def convert(model, request: ConvertRequest, progress=None, warn: Callable[[str],
     overall = progress.add_task("converting", total=len(jobs)) if progress else None
     with staging_dir(out_dir) as stage:
         forms: dict[tuple[str, ...], SourceModel] = {(): source}
+
+        def candidate(route: Route, target: Target, precision: str) -> tuple[Route, TargetOutput, Manifest]:
+            """Convert along one route into its own staging folder, then verify there."""
+            form = _materialize(route, forms, stage, ctx)
+            staged = stage / f"{route.describe().replace(' → ', '-')}-{precision}"
+            staged.mkdir()
+            artifact = staged / target.artifact_name(stem, precision)
+            output = target.convert(form, precision, artifact, ctx)
+            manifest = Manifest(
+                artifact=artifact.name, target=target.name, precision=precision, task=task, labels=labels,
+                preprocess=Preprocess(**{**asdict(pre), "layout": output.layout}),
+                inputs=output.inputs, outputs=output.outputs, source=source_info, route=route.steps(),
+                converters=_converter_versions(route, output), options=output.options,
+                calibration=calibration.describe() if calibration and precision == "int8" else None,
+                created=datetime.now(timezone.utc).isoformat(timespec="seconds"), edgekit_version=__version__)
+            write_atomic(manifest_path(artifact), manifest.to_json())  # runners read it while verifying
+            manifest.verify = _verify(target, artifact, output, precision, task, reference, request.verify)
+            return route, output, manifest
+
         for target, precision in jobs:
             interrupt.check()
             if progress:
                 progress.update(overall, description=f"{target.name} {precision}")
             started = time.perf_counter()
-            candidates = []
-            for route in routes[target.name]:
-                form = _materialize(route, forms, stage, ctx)
-                staged = stage / f"{len(candidates)}-{target.name}-{precision}"
-                staged.mkdir()
-                artifact = staged / target.artifact_name(stem, precision)
-                output = target.convert(form, precision, artifact, ctx)
-                manifest = Manifest(
-                    artifact=artifact.name, target=target.name, precision=precision, task=task, labels=labels,
-                    preprocess=Preprocess(**{**asdict(pre), "layout": output.layout}),
-                    inputs=output.inputs, outputs=output.outputs, source=source_info, route=route.steps(),
-                    converters=_converter_versions(route, output), options=output.options,
-                    calibration=calibration.describe() if calibration and precision == "int8" else None,
-                    created=datetime.now(timezone.utc).isoformat(timespec="seconds"), edgekit_version=__version__)
-                sidecar = manifest_path(artifact)
-                write_atomic(sidecar, manifest.to_json())  # runners read it while verifying
-                manifest.verify = _verify(target, artifact, output, precision, task, reference, request.verify)
-                candidates.append((route, output, manifest))
+            candidates = [candidate(route, target, precision) for route in routes[target.name]]
             route, output, manifest = _best(candidates)
             manifest.route_candidates = [{"route": r.describe(), "cosine": m.verify.cosine} for r, _, m in candidates]
-            report = manifest.verify
-            artifact = output.files[-1]
-            sidecar = manifest_path(artifact)
+            sidecar = manifest_path(output.files[-1])
             write_atomic(sidecar, manifest.to_json())
             interrupt.check()  # a library may have swallowed Ctrl-C: never publish after it
-            published = publish([*output.files, sidecar], out_dir)
-            final = published[-2]
+            *_, final, published_manifest = publish([*output.files, sidecar], out_dir)
             artifacts.append(ArtifactResult(target.name, precision, str(final), size_of_artifact(final),
-                                            route.describe(), report, str(published[-1]),
+                                            route.describe(), manifest.verify, str(published_manifest),
                                             round(time.perf_counter() - started, 2)))
             if progress:
                 progress.advance(overall)
