@@ -163,7 +163,7 @@ class _Instrument:
     def __enter__(self):
         from edgekit.bridges.base import BRIDGES
 
-        for bridge in BRIDGES.all():
+        for bridge in BRIDGES.values():
             original = bridge.convert
 
             def timed(*args, _original=original, _name=bridge.describe(), **kwargs):
@@ -230,7 +230,7 @@ def run_conversion(targets: list[str], work: Path, show_progress: bool) -> dict[
 
     from edgekit.targets.base import TARGETS as REGISTRY
 
-    registry = REGISTRY.load_all()
+    registry = REGISTRY
     jobs = {f"{t} {p}" for t in targets for p in registry.get(t).precisions}
     warnings: list[str] = []
     with progress_bar(show_progress) as bar:
@@ -283,7 +283,7 @@ def _open_litert(path: Path, threads: int, batch):
     from ai_edge_litert.interpreter import Interpreter
     from edgekit.runtime.base import BACKENDS
 
-    runner = BACKENDS.load_all().get("litert")(path, threads=threads)   # open_runner() takes no threads
+    runner = BACKENDS.get("litert")(path, threads=threads)   # open_runner() takes no threads
     interpreter = Interpreter(model_path=str(path), num_threads=threads)
     interpreter.allocate_tensors()
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]

@@ -1,11 +1,13 @@
 """A tiny name -> object registry that fails loudly and suggests the closest valid name.
 
-Registries that list their modules import them on first lookup, so registration happens by
-itself and nothing heavy is imported until a registry is actually used.
+A registry given a package imports every module in it (but `base`) on first lookup: adding a
+target, backend or bridge is adding one module. Those modules import their frameworks only
+inside functions, so loading a registry stays cheap.
 """
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
@@ -15,11 +17,11 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    def __init__(self, kind: str, package: str | None = None, modules: tuple[str, ...] = ()):
+    def __init__(self, kind: str, package: str | None = None):
         self.kind = kind
         self._items: dict[str, T] = {}
-        self._package, self._modules = package, modules
-        self._loaded = not modules
+        self._package = package
+        self._loaded = package is None
 
     def register(self, name: str) -> Callable[[T], T]:
         def decorate(obj: T) -> T:
@@ -32,8 +34,10 @@ class Registry(Generic[T]):
     def _load(self) -> None:
         if not self._loaded:
             self._loaded = True
-            for module in self._modules:
-                importlib.import_module(f"{self._package}.{module}")
+            package = importlib.import_module(self._package)
+            for module in pkgutil.iter_modules(package.__path__):
+                if module.name != "base":
+                    importlib.import_module(f"{self._package}.{module.name}")
 
     def get(self, name: str) -> T:
         self._load()

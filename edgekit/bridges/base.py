@@ -43,8 +43,7 @@ class Bridge:
         return f"{self.src} → {self.dst} ({self.tool})"
 
 
-BRIDGES: Registry[Bridge] = Registry("bridge", __package__, (
-    "torch_to_onnx", "onnx_to_savedmodel", "keras_to_savedmodel", "tflite_to_onnx", "savedmodel_to_onnx"))
+BRIDGES: Registry[Bridge] = Registry("bridge", __package__)
 
 
 def register(cls: type[Bridge]) -> type[Bridge]:

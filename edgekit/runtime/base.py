@@ -80,7 +80,7 @@ def dequantize(array: np.ndarray, info: TensorInfo) -> np.ndarray:
     return array.astype(np.float32, copy=False)
 
 
-BACKENDS: Registry[type[Runner]] = Registry("backend", __package__, ("litert", "openvino", "onnxruntime", "coreml"))
+BACKENDS: Registry[type[Runner]] = Registry("backend", __package__)
 
 
 def open_runner(artifact, backend: str | None = None, device: str | None = None) -> Runner:

@@ -12,6 +12,7 @@ from ..manifest import TensorInfo, VerifyReport
 from ..registry import Registry
 from ..sources.base import SourceModel
 
+
 @dataclass
 class TargetOutput:
     """What a target wrote into the staging directory."""
@@ -52,7 +53,7 @@ class Target:
         return None
 
 
-TARGETS: Registry[Target] = Registry("target", __package__, ("tflite", "openvino", "onnx", "coreml"))
+TARGETS: Registry[Target] = Registry("target", __package__)
 
 
 def register(cls: type[Target]) -> type[Target]:
