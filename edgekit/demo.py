@@ -9,13 +9,13 @@ import statistics
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from . import photos, zoo
 from .convert import ConvertRequest, convert, size_of_artifact
-from .manifest import Manifest, VerifyReport, read_manifest
+from .manifest import Preprocess, VerifyReport, read_manifest
 from .preprocess import preprocess_image, to_layout
 from .runtime.base import BACKENDS
 from .targets.base import TARGETS
@@ -56,9 +56,8 @@ class DemoResult:
                 "rows": [{**asdict(r), "verify": r.verify.summary()} for r in self.rows]}
 
 
-def classify(runner, manifest: Manifest, image: np.ndarray) -> int:
-    batch = to_layout(preprocess_image(image, manifest.preprocess), manifest.preprocess.layout)
-    return int(np.argmax(runner.infer([batch])[0]))
+def _batch(image: np.ndarray, pre: Preprocess) -> np.ndarray:
+    return to_layout(preprocess_image(image, pre), pre.layout)
 
 
 def _check(model: zoo.ZooModel, top1: dict[str, str]) -> str:
@@ -67,13 +66,14 @@ def _check(model: zoo.ZooModel, top1: dict[str, str]) -> str:
     return "; ".join(wrong)
 
 
-def _measure(runner, manifest: Manifest, labels: list[str], images: dict[str, np.ndarray]) -> tuple[dict, float]:
-    top1 = {name: labels[classify(runner, manifest, image)] for name, image in images.items()}
-    batch = to_layout(preprocess_image(images[DEMO_PHOTOS[0]], manifest.preprocess), manifest.preprocess.layout)
+def _measure(infer: Callable, pre: Preprocess, labels: list[str], images: dict[str, np.ndarray]) -> tuple[dict, float]:
+    """Top-1 label per photo, and median latency of `infer` on the first photo."""
+    top1 = {name: labels[int(np.argmax(infer([_batch(image, pre)])[0]))] for name, image in images.items()}
+    batch = _batch(images[DEMO_PHOTOS[0]], pre)
     timings = []
     for _ in range(LATENCY_RUNS):
         start = time.perf_counter()
-        runner.infer([batch])
+        infer([batch])
         timings.append((time.perf_counter() - start) * 1000)
     return top1, statistics.median(timings)
 
@@ -104,7 +104,7 @@ def run_demo(name: str, out_dir: Path, progress=None, warn=None) -> DemoResult:
             row.note = reason
         else:
             with backend(path) as runner:
-                row.top1, row.latency_ms = _measure(runner, manifest, labels, images)
+                row.top1, row.latency_ms = _measure(runner.infer, manifest.preprocess, labels, images)
             wrong = _check(model, row.top1)
             # a wrong label on an artifact that met its parity gate means the pipeline is broken;
             # one that already failed its gate is reported as that failure
@@ -121,18 +121,10 @@ def _reference_row(module, model: zoo.ZooModel, labels: list[str], images: dict[
     """The PyTorch source itself, so each artifact's labels and latency read against it."""
     from .sources.torch import TorchSource
 
-    class _TorchRunner:
-        def __init__(self, source):
-            self.source = source
-
-        def infer(self, feeds):
-            return self.source.run(feeds)
-
     source = TorchSource.from_object(module, [1, 3, *model.input_size])
-    pre = Manifest(artifact="", target="torch", precision="fp32")
-    pre.preprocess.input_size, pre.preprocess.mean, pre.preprocess.std = model.input_size, model.mean, model.std
-    pre.preprocess.resize, pre.preprocess.layout = model.resize, "NCHW"
-    top1, latency = _measure(_TorchRunner(source), pre, labels, images)
+    pre = Preprocess(input_size=model.input_size, layout="NCHW", color_order=model.color_order, resize=model.resize,
+                     mean=model.mean, std=model.std)
+    top1, latency = _measure(source.run, pre, labels, images)
     wrong = _check(model, top1)
     return DemoRow("PyTorch source (reference)", 0, VerifyReport(status="pass", notes=["reference"]),
                    top1, latency, wrong, not wrong)

@@ -305,7 +305,8 @@ def write_metadata(tflite_bytes: bytes, metadata: ModelMetadata,
             tail += tflite_bytes[offset:offset + size]
         out = pack()
         # Offsets stay non-zero, so the flatbuffer keeps its size and the data its position.
-        assert len(out) == pos, "re-packed flatbuffer changed size"
+        if len(out) != pos:  # an internal invariant, not user input: fail loudly, even under -O
+            raise RuntimeError("re-packed flatbuffer changed size")
         out += tail
 
     if not packed:

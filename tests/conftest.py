@@ -112,28 +112,31 @@ def _keras_net():
 
 
 @pytest.fixture(scope="session")
-def keras_file(models_dir) -> Path:
+def keras_model():
     pytest.importorskip("tensorflow")
+    return _keras_net()
+
+
+@pytest.fixture(scope="session")
+def keras_file(models_dir, keras_model) -> Path:
     path = models_dir / "tiny.keras"
-    _keras_net().save(path)
+    keras_model.save(path)
     return path
 
 
 @pytest.fixture(scope="session")
-def h5_file(models_dir) -> Path:
-    pytest.importorskip("tensorflow")
+def h5_file(models_dir, keras_model) -> Path:
     path = models_dir / "tiny.h5"
-    _keras_net().save(path)
+    keras_model.save(path)
     return path
 
 
 @pytest.fixture(scope="session")
-def savedmodel_dir(models_dir) -> Path:
-    pytest.importorskip("tensorflow")
+def savedmodel_dir(models_dir, keras_model) -> Path:
     import tensorflow as tf
 
     path = models_dir / "tiny_savedmodel"
-    _keras_net().export(str(path), input_signature=[tf.TensorSpec((1, SIZE, SIZE, 3), tf.float32)], verbose=False)
+    keras_model.export(str(path), input_signature=[tf.TensorSpec((1, SIZE, SIZE, 3), tf.float32)], verbose=False)
     return path
 
 
