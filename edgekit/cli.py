@@ -160,10 +160,11 @@ def inspect(artifact, as_json):
       edgekit inspect out/model_fp16.xml --json
     """
     from .inspect import inspect_model
-    from .ui import console, print_json
+    from .ui import console, native_output_captured, print_json
     from .views import inspect_view
 
-    report = inspect_model(artifact)
+    with native_output_captured(not _debug()):  # coremltools/TF announce themselves on import
+        report = inspect_model(artifact)
     if as_json:
         print_json(report)
     else:
