@@ -80,12 +80,13 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
-def table(title: str | None, columns: list[str], rows: list[list[Any]]):
+def table(title: str | None, columns: list[str], rows: list[list[Any]], wrap: tuple[str, ...] = ("notes",)):
+    """Cells stay on one line (names, labels, numbers) except in the free-text `wrap` columns."""
     from rich.table import Table
 
     result = Table(title=title, title_justify="left")
-    for index, column in enumerate(columns):
-        result.add_column(column, overflow="fold", no_wrap=index == 0)  # names stay whole
+    for column in columns:
+        result.add_column(column, overflow="fold", no_wrap=column not in wrap)
     for row in rows:
         result.add_row(*["" if cell is None else str(cell) for cell in row])
     return result

@@ -18,7 +18,8 @@ def convert_table(result):
     rows = [[Path(a.path).name, human_size(a.size_bytes), *_parity(a.verify), _cross(a.verify), a.route,
              f"{a.seconds:.1f}"] for a in result.artifacts]
     return table(f"source: {result.source['kind']} {result.source['path'] or '(Python object)'}",
-                 ["artifact", "size", "verify", "cosine", "max |err|", "top-1", "also on", "route", "s"], rows)
+                 ["artifact", "size", "verify", "cosine", "max |err|", "top-1", "also on", "route", "s"], rows,
+                 wrap=("also on", "route"))
 
 
 def _cross(verify) -> str:
@@ -43,19 +44,24 @@ def inspect_view(report: dict, console) -> None:
     if manifest:
         verify = manifest.get("verify") or {}
         pre = manifest["preprocess"]
-        console.print(table("manifest", ["field", "value"], [
+        console.print(table("manifest", ["field", "value"], wrap=("value",), rows=[
             ["target / precision", f"{manifest['target']} / {manifest['precision']}"],
             ["task", manifest["task"]], ["labels", f"{len(manifest['labels'])} labels"],
             ["input", f"{pre['input_size']} {pre['layout']} {pre['color_order']} resize={pre['resize']}"],
             ["normalization", f"(pixel - {pre['mean']}) / {pre['std']}"],
-            ["source", f"{manifest['source'].get('kind')} {manifest['source'].get('path')} "
-                       f"sha256={str(manifest['source'].get('sha256'))[:12]}"],
+            ["source", _source(manifest["source"])],
             ["route", " | ".join(manifest["route"])],
             ["converters", ", ".join(f"{k} {v}" for k, v in manifest["converters"].items())],
             ["verify", f"{verify.get('status')} on {verify.get('samples')} samples ({verify.get('data')})"],
         ]))
     else:
         console.print("[yellow]no edgekit manifest beside this file[/]")
+
+
+def _source(source: dict) -> str:
+    if not source.get("path"):
+        return f"{source.get('kind')} (Python object)"
+    return f"{source.get('kind')} {source['path']} sha256={source.get('sha256', '')[:12]}"
 
 
 def _quant(q) -> str:
@@ -75,14 +81,14 @@ def doctor_view(report: dict, console) -> None:
                         [[p["name"], p["version"] or "[red]missing[/]", p["extra"]] for p in report["packages"]]))
     console.print(table("targets", ["target", "precisions", "status"],
                         [[t["name"], ", ".join(t["precisions"]), t["unavailable"] or "[green]ready[/]"]
-                         for t in report["targets"]]))
+                         for t in report["targets"]], wrap=("status",)))
     console.print(table("runtimes", ["backend", "status", "devices"],
                         [[r["name"], r["unavailable"] or "[green]ready[/]", ", ".join(r.get("devices", []))]
-                         for r in report["runtimes"]]))
-    console.print(table("tools", ["tool", "status"], [[k, v] for k, v in report["tools"].items()]))
+                         for r in report["runtimes"]], wrap=("status", "devices")))
+    console.print(table("tools", ["tool", "status"], [[k, v] for k, v in report["tools"].items()], wrap=("status",)))
     names = [t["name"] for t in report["targets"]]
     console.print(table("routes (source → target)", ["source", *names],
-                        [[src, *[row[n] for n in names]] for src, row in report["routes"].items()]))
+                        [[src, *[row[n] for n in names]] for src, row in report["routes"].items()], wrap=tuple(names)))
 
 
 def demo_table(result):
