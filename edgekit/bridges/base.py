@@ -23,7 +23,6 @@ class ConvertContext:
     options: dict = field(default_factory=dict)     # target options from the CLI (int8_io, ...)
     task: str = "other"
     labels: list[str] = field(default_factory=list)
-    log: list[str] = field(default_factory=list)
 
 
 class Bridge:

@@ -42,5 +42,4 @@ class TorchToOnnx(Bridge):
         except Exception as exc:
             raise ConversionError(f"torch.onnx.export failed: {type(exc).__name__}: {summary(exc)}",
                                   "check that the model exports with torch.onnx.export on its own") from None
-        ctx.log.append(f"torch.onnx.export ({'torchscript' if scripted else 'dynamo'} exporter)")
         return OnnxSource(path, load_checked(path))

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from .. import deps
 from ..bridges.base import ConvertContext
-from ..errors import CalibrationError, ConversionError, summary
+from ..errors import ConversionError, summary
 from ..manifest import TensorInfo
 from ..preprocess import to_layout
 from ..sources.base import SourceModel
@@ -21,9 +21,6 @@ class OpenVINOTarget(Target):
     requires = ("openvino",)
     runtime = "openvino"
 
-    def unavailable_reason(self) -> str | None:
-        return deps.missing("openvino")
-
     def convert(self, model: SourceModel, precision: str, artifact: Path, ctx: ConvertContext) -> TargetOutput:
         import openvino as ov
 
@@ -35,9 +32,7 @@ class OpenVINOTarget(Target):
                                   "check the model with its own framework first") from None
         converters = {"openvino": deps.version("openvino") or "?"}
         if precision == "int8":
-            if deps.missing("nncf"):
-                raise CalibrationError("OpenVINO int8 needs NNCF", "pip install 'edgekit[openvino]'")
-            import nncf
+            nncf = deps.require("nncf", "OpenVINO int8 quantization")
 
             samples = to_layout(ctx.calibration, model.layout)
             dataset = nncf.Dataset([sample[None] for sample in samples])
