@@ -41,8 +41,44 @@ def _debug() -> bool:
     return "--debug" in sys.argv
 
 
+# Commands that live in edgekit/commands/: imported only when invoked (or listed by --help),
+# so start-up stays fast and each area (bench, run, deploy, edgetpu) owns its own module.
+LAZY_COMMANDS = {
+    "predict": "edgekit.commands.predict:predict",
+    "bench": "edgekit.commands.bench:bench",
+    "devices": "edgekit.commands.devices:devices",
+    "edgetpu": "edgekit.commands.edgetpu:edgetpu",
+    "run": "edgekit.commands.run:run",
+    "deploy": "edgekit.commands.deploy:deploy",
+    "remote": "edgekit.commands.deploy:remote",
+    "rollback": "edgekit.commands.deploy:rollback",
+}
+
+
 class EdgekitGroup(click.Group):
     """Maps EdgekitError to one line on stderr and exit code 2 (1 for failed verify gates)."""
+
+    def list_commands(self, ctx):
+        return sorted(set(super().list_commands(ctx)) | {n for n in LAZY_COMMANDS if self._lazy(n)})
+
+    def get_command(self, ctx, name):
+        return super().get_command(ctx, name) or self._lazy(name)
+
+    @staticmethod
+    def _lazy(name):
+        import importlib
+
+        target = LAZY_COMMANDS.get(name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:  # that area is not built yet
+                return None
+            raise
+        return getattr(module, attr)
 
     def invoke(self, ctx):
         from . import interrupt

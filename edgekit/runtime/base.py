@@ -25,6 +25,7 @@ class Runner:
     backend: ClassVar[str]
     formats: ClassVar[tuple[str, ...]]
     requires: ClassVar[tuple[str, ...]]
+    options: ClassVar[tuple[str, ...]] = ()  # keyword options __init__ accepts (threads, hint, ...)
     inputs: list[TensorInfo]
     outputs: list[TensorInfo]
 
@@ -83,7 +84,9 @@ def dequantize(array: np.ndarray, info: TensorInfo) -> np.ndarray:
 BACKENDS: Registry[type[Runner]] = Registry("backend", __package__)
 
 
-def open_runner(artifact, backend: str | None = None, device: str | None = None) -> Runner:
+def open_runner(artifact, backend: str | None = None, device: str | None = None, **options) -> Runner:
+    """Open ARTIFACT with BACKEND (default: by format) on DEVICE. OPTIONS are backend-specific
+    (`threads` for litert, `hint` for openvino, ...); None values mean "backend default"."""
     path = Path(artifact)
     fmt = detect(path)
     name = backend or DEFAULT_BACKEND.get(fmt)
@@ -97,4 +100,9 @@ def open_runner(artifact, backend: str | None = None, device: str | None = None)
     reason = runner_cls.unavailable_reason()
     if reason:
         raise EdgekitError(f"backend '{name}' is unavailable on this host: {reason}")
-    return runner_cls(path, device)
+    options = {k: v for k, v in options.items() if v is not None}
+    unknown = sorted(set(options) - set(runner_cls.options))
+    if unknown:
+        raise EdgekitError(f"backend '{name}' has no option {', '.join(unknown)}",
+                           f"its options: {', '.join(runner_cls.options) or 'none'}")
+    return runner_cls(path, device, **options)

@@ -15,6 +15,7 @@ class LiteRTRunner(Runner):
     backend = "litert"
     formats = ("tflite",)
     requires = ("ai_edge_litert",)
+    options = ("threads",)
 
     def __init__(self, path: Path, device: str | None = None, threads: int | None = None):
         super().__init__(path, device)

@@ -1,0 +1,124 @@
+"""Image in, labelled result out: preprocessing from the manifest -> Runner -> postprocessing.
+
+The same code for every backend, so the same picture gives the same labels everywhere. Used by
+`edgekit predict`, `edgekit bench` (pre/post timing), the camera pipeline and the demo.
+
+    with open_predictor("out/model_int8.tflite") as predictor:
+        prediction = predictor(rgb_image)          # HxWx3 uint8 RGB
+        print(prediction.to_dict())
+
+Stages are separate methods (`prepare`, `infer`, `decode`) so a pipeline can run them on
+different threads and a benchmark can time them apart.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..manifest import Manifest, read_manifest
+from .base import Runner, open_runner
+
+
+@dataclass
+class Classification:
+    index: int
+    label: str
+    score: float
+
+
+@dataclass
+class Detection:
+    box: list[float]            # x1, y1, x2, y2 in original-image pixels
+    index: int
+    label: str
+    score: float
+
+
+@dataclass
+class FrameMeta:
+    """How the original image maps onto the model input, so results map back onto it."""
+    original_size: tuple[int, int]          # height, width of the image given to prepare()
+    input_size: tuple[int, int]             # height, width of the model input
+    scale: tuple[float, float] = (1.0, 1.0)  # model px per original px (y, x)
+    offset: tuple[float, float] = (0.0, 0.0)  # model px of the original's top-left corner (y, x)
+
+
+@dataclass
+class Prediction:
+    task: str
+    classes: list[Classification] = field(default_factory=list)
+    detections: list[Detection] = field(default_factory=list)
+    mask: np.ndarray | None = None           # HxW class ids at the original size (segmentation)
+    timings_ms: dict[str, float] = field(default_factory=dict)  # preprocess, infer, postprocess
+
+    @property
+    def top1(self) -> Classification | None:
+        return self.classes[0] if self.classes else None
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"task": self.task, "timings_ms": self.timings_ms}
+        if self.classes:
+            data["classes"] = [vars(c) for c in self.classes]
+        if self.detections:
+            data["detections"] = [vars(d) for d in self.detections]
+        if self.mask is not None:
+            ids, counts = np.unique(self.mask, return_counts=True)
+            data["mask"] = {"shape": list(self.mask.shape),
+                            "classes": {int(i): int(c) for i, c in zip(ids, counts)}}
+        return data
+
+
+class Predictor:
+    """A Runner plus the manifest's pre- and postprocessing."""
+
+    def __init__(self, runner: Runner, manifest: Manifest | None, top_k: int = 5):
+        from .postprocess import decoder_for
+
+        self.runner = runner
+        self.manifest = manifest
+        self.task = manifest.task if manifest else "other"
+        self.labels = list(manifest.labels) if manifest else []
+        self.top_k = top_k
+        self._decode = decoder_for(self.task)
+
+    def prepare(self, rgb: np.ndarray) -> tuple[np.ndarray, FrameMeta]:
+        from .preprocess import prepare_image
+
+        return prepare_image(rgb, self.manifest, self.runner.inputs[0])
+
+    def infer(self, batch: np.ndarray) -> list[np.ndarray]:
+        return self.runner.infer(batch)
+
+    def decode(self, outputs: list[np.ndarray], meta: FrameMeta) -> Prediction:
+        return self._decode(outputs, meta, self)
+
+    def __call__(self, rgb: np.ndarray) -> Prediction:
+        start = time.perf_counter()
+        batch, meta = self.prepare(rgb)
+        prepared = time.perf_counter()
+        outputs = self.infer(batch)
+        inferred = time.perf_counter()
+        prediction = self.decode(outputs, meta)
+        done = time.perf_counter()
+        prediction.timings_ms = {"preprocess": (prepared - start) * 1e3, "infer": (inferred - prepared) * 1e3,
+                                 "postprocess": (done - inferred) * 1e3}
+        return prediction
+
+    def close(self) -> None:
+        self.runner.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_predictor(artifact, backend: str | None = None, device: str | None = None, top_k: int = 5,
+                   **options) -> Predictor:
+    runner = open_runner(artifact, backend, device, **options)
+    return Predictor(runner, read_manifest(Path(artifact)), top_k=top_k)
