@@ -53,7 +53,30 @@ def diagnose() -> dict[str, Any]:
         "tools": {"edgetpu_compiler": compiler or "not found (x86-64 Linux only; see scripts/ for a container)",
                   "libedgetpu": _find_libedgetpu() or "not found (Edge TPU runtime: libedgetpu1-std)"},
         "routes": matrix(targets),
+        "edgetpu": _edgetpu(),
     }
+
+
+def _edgetpu() -> dict[str, Any]:
+    """Compiler and runtime library for the Coral Edge TPU, with how to get each when absent."""
+    from .edgetpu.compiler import HOW_TO_GET, find_compiler
+    from .errors import EdgekitError
+    from .runtime import edgetpu as runtime
+
+    try:
+        compiler, note = find_compiler(), None
+    except EdgekitError as exc:
+        compiler, note = None, exc.one_line()
+    library = runtime.library_path()
+    version = None
+    if library:
+        try:
+            version = runtime.runtime_version(runtime.load_library())
+        except (EdgekitError, AttributeError, OSError):
+            version = None
+    return {"compiler": compiler, "compiler_note": note or (None if compiler else HOW_TO_GET),
+            "libedgetpu": library, "libedgetpu_runtime_version": version,
+            "libedgetpu_note": None if library else f"{runtime.LIBRARY} not found: install {runtime.PROVIDER}"}
 
 
 def _find_libedgetpu() -> str | None:

@@ -190,7 +190,7 @@ def test_torch_state_dict(convert_fails, torch_module, tmp_path):
 def test_unknown_target(convert_fails, onnx_file, given, suggestion):
     bad = given.split(",")[-1]
     suggest = rf".*did you mean '{suggestion}'\?" if suggestion else r"(?!.*did you mean)"
-    convert_fails(rf"unknown target '{bad}'{suggest}.*valid targets: coreml, onnx, openvino, tflite$", onnx_file,
+    convert_fails(rf"unknown target '{bad}'{suggest}.*valid targets: coreml, edgetpu, onnx, openvino, tflite$", onnx_file,
                   "--to", given)
 
 

@@ -18,7 +18,7 @@ PRE = Preprocess(input_size=[32, 32], mean=[127.5] * 3, std=[127.5] * 3)
 
 
 def test_unknown_target_suggests_closest():
-    with pytest.raises(UnknownNameError, match=r"unknown target 'openvno'.*did you mean 'openvino'.*coreml, onnx"):
+    with pytest.raises(UnknownNameError, match=r"unknown target 'openvno'.*did you mean 'openvino'.*coreml, edgetpu, onnx"):
         TARGETS.get("openvno")
 
 

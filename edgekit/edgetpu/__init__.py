@@ -1,0 +1,1 @@
+"""Coral Edge TPU: offline compatibility analysis, compiler driver and compiler-log parser."""

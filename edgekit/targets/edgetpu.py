@@ -1,0 +1,68 @@
+"""Coral Edge TPU target: the full-integer int8 TFLite (the tflite target's int8 path), the offline
+compatibility report, and the compiled `_edgetpu.tflite` when edgetpu_compiler is available.
+
+The verified artifact is the uncompiled int8 model (it runs on any LiteRT CPU, so parity is
+measured here); the compiled model and the compiler's log are published beside it, and the
+manifest's options["edgetpu"] records the prediction, the compiler version and the minimum
+Edge TPU runtime version.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..bridges.base import ConvertContext
+from ..errors import EdgekitError
+from ..edgetpu.analyze import DEFAULT_MIN_RUNTIME, analyze
+from ..edgetpu.compiler import HOW_TO_GET, compiler_version, find_compiler, run_compiler
+from ..sources.base import SourceModel
+from .base import TARGETS, TargetOutput, register
+from .tflite import TFLiteTarget
+
+
+@register
+class EdgeTPUTarget(TFLiteTarget):
+    name = "edgetpu"
+    suffix = ".tflite"
+    precisions = ("int8",)
+    runtime = "litert"   # numerics of the uncompiled int8 model; the compiled one needs the device
+
+    def artifact_name(self, stem: str, precision: str) -> str:
+        # distinct from the tflite target's model_int8.tflite, so both can share an output folder
+        return f"{stem}_{precision}_edgetpu_ready.tflite"
+
+    def convert(self, model: SourceModel, precision: str, artifact: Path, ctx: ConvertContext) -> TargetOutput:
+        self.check_precision(precision)
+        output = TARGETS.get("tflite").convert(model, precision, artifact, ctx)
+        report = analyze(artifact)
+        info: dict = {"predicted": report.to_dict(), "compiled": None}
+        try:
+            compiler = find_compiler()
+        except EdgekitError as exc:  # a misconfigured EDGEKIT_EDGETPU_COMPILER: say so, keep the int8 model
+            compiler, info["compiler_note"] = None, exc.one_line()
+        if compiler is None:
+            info.setdefault("compiler_note", f"{artifact.name} was not compiled: {HOW_TO_GET}")
+        else:
+            try:
+                output.files = [*self._compile(compiler, artifact, info), *output.files]
+            except EdgekitError as exc:  # keep the verified int8 model; say why it is not compiled
+                info["compiler_note"] = f"{artifact.name} was not compiled: {exc.one_line()}"
+        # convert() shows "notes" as warnings: the one line on how to get the compiler
+        output.options = {**output.options, "edgetpu": info,
+                          "notes": [info["compiler_note"]] if info.get("compiler_note") else []}
+        return output
+
+    def _compile(self, compiler: str, artifact: Path, info: dict) -> list[Path]:
+        """Compile beside the artifact; the output is named <stem>_int8_edgetpu.tflite."""
+        workdir = artifact.parent / ".edgetpu-compile"
+        source = workdir / "src" / artifact.name.replace("_edgetpu_ready", "")
+        source.parent.mkdir(parents=True)
+        source.write_bytes(artifact.read_bytes())
+        version = compiler_version(compiler)
+        # -m pins what the manifest records; compilers before 16 keep their own default (recorded as None)
+        runtime = DEFAULT_MIN_RUNTIME if version and int(version.split(".")[0]) >= 16 else None
+        result = run_compiler([source], workdir, executable=compiler, min_runtime=runtime)
+        compiled = result.models[0]
+        info["compiled"] = {"artifact": Path(compiled.output).name if compiled.output else None,
+                            "compiler": Path(result.compiler).name, "compiler_version": result.version,
+                            "min_runtime_version": runtime, "report": compiled.report.to_dict()}
+        return [Path(p) for p in (compiled.log, compiled.output) if p]
