@@ -125,9 +125,11 @@ def main(debug):
 
 @main.command()
 @click.argument("model", type=click.Path(path_type=Path))
-@click.option("--to", "targets", required=True, help="Comma-separated targets: tflite, openvino, coreml, onnx.")
-@click.option("--precision", "precisions", default="fp32", show_default=True,
-              help="Comma-separated: fp32, fp16, dynamic, int8, or 'all' (every precision each target offers).")
+@click.option("--to", "targets", required=True,
+              help="Comma-separated targets: tflite, edgetpu, openvino, coreml, onnx.")
+@click.option("--precision", "precisions",
+              help="Comma-separated: fp32, fp16, dynamic, int8, or 'all' (every precision each target offers). "
+                   "Default: fp32, and int8 for edgetpu.")
 @click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), default=Path("out"), show_default=True)
 @click.option("--calib", help="Calibration data for int8: image folder, video, .npy array, or 'synthetic'.")
 @click.option("--calib-samples", type=int, default=128, show_default=True, help="Calibration samples to use.")
@@ -158,13 +160,14 @@ def convert(model, targets, precisions, out_dir, calib, calib_samples, verify, v
       edgekit convert automl.tflite --to openvino --precision fp16
       edgekit convert net.pt --input-size 224 --mean 127 --std 128 --to coreml --precision fp16
       edgekit convert model.keras --to tflite --precision int8 --calib synthetic --json
+      edgekit convert model.keras --to edgetpu --calib photos/ -o out/   # int8 + Edge TPU report
     """
     from .convert import ConvertRequest
     from .convert import convert as run_convert
     from .ui import console, native_output_captured, progress_bar, print_json
     from .views import convert_notes, convert_table
 
-    request = ConvertRequest(targets=_names(targets), precisions=_names(precisions), out_dir=out_dir, calib=calib,
+    request = ConvertRequest(targets=_names(targets), precisions=_names(precisions) if precisions else None, out_dir=out_dir, calib=calib,
                              calib_samples=calib_samples, verify=verify, verify_data=verify_data,
                              input_size=input_size, mean=mean, std=std, bgr=bgr, layout=layout, resize=resize,
                              task=task, labels=labels, int8_io=int8_io, name=name)

@@ -29,7 +29,7 @@ VERIFY_SAMPLES = 64
 @dataclass
 class ConvertRequest:
     targets: list[str]
-    precisions: list[str] = field(default_factory=lambda: ["fp32"])
+    precisions: list[str] | None = None   # None: each target's default; ["all"]: every one it offers
     out_dir: Path = Path("out")
     calib: str | None = None
     calib_samples: int = DEFAULT_SAMPLES
@@ -80,16 +80,21 @@ class ConvertResult:
         return [a for a in self.artifacts if a.verify.status == "fail"]
 
 
-def resolve_targets(names: list[str], precisions: list[str]) -> list[Target]:
-    registry = TARGETS
-    targets = [registry.get(name) for name in names]
+def resolve_jobs(names: list[str], precisions: list[str] | None) -> list[tuple[Target, str]]:
+    """(target, precision) pairs to build. No precision given means each target's default
+    (fp32, or int8 for int8-only targets such as edgetpu); 'all' means every one it offers."""
+    targets = [TARGETS.get(name) for name in names]
+    jobs = []
     for target in targets:
-        for precision in precisions:
+        wanted = (target.precisions if precisions == ["all"]
+                  else precisions or [target.default_precision])
+        for precision in wanted:
             target.check_precision(precision)
+            jobs.append((target, precision))
         reason = target.unavailable_reason()
         if reason:
             raise EdgekitError(f"target '{target.name}' is unavailable on this host: {reason}")
-    return targets
+    return jobs
 
 
 def resolve_preprocess(source: SourceModel, request: ConvertRequest, warnings: list[str]) -> Preprocess:
@@ -158,7 +163,8 @@ def convert(model, request: ConvertRequest, progress=None, warn: Callable[[str],
     for name, choices, value in (("layout", LAYOUTS, request.layout), ("resize", RESIZE_MODES, request.resize)):
         if value is not None and value not in choices:
             raise EdgekitError(f"unknown --{name} '{value}'", f"choose one of {', '.join(choices)}")
-    targets = resolve_targets(request.targets, [] if request.precisions == ["all"] else request.precisions)
+    jobs = resolve_jobs(request.targets, request.precisions)
+    targets = list(dict.fromkeys(target for target, _ in jobs))
     form = source_class(model).kind
     routes = {target.name: plan(form, target) for target in targets}  # refuse before any slow load
     source = load_source(model, [1, 3, *request.input_size] if request.input_size else None)
@@ -167,7 +173,7 @@ def convert(model, request: ConvertRequest, progress=None, warn: Callable[[str],
         source.set_input_size(pre.input_size)
     task, labels = resolve_task(source, request, warnings)
 
-    calibration = _calibration(request, pre, warnings, progress)
+    calibration = _calibration(request, pre, warnings, progress) if any(p == "int8" for _, p in jobs) else None
     verify_set = _verify_set(request, pre, calibration, warnings, progress) if request.verify else None
     ctx = ConvertContext(preprocess=pre, calibration=calibration.samples if calibration else None,
                          sample_images=(verify_set or calibration).samples if (verify_set or calibration) else None,
@@ -181,7 +187,6 @@ def convert(model, request: ConvertRequest, progress=None, warn: Callable[[str],
     reference = _Reference(source, verify_set)
     artifacts: list[ArtifactResult] = []
     out_dir = Path(request.out_dir)
-    jobs = [(t, p) for t in targets for p in (t.precisions if request.precisions == ["all"] else request.precisions)]
     overall = progress.add_task("converting", total=len(jobs)) if progress else None
     with staging_dir(out_dir) as stage:
         forms: dict[tuple[str, ...], SourceModel] = {(): source}
@@ -193,6 +198,11 @@ def convert(model, request: ConvertRequest, progress=None, warn: Callable[[str],
             staged.mkdir()
             artifact = staged / target.artifact_name(stem, precision)
             output = target.convert(form, precision, artifact, ctx)
+            for note in output.options.pop("notes", []):  # a target's one-line advice (edgetpu: get the compiler)
+                if note not in warnings:
+                    warnings.append(note)
+                    if warn:
+                        warn(note)
             manifest = Manifest(
                 artifact=artifact.name, target=target.name, precision=precision, task=task, labels=labels,
                 preprocess=Preprocess(**{**asdict(pre), "layout": output.layout}),
@@ -234,8 +244,6 @@ def size_of_artifact(path: Path) -> int:
 
 
 def _calibration(request: ConvertRequest, pre: Preprocess, warnings: list[str], progress) -> SampleSet | None:
-    if "int8" not in request.precisions and request.precisions != ["all"]:
-        return None
     if request.calib is None:
         raise CalibrationError("int8 needs calibration data: quantization measures each tensor's range on "
                                "real inputs, and guessed ranges quietly cost accuracy",

@@ -37,6 +37,11 @@ class Target:
     def unavailable_reason(self) -> str | None:
         return deps.missing(*self.requires)
 
+    @property
+    def default_precision(self) -> str:
+        """What `--to NAME` builds without --precision: the first (most faithful) it offers."""
+        return self.precisions[0]
+
     def artifact_name(self, stem: str, precision: str) -> str:
         return f"{stem}_{precision}{self.suffix}"
 
