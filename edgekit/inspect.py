@@ -18,13 +18,27 @@ def _tflite(path: Path) -> dict[str, Any]:
 
     model = read_tflite(path)
     custom = sorted({op.name for sg in model.subgraphs for op in sg.operators if op.builtin == "CUSTOM"})
+    edgetpu = _edgetpu_details(model)
     return {"inputs": [asdict(tensor_info(t)) for t in model.inputs()],
             "outputs": [asdict(tensor_info(t)) for t in model.outputs()],
             "ops": model.op_counts(),
             "details": {"schema version": model.version, "subgraphs": len(model.subgraphs),
                         "parameter bytes": model.parameter_bytes(), "fully integer": model.is_fully_integer(),
                         "dynamic shapes": model.has_dynamic_shapes(), "custom ops": ", ".join(custom) or "none",
-                        "signatures": ", ".join(s.key for s in model.signature_defs) or "none (no signature defs)"}}
+                        "signatures": ", ".join(s.key for s in model.signature_defs) or "none (no signature defs)",
+                        **edgetpu}}
+
+
+def _edgetpu_details(model) -> dict[str, Any]:
+    """A compiled model: its Edge TPU custom ops and the bytes of their compiled payload (executable
+    and the parameters it caches on-chip or streams; the format is private, so this is its size)."""
+    tpu_ops = [op for sg in model.subgraphs for op in sg.operators if op.name == "edgetpu-custom-op"]
+    if not tpu_ops:
+        return {}
+    payload = sum(op.options.get("custom_options_size", 0) for op in tpu_ops)
+    return {"edge tpu custom ops": f"{len(tpu_ops)} x edgetpu-custom-op",
+            "edge tpu compiled size": f"{payload} bytes (executable + parameters)",
+            "ops left on the CPU": sum(len(sg.operators) for sg in model.subgraphs) - len(tpu_ops)}
 
 
 def _onnx(path: Path) -> dict[str, Any]:
@@ -42,8 +56,9 @@ def _onnx(path: Path) -> dict[str, Any]:
 def _openvino(path: Path) -> dict[str, Any]:
     ov = require("openvino", "inspecting OpenVINO IR")
     from .runtime.openvino import _info
+    from .runtime.validate import read_openvino_checked
 
-    model = ov.Core().read_model(str(path))
+    model = read_openvino_checked(ov, path)
     ops = Counter(op.get_type_name() for op in model.get_ops())
     return {"inputs": [asdict(_info(p)) for p in model.inputs], "outputs": [asdict(_info(p)) for p in model.outputs],
             "ops": dict(ops.most_common()), "details": {"weights": str(path.with_suffix(".bin").name)}}
@@ -79,6 +94,9 @@ def inspect_model(path: Path) -> dict[str, Any]:
     if inspector is None:
         report["details"]["note"] = f"{fmt} is a source format; convert it to inspect the edge artifact"
     else:
+        from .runtime.validate import check_structure
+
+        check_structure(path, fmt)   # damaged files: one line, before any native reader
         report.update(inspector(path))
     manifest = read_manifest(path)
     report["manifest"] = manifest.to_dict() if manifest else None

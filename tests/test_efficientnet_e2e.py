@@ -78,3 +78,50 @@ def test_coreml_packages_are_structurally_checked(demo):
         assert row.verify.status in ("structure-only", "pass")
         if row.verify.status == "structure-only":
             assert "numerics need macOS" in " ".join(row.verify.notes)
+
+
+def test_edgetpu_analyzer_predicts_efficientnet_lite0_int8_fully_mapped(demo):
+    """The offline Edge TPU report on the real int8 EfficientNet-Lite0: one Edge TPU subgraph, every op
+    mapped (uint8 I/O, so even the I/O QUANTIZE ops map), parameters within 10% of the int8 weights."""
+    import torch
+
+    from edgekit import zoo
+    from edgekit.edgetpu import ops as tpu
+    from edgekit.edgetpu.analyze import analyze
+
+    report = analyze(Path(demo.out_dir) / "efficientnet_lite0_int8.tflite")
+    assert report.partitions == 1 and report.split is None
+    assert report.ops_on_cpu == 0 and report.ops_on_tpu == report.ops_total > 50
+    assert all(row.status == tpu.MAPPED for row in report.rows), [r for r in report.rows if not r.mapped]
+    # independent of the flatbuffer: 1 byte per conv/linear weight, 4 per int32 bias (BN folds into it)
+    module = zoo.load("efficientnet_lite0").build()
+    layers = [m for m in module.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    int8_weight_bytes = sum(m.weight.numel() + 4 * m.weight.shape[0] for m in layers)
+    assert abs(report.parameter_bytes - int8_weight_bytes) <= 0.10 * int8_weight_bytes
+    assert report.off_chip_bytes == 0   # ~4.7 MB fits the on-chip cache
+    ready = Path(demo.out_dir) / "efficientnet_lite0_int8_edgetpu_ready.tflite"
+    if ready.exists():  # the edgetpu target ran in the demo: its manifest carries the same prediction
+        predicted = json.loads(manifest_path(ready).read_text())["options"]["edgetpu"]["predicted"]
+        assert predicted["ops_on_cpu"] == 0 and predicted["partitions"] == 1
+
+
+def test_same_photo_same_top1_on_every_runnable_backend(demo):
+    """The runtime layer's promise: Predictor (manifest preprocessing, one code path) gives the
+    same top-1 for the same photo on every artifact and every backend that runs it here. The
+    photo is `coffee` (espresso everywhere; `chelsea` flips Egyptian/tiger cat under int8)."""
+    from edgekit.photos import photo
+    from edgekit.runtime.base import BACKENDS
+    from edgekit.runtime.predictor import open_predictor
+
+    image, labels = photo("coffee"), {}
+    for artifact in sorted(Path(demo.out_dir).glob("efficientnet_lite0_*")):
+        if artifact.name.endswith((".json", ".bin")):
+            continue
+        for name, backend in BACKENDS.items():
+            fmt = {".tflite": "tflite", ".xml": "openvino", ".onnx": "onnx", ".mlpackage": "coreml"}[artifact.suffix]
+            if fmt not in backend.formats or backend.unavailable_reason() or name == "edgetpu":
+                continue
+            with open_predictor(artifact, name, top_k=1) as predictor:
+                labels[f"{artifact.name} on {name}"] = predictor(image).top1.label
+    assert len(labels) >= 8, labels            # tflite x4, xml x3, onnx x2 on this host, + OpenVINO on tflite/onnx
+    assert set(labels.values()) == {"espresso"}, labels

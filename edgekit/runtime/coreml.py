@@ -1,4 +1,5 @@
-"""Core ML runtime: prediction exists only on macOS (compute units all, cpuOnly, cpuAndNE).
+"""Core ML runtime: prediction exists only on macOS (compute units all, cpuOnly, cpuAndNE),
+so on other hosts this backend reports itself unavailable and is never exercised here.
 
 Artifacts from edgekit take an ImageType with normalization inside the model, so `infer`
 turns the normalized float input back into the picture, using the manifest's mean/std.
@@ -12,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from .. import deps
-from ..errors import EdgekitError
+from ..errors import ModelFormatError, UnknownNameError, summary
+from ..formats import HINT_REEXPORT
 from ..manifest import TensorInfo, read_manifest
 from .base import BACKENDS, Runner
 
@@ -24,6 +26,8 @@ class CoreMLRunner(Runner):
     backend = "coreml"
     formats = ("coreml",)
     requires = ("coremltools",)
+    device_kinds = tuple(COMPUTE_UNITS)  # the "device" is the Core ML compute-unit choice
+    probe_in_child = True  # Core ML compiles the package natively; a damaged one must not crash us
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -34,11 +38,14 @@ class CoreMLRunner(Runner):
     def __init__(self, path: Path, device: str | None = None):
         super().__init__(path, device or "all")
         if self.device not in COMPUTE_UNITS:
-            raise EdgekitError(f"unknown Core ML compute unit '{self.device}'",
-                               f"choose one of {', '.join(COMPUTE_UNITS)}")
+            raise UnknownNameError("Core ML compute unit", self.device, COMPUTE_UNITS)
         import coremltools as ct
 
-        self.model = ct.models.MLModel(str(self.path), compute_units=getattr(ct.ComputeUnit, COMPUTE_UNITS[self.device]))
+        try:
+            self.model = ct.models.MLModel(str(self.path),
+                                           compute_units=getattr(ct.ComputeUnit, COMPUTE_UNITS[self.device]))
+        except Exception as exc:  # coremltools raises plain Exception/RuntimeError for bad packages
+            raise ModelFormatError(f"Core ML cannot load {self.path}: {summary(exc)}", HINT_REEXPORT) from None
         self.manifest = read_manifest(self.path)
         spec = self.model.get_spec()
         self._image_inputs = {f.name for f in spec.description.input if f.type.WhichOneof("Type") == "imageType"}
@@ -49,8 +56,7 @@ class CoreMLRunner(Runner):
                         if f.name != spec.description.predictedFeatureName]
 
     def infer(self, feeds) -> list[np.ndarray]:
-        arrays = [feeds] if isinstance(feeds, np.ndarray) else (
-            [feeds[t.name] for t in self.inputs] if isinstance(feeds, dict) else list(feeds))
+        arrays = self._arrays(feeds)
         named = {t.name: self._image(a) if t.name in self._image_inputs else a for t, a in zip(self.inputs, arrays)}
         result = self.model.predict(named)
         return [self._array(result[t.name]) for t in self.outputs]

@@ -1,12 +1,18 @@
-"""OpenVINO runtime: CPU, GPU, NPU, AUTO."""
+"""OpenVINO runtime: CPU, GPU, NPU or AUTO (also GPU.1, AUTO:GPU,CPU, HETERO:...), with a
+latency or throughput hint (`hint`) and the CPU thread count (`threads`)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
+from ..errors import EdgekitError, UnknownNameError, summary
 from ..manifest import TensorInfo, read_manifest
 from .base import BACKENDS, Runner
+
+HINTS = {"latency": "LATENCY", "throughput": "THROUGHPUT"}
+VIRTUAL = ("AUTO", "HETERO", "MULTI")  # devices that dispatch to the real ones listed after ':'
 
 
 @BACKENDS.register("openvino")
@@ -14,20 +20,56 @@ class OpenVINORunner(Runner):
     backend = "openvino"
     formats = ("openvino", "onnx", "tflite")
     requires = ("openvino",)
+    options = ("threads", "hint")
+    device_kinds = ("CPU", "GPU", "NPU", *VIRTUAL)
+    probe_in_child = True  # the IR has no native structural check before the plugin parses it
+    _core: ClassVar = None
 
-    def __init__(self, path: Path, device: str | None = None):
+    @classmethod
+    def core(cls):
+        if cls._core is None:
+            import openvino as ov
+
+            cls._core = ov.Core()
+        return cls._core
+
+    @classmethod
+    def available_devices(cls) -> list[str]:
+        return [*cls.core().available_devices, *VIRTUAL]
+
+    @classmethod
+    def check_device(cls, device: str | None) -> str | None:
+        if device and device.split(":", 1)[0] in VIRTUAL and ":" in device:
+            for candidate in device.split(":", 1)[1].split(","):
+                super().check_device(candidate.strip())
+        return super().check_device(device)
+
+    def __init__(self, path: Path, device: str | None = None, threads: int | None = None,
+                 hint: str | None = None):
         super().__init__(path, device or "CPU")
-        import openvino as ov
-
-        core = ov.Core()
-        self.compiled = core.compile_model(str(self.path), self.device)
+        if hint is not None and hint.lower() not in HINTS:
+            raise UnknownNameError("OpenVINO hint", hint, HINTS)
+        if threads is not None and not self.device.startswith("CPU"):
+            raise EdgekitError(f"threads applies to the OpenVINO CPU device, not '{self.device}'",
+                               "drop --threads or use --device CPU")
+        self.config = {"PERFORMANCE_HINT": HINTS[(hint or "latency").lower()]}
+        if threads is not None:
+            self.config["INFERENCE_NUM_THREADS"] = int(threads)
+        try:
+            self.compiled = self.core().compile_model(str(self.path), self.device, self.config)
+        except Exception as exc:  # RuntimeError, OpConversionFailure, ...: all one line
+            reason = next((line.strip() for line in str(exc).splitlines() if "No translator" in line),
+                          summary(exc, last=True))
+            raise EdgekitError(f"OpenVINO could not compile {self.path.name} for {self.device}: {reason}",
+                               "try another backend (--backend)" if "No translator" in reason else None) from None
         self.request = self.compiled.create_infer_request()
+        self._ports = list(self.compiled.outputs)
         self.inputs = _with_quantization([_info(p) for p in self.compiled.inputs], self.path, "inputs")
         self.outputs = _with_quantization([_info(p) for p in self.compiled.outputs], self.path, "outputs")
 
     def _infer(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
         result = self.request.infer(arrays)
-        return [np.array(result[port]) for port in self.compiled.outputs]
+        return [np.array(result[port]) for port in self._ports]
 
 
 def _with_quantization(infos: list[TensorInfo], path: Path, side: str) -> list[TensorInfo]:
@@ -39,7 +81,25 @@ def _with_quantization(infos: list[TensorInfo], path: Path, side: str) -> list[T
         for info, known in zip(infos, recorded):
             if info.quantization is None and known.quantization and info.dtype == known.dtype:
                 info.quantization = known.quantization
+    elif path.suffix == ".tflite" or _is_tflite(path):
+        from ..tflite_model import read_tflite
+
+        model = read_tflite(path)
+        tensors = model.inputs() if side == "inputs" else model.outputs()
+        if len(tensors) == len(infos):
+            for info, tensor in zip(infos, tensors):
+                quant = tensor.quantization
+                if info.quantization is None and quant and quant.scale and info.dtype == tensor.dtype:
+                    info.quantization = {"scale": list(quant.scale), "zero_point": list(quant.zero_point)}
     return infos
+
+
+def _is_tflite(path: Path) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(8)[4:8] == b"TFL3"
+    except OSError:
+        return False
 
 
 def _info(port) -> TensorInfo:
@@ -47,5 +107,5 @@ def _info(port) -> TensorInfo:
         name = port.get_any_name()
     except RuntimeError:
         name = f"port_{port.get_index()}"
-    return TensorInfo(name, [int(d) for d in port.get_partial_shape().to_shape()],
-                      port.get_element_type().to_dtype().name)
+    shape = [d.get_length() if d.is_static else -1 for d in port.get_partial_shape()]  # -1: dynamic
+    return TensorInfo(name, shape, port.get_element_type().to_dtype().name)

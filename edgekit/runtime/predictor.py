@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -73,9 +73,16 @@ class Prediction:
 
 
 class Predictor:
-    """A Runner plus the manifest's pre- and postprocessing."""
+    """A Runner plus the manifest's pre- and postprocessing.
 
-    def __init__(self, runner: Runner, manifest: Manifest | None, top_k: int = 5):
+    Detection keeps boxes scoring at least `score_threshold`, merges overlaps above
+    `iou_threshold` (YOLO heads and SSD score maps; the TFLite_Detection_PostProcess op did its
+    own NMS) and returns at most `max_detections`. The manifest's `options` may set the three.
+    """
+
+    def __init__(self, runner: Runner, manifest: Manifest | None, top_k: int = 5,
+                 score_threshold: float | None = None, iou_threshold: float | None = None,
+                 max_detections: int | None = None):
         from .postprocess import decoder_for
 
         self.runner = runner
@@ -83,6 +90,10 @@ class Predictor:
         self.task = manifest.task if manifest else "other"
         self.labels = list(manifest.labels) if manifest else []
         self.top_k = top_k
+        recorded = manifest.options if manifest else {}
+        self.score_threshold = _pick(score_threshold, recorded.get("score_threshold"), 0.25)
+        self.iou_threshold = _pick(iou_threshold, recorded.get("iou_threshold"), 0.45)
+        self.max_detections = int(_pick(max_detections, recorded.get("max_detections"), 100))
         self._decode = decoder_for(self.task)
 
     def prepare(self, rgb: np.ndarray) -> tuple[np.ndarray, FrameMeta]:
@@ -118,7 +129,30 @@ class Predictor:
         self.close()
 
 
+def _pick(*values):
+    return next(v for v in values if v is not None)
+
+
 def open_predictor(artifact, backend: str | None = None, device: str | None = None, top_k: int = 5,
+                   warn: Callable[[str], None] | None = None, score_threshold: float | None = None,
+                   iou_threshold: float | None = None, max_detections: int | None = None,
                    **options) -> Predictor:
-    runner = open_runner(artifact, backend, device, **options)
-    return Predictor(runner, read_manifest(Path(artifact)), top_k=top_k)
+    """A Predictor over ARTIFACT. Without a manifest beside it, what the model file says is used
+    (its input shape, TFLite Metadata, a labels file beside it, the output shapes) and `warn`
+    is told what had to be assumed."""
+    path = Path(artifact)
+    runner = open_runner(path, backend, device, **options)
+    try:
+        manifest = read_manifest(path)
+        if manifest is None:
+            from .fallback import manifest_from_model
+
+            manifest, assumed = manifest_from_model(path, runner)
+            if warn is not None:
+                warn(f"{path.name} has no manifest ({path.name}.edgekit.json); assumed from the model file: "
+                     f"{'; '.join(assumed)}. Convert it with `edgekit convert` to record the real preprocessing")
+        return Predictor(runner, manifest, top_k=top_k, score_threshold=score_threshold,
+                         iou_threshold=iou_threshold, max_detections=max_detections)
+    except BaseException:
+        runner.close()
+        raise

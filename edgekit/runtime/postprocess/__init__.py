@@ -7,6 +7,8 @@ from ...errors import UnknownNameError
 
 DECODERS: dict[str, str] = {
     "classification": "classify",
+    "detection": "detect",
+    "segmentation": "segment",
     "other": "classify",   # an unlabelled single-output model still gets its top-k
 }
 

@@ -1,0 +1,360 @@
+"""Runner overhead: edgekit's `Runner.infer` against the raw runtime call loop, on EfficientNet-Lite0
+fp32 and int8, for LiteRT (`Interpreter.invoke`) and OpenVINO CPU (`InferRequest.infer`).
+
+    .venv/bin/python benchmarks/runner_overhead.py [--artifacts-dir out/demo] [--rounds 12]
+                                                   [--runs-per-round 25] [--threads N] [--json]
+
+Goal: Runner.infer median at most 1.03x the raw loop.
+
+- Artifacts: `efficientnet_lite0_{fp32,int8}.{tflite,xml}` from --artifacts-dir (default `out/demo`,
+  what `make demo` writes); when missing they are converted once with `edgekit.convert` into
+  --cache-dir and reused by later runs.
+- Input: one real photo (scikit-image `coffee`), prepared by `Predictor.prepare`, as an application
+  does. For the int8 TFLite that is already the uint8 tensor (mean 127 / std 128 against scale 1/128,
+  zero point 127 composes to the identity), which the Runner passes through. The raw loop is fed the
+  same tensor. A third variant, `runner_float`, feeds the int8 model the float tensor so the Runner
+  quantizes it per call: the cost this change removed, kept visible.
+- Both sides use the same thread count (and, for OpenVINO, the same compile config: the Runner's).
+  The raw side copies its outputs out as the Runner does (LiteRT get_tensor copies; OpenVINO's
+  result is read into a numpy array).
+- ABAB: inside each round the variants alternate call by call and the order flips every round, so
+  drift and other processes' load hit every variant alike. Each runtime runs in a fresh subprocess.
+
+Results: benchmarks/results/runner_overhead-<UTC date>.json and .md, and an entry at the top of
+benchmarks/results/README.md. Timings are reported, never asserted.
+Exit codes: 0 done, 2 a needed package is missing (one line on stderr), 1 anything else.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+import hostinfo  # noqa: E402  (light: imports no framework)
+from convert import markdown_table, ratio_summary, stats_ms, update_readme  # noqa: E402  (generic helpers)
+
+MODEL = "efficientnet_lite0"
+PHOTO = "coffee"
+GOAL = 1.03
+RUNTIMES = {"litert": ("tflite", ".tflite", "LiteRT (CPU, XNNPACK)"), "openvino": ("openvino", ".xml", "OpenVINO CPU")}
+NEEDS = ("numpy", "cv2", "skimage", "ai_edge_litert", "openvino")
+
+
+# ----------------------------------------------------------------------------- artifacts
+
+def find_or_convert(artifacts_dir: Path, cache_dir: Path) -> dict[str, dict[str, Path]]:
+    """runtime -> precision -> artifact path."""
+    def paths(folder: Path):
+        return {rt: {p: folder / f"{MODEL}_{p}{suffix}" for p in ("fp32", "int8")}
+                for rt, (_, suffix, _) in RUNTIMES.items()}
+
+    for folder in (artifacts_dir, cache_dir):
+        found = paths(folder)
+        if all(p.exists() and Path(str(p) + ".edgekit.json").exists() for v in found.values() for p in v.values()):
+            return found
+    from edgekit import photos, zoo
+    from edgekit.convert import ConvertRequest, convert
+
+    print(f"converting {MODEL} to tflite and openvino (fp32, int8) into {cache_dir} (once) ...", file=sys.stderr)
+    model = zoo.load(MODEL)
+    calib = photos.write_photo_folder(cache_dir / "photos")
+    convert(model.build(), ConvertRequest(targets=["tflite", "openvino"], precisions=["fp32", "int8"],
+                                          calib=str(calib), out_dir=cache_dir, input_size=model.input_size,
+                                          mean=model.mean, std=model.std, bgr=model.color_order == "BGR",
+                                          resize=model.resize, task=model.task, labels=model.labels_path,
+                                          name=model.name))
+    return paths(cache_dir)
+
+
+# ----------------------------------------------------------------------------- worker
+
+def _raw_litert(path: Path, threads: int, batch):
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path), num_threads=threads)
+    interpreter.allocate_tensors()
+    inp, out = interpreter.get_input_details()[0]["index"], interpreter.get_output_details()[0]["index"]
+
+    def raw():
+        interpreter.set_tensor(inp, batch)
+        interpreter.invoke()
+        return interpreter.get_tensor(out)
+
+    return raw, "Interpreter(num_threads=N): set_tensor(prepared input); invoke(); get_tensor(output)"
+
+
+def _raw_openvino(path: Path, threads: int, batch, config: dict):
+    import numpy as np
+    import openvino as ov
+
+    compiled = ov.Core().compile_model(str(path), "CPU", config)
+    request = compiled.create_infer_request()
+    port = compiled.output(0)
+
+    def raw():
+        return np.array(request.infer({0: batch})[port])
+
+    return raw, f"core.compile_model(path, 'CPU', {config}).create_infer_request().infer({{0: batch}})"
+
+
+def _wrapper_cost_us(runner, batch, calls: int = 300) -> dict[str, float]:
+    """What Runner.infer adds around the native call (input checks, quantize, dequantize), timed
+    alone: a load-independent view of the overhead, next to the noisy end-to-end ratio."""
+    from edgekit.runtime.base import dequantize, quantize
+
+    outputs = runner._infer([quantize(a, t) for a, t in zip(runner._arrays(batch), runner.inputs)])
+    samples = []
+    for _ in range(calls):
+        started = time.perf_counter_ns()
+        arrays = runner._arrays(batch)
+        [quantize(a, t) for a, t in zip(arrays, runner.inputs)]
+        [dequantize(r, t) for r, t in zip(outputs, runner.outputs)]
+        samples.append(time.perf_counter_ns() - started)
+    return {"median_us": statistics.median(samples) / 1e3, "p10_us": sorted(samples)[calls // 10] / 1e3}
+
+
+def measure(runtime: str, paths: dict[str, str], threads: int, rounds: int, runs: int, warmup: int) -> dict[str, Any]:
+    import gc
+
+    import numpy as np
+
+    from edgekit import photos
+    from edgekit.preprocess import preprocess_image, to_layout
+    from edgekit.runtime.predictor import open_predictor
+
+    image = photos.photo(PHOTO)
+    calls: dict[tuple[str, str], Any] = {}
+    facts: dict[str, Any] = {}
+    for precision, path in paths.items():
+        predictor = open_predictor(path, runtime, threads=threads)
+        runner = predictor.runner
+        batch, _ = predictor.prepare(image)
+        float_batch = to_layout(preprocess_image(image, predictor.manifest.preprocess), predictor.manifest.preprocess.layout)
+        if runtime == "litert":
+            raw, raw_doc = _raw_litert(Path(path), threads, batch)
+        else:
+            raw, raw_doc = _raw_openvino(Path(path), threads, batch, dict(runner.config))
+        calls[(precision, "runner")] = lambda r=runner, b=batch: r.infer(b)
+        calls[(precision, "raw")] = raw
+        if batch.dtype != float_batch.dtype:
+            calls[(precision, "runner_float")] = lambda r=runner, b=float_batch: r.infer(b)
+        got, want = runner.infer(batch)[0].reshape(-1), raw().reshape(-1)
+        wrapper_us = _wrapper_cost_us(runner, batch)
+        labels = predictor.manifest.labels
+        facts[precision] = {"artifact": str(path), "input_dtype": batch.dtype.name, "input_shape": list(batch.shape),
+                            "top1": labels[int(np.argmax(got))], "top1_raw_same": int(np.argmax(got)) == int(np.argmax(want)),
+                            "raw": raw_doc, "runner": f"open_predictor(path, '{runtime}', threads=N).runner.infer(prepared)",
+                            "config": getattr(runner, "config", {"num_threads": threads}),
+                            "wrapper_us": wrapper_us}
+    variants = list(calls)
+    for variant in variants:
+        for _ in range(warmup):
+            calls[variant]()
+    samples: dict[tuple[str, str], list[list[int]]] = {v: [] for v in variants}
+    clock = time.perf_counter_ns
+    gc.collect()
+    gc.disable()
+    before = hostinfo.cpu_snapshot()
+    try:
+        for index in range(rounds):
+            for precision in (("fp32", "int8") if index % 2 == 0 else ("int8", "fp32")):
+                kinds = [k for (p, k) in variants if p == precision]
+                kinds = kinds if (index // 2) % 2 == 0 else kinds[::-1]   # ABAB, then BABA
+                block = {k: [] for k in kinds}
+                for _ in range(runs):
+                    for kind in kinds:
+                        call = calls[(precision, kind)]
+                        started = clock()
+                        call()
+                        block[kind].append(clock() - started)
+                for kind in kinds:
+                    samples[(precision, kind)].append(block[kind])
+    finally:
+        after = hostinfo.cpu_snapshot()
+        gc.enable()
+    result: dict[str, Any] = {"runtime": runtime, "threads": threads, "rounds": rounds, "runs_per_round": runs,
+                              "warmup": warmup, "photo": PHOTO, "facts": facts,
+                              "contention": hostinfo.contention(before, after), "variants": {}, "ratios": {}}
+    for (precision, kind), blocks in samples.items():
+        entry = stats_ms([t for b in blocks for t in b])
+        entry["per_round_median_ms"] = [statistics.median(b) / 1e6 for b in blocks]
+        result["variants"].setdefault(precision, {})[kind] = entry
+        if kind != "raw":
+            result["ratios"][f"{kind}_over_raw_{precision}"] = ratio_summary(blocks, samples[(precision, "raw")],
+                                                                             paired=True)
+    return result
+
+
+# ----------------------------------------------------------------------------- report
+
+COLUMNS = ["runtime", "precision", "input", "Runner.infer ms", "raw ms", "Runner/raw", "p10 ratio", "paired median",
+           "per-round range", "wrapper alone µs (share of raw)", f"≤ {GOAL}"]
+
+
+def rows(latency: dict[str, Any]) -> list[list[str]]:
+    table = []
+    for runtime, data in latency.items():
+        name = RUNTIMES[runtime][2]
+        if "error" in data:
+            table.append([name, "—", "—", "—", "—", "—", "—", "—", "—", "—", data["error"].splitlines()[0]])
+            continue
+        for key, r in data["ratios"].items():
+            kind, precision = key.split("_over_raw_")
+            feed = data["facts"][precision]["input_dtype"] if kind == "runner" else "float32 (quantized per call)"
+            table.append([name, precision, feed, f"{data['variants'][precision][kind]['median_ms']:.3f}",
+                          f"{data['variants'][precision]['raw']['median_ms']:.3f}", f"{r['ratio']:.3f}",
+                          f"{r['ratio_p10']:.3f}", f"{r['paired_median']:.3f}",
+                          f"{r['per_round_min']:.3f}–{r['per_round_max']:.3f}",
+                          (f"{data['facts'][precision]['wrapper_us']['median_us']:.0f} "
+                           f"({data['facts'][precision]['wrapper_us']['median_us'] / 10 / data['variants'][precision]['raw']['median_ms']:.2f} %)"
+                           if kind == "runner" else "—"),
+                          "yes" if r["ratio"] <= GOAL else "**no**"])
+    return table
+
+
+def render_markdown(result: dict[str, Any]) -> str:
+    config = result["config"]
+    lines = [f"# Runner overhead, {result['date']}", "",
+             f"Run {result['host']['timestamp_utc']} by `benchmarks/runner_overhead.py` "
+             f"({result['duration_seconds']:.0f} s).", "", f"**Host:** {hostinfo.describe(result['host'])}", "",
+             f"**Setup:** {MODEL} fp32 and int8, photo `{PHOTO}` prepared by `Predictor.prepare`, "
+             f"{config['threads']} threads, {config['rounds']} rounds × {config['runs_per_round']} calls per variant "
+             f"after {config['warmup']} warm-up calls, variants interleaved call by call (ABAB / BABA). "
+             f"Artifacts: `{config['artifacts']}`.", "",
+             markdown_table(COLUMNS, rows(result["latency"])), "",
+             "*Runner/raw* is the ratio of the medians over all calls; *p10 ratio* the ratio of the 10th "
+             "percentiles (less sensitive to other processes); *paired median* the median of call-by-call ratios. "
+             "The `float32 (quantized per call)` row feeds the int8 model a float tensor, so the Runner quantizes "
+             "it on every call (what `Predictor.prepare` now avoids). *wrapper alone* times what Runner.infer adds "
+             "around the native call (input checks, quantize, dequantize) by itself, which other processes' load "
+             "barely moves; on a busy machine it is the better estimate of the overhead.", "",
+             "## Machine load during timing", ""]
+    for runtime, data in result["latency"].items():
+        c = data.get("contention")
+        if c:
+            lines.append(f"- {RUNTIMES[runtime][2]}: {c['wall_seconds']:.0f} s, this benchmark {c['this_process']:.0%}, "
+                         f"other processes {c['other_processes']:.0%}, steal {c['steal']:.0%}")
+    lines += ["", "## Outputs", ""]
+    for runtime, data in result["latency"].items():
+        for precision, fact in data.get("facts", {}).items():
+            lines.append(f"- {RUNTIMES[runtime][2]} {precision}: top-1 `{fact['top1']}`, same as raw: "
+                         f"{fact['top1_raw_same']}; input {fact['input_dtype']} {fact['input_shape']}")
+    return "\n".join(lines) + "\n"
+
+
+def readme_entry(result: dict[str, Any], md_name: str, json_name: str) -> str:
+    parts = []
+    for runtime, data in result["latency"].items():
+        if "error" in data:
+            parts.append(f"{RUNTIMES[runtime][2]}: error")
+            continue
+        r = data["ratios"]
+        part = (f"{RUNTIMES[runtime][2].split(' (')[0]} Runner/raw fp32 **{r['runner_over_raw_fp32']['ratio']:.3f}**, "
+                f"int8 **{r['runner_over_raw_int8']['ratio']:.3f}**")
+        if "runner_float_over_raw_int8" in r:
+            part += f" (int8 fed float, quantized per call: {r['runner_float_over_raw_int8']['ratio']:.3f})"
+        parts.append(part)
+    return (f"## {result['date']} — runner overhead ([table]({md_name}), [raw JSON]({json_name}))\n\n"
+            f"EfficientNet-Lite0 on {result['host']['cpu']}, {result['config']['threads']} threads, goal ≤ {GOAL}: "
+            + "; ".join(parts) + ".\n")
+
+
+# ----------------------------------------------------------------------------- main
+
+def parse_args(argv=None):
+    default_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--artifacts-dir", type=Path, default=HERE.parent / "out" / "demo",
+                        help="where efficientnet_lite0_{fp32,int8}.{tflite,xml} are (default: out/demo)")
+    parser.add_argument("--cache-dir", type=Path,
+                        default=Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgekit" / "bench-artifacts",
+                        help="where to convert them once when --artifacts-dir lacks them")
+    parser.add_argument("--out-dir", type=Path, default=HERE / "results")
+    parser.add_argument("--rounds", type=int, default=12)
+    parser.add_argument("--runs-per-round", type=int, default=25)
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=default_threads)
+    parser.add_argument("--json", action="store_true", help="print the JSON result instead of the table")
+    parser.add_argument("--_worker", choices=list(RUNTIMES), help=argparse.SUPPRESS)
+    parser.add_argument("--_paths", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if min(args.rounds, args.runs_per_round, args.threads) < 1 or args.warmup < 0:
+        parser.error("--rounds, --runs-per-round and --threads must be at least 1, --warmup at least 0")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args._worker:
+        data = measure(args._worker, json.loads(args._paths), args.threads, args.rounds, args.runs_per_round, args.warmup)
+        sys.stdout.write(json.dumps(data) + "\n")
+        return 0
+    import importlib.util
+
+    missing = [m for m in NEEDS if importlib.util.find_spec(m) is None]
+    if importlib.util.find_spec("edgekit") is None or missing:
+        print(f"benchmarks/runner_overhead.py: needs {', '.join(missing) or 'edgekit'} installed "
+              "(run from the repo root with .venv/bin/python)", file=sys.stderr)
+        return 2
+    started = time.perf_counter()
+    host = hostinfo.collect(extra_packages=("opencv-python", "scikit-image"))
+    artifacts = find_or_convert(args.artifacts_dir, args.cache_dir)
+    latency: dict[str, Any] = {}
+    for runtime in RUNTIMES:
+        if not args.json:
+            print(f"timing {runtime}: {args.rounds} rounds × {args.runs_per_round} calls per variant ...", file=sys.stderr)
+        command = [sys.executable, str(Path(__file__).resolve()), "--_worker", runtime,
+                   "--_paths", json.dumps({p: str(v) for p, v in artifacts[runtime].items()}),
+                   "--threads", str(args.threads), "--rounds", str(args.rounds),
+                   "--runs-per-round", str(args.runs_per_round), "--warmup", str(args.warmup)]
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode != 0:
+            latency[runtime] = {"error": "\n".join(done.stderr.strip().splitlines()[-10:])}
+        else:
+            latency[runtime] = json.loads(done.stdout.strip().splitlines()[-1])
+    date = host["timestamp_utc"][:10]
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"runner_overhead-{date}"
+    if (args.out_dir / f"{stem}.json").exists():
+        stem += datetime.now(timezone.utc).strftime("-%H%M%S")
+    json_path, md_path = args.out_dir / f"{stem}.json", args.out_dir / f"{stem}.md"
+    folder = Path(next(iter(artifacts["litert"].values()))).parent
+    result = {"benchmark": "runner_overhead", "schema": 1, "date": date, "json_name": json_path.name,
+              "duration_seconds": round(time.perf_counter() - started, 1), "host": host,
+              "config": {"model": MODEL, "photo": PHOTO, "threads": args.threads, "rounds": args.rounds,
+                         "runs_per_round": args.runs_per_round, "warmup": args.warmup, "goal_runner_over_raw_max": GOAL,
+                         "artifacts": str(folder)},
+              "latency": latency}
+    json_path.write_text(json.dumps(result, indent=2) + "\n")
+    md_path.write_text(render_markdown(result))
+    update_readme(args.out_dir / "README.md", readme_entry(result, md_path.name, json_path.name))
+    if args.json:
+        sys.stdout.write(json.dumps(result, indent=2) + "\n")
+    else:
+        from edgekit.ui import console, table
+
+        out = console()
+        out.print(f"[bold]Host:[/] {hostinfo.describe(host)}")
+        out.print(table("edgekit Runner.infer vs raw runtime call (median)", COLUMNS,
+                        [[c.replace("**", "") for c in r] for r in rows(latency)]))
+        print(f"wrote {json_path} and {md_path}; updated {args.out_dir / 'README.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(130)
