@@ -7,9 +7,11 @@ through the bundled runner then produce the same JSON.
 Record schema (one per artifact; `edgekit bench --json` prints {"host": {...}, "results": [...]}):
     artifact, format, precision, backend, device, size_bytes, parity (from the manifest or None),
     status ("ok" | "failed"), error (reason when failed),
-    load_ms, first_inference_ms, latency_ms {runs, mean, std, min, p50, p90, p99, max}, fps,
-    preprocess_ms, postprocess_ms (medians, None when not measured), peak_rss_mb,
-    runs, warmup, threads, samples_ms (the raw warm latencies, for plots and baselines)
+    check_ms (model-file safety checks, kept out of load_ms), load_ms, first_inference_ms,
+    latency_ms {runs, mean, std, min, p50, p90, p99, max}, fps,
+    preprocess_ms, postprocess_ms (medians, None when not measured), peak_rss_mb (the process's
+    high-water mark, cumulative), rss_growth_mb (resident memory this artifact added),
+    runs, warmup, threads, hint, input, samples_ms (the raw warm latencies, for plots and baselines)
 """
 from __future__ import annotations
 
@@ -44,3 +46,26 @@ def fps(latency: dict[str, float]) -> float | None:
     """Frames per second of a sequential loop, from the median latency."""
     median = latency.get("p50")
     return 1000.0 / median if median else None
+
+
+def record_key(record: dict) -> tuple:
+    """What makes two records comparable across runs: the artifact's file name (not its folder,
+    so a baseline from another checkout matches), backend, device and thread count."""
+    artifact = str(record.get("artifact", "")).replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    return artifact, record.get("backend"), record.get("device"), record.get("threads")
+
+
+def compare_medians(baseline: list[dict], current: list[dict], max_regression_pct: float) -> list[dict]:
+    """One comparison per current record that has an ok baseline record with the same key:
+    {key, baseline_ms, current_ms, change_pct, regressed}. Medians only: they resist outliers."""
+    base = {record_key(r): r for r in baseline if r.get("status") == "ok"}
+    comparisons = []
+    for record in current:
+        old = base.get(record_key(record))
+        if record.get("status") != "ok" or old is None:
+            continue
+        old_p50, new_p50 = old["latency_ms"]["p50"], record["latency_ms"]["p50"]
+        change = (new_p50 - old_p50) / old_p50 * 100.0 if old_p50 else float("inf")
+        comparisons.append({"key": list(record_key(record)), "baseline_ms": old_p50, "current_ms": new_p50,
+                            "change_pct": change, "regressed": change > max_regression_pct})
+    return comparisons

@@ -1,0 +1,397 @@
+"""Benchmark one or more artifacts: load, first inference, warm latency, pre/post, memory.
+
+    from edgekit.bench.harness import BenchOptions, run_bench
+    report = run_bench(["out/m_int8.tflite", "out/m_int8.xml"], BenchOptions(runs=200, threads=[1, 2]))
+    report.to_dict()     # {"schema_version", "host", "options", "results": [record, ...]}
+
+Each (artifact, thread count) gives one record (schema in stats.py). An artifact that cannot be
+opened or run becomes a record with status "failed" and its one-line reason; the others go on.
+
+What is timed, with time.perf_counter_ns:
+- check_ms: the model-file safety checks open_runner makes (structure; for OpenVINO/Core ML a
+  load in a child process, once per file and options), done first and kept out of load_ms;
+- load_ms: open_runner (parse + compile, e.g. OpenVINO compile_model, LiteRT allocate_tensors);
+- first_inference_ms: the first Runner.infer, kept apart (lazy init makes it slow on some runtimes);
+- latency_ms: each warm Runner.infer after `warmup` more calls (quantize + runtime call + dequantize);
+- preprocess_ms / postprocess_ms: medians of Predictor.prepare (image -> input tensor) and
+  Predictor.decode (outputs -> labels) in their own loops, so they never inflate latency_ms.
+Memory: peak_rss_mb is this process's resident-set high-water mark (getrusage ru_maxrss) after
+the artifact ran. It only grows over a process, so with several artifacts it includes whatever
+earlier ones and the runtimes' libraries left resident; rss_growth_mb (resident memory after the
+runs minus before the load) is the per-artifact share.
+"""
+from __future__ import annotations
+
+import os
+import resource
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import EdgekitError, summary
+from . import stats
+
+PREPOST_LOOPS = 30  # pre/post are cheap and steady; a few dozen calls give a stable median
+
+
+@dataclass
+class BenchOptions:
+    runs: int | None = 100               # warm runs; None when `duration` is given
+    duration: float | None = None        # seconds of warm runs instead of a count
+    warmup: int = 10
+    threads: list[int | None] = field(default_factory=lambda: [None])  # None: the backend's default
+    hint: str | None = None              # OpenVINO performance hint: latency | throughput
+    backend: str | None = None
+    device: str | None = None
+    input: str = "random"                # "random" or an image / .npy path
+
+    def __post_init__(self):
+        if (self.runs is None) == (self.duration is None):
+            raise EdgekitError("give either a number of runs or a duration, not both",
+                               "use --runs N or --duration SECONDS")
+        if self.runs is not None and self.runs < 1:
+            raise EdgekitError(f"--runs must be at least 1, got {self.runs}")
+        if self.duration is not None and self.duration <= 0:
+            raise EdgekitError(f"--duration must be positive, got {self.duration}")
+        if self.warmup < 0:
+            raise EdgekitError(f"--warmup must be 0 or more, got {self.warmup}")
+        if self.hint not in (None, "latency", "throughput"):
+            raise EdgekitError(f"unknown hint '{self.hint}'", "valid hints: latency, throughput")
+        if self.input != "random" and not Path(self.input).is_file():
+            raise EdgekitError(f"--input {self.input}: no such file", "give an image, a .npy tensor, or 'random'")
+
+
+@dataclass
+class BenchRecord:
+    artifact: str
+    format: str | None = None
+    precision: str | None = None
+    backend: str | None = None
+    device: str | None = None
+    size_bytes: int | None = None
+    parity: dict[str, Any] | None = None
+    status: str = "ok"
+    error: str | None = None
+    check_ms: float | None = None          # safety checks before loading (child-process probe), not in load_ms
+    load_ms: float | None = None
+    first_inference_ms: float | None = None
+    latency_ms: dict[str, float] = field(default_factory=dict)
+    fps: float | None = None
+    preprocess_ms: float | None = None
+    postprocess_ms: float | None = None
+    peak_rss_mb: float | None = None
+    rss_growth_mb: float | None = None
+    runs: int = 0
+    warmup: int = 0
+    threads: int | None = None
+    hint: str | None = None
+    input: str = "random"
+    samples_ms: list[float] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class BenchReport:
+    host: dict[str, Any]
+    options: dict[str, Any]
+    results: list[BenchRecord]
+    schema_version: int = stats.RECORD_SCHEMA_VERSION
+
+    @property
+    def failed(self) -> list[BenchRecord]:
+        return [r for r in self.results if r.status != "ok"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema_version": self.schema_version, "host": self.host, "options": self.options,
+                "results": [r.to_dict() for r in self.results]}
+
+
+def run_bench(artifacts: list[str | Path], options: BenchOptions, progress=None) -> BenchReport:
+    """Benchmark every artifact at every thread count, in order; failures become records."""
+    from .sysinfo import collect
+
+    jobs = [(Path(a), threads) for a in artifacts for threads in options.threads]
+    per_job = (options.runs or 0) + options.warmup + 1
+    task = None
+    if progress is not None:
+        total = per_job * len(jobs) if options.runs else None
+        task = progress.add_task("benchmarking", total=total)
+
+    ticks = [0]
+
+    def tick(done: int = 1) -> None:
+        ticks[0] += done
+        if task is not None:
+            progress.advance(task, done)
+
+    results = []
+    for path, threads in jobs:
+        if progress is not None:
+            progress.update(task, description=f"{path.name}" + (f" ({threads} threads)" if threads else ""))
+        ticks[0] = 0
+        results.append(bench_artifact(path, options, threads, tick))
+        if options.runs and ticks[0] < per_job:  # a failed artifact: jump the bar past its share
+            tick(per_job - ticks[0])
+    host = collect()
+    return BenchReport(host=host, options=_options_dict(options), results=results)
+
+
+def bench_artifact(path: Path, options: BenchOptions, threads: int | None = None,
+                   tick: Callable[[int], None] = lambda n=1: None) -> BenchRecord:
+    record = BenchRecord(artifact=str(path), threads=threads, hint=options.hint, warmup=options.warmup,
+                         input=options.input)
+    try:
+        _describe(record, path, options)
+        _measure(record, path, options, threads, tick)
+    except EdgekitError as exc:
+        _fail(record, exc.one_line())
+    except Exception as exc:  # a runtime rejected the model in a way we did not foresee: one row, not a crash
+        _fail(record, f"{type(exc).__name__}: {summary(exc)}")
+    return record
+
+
+def _fail(record: BenchRecord, reason: str) -> None:
+    record.status, record.error = "failed", reason
+    record.latency_ms, record.samples_ms, record.fps = {}, [], None
+
+
+def _describe(record: BenchRecord, path: Path, options: BenchOptions) -> None:
+    """Format, size, precision and parity: from the file and its manifest, before any runtime.
+    Backend and device say what will be tried (the runner fills in what it picked)."""
+    from ..formats import detect
+    from ..fsutil import size_of
+    from ..manifest import read_manifest
+    from ..runtime.base import DEFAULT_BACKEND
+
+    record.device = options.device
+    record.format = detect(path)
+    record.backend = options.backend or DEFAULT_BACKEND.get(record.format)
+    size = size_of(path)
+    if path.suffix == ".xml" and path.with_suffix(".bin").exists():  # an IR is the .xml plus its .bin
+        size += path.with_suffix(".bin").stat().st_size
+    record.size_bytes = size
+    manifest = read_manifest(path)
+    if manifest is not None:
+        record.precision = manifest.precision
+        if manifest.verify is not None:
+            verify = manifest.verify
+            record.parity = {"status": verify.status, "cosine": verify.cosine,
+                             "top1_agreement": verify.top1_agreement, "runtime": verify.runtime}
+
+
+def _measure(record: BenchRecord, path: Path, options: BenchOptions, threads: int | None, tick) -> None:
+    from ..manifest import read_manifest
+    from ..runtime.base import open_runner
+    from ..runtime.predictor import Predictor
+
+    runner_options = {k: v for k, v in (("threads", threads), ("hint", options.hint)) if v is not None}
+    start = time.perf_counter_ns()
+    _check_untrusted(path, record.format, options, runner_options)
+    record.check_ms = (time.perf_counter_ns() - start) / 1e6
+    rss_before = _rss_mb()
+    start = time.perf_counter_ns()
+    runner = open_runner(path, options.backend, options.device, **runner_options)
+    record.load_ms = (time.perf_counter_ns() - start) / 1e6
+    with runner:
+        record.backend = runner.backend
+        record.device = runner.device or _default_device(runner)
+        predictor = Predictor(runner, read_manifest(path))
+        batch, image = _input(predictor, options.input)
+
+        start = time.perf_counter_ns()
+        outputs = runner.infer(batch)
+        record.first_inference_ms = (time.perf_counter_ns() - start) / 1e6
+        tick(1)
+        for _ in range(options.warmup):
+            runner.infer(batch)
+            tick(1)
+
+        samples = _timed_loop(runner, batch, options, tick)
+        record.samples_ms = samples
+        record.runs = len(samples)
+        record.latency_ms = stats.summarize(samples)
+        record.fps = stats.fps(record.latency_ms)
+        record.preprocess_ms, record.postprocess_ms = _prepost(predictor, image, outputs)
+    record.peak_rss_mb = _peak_rss_mb()
+    rss_after = _rss_mb()
+    record.rss_growth_mb = (rss_after - rss_before) if rss_after is not None and rss_before is not None else None
+
+
+def _check_untrusted(path: Path, fmt: str, options: BenchOptions, runner_options: dict) -> None:
+    """The safety checks open_runner makes on a model file (structure, and for some backends a
+    load in a child process), done first so load_ms times only the load itself. open_runner
+    remembers a passed child probe, so it does not run it again."""
+    from ..runtime.base import BACKENDS, DEFAULT_BACKEND
+    from ..runtime.validate import check_structure, probe_in_child
+
+    name = options.backend or DEFAULT_BACKEND.get(fmt)
+    if name is None or name not in BACKENDS:
+        return  # open_runner gives the one-line reason
+    runner_cls = BACKENDS.get(name)
+    if fmt not in runner_cls.formats or runner_cls.unavailable_reason():
+        return
+    check_structure(path, fmt)
+    if getattr(runner_cls, "probe_in_child", False) and not set(runner_options) - set(runner_cls.options):
+        probe_in_child(path, name, runner_cls.check_device(options.device), runner_options)
+
+
+def _default_device(runner) -> str:
+    """What runs when no device was asked for: the backend's only device kind, if it has one."""
+    kinds = getattr(runner, "device_kinds", ())
+    return kinds[0] if len(kinds) == 1 else "default"
+
+
+def _timed_loop(runner, batch, options: BenchOptions, tick) -> list[float]:
+    samples = []
+    clock = time.perf_counter_ns
+    deadline = clock() + int(options.duration * 1e9) if options.duration else None
+    count = options.runs or 0
+    while (len(samples) < count) if deadline is None else (clock() < deadline or not samples):
+        start = clock()
+        runner.infer(batch)
+        samples.append((clock() - start) / 1e6)
+        tick(1)
+    return samples
+
+
+def _input(predictor, spec: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """The model input and the image it came from (None when the input is a ready tensor).
+    'random' is a random 640x480 RGB frame, preprocessed like a camera frame would be; a
+    model whose input is not an image gets random values in [-1, 1] of its input shape."""
+    info = predictor.runner.inputs[0]
+    if spec == "random":
+        rng = np.random.default_rng(0)
+        if len(predictor.runner.inputs) == 1 and _is_image(info.shape):
+            image = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
+            return predictor.prepare(image)[0], image
+        return rng.uniform(-1, 1, info.shape).astype(np.float32), None
+    path = Path(spec)
+    if path.suffix.lower() == ".npy":
+        try:
+            tensor = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise EdgekitError(f"--input {path} is not a readable .npy array ({summary(exc)})") from None
+        if list(tensor.shape) != list(info.shape):
+            raise EdgekitError(f"--input {path} has shape {list(tensor.shape)}; the model takes {list(info.shape)}",
+                               "save the preprocessed input tensor, or pass an image")
+        return tensor.astype(np.float32, copy=False), None
+    image = _read_rgb(path)
+    return predictor.prepare(image)[0], image
+
+
+def _is_image(shape: list[int]) -> bool:
+    return len(shape) == 4 and (shape[-1] == 3 or shape[1] == 3)
+
+
+def _read_rgb(path: Path) -> np.ndarray:
+    import cv2
+
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise EdgekitError(f"--input {path} is not an image OpenCV can decode", "give a JPEG/PNG, a .npy or 'random'")
+    return np.ascontiguousarray(image[:, :, ::-1])
+
+
+def _prepost(predictor, image: np.ndarray | None, outputs: list[np.ndarray]) -> tuple[float | None, float | None]:
+    """Medians of prepare() on the image and decode() on real outputs. Pre is None when the
+    input was a ready tensor; post is None when the task's decoder does not fit the outputs."""
+    from ..runtime.predictor import FrameMeta
+
+    clock = time.perf_counter_ns
+    pre = None
+    meta = None
+    if image is not None:
+        times = []
+        for _ in range(PREPOST_LOOPS):
+            start = clock()
+            _, meta = predictor.prepare(image)
+            times.append((clock() - start) / 1e6)
+        pre = stats.percentile(sorted(times), 50)
+    if meta is None:
+        shape = predictor.runner.inputs[0].shape
+        nchw = len(shape) == 4 and shape[1] == 3
+        size = tuple(shape[2:4]) if nchw else tuple(shape[1:3]) if len(shape) >= 3 else (1, 1)
+        meta = FrameMeta(original_size=size, input_size=size)  # a ready tensor: boxes stay in model pixels
+    times = []
+    try:
+        for _ in range(PREPOST_LOOPS):
+            start = clock()
+            predictor.decode(outputs, meta)
+            times.append((clock() - start) / 1e6)
+    except Exception:  # e.g. an "other" model whose outputs are not scores: nothing to decode
+        return pre, None
+    return pre, stats.percentile(sorted(times), 50)
+
+
+def _peak_rss_mb() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
+
+
+def _rss_mb() -> float | None:
+    try:
+        import psutil
+
+        return psutil.Process(os.getpid()).memory_info().rss / (1024 * 1024)
+    except ImportError:
+        return None
+
+
+def _options_dict(options: BenchOptions) -> dict[str, Any]:
+    return asdict(options)
+
+
+class RegressionError(EdgekitError):
+    """A median got slower than the baseline allows. Exit code 1: a finding, not bad input."""
+
+    exit_code = 1
+
+
+class ArtifactsFailed(EdgekitError):
+    """Some artifacts could not be benchmarked (the others were). Exit code 1, like a failed gate."""
+
+    exit_code = 1
+
+
+def load_baseline(path: Path) -> list[dict[str, Any]]:
+    """The `results` of an earlier `edgekit bench --json` (or a bare list of records)."""
+    import json
+
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        raise EdgekitError(f"baseline {path} cannot be read ({exc.strerror or exc})",
+                           "write one with: edgekit bench ... --json > baseline.json") from None
+    except ValueError as exc:
+        raise EdgekitError(f"baseline {path} is not JSON ({exc})",
+                           "write one with: edgekit bench ... --json > baseline.json") from None
+    results = data.get("results") if isinstance(data, dict) else data
+    if not isinstance(results, list) or not all(isinstance(r, dict) and "latency_ms" in r for r in results):
+        raise EdgekitError(f"baseline {path} has no benchmark results",
+                           "write one with: edgekit bench ... --json > baseline.json")
+    return results
+
+
+def compare_baseline(report: BenchReport, baseline: list[dict[str, Any]], max_regression: float) -> list[dict]:
+    if max_regression < 0:
+        raise EdgekitError(f"--max-regression must be 0 or more, got {max_regression}")
+    return stats.compare_medians(baseline, [r.to_dict() for r in report.results], max_regression)
+
+
+def regression_message(comparisons: list[dict], max_regression: float) -> str | None:
+    """One line naming every regressed row, or None."""
+    regressed = [c for c in comparisons if c["regressed"]]
+    if not regressed:
+        return None
+    parts = [f"{c['key'][0]} {c['key'][1]}/{c['key'][2]}" + (f" threads={c['key'][3]}" if c["key"][3] else "")
+             + f" p50 {c['current_ms']:.3f} ms vs {c['baseline_ms']:.3f} ms ({c['change_pct']:+.1f}%)"
+             for c in regressed]
+    return f"latency regression beyond {max_regression:g}%: " + "; ".join(parts)

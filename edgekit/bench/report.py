@@ -1,0 +1,190 @@
+"""Render a BenchReport: rich table, CSV, Markdown, PNG plot. Files are written atomically."""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+from ..fsutil import write_atomic
+from ..ui import fmt, human_size
+from .harness import BenchReport
+
+COLUMNS = ["artifact", "format", "precision", "backend/device", "threads", "size", "parity", "load ms",
+           "first ms", "p50 ms", "p90 ms", "p99 ms", "mean ms", "std ms", "min ms", "max ms", "FPS",
+           "pre ms", "post ms", "peak RSS MB", "status"]
+# CSV keeps machine-friendly names and raw numbers
+CSV_FIELDS = ["artifact", "format", "precision", "backend", "device", "threads", "hint", "size_bytes",
+              "parity_status", "parity_cosine", "status", "error", "load_ms", "first_inference_ms", "runs", "warmup",
+              "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "min_ms", "max_ms", "fps", "preprocess_ms",
+              "postprocess_ms", "peak_rss_mb", "rss_growth_mb"]
+
+
+def parity_text(parity: dict[str, Any] | None) -> str:
+    if not parity:
+        return "—"
+    cosine = parity.get("cosine")
+    return f"{parity['status']} cos {cosine:.4f}" if cosine is not None else parity["status"]
+
+
+def rows(report: BenchReport) -> list[list[str]]:
+    result = []
+    for r in report.results:
+        lat = r.latency_ms
+        name = Path(r.artifact).name
+        if r.status != "ok":
+            result.append([name, r.format or "—", r.precision or "—", _where(r), _threads(r.threads),
+                           human_size(r.size_bytes) if r.size_bytes else "—", parity_text(r.parity)]
+                          + ["—"] * 13 + [f"failed: {r.error}"])
+            continue
+        result.append([name, r.format, r.precision or "—", _where(r), _threads(r.threads), human_size(r.size_bytes),
+                       parity_text(r.parity), fmt(r.load_ms, ".1f"), fmt(r.first_inference_ms, ".2f"),
+                       *(fmt(lat.get(k), ".3f") for k in ("p50", "p90", "p99", "mean", "std", "min", "max")),
+                       fmt(r.fps, ".1f"), fmt(r.preprocess_ms, ".3f"), fmt(r.postprocess_ms, ".3f"),
+                       fmt(r.peak_rss_mb, ".0f"), "ok"])
+    return result
+
+
+def _where(record) -> str:
+    return f"{record.backend or '—'}/{record.device or '—'}"
+
+
+def _threads(threads: int | None) -> str:
+    return "default" if threads is None else str(threads)
+
+
+TABLE_COLUMNS = ["artifact", "prec", "backend/device", "thr", "size", "parity", "load", "first", "p50", "p99", "FPS",
+                 "pre/post", "RSS MB"]
+
+
+def bench_table(report: BenchReport, title: str = "edgekit bench"):
+    """The terminal table: compact columns (the Markdown/CSV files carry every statistic);
+    a failed row says "failed" and `failure_notes` gives its reason below the table."""
+    from ..ui import table
+
+    runs = {r.runs for r in report.results if r.status == "ok"}
+    caption = (f"{title}: times in ms, batch 1; p50/p99 of warm latency over "
+               f"{', '.join(map(str, sorted(runs))) or 0} runs")
+    compact = []
+    for r in report.results:
+        parity = r.parity or {}
+        head = [Path(r.artifact).name, r.precision or "—", _where(r), "—" if r.threads is None else str(r.threads),
+                human_size(r.size_bytes) if r.size_bytes else "—",
+                (f"{parity['status']} {parity['cosine']:.3f}" if parity.get("cosine") is not None
+                 else parity["status"]) if parity else "—"]
+        if r.status != "ok":
+            compact.append(head + ["[red]failed[/]"] + [""] * 6)
+            continue
+        lat = r.latency_ms
+        compact.append(head + [fmt(r.load_ms, ".0f"), fmt(r.first_inference_ms, ".1f"),
+                               *(fmt(lat.get(k), ".2f") for k in ("p50", "p99")), fmt(r.fps, ".1f"),
+                               f"{fmt(r.preprocess_ms, '.2f')}/{fmt(r.postprocess_ms, '.2f')}",
+                               fmt(r.peak_rss_mb, ".0f")])
+    rendered = table(caption, TABLE_COLUMNS, compact, wrap=("artifact",))
+    # the name is what people read first: rich would squeeze the one wrappable column to a sliver
+    rendered.columns[0].min_width = min(30, max((len(row[0]) for row in compact), default=8))
+    return rendered
+
+
+def failure_notes(report: BenchReport) -> list[str]:
+    return [f"{Path(r.artifact).name}" + (f" (threads {r.threads})" if r.threads else "") + f": {r.error}"
+            for r in report.failed]
+
+
+def host_line(report: BenchReport) -> str:
+    from .sysinfo import describe
+
+    return describe(report.host)
+
+
+def to_csv(report: BenchReport) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for r in report.results:
+        lat = r.latency_ms
+        writer.writerow({
+            "artifact": r.artifact, "format": r.format, "precision": r.precision, "backend": r.backend,
+            "device": r.device, "threads": r.threads, "hint": r.hint, "size_bytes": r.size_bytes,
+            "parity_status": (r.parity or {}).get("status"), "parity_cosine": (r.parity or {}).get("cosine"),
+            "status": r.status, "error": r.error, "load_ms": r.load_ms, "first_inference_ms": r.first_inference_ms,
+            "runs": r.runs, "warmup": r.warmup, **{f"{k}_ms": lat.get(k) for k in ("p50", "p90", "p99", "mean", "std",
+                                                                                 "min", "max")},
+            "fps": r.fps, "preprocess_ms": r.preprocess_ms, "postprocess_ms": r.postprocess_ms,
+            "peak_rss_mb": r.peak_rss_mb, "rss_growth_mb": r.rss_growth_mb})
+    return buffer.getvalue()
+
+
+def to_markdown(report: BenchReport, profile_rows: list[list[str]] | None = None) -> str:
+    lines = ["# edgekit bench", "", f"**Host:** {host_line(report)}", "",
+             "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for row in rows(report):
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
+    if profile_rows:
+        lines += ["", "| " + " | ".join(PROFILE_COLUMNS) + " |", "|" + "---|" * len(PROFILE_COLUMNS)]
+        lines += ["| " + " | ".join(row) + " |" for row in profile_rows]
+    lines += ["", "Latencies in milliseconds, batch 1, after warm-up; first = the first inference after load; "
+              "pre/post = Predictor.prepare/decode medians, timed apart from inference; peak RSS = the process's "
+              "high-water mark (cumulative over artifacts benchmarked in one run).", ""]
+    return "\n".join(lines)
+
+
+PROFILE_COLUMNS = ["reference model", "published ms", "measured p50 ms", "artifact", "setup", "source"]
+
+
+def profile_rows(report: BenchReport, profile) -> list[list[str]]:
+    """Each published reference, beside the measured median of any artifact it matches."""
+    result = []
+    for ref in profile.references:
+        matches = [r for r in report.results if r.status == "ok" and ref in profile.references_for(r.artifact)]
+        for record in matches or [None]:
+            result.append([ref.model, f"{ref.latency_ms:g}",
+                           fmt(record.latency_ms.get("p50") if record else None, ".3f"),
+                           Path(record.artifact).name if record else "— (no artifact of this model)",
+                           ref.setup, ref.source])
+    return result
+
+
+def write_csv(report: BenchReport, path: Path) -> None:
+    write_atomic(Path(path), to_csv(report))
+
+
+def write_markdown(report: BenchReport, path: Path, profile=None) -> None:
+    write_atomic(Path(path), to_markdown(report, profile_rows(report, profile) if profile else None))
+
+
+def write_plot(report: BenchReport, path: Path) -> None:
+    """Warm-latency distributions, one box (with every sample as a dot) per result row."""
+    from .. import deps
+
+    deps.require("matplotlib", "--plot")
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display needed, no GUI toolkit imported
+    import matplotlib.pyplot as plt
+
+    ok = [r for r in report.results if r.status == "ok" and r.samples_ms]
+    labels = [f"{Path(r.artifact).name}\n{_where(r)}" + (f" t={r.threads}" if r.threads else "") for r in ok]
+    figure, axes = plt.subplots(figsize=(max(6.0, 1.6 * len(ok) + 2), 4.8), dpi=110)
+    try:
+        if ok:
+            axes.boxplot([r.samples_ms for r in ok], showfliers=False, whis=(1, 99))
+            for index, record in enumerate(ok, start=1):
+                jitter = [index + 0.12 * ((i * 7919) % 101 / 101 - 0.5) for i in range(len(record.samples_ms))]
+                axes.scatter(jitter, record.samples_ms, s=4, alpha=0.35)
+            axes.set_xticks(range(1, len(ok) + 1), labels, fontsize=8)
+        else:
+            axes.text(0.5, 0.5, "no artifact ran", ha="center", va="center", transform=axes.transAxes)
+        failed = [Path(r.artifact).name for r in report.results if r.status != "ok"]
+        title = "warm latency per inference (box: p25–p75, whiskers p1–p99)"
+        if failed:
+            title += f"\nfailed: {', '.join(failed)}"
+        axes.set_title(title, fontsize=9)
+        axes.set_ylabel("ms")
+        axes.grid(axis="y", alpha=0.3)
+        figure.tight_layout()
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png")
+    finally:
+        plt.close(figure)
+    write_atomic(Path(path), buffer.getvalue())
