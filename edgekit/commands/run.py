@@ -1,0 +1,130 @@
+"""`edgekit run`: live inference from a camera, video file, network stream, image folder or
+synthetic frames to a window, an MP4, a live web page and/or JSON lines."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .common import debug_enabled, json_option
+
+AUTO_SERVE = "0.0.0.0:8080"
+
+
+def _frame_size(ctx, param, value):
+    if value is None:
+        return None
+    parts = value.lower().split("x")
+    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise click.BadParameter(f"'{value}' is not WIDTHxHEIGHT (e.g. 640x480)")
+    return int(parts[0]), int(parts[1])
+
+
+@click.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--source", required=True,
+              help="Camera index or /dev/videoN, video file, rtsp/http/udp URL, image folder or glob, or 'synthetic'.")
+@click.option("--backend", help="Runtime backend (default: by the model's format).")
+@click.option("--device", help="Device for the backend (e.g. CPU, GPU, NPU for OpenVINO).")
+@click.option("--threads", type=click.IntRange(min=1), help="Threads per LiteRT interpreter.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Inferences in flight (one model instance each: LiteRT interpreters, OpenVINO compiled models).")
+@click.option("--size", callback=_frame_size, help="Frame size WIDTHxHEIGHT (cameras and synthetic).")
+@click.option("--fps", type=click.FloatRange(min=0, min_open=True), help="Frame rate (cameras and synthetic).")
+@click.option("--save", type=click.Path(path_type=Path), help="Write the annotated video here (.mp4, .mkv, .avi).")
+@click.option("--serve", metavar="HOST:PORT", help="Serve a live web page with the annotated stream and stats.")
+@click.option("--jsonl", metavar="FILE|-", help="One JSON line per frame (timestamp, frame id, latency, results).")
+@click.option("--window/--no-window", default=None, help="Show an OpenCV window (default: when a display exists "
+              "and no other output is chosen).")
+@click.option("--max-retries", type=click.IntRange(min=0), default=10, show_default=True,
+              help="Reopen attempts for a live source that is down, before giving up.")
+@click.option("--max-frames", type=click.IntRange(min=1), help="Stop after this many frames.")
+@click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True, help="Classes kept per frame.")
+@json_option
+def run(model, source, backend, device, threads, workers, size, fps, save, serve, jsonl, window, max_retries,
+        max_frames, top_k, as_json):
+    """Run MODEL live on frames from --source and show, save, serve or log the results.
+
+    \b
+    Without --save, --serve or --jsonl the results go to a window when a display exists,
+    otherwise to a web page on 0.0.0.0:8080 (the URL is printed). Ctrl-C stops cleanly:
+    the saved video and JSON lines are complete and playable.
+
+    \b
+    Examples:
+      edgekit run out/model_int8_edgetpu.tflite --source 0
+      edgekit run out/model.xml --device CPU --source rtsp://cam.local/stream --serve 0.0.0.0:8080
+      edgekit run out/model_int8.tflite --source clip.mp4 --save annotated.mp4 --jsonl results.jsonl
+      edgekit run out/model_int8.tflite --source photos/ --jsonl - --max-frames 10
+      edgekit run out/model_int8.tflite --source synthetic --size 320x240 --fps 15 --serve 127.0.0.1:8080
+    """
+    from ..errors import EdgekitError
+    from ..runtime.predictor import open_predictor
+    from ..stream import SINKS, Pipeline, open_source
+    from ..stream.sinks.window import display_unavailable_reason
+    from ..ui import console, native_output_captured, print_json
+
+    if as_json and jsonl == "-":
+        raise EdgekitError("--json and --jsonl - both write to stdout", "write the JSON lines to a file: --jsonl FILE")
+    if window and display_unavailable_reason():
+        raise EdgekitError(f"--window: {display_unavailable_reason()}", "use --serve HOST:PORT, --save or --jsonl")
+    err = console(stderr=True)
+    frame_source = open_source(source, size=size, fps=fps)
+
+    auto = not (save or serve or jsonl or window)
+    sinks = []
+    if window or (auto and window is None and display_unavailable_reason() is None):
+        sinks.append(SINKS.get("window")(title=f"edgekit: {Path(model).name}"))
+    elif auto and window is None:
+        serve = AUTO_SERVE
+        err.print(f"no display and no output chosen: serving the live view on {AUTO_SERVE} "
+                  "(choose with --serve, --save, --jsonl)")
+    if serve:
+        sinks.append(SINKS.get("web")(serve))
+    if save:
+        sinks.append(SINKS.get("video")(save, fps=frame_source.fps))
+    if jsonl:
+        sinks.append(SINKS.get("jsonl")(jsonl))
+    if not sinks:
+        raise EdgekitError("no output: --no-window without --save, --serve or --jsonl",
+                           "add an output, e.g. --jsonl - or --serve 127.0.0.1:8080")
+
+    opened, predictors = [], []
+    try:
+        for sink in sinks:
+            sink.open()
+            opened.append(sink)
+            if sink.name == "web":
+                err.print(f"serving {sink.url}")
+        with native_output_captured(not debug_enabled()):   # runtimes announce their delegates on stderr
+            for _ in range(workers):
+                predictors.append(open_predictor(model, backend, device, top_k=top_k, threads=threads))
+    except BaseException:
+        for sink in opened:
+            sink.discard()
+        for predictor in predictors:
+            predictor.close()
+        raise
+
+    pipeline = Pipeline(frame_source, predictors, sinks, max_retries=max_retries, max_frames=max_frames,
+                        on_event=lambda event: err.print(f"{event.kind}: {event.message}", markup=False))
+    try:
+        result = pipeline.run()
+    finally:
+        for predictor in predictors:
+            predictor.close()
+    if as_json:
+        print_json(result.to_dict())
+        return
+    out = console(stderr=jsonl == "-")   # stdout carries the JSON lines then
+    rate = f"{result.fps:.1f} FPS" if result.fps else "-"
+    timing = (f", latency {result.latency_ms:.1f} ms, inference {result.infer_ms:.1f} ms"
+              if result.latency_ms is not None else "")
+    out.print(f"{result.frames} frames from {result.source} ({result.stopped}): {rate}{timing}", markup=False)
+    details = [f"dropped {result.dropped} to stay live" if result.dropped else "",
+               f"reconnected {result.reconnects}x" if result.reconnects else "",
+               f"skipped {len(result.skipped)} unreadable file(s)" if result.skipped else ""]
+    if any(details):
+        out.print("  " + ", ".join(d for d in details if d), markup=False)
+    for line in result.outputs:
+        out.print(f"  {line}", markup=False)

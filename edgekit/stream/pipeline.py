@@ -1,0 +1,315 @@
+"""The pipeline: capture -> prepare -> infer (N workers) -> decode+draw -> sinks, each on its own
+thread, joined by small bounded channels.
+
+Stages overlap because the heavy calls (FFmpeg decode, cv2 resize/draw, the runtimes' invoke,
+JPEG/MP4 encoding) release the GIL, so throughput approaches the slowest stage instead of the sum.
+Several Predictors (one per inference worker: several LiteRT interpreters, several OpenVINO
+compiled models) keep more than one inference in flight; results are put back in frame order
+before drawing. Live sources drop the oldest frame when the pipeline is behind, and a frame is
+picked for preparation only when inference can take it next (fresh frames, low latency); files
+are read only as fast as they are processed (no frame lost). Sinks run on the caller's thread, which is
+also where Ctrl-C lands: stopping always finalizes the sinks (a playable MP4, a complete JSONL).
+"""
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .capture import Capture
+from .channel import CLOSED, Channel
+from .overlay import annotate
+from .types import Frame, FrameResult, StreamEvent
+
+JOIN_TIMEOUT = 10.0   # the capture thread may sit in a network read for its read timeout
+
+
+@dataclass
+class _Job:
+    seq: int
+    frame: Frame
+    batch: Any
+    meta: Any
+    prepare_ms: float
+    outputs: Any = None
+    infer_ms: float = 0.0
+
+
+@dataclass
+class RunResult:
+    source: str
+    model: str
+    backend: str
+    stopped: str                 # end of source, max frames, interrupted, window closed
+    frames: int = 0
+    seconds: float = 0.0
+    fps: float = 0.0
+    latency_ms: float | None = None   # mean capture -> annotated frame
+    infer_ms: float | None = None     # mean model time
+    dropped: int = 0             # frames a live source delivered that the pipeline skipped to stay current
+    reconnects: int = 0
+    retries: int = 0
+    skipped: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)   # one line per sink (saved file, URL, ...)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
+class _Stats:
+    """Live numbers for the HUD and the web page; written by the draw thread, read anywhere."""
+
+    def __init__(self, window: int = 30):
+        self.lock = threading.Lock()
+        self.times: deque[float] = deque(maxlen=window)
+        self.frames = 0
+        self.latency_sum = 0.0
+        self.infer_sum = 0.0
+        self.latency_ema: float | None = None
+        self.infer_ema: float | None = None
+        self.latest: dict | None = None
+        self.first: float | None = None
+        self.last: float | None = None
+
+    def record(self, result: FrameResult, now: float) -> None:
+        with self.lock:
+            self.times.append(now)
+            self.frames += 1
+            self.first = self.first if self.first is not None else now
+            self.last = now
+            self.latency_sum += result.latency_ms
+            self.infer_sum += result.infer_ms
+            ema = lambda old, new: new if old is None else old * 0.9 + new * 0.1  # noqa: E731
+            self.latency_ema = ema(self.latency_ema, result.latency_ms)
+            self.infer_ema = ema(self.infer_ema, result.infer_ms)
+            self.latest = result.to_dict()
+
+    def fps(self) -> float:
+        with self.lock:
+            if len(self.times) < 2:
+                return 0.0
+            span = self.times[-1] - self.times[0]
+            return (len(self.times) - 1) / span if span > 0 else 0.0
+
+
+class Pipeline:
+    def __init__(self, source, predictors: Sequence, sinks: Sequence = (), *,
+                 on_event: Callable[[StreamEvent], None] | None = None,
+                 on_result: Callable[[FrameResult], None] | None = None,
+                 max_retries: int = 10, max_frames: int | None = None, queue_size: int = 2):
+        if not predictors:
+            raise ValueError("a pipeline needs at least one predictor")
+        self.source = source
+        self.predictors = list(predictors)
+        self.sinks = list(sinks)
+        self.on_result = on_result
+        self.max_frames = max_frames
+        self.events: list[StreamEvent] = []
+        self._on_event = on_event
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        live = source.live
+        workers = len(self.predictors)
+        # live: the shortest queues that keep every stage busy (each queued frame is latency);
+        # files: one spare slot per hand-off, for throughput
+        self.frames = Channel(1 if live else queue_size, drop_oldest=live)
+        self.batches = Channel(workers if live else workers + 1)
+        self.outputs = Channel(workers + 1, producers=workers)
+        self.annotated = Channel(1 if live else queue_size, drop_oldest=live)
+        self.capture = Capture(source, self.frames, self._stop, self._event, max_retries)
+        runner = self.predictors[0].runner
+        self.model = Path(runner.path).name
+        self.backend = runner.backend + (f"/{runner.device}" if runner.device else "")
+        self.stats = _Stats()
+        self._threads = [threading.Thread(target=self._prepare_loop, name="edgekit-prepare", daemon=True),
+                         *(threading.Thread(target=self._infer_loop, args=(p,), name=f"edgekit-infer-{i}",
+                                            daemon=True) for i, p in enumerate(self.predictors)),
+                         threading.Thread(target=self._draw_loop, name="edgekit-draw", daemon=True)]
+
+    # -- public ------------------------------------------------------------------------------
+    def run(self) -> RunResult:
+        """Run until the source ends, `max_frames`, a sink asks to stop, stop() or Ctrl-C."""
+        stopped = "end of source"
+        count = 0
+        try:
+            self.capture.start()
+            for thread in self._threads:
+                thread.start()
+            while True:
+                item = self.annotated.get(timeout=0.2)  # a timeout keeps Ctrl-C responsive
+                if item is None:
+                    continue
+                if item is CLOSED:
+                    stopped = "stopped" if self._stop.is_set() and self._error is None else stopped
+                    break
+                image, result = item
+                snapshot = self.snapshot()
+                if any([sink.write(image, result, snapshot) for sink in self.sinks]):
+                    stopped = "window closed"
+                    break
+                if self.on_result:
+                    self.on_result(result)
+                count += 1
+                if self.max_frames and count >= self.max_frames:
+                    stopped = "max frames"
+                    break
+        except KeyboardInterrupt:
+            stopped = "interrupted"
+        finally:
+            with _sigint_deferred():
+                outputs = self._shutdown()
+        error = self.capture.error or self._error
+        if error is not None and stopped != "interrupted":
+            raise error
+        return self._result(stopped, outputs, count)
+
+    def stop(self) -> None:
+        """Ask every stage to finish now (thread-safe; run() then returns)."""
+        self._stop.set()
+        for channel in (self.frames, self.batches, self.outputs, self.annotated):
+            channel.cancel()
+
+    def snapshot(self) -> dict[str, Any]:
+        stats = self.stats
+        with stats.lock:
+            latency, infer, latest, frames = stats.latency_ema, stats.infer_ema, stats.latest, stats.frames
+        return {"frames": frames, "fps": round(stats.fps(), 2),
+                "latency_ms": None if latency is None else round(latency, 2),
+                "infer_ms": None if infer is None else round(infer, 2),
+                "dropped": self.frames.dropped + self.annotated.dropped, "reconnects": self.capture.reconnects,
+                "source": self.source.describe(), "model": self.model, "backend": self.backend,
+                "workers": len(self.predictors), "latest": latest}
+
+    # -- stages ------------------------------------------------------------------------------
+    def _prepare_loop(self) -> None:
+        from .cv import cv2
+
+        cv = cv2()
+        predictor = self.predictors[0]   # prepare/decode are pure functions of the manifest
+        live = self.source.live
+        seq = 0
+        try:
+            while True:
+                if live and not self.batches.wait_for_space():   # take the newest frame only when it can move on
+                    return
+                frame = self.frames.get()
+                if frame is CLOSED:
+                    return
+                start = time.perf_counter()
+                batch, meta = predictor.prepare(cv.cvtColor(frame.image, cv.COLOR_BGR2RGB))
+                job = _Job(seq, frame, batch, meta, (time.perf_counter() - start) * 1e3)
+                seq += 1
+                if not self.batches.put(job):
+                    return
+        except BaseException as exc:
+            self._fail(exc)
+        finally:
+            self.batches.close()
+
+    def _infer_loop(self, predictor) -> None:
+        try:
+            while True:
+                job = self.batches.get()
+                if job is CLOSED:
+                    return
+                start = time.perf_counter()
+                job.outputs = predictor.infer(job.batch)
+                job.infer_ms = (time.perf_counter() - start) * 1e3
+                job.batch = None
+                if not self.outputs.put(job):
+                    return
+        except BaseException as exc:
+            self._fail(exc)
+        finally:
+            self.outputs.close()
+
+    def _draw_loop(self) -> None:
+        pending: dict[int, _Job] = {}
+        next_seq = 0
+        try:
+            while True:
+                job = self.outputs.get()
+                if job is CLOSED:
+                    break
+                pending[job.seq] = job
+                while next_seq in pending:   # workers finish out of order; draw in frame order
+                    if not self._draw(pending.pop(next_seq)):
+                        return
+                    next_seq += 1
+            for seq in sorted(pending):
+                if self._stop.is_set() or not self._draw(pending.pop(seq)):
+                    return
+        except BaseException as exc:
+            self._fail(exc)
+        finally:
+            self.annotated.close()
+
+    def _draw(self, job: _Job) -> bool:
+        start = time.perf_counter()
+        prediction = self.predictors[0].decode(job.outputs, job.meta)
+        decoded = time.perf_counter()
+        prediction.timings_ms = {"preprocess": round(job.prepare_ms, 3), "infer": round(job.infer_ms, 3),
+                                 "postprocess": round((decoded - start) * 1e3, 3)}
+        stats = self.stats
+        hud = {"fps": stats.fps(), "infer_ms": job.infer_ms, "latency_ms": stats.latency_ema,
+               "backend": self.backend, "model": self.model}
+        image = annotate(job.frame.image, prediction, hud)
+        now = time.perf_counter()
+        result = FrameResult(job.frame.id, job.frame.wall_time, (now - job.frame.captured) * 1e3, job.infer_ms,
+                             job.frame.generation, prediction)
+        stats.record(result, now)
+        return self.annotated.put((image, result))
+
+    # -- plumbing ----------------------------------------------------------------------------
+    def _event(self, event: StreamEvent) -> None:
+        self.events.append(event)
+        if self._on_event:
+            self._on_event(event)
+
+    def _fail(self, exc: BaseException) -> None:
+        if self._error is None:
+            self._error = exc
+        self.stop()
+
+    def _shutdown(self) -> list[str]:
+        self.stop()
+        for thread in [self.capture.thread, *self._threads]:
+            if thread.is_alive():   # (never started when Ctrl-C came during start-up)
+                thread.join(JOIN_TIMEOUT)
+        outputs = []
+        for sink in self.sinks:
+            line = sink.close()
+            if line:
+                outputs.append(line)
+        return outputs
+
+    def _result(self, stopped: str, outputs: list[str], delivered: int) -> RunResult:
+        stats = self.stats
+        frames = stats.frames   # drawn; `delivered` of them reached the sinks before the stop
+        seconds = (stats.last - stats.first) if frames > 1 else 0.0
+        return RunResult(
+            source=self.source.describe(), model=self.model, backend=self.backend, stopped=stopped, frames=delivered,
+            seconds=round(seconds, 3), fps=round((frames - 1) / seconds, 2) if seconds > 0 else 0.0,
+            latency_ms=round(stats.latency_sum / frames, 2) if frames else None,
+            infer_ms=round(stats.infer_sum / frames, 2) if frames else None,
+            dropped=self.frames.dropped + self.annotated.dropped, reconnects=self.capture.reconnects,
+            retries=self.capture.retries, skipped=list(getattr(self.source, "skipped", [])), outputs=outputs)
+
+
+@contextmanager
+def _sigint_deferred():
+    """A second Ctrl-C while sinks are finalized is ignored: it must not cut a video in half."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: None)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)

@@ -1,0 +1,1 @@
+"""Frame sources, one module per kind; see base.py for the contract."""

@@ -1,0 +1,109 @@
+"""The Source contract and the registry that picks a source kind from what the user typed.
+
+A source kind claims a spec (`0`, `/dev/video2`, `clip.mp4`, `rtsp://...`, `photos/`, `*.jpg`,
+`synthetic`); the claims are disjoint, so the first kind that claims wins. `open()` raises
+`SourceUnavailable` for what may pass (a stream not up yet: live sources retry it) and any other
+EdgekitError for what will not (a camera that does not exist).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import ClassVar
+
+import numpy as np
+
+from ...errors import EdgekitError
+from ...registry import Registry
+from ..types import StreamEvent
+
+
+class SourceUnavailable(EdgekitError):
+    """The source cannot be opened right now; a live source retries with backoff."""
+
+
+class Source:
+    kind: ClassVar[str]
+    live: ClassVar[bool]                 # newest frame only; reopened when it drops
+    sets_size: ClassVar[bool] = False    # honours --size
+    sets_fps: ClassVar[bool] = False     # honours --fps
+
+    def __init__(self, spec: str, size: tuple[int, int] | None = None, fps: float | None = None):
+        for value, supported, flag in ((size, self.sets_size, "--size"), (fps, self.sets_fps, "--fps")):
+            if value is not None and not supported:
+                raise EdgekitError(f"{flag} is not supported by {self.kind} sources like '{spec}'",
+                                   f"drop {flag}; it applies to cameras and 'synthetic'")
+        self.spec = spec
+        self.size = size            # width, height requested
+        self.requested_fps = fps
+        self.report: Callable[[StreamEvent], None] = lambda event: None  # set by the capture thread
+
+    @classmethod
+    def claims(cls, spec: str) -> bool:
+        raise NotImplementedError
+
+    def open(self) -> None:
+        raise NotImplementedError
+
+    def read(self) -> np.ndarray | None:
+        """The next BGR frame, or None at the end of a file source / when a live source dropped."""
+        raise NotImplementedError
+
+    @property
+    def fps(self) -> float | None:
+        """The nominal frame rate, when the source knows it."""
+        return self.requested_fps
+
+    def close(self) -> None:
+        pass
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.spec}"
+
+
+SOURCES: Registry[type[Source]] = Registry("source", __package__)
+
+
+def open_source(spec: str, size: tuple[int, int] | None = None, fps: float | None = None) -> Source:
+    """The source for SPEC (validated, not opened yet: the capture thread opens it)."""
+    spec = str(spec)
+    for source_cls in SOURCES.values():
+        if source_cls.claims(spec):
+            return source_cls(spec, size=size, fps=fps)
+    raise EdgekitError(f"source '{spec}' is not a camera index, /dev/videoN, URL, image folder or glob, "
+                       "existing video file, or 'synthetic'",
+                       "e.g. --source 0, --source clip.mp4, --source rtsp://host/stream, --source photos/")
+
+
+def capture_params(cv2, open_ms: int, read_ms: int) -> list[int]:
+    return [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, open_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, read_ms]
+
+
+class VideoCaptureSource(Source):
+    """Shared by the kinds OpenCV's VideoCapture reads (camera, file, network)."""
+
+    def __init__(self, spec: str, size=None, fps=None):
+        super().__init__(spec, size, fps)
+        self._cap = None
+
+    def read(self) -> np.ndarray | None:
+        if self._cap is None:
+            return None
+        ok, frame = self._cap.read()
+        return frame if ok and frame is not None else None
+
+    @property
+    def fps(self) -> float | None:
+        if self.requested_fps:
+            return self.requested_fps
+        if self._cap is not None:
+            from ..cv import cv2
+
+            value = self._cap.get(cv2().CAP_PROP_FPS)
+            if 0 < value < 1000:
+                return float(value)
+        return None
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None

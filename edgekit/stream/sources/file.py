@@ -1,0 +1,30 @@
+"""A video file (anything FFmpeg decodes). Ends at EOF; never dropped or reopened."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ...errors import EdgekitError
+from ..cv import cv2
+from .base import SOURCES, VideoCaptureSource, capture_params
+
+
+@SOURCES.register("file")
+class VideoFileSource(VideoCaptureSource):
+    kind = "video file"
+    live = False
+
+    @classmethod
+    def claims(cls, spec: str) -> bool:
+        return Path(spec).is_file()
+
+    def open(self) -> None:
+        cv = cv2()
+        cap = cv.VideoCapture(self.spec, cv.CAP_FFMPEG, capture_params(cv, 10000, 10000))
+        if not cap.isOpened():
+            cap.release()
+            raise EdgekitError(f"cannot decode '{self.spec}' as a video",
+                               "give a video file FFmpeg reads (mp4, mkv, avi, ...), or a folder of images")
+        self._cap = cap
+
+    def describe(self) -> str:
+        return f"video {self.spec}"
