@@ -1,0 +1,347 @@
+"""`edgekit deploy`, `edgekit remote bench|run`, `edgekit rollback`: models on boards over SSH."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .common import json_option
+
+DEFAULT_ROOT = "~/.edgekit"  # mirrors edgekit.deploy.remote.DEFAULT_ROOT without importing it at start-up
+
+
+def ssh_options(func):
+    """Connection options shared by every command that talks to a board."""
+    options = [
+        click.option("--key", type=click.Path(path_type=Path, dir_okay=False),
+                     help="Private key file (default: ssh-agent and ~/.ssh/config)."),
+        click.option("--known-hosts", type=click.Path(path_type=Path, dir_okay=False),
+                     help="known_hosts file to verify against (default: ~/.ssh/known_hosts)."),
+        click.option("--trust-new-host", is_flag=True,
+                     help="First contact: record an unknown host key. A CHANGED key is still refused."),
+        click.option("--port", type=click.IntRange(1, 65535), help="SSH port, for hosts without :PORT."),
+        click.option("--ssh-config", type=click.Path(path_type=Path, dir_okay=False),
+                     help="ssh config file to use instead of ~/.ssh/config."),
+        click.option("--ssh-option", "ssh_extra", multiple=True, metavar="NAME=VALUE",
+                     help="Extra ssh -o option (repeatable), e.g. ProxyJump=gateway."),
+        click.option("--remote-python", default="python3", show_default=True,
+                     help="Python on the board (Ansible's ansible_python_interpreter wins)."),
+        click.option("--remote-root", default=DEFAULT_ROOT, show_default=True,
+                     help="Where bundles live on the board: ROOT/models/NAME/<version>, ROOT/models/NAME/current."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _ssh(kw) -> tuple:
+    from ..deploy.ssh import SshOptions
+
+    for option in kw["ssh_extra"]:
+        if "=" not in option or option.split("=", 1)[0].strip().lower() in ("batchmode", "stricthostkeychecking"):
+            from ..errors import EdgekitError
+
+            raise EdgekitError(f"--ssh-option '{option}' is not allowed",
+                               "use NAME=VALUE; BatchMode and StrictHostKeyChecking are fixed (see --trust-new-host)")
+    options = SshOptions(key=kw["key"], known_hosts=kw["known_hosts"], config=kw["ssh_config"], port=kw["port"],
+                         trust_new_host=kw["trust_new_host"], extra=list(kw["ssh_extra"]))
+    return options, kw["remote_python"], kw["remote_root"]
+
+
+def _single_host(text: str):
+    from ..deploy.hosts import parse_host
+
+    return parse_host(text)
+
+
+@click.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--to", "targets", multiple=True, required=True,
+              help="user@host[:port]; several comma-separated or repeated; @FILE (host list or Ansible INI/YAML inventory).")
+@click.option("--name", help="Model name on the board (default: the artifact's file stem).")
+@click.option("--profile", help="Device profile (devices/*.yaml) the model is meant for; checked against the model.")
+@click.option("--labels", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="Labels file (default: the labels in the model's manifest).")
+@click.option("--include", type=click.Path(path_type=Path, exists=True, dir_okay=False), multiple=True,
+              help="Extra file to ship in the bundle (repeatable).")
+@click.option("--keep", type=click.IntRange(2, 100), default=3, show_default=True,
+              help="Versions kept on the board (current and previous are never removed).")
+@click.option("--parallel", type=click.IntRange(1, 256), default=4, show_default=True, help="Boards deployed at once.")
+@click.option("--save-bundle", type=click.Path(path_type=Path, file_okay=False),
+              help="Also write the bundle to this local folder.")
+@ssh_options
+@json_option
+def deploy(model, targets, name, profile, labels, include, keep, parallel, save_bundle, as_json, **kw):
+    """Ship MODEL to one board or a fleet: a versioned bundle with a sha256 for every file,
+    verified on the board, then switched in atomically (the previous version stays for rollback).
+
+    \b
+    The board needs Python 3.7+, numpy and a TFLite runtime (ai-edge-litert, or tflite-runtime
+    on older boards; libedgetpu for *_edgetpu.tflite). edgekit itself is not needed there.
+    Host keys are checked against known_hosts; a first contact needs --trust-new-host.
+
+    \b
+    Examples:
+      edgekit deploy out/model_int8_edgetpu.tflite --to mendel@coral.local --profile coral-dev-board
+      edgekit deploy out/model.tflite --to pi@10.0.0.7:2222 --key ~/.ssh/board --trust-new-host
+      edgekit deploy out/model.tflite --to @fleet.txt --parallel 8
+      edgekit deploy out/model.tflite --to @inventory.yml --json
+    """
+    from ..deploy.bundle import build_bundle
+    from ..deploy.hosts import parse_targets
+    from ..deploy.remote import deploy_fleet
+    from ..ui import console, print_json
+
+    options, python, root = _ssh(kw)
+    hosts = parse_targets(targets)
+    err = console(stderr=True)
+    bundle = build_bundle(model, name=name, labels=labels, include=include,
+                          warn=lambda m: err.print(f"[yellow]warning:[/] {m}"))
+    if profile:
+        _check_profile(profile, bundle, model)
+    if save_bundle:
+        saved = bundle.save(save_bundle)
+        if not as_json:
+            err.print(f"bundle written to {saved}")
+    with _upload_progress(not as_json, bundle.size) as progress_for:
+        results = deploy_fleet(hosts, bundle, options, python, root, keep, parallel, progress_for)
+    failed = [r for r in results if r.status != "ok"]
+    if as_json:
+        print_json({"name": bundle.name, "version": bundle.version, "bundle": bundle.to_dict(),
+                    "results": [r.to_dict() for r in results], "ok": len(results) - len(failed), "failed": len(failed)})
+    else:
+        _deploy_table(bundle, results)
+    _raise_for(failed, len(results), "deploy")
+
+
+def _check_profile(profile: str, bundle, model: Path) -> None:
+    from ..bench.profiles import get_profile
+    from ..errors import EdgekitError
+
+    chosen = get_profile(profile)
+    if chosen.backend == "edgetpu" and not bundle.edgetpu:
+        raise EdgekitError(f"profile '{profile}' runs Edge TPU models, and {Path(model).name} is not compiled for "
+                           "the Edge TPU", "compile it first: edgekit edgetpu compile MODEL (writes *_edgetpu.tflite)")
+
+
+def _raise_for(failed, total: int, what: str) -> None:
+    from ..errors import EdgekitError
+
+    if not failed:
+        return
+    if total == 1:
+        raise EdgekitError(failed[0].error or f"{what} failed on {failed[0].host}")
+    raise EdgekitError(f"{what} failed on {len(failed)} of {total} hosts ({', '.join(r.host for r in failed)})",
+                       "see the table; the other hosts were done")
+
+
+def _deploy_table(bundle, results) -> None:
+    from ..ui import console, human_size, table
+
+    rows = [[r.host, r.version or "—", "[green]ok[/]" if r.status == "ok" else "[red]failed[/]",
+             "yes" if r.verified else "no", f"{r.seconds:.1f} s",
+             _note(r.host, r.error) or (f"was {r.previous}" if r.previous else "")]
+            for r in results]
+    out = console()
+    out.print(table(f"deploy {bundle.name} ({human_size(bundle.size)}, {len(bundle.files)} files)",
+                    ["host", "version", "status", "sha256 verified", "time", "notes"], rows))
+
+
+def _note(host: str, error: str | None) -> str:
+    """The error without the host prefix, which the table's host column already shows."""
+    return (error or "").removeprefix(f"{host}: ")
+
+
+class _upload_progress:
+    """One byte-progress bar per host on stderr; nothing under --json or when not on a terminal."""
+
+    def __init__(self, enabled: bool, total: int):
+        self.enabled = enabled
+        self.total = total
+        self.progress = None
+
+    def __enter__(self):
+        from ..ui import console
+
+        err = console(stderr=True)
+        if not self.enabled or not err.is_terminal:
+            return None
+        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                                 console=err, transient=True)
+        self.progress.start()
+        return self._for_host
+
+    def _for_host(self, host):
+        task = []  # the bar appears with the first uploaded bytes, after the device checks passed
+
+        def advance(nbytes: int) -> None:
+            if not task:
+                task.append(self.progress.add_task(f"upload {host.label}", total=self.total))
+            self.progress.advance(task[0], nbytes)
+        return advance
+
+    def __exit__(self, *exc):
+        if self.progress is not None:
+            self.progress.stop()
+
+
+@click.command()
+@click.argument("hosts", nargs=-1, required=True)
+@click.option("--name", help="Model to roll back (default: the only model on the board).")
+@click.option("--to", "version", help="Version to activate (default: the previous one).")
+@click.option("--parallel", type=click.IntRange(1, 256), default=4, show_default=True)
+@ssh_options
+@json_option
+def rollback(hosts, name, version, parallel, as_json, **kw):
+    """Point `current` back to the previous version (verified first, switched atomically).
+
+    \b
+    HOSTS are user@host[:port], comma lists or @FILE, as for deploy.
+    Rolling back twice returns to the newer version.
+
+    \b
+    Examples:
+      edgekit rollback mendel@coral.local
+      edgekit rollback @fleet.txt --name detector --json
+      edgekit rollback pi@10.0.0.7 --to 20260101T120000Z-0123456789ab
+    """
+    from ..deploy.hosts import parse_targets
+    from ..deploy.remote import rollback_fleet
+    from ..ui import console, print_json, table
+
+    options, python, root = _ssh(kw)
+    results = rollback_fleet(parse_targets(hosts), options, python, root, name, version, parallel)
+    failed = [r for r in results if r.status != "ok"]
+    if as_json:
+        print_json({"results": [r.to_dict() for r in results], "ok": len(results) - len(failed), "failed": len(failed)})
+    else:
+        console().print(table("rollback", ["host", "model", "now current", "was", "status", "notes"],
+                              [[r.host, r.name, r.version or "—", r.previous or "—",
+                                "[green]ok[/]" if r.status == "ok" else "[red]failed[/]", _note(r.host, r.error)]
+                               for r in results]))
+    _raise_for(failed, len(results), "rollback")
+
+
+@click.group()
+def remote():
+    """Run the deployed model on a board: benchmark it, or stream its results.
+
+    \b
+    Examples:
+      edgekit remote bench mendel@coral.local --runs 200 --json
+      edgekit remote run mendel@coral.local --source 0 --jsonl
+      edgekit remote run mendel@coral.local --source 0 --serve 0.0.0.0:8080
+    """
+
+
+@remote.command("bench")
+@click.argument("host")
+@click.option("--name", help="Deployed model (default: the only model on the board).")
+@click.option("--runs", type=click.IntRange(1), default=100, show_default=True, help="Timed inferences.")
+@click.option("--warmup", type=click.IntRange(0), default=10, show_default=True, help="Untimed inferences first.")
+@click.option("--threads", type=click.IntRange(1), help="Interpreter threads (default: the runtime's).")
+@ssh_options
+@json_option
+def remote_bench(host, name, runs, warmup, threads, as_json, **kw):
+    """Benchmark the deployed model on HOST with the bundled runner; the JSON has the same
+    shape as `edgekit bench --json` (host facts are the board's).
+
+    \b
+    Examples:
+      edgekit remote bench mendel@coral.local
+      edgekit remote bench pi@10.0.0.7:2222 --runs 200 --threads 4 --json
+    """
+    from ..deploy.remote import Device
+    from ..errors import EdgekitError
+    from ..ui import console, fmt, print_json, table
+
+    options, python, root = _ssh(kw)
+    device = Device(_single_host(host), options, python, root)
+    report = device.bench(device.resolve_name(name), runs, warmup, threads)
+    if as_json:
+        print_json(report)
+    else:
+        record = report["results"][0]
+        lat = record.get("latency_ms") or {}
+        board = report["host"]
+        console().print(table(f"remote bench on {device.host.label} ({board.get('cpu')}, {board.get('machine')}, "
+                              f"Python {board.get('python')})",
+                              ["model", "version", "backend", "device", "load ms", "mean ms", "p50", "p90", "p99", "fps", "status"],
+                              [[record["artifact"], report.get("bundle", {}).get("version"), record.get("backend"),
+                                record.get("device"), fmt(record.get("load_ms"), ".1f"), fmt(lat.get("mean"), ".2f"),
+                                fmt(lat.get("p50"), ".2f"), fmt(lat.get("p90"), ".2f"), fmt(lat.get("p99"), ".2f"),
+                                fmt(record.get("fps"), ".1f"), record.get("status")]]))
+    failed = [r for r in report["results"] if r.get("status") != "ok"]
+    if failed:
+        raise EdgekitError(f"{device.host.label}: benchmark failed: {failed[0].get('error')}")
+
+
+@remote.command("run")
+@click.argument("host")
+@click.option("--name", help="Deployed model (default: the only model on the board).")
+@click.option("--source", default="synthetic", show_default=True,
+              help="On the board: camera index (0), video file, image folder, or 'synthetic'.")
+@click.option("--frames", type=click.IntRange(1), help="Stop after N frames (default: until the source ends).")
+@click.option("--top-k", type=click.IntRange(1), default=5, show_default=True)
+@click.option("--serve", metavar="HOST:PORT", help="Serve the annotated stream from the board (needs edgekit there).")
+@click.option("--jsonl", is_flag=True, help="One JSON object per frame, as the board produces them.")
+@ssh_options
+@json_option
+def remote_run(host, name, source, frames, top_k, serve, jsonl, as_json, **kw):
+    """Run the deployed model on HOST and stream its results back, frame by frame.
+
+    \b
+    Sources are read on the board: cameras and video files need OpenCV there; image folders
+    need OpenCV or Pillow; 'synthetic' needs neither. --serve starts `edgekit run` on the
+    board (edgekit must be installed there) and prints the URL.
+
+    \b
+    Examples:
+      edgekit remote run mendel@coral.local --source 0 --jsonl
+      edgekit remote run pi@10.0.0.7 --source /home/pi/photos --frames 20
+      edgekit remote run mendel@coral.local --source 0 --serve 0.0.0.0:8080
+    """
+    import json
+    import sys
+
+    from ..deploy.remote import Device
+    from ..ui import console, print_json
+
+    options, python, root = _ssh(kw)
+    device = Device(_single_host(host), options, python, root)
+    model = device.resolve_name(name)
+    out = console()
+    lines = []
+    for line in device.run(model, source, frames, top_k, serve):
+        if "serving" in line:
+            address = line["serving"]
+            bind, _, port = address.rpartition(":")
+            shown = device.host.host if bind in ("", "0.0.0.0", "::", "[::]") else bind
+            url = f"http://{shown}:{port}/"
+            if as_json or jsonl:
+                sys.stdout.write(json.dumps({"url": url}) + "\n")
+                sys.stdout.flush()
+            else:
+                out.print(f"serving {model} from {device.host.label}: {url} (Ctrl-C stops it)")
+            continue
+        if as_json:
+            lines.append(line)
+        elif jsonl:
+            sys.stdout.write(json.dumps(line) + "\n")
+            sys.stdout.flush()
+        else:
+            out.print(_frame_text(line))
+    if as_json:
+        print_json({"host": device.host.label, "name": model, "frames": lines})
+
+
+def _frame_text(line: dict) -> str:
+    head = f"{line.get('source')}: {line.get('latency_ms', 0):.1f} ms"
+    if "top" in line:
+        return head + "  " + ", ".join(f"{t['label']} {t['score']:.3f}" for t in line["top"][:3])
+    return head + "  " + ", ".join(f"{o['name']} {o['shape']}" for o in line.get("outputs", []))
+
+
+__all__ = ["deploy", "remote", "rollback"]

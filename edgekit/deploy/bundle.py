@@ -1,0 +1,202 @@
+"""The deploy bundle: model + manifest + labels + the self-contained runner, with a sha256 per file.
+
+A bundle is flat (no subdirectories) and versioned `YYYYMMDDTHHMMSSZ-<content hash>`: versions
+sort by time, and the hash names the content. SHA256SUMS (sha256sum format) lists every other
+file; the device checks it against the digest the client sends on the command line, so a
+truncated or altered upload can never be activated.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import tarfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import EdgekitError, ModelFormatError
+from ..manifest import manifest_path, read_manifest
+
+SUMS = "SHA256SUMS"
+INFO = "bundle.json"
+RUNNER = Path(__file__).parent / "device" / "edgekit_runner.py"
+STATS = Path(__file__).parents[1] / "bench" / "stats.py"
+_NAME = re.compile(r"^[^/\0\n\r\\]+$")
+
+
+@dataclass
+class BundleFile:
+    name: str
+    size: int
+    sha256: str
+    path: Path | None = None        # read from disk when streaming...
+    data: bytes | None = None       # ...or held in memory (generated files)
+
+    def open(self):
+        return open(self.path, "rb") if self.path is not None else io.BytesIO(self.data)
+
+
+@dataclass
+class Bundle:
+    name: str                        # directory on the device: ROOT/models/NAME
+    version: str
+    model: str                       # model file name inside the bundle
+    edgetpu: bool
+    min_runtime_version: int | None
+    files: list[BundleFile] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        return sum(f.size for f in self.files)
+
+    @property
+    def sums_sha256(self) -> str:
+        return next(f.sha256 for f in self.files if f.name == SUMS)
+
+    def write_tar(self, stream, progress=None) -> None:
+        """A streaming tar of the flat bundle; progress(nbytes) after every chunk."""
+        with tarfile.open(fileobj=stream, mode="w|", format=tarfile.PAX_FORMAT) as archive:
+            for item in self.files:
+                info = tarfile.TarInfo(item.name)
+                info.size = item.size
+                info.mode = 0o644
+                info.mtime = int(time.time())
+                with item.open() as handle:
+                    archive.addfile(info, _Counting(handle, progress))
+
+    def save(self, out_dir: Path) -> Path:
+        """Write the bundle to out_dir/<name>-<version>/ (for inspection or manual copying)."""
+        from ..fsutil import publish, staging_dir
+
+        with staging_dir(out_dir) as staging:
+            folder = staging / f"{self.name}-{self.version}"
+            folder.mkdir()
+            for item in self.files:
+                with item.open() as source, open(folder / item.name, "wb") as target:
+                    for chunk in iter(lambda: source.read(1 << 20), b""):
+                        target.write(chunk)
+            return publish([folder], out_dir)[0]
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "version": self.version, "model": self.model, "edgetpu": self.edgetpu,
+                "min_runtime_version": self.min_runtime_version, "size_bytes": self.size,
+                "files": {f.name: f.sha256 for f in self.files}}
+
+
+class _Counting:
+    def __init__(self, handle, progress):
+        self.handle = handle
+        self.progress = progress
+
+    def read(self, size=-1):
+        chunk = self.handle.read(size)
+        if self.progress and chunk:
+            self.progress(len(chunk))
+        return chunk
+
+
+def _hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _file(name: str, path: Path | None = None, data: bytes | None = None) -> BundleFile:
+    if path is not None:
+        return BundleFile(name, path.stat().st_size, _hash(path), path=path)
+    return BundleFile(name, len(data), hashlib.sha256(data).hexdigest(), data=data)
+
+
+def check_name(name: str, what: str = "model name") -> str:
+    if not name or name in (".", "..") or name.startswith(".") or not _NAME.match(name) or len(name) > 200:
+        raise EdgekitError(f"invalid {what} {name!r}",
+                           "use a plain name without '/', backslashes, newlines or a leading dot")
+    return name
+
+
+def find_min_runtime(data) -> int | None:
+    """The Edge TPU compiler's minimum runtime version, wherever the manifest records it."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if key == "min_runtime_version" and str(value).isdigit():
+                return int(value)
+            found = find_min_runtime(value)
+            if found is not None:
+                return found
+    elif isinstance(data, list):
+        for value in data:
+            found = find_min_runtime(value)
+            if found is not None:
+                return found
+    return None
+
+
+def build_bundle(model: Path, name: str | None = None, labels: Path | None = None,
+                 include: list[Path] | tuple[Path, ...] = (), warn=None) -> Bundle:
+    from ..formats import detect
+
+    model = Path(model)
+    if not model.is_file():
+        raise ModelFormatError(f"{model}: no such model file", "pass the .tflite artifact that `edgekit convert` wrote")
+    kind = detect(model)
+    if kind != "tflite":
+        raise EdgekitError(f"{model.name} is a {kind} model; edgekit deploy ships TFLite models "
+                           "(the board runner uses LiteRT / tflite_runtime)",
+                           "convert it first: edgekit convert MODEL --to tflite")
+    name = check_name(name or model.name.removesuffix(".tflite"))
+    check_name(model.name, "model file name")
+    manifest = read_manifest(model)
+    if manifest is None and warn:
+        warn(f"no manifest beside {model.name}: `remote bench` works, `remote run` cannot preprocess frames "
+             "(deploy the artifact `edgekit convert` wrote, with its .edgekit.json)")
+    files = [_file(model.name, path=model)]
+    manifest_name = None
+    manifest_data = None
+    if manifest is not None:
+        manifest_name = manifest_path(model).name
+        manifest_data = json.loads(manifest_path(model).read_text())
+        files.append(_file(manifest_name, path=manifest_path(model)))
+    label_lines = list(manifest.labels) if manifest and manifest.labels else None
+    if labels is not None:
+        label_lines = [line.strip() for line in Path(labels).read_text().splitlines() if line.strip()]
+    if label_lines:
+        files.append(_file("labels.txt", data=("\n".join(label_lines) + "\n").encode()))
+    files.append(_file("edgekit_runner.py", path=RUNNER))
+    files.append(_file("stats.py", path=STATS))  # vendored verbatim: remote bench = local bench schema
+    for extra in include:
+        extra = Path(extra)
+        if not extra.is_file():
+            raise EdgekitError(f"--include {extra}: no such file", "include regular files (labels, configs, anchors)")
+        files.append(_file(check_name(extra.name, "included file name"), path=extra))
+    names = [f.name for f in files]
+    duplicates = sorted({n for n in names if names.count(n) > 1} | ({INFO, SUMS} & set(names)))
+    if duplicates:
+        raise EdgekitError(f"two bundle files would be named {', '.join(duplicates)}", "rename the --include file")
+
+    edgetpu = model.name.endswith("_edgetpu.tflite") or (manifest is not None and manifest.target == "edgetpu")
+    min_runtime = find_min_runtime(manifest_data) if edgetpu else None
+    content = hashlib.sha256("".join(f"{f.sha256}  {f.name}\n" for f in sorted(files, key=lambda f: f.name)).encode())
+    version = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + content.hexdigest()[:12]
+    info = {"name": name, "version": version, "model": model.name, "manifest": manifest_name,
+            "labels": "labels.txt" if label_lines else None, "edgetpu": edgetpu,
+            "min_runtime_version": min_runtime, "content_sha256": content.hexdigest(),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "edgekit_version": _edgekit_version()}
+    files.append(_file(INFO, data=(json.dumps(info, indent=2) + "\n").encode()))
+    sums = "".join(f"{f.sha256}  {f.name}\n" for f in files).encode()
+    files.append(_file(SUMS, data=sums))
+    return Bundle(name=name, version=version, model=model.name, edgetpu=edgetpu, min_runtime_version=min_runtime,
+                  files=files)
+
+
+def _edgekit_version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("edgekit")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+

@@ -1,0 +1,1 @@
+"""Files that run on the board, shipped inside deploy bundles (not imported by edgekit)."""

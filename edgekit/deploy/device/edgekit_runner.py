@@ -1,0 +1,656 @@
+"""edgekit's on-device runner: receives, verifies and activates bundles, benchmarks and runs the model.
+
+Self-contained on purpose: it needs Python 3.7+, and for bench/run numpy and a TFLite runtime
+(ai_edge_litert, or tflite_runtime on older boards; libedgetpu for Edge TPU models). It never
+imports edgekit, so a board needs no edgekit install. Every result is one JSON document (or one
+JSON line per frame for `run`) on stdout; failures are {"error": ...} and a non-zero exit.
+
+Layout on the device (ROOT defaults to ~/.edgekit):
+    ROOT/models/NAME/<version>/     a verified bundle (SHA256SUMS lists every other file)
+    ROOT/models/NAME/current        symlink to the active version, replaced atomically (rename)
+    ROOT/models/NAME/previous       symlink to the version `rollback` returns to
+    ROOT/models/NAME/.incoming-*    an upload in progress; never read, removed by the next deploy
+"""
+import argparse
+import fcntl
+import hashlib
+import json
+import os
+import platform
+import shutil
+import sys
+import tarfile
+import tempfile
+import time
+
+sys.dont_write_bytecode = True  # nothing may be added to a verified bundle directory
+SUMS = "SHA256SUMS"
+BUNDLE_INFO = "bundle.json"
+MIN_PYTHON = (3, 7)
+
+
+class Failure(Exception):
+    """A problem the user can act on; printed as {"error": message}."""
+
+
+def emit(data):
+    sys.stdout.write(json.dumps(data) + "\n")
+    sys.stdout.flush()
+
+
+# ---------------------------------------------------------------- device facts
+
+def _module_version(name):
+    try:
+        module = __import__(name)
+    except Exception:  # a broken install counts as missing
+        return None
+    version = getattr(module, "__version__", None)
+    if version is None:
+        try:
+            from importlib import metadata
+            version = metadata.version(name.replace("_", "-"))
+        except Exception:
+            version = "unknown"
+    return str(version)
+
+
+def tflite_runtime_info():
+    """(module name, version) of the first TFLite runtime found, or (None, None)."""
+    for name in ("ai_edge_litert", "tflite_runtime"):
+        version = _module_version(name)
+        if version is not None:
+            return name, version
+    return None, None
+
+
+def libedgetpu_info():
+    """{"path", "runtime_version", "build"} of libedgetpu, or None when it is not installed."""
+    import ctypes
+    import ctypes.util
+
+    for candidate in ("libedgetpu.so.1", ctypes.util.find_library("edgetpu"), "libedgetpu.1.dylib"):
+        if not candidate:
+            continue
+        try:
+            lib = ctypes.CDLL(candidate)
+        except OSError:
+            continue
+        info = {"path": candidate, "runtime_version": None, "build": None}
+        try:
+            lib.edgetpu_version.restype = ctypes.c_char_p
+            text = lib.edgetpu_version().decode(errors="replace")  # "BuildLabel(...), RuntimeVersion(14)"
+            info["build"] = text
+            if "RuntimeVersion(" in text:
+                info["runtime_version"] = int(text.split("RuntimeVersion(")[1].split(")")[0])
+        except (AttributeError, ValueError):
+            pass
+        return info
+    return None
+
+
+def free_bytes(path):
+    """Free space on the filesystem that holds `path` (or its nearest existing parent)."""
+    path = os.path.abspath(path)
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    stats = os.statvfs(path)
+    return stats.f_bavail * stats.f_frsize
+
+
+def _read(path):
+    try:
+        with open(path) as handle:
+            return handle.read().strip("\x00\n ") or None
+    except OSError:
+        return None
+
+
+def host_info():
+    """The same keys as edgekit.bench.sysinfo.collect() where the device can answer them."""
+    runtime, runtime_version = tflite_runtime_info()
+    cpu = _read("/proc/device-tree/model") or platform.processor() or platform.machine()
+    for line in (_read("/proc/cpuinfo") or "").splitlines():
+        if line.startswith(("model name", "Model", "Hardware")):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    memory = None
+    for line in (_read("/proc/meminfo") or "").splitlines():
+        if line.startswith("MemTotal:"):
+            memory = round(int(line.split()[1]) / (1024.0 * 1024.0), 1)
+    try:
+        load = [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        load = None
+    return {"timestamp_utc": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()), "hostname": platform.node(),
+            "cpu": cpu, "machine": platform.machine(), "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+            "board": _read("/proc/device-tree/model"), "memory_gib": memory, "loadavg": load,
+            "os": platform.platform(), "python": platform.python_version(), "python_executable": sys.executable,
+            "packages": {"numpy": _module_version("numpy"), "ai-edge-litert": _module_version("ai_edge_litert"),
+                         "tflite-runtime": _module_version("tflite_runtime"), "edgekit": _module_version("edgekit")},
+            "runtime": runtime, "runtime_version": runtime_version, "libedgetpu": libedgetpu_info()}
+
+
+def model_dir(root, name):
+    if not name or name in (".", "..") or "/" in name or "\0" in name:
+        raise Failure("invalid model name %r" % name)
+    return os.path.join(os.path.expanduser(root), "models", name)
+
+
+def link_target(path):
+    try:
+        return os.readlink(path)
+    except OSError:
+        return None
+
+
+def versions(directory):
+    if not os.path.isdir(directory):
+        return []
+    return sorted(entry for entry in os.listdir(directory)
+                  if not entry.startswith(".") and entry not in ("current", "previous")
+                  and os.path.isdir(os.path.join(directory, entry)) and not os.path.islink(os.path.join(directory, entry)))
+
+
+def cmd_probe(args):
+    directory = model_dir(args.root, args.name)
+    info = host_info()
+    info.update({"python_ok": sys.version_info[:2] >= MIN_PYTHON, "free_bytes": free_bytes(directory),
+                 "root": os.path.expanduser(args.root), "current": link_target(os.path.join(directory, "current")),
+                 "versions": versions(directory)})
+    emit(info)
+
+
+def cmd_list(args):
+    """Every deployed model with its current, previous and kept versions."""
+    models_root = os.path.join(os.path.expanduser(args.root), "models")
+    models = {}
+    for name in sorted(os.listdir(models_root)) if os.path.isdir(models_root) else []:
+        directory = os.path.join(models_root, name)
+        current = link_target(os.path.join(directory, "current"))
+        if current:
+            models[name] = {"current": current, "previous": link_target(os.path.join(directory, "previous")),
+                            "versions": versions(directory)}
+    emit({"models": models})
+
+
+def cmd_serve(args):
+    """The web view needs edgekit itself; hand over to `python -m edgekit run` on the device."""
+    if _module_version("edgekit") is None:
+        raise Failure("the web view needs edgekit on the device, which is not installed there (pip install edgekit "
+                      "on the board); without it, `edgekit remote run HOST --jsonl` streams the results instead")
+    import subprocess
+
+    info, _ = load_bundle(here())
+    child = subprocess.Popen([sys.executable, "-m", "edgekit", "run", os.path.join(here(), info["model"]),
+                              "--source", args.source, "--serve", args.serve], stdin=subprocess.DEVNULL)
+    emit({"serving": args.serve})
+    try:
+        # ssh sessions without a terminal get no SIGHUP: stdin reaching EOF means the client is gone
+        while child.poll() is None and sys.stdin.buffer.read(1 << 16):
+            pass
+    finally:
+        if child.poll() is None:
+            child.terminate()
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+    if child.returncode not in (0, -15, None):
+        raise Failure("edgekit run exited with code %s on the device" % child.returncode)
+
+
+# ---------------------------------------------------------------- receive / verify / switch
+
+def sha256_file(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_sums(path):
+    sums = {}
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            line = line.rstrip("\n")
+            if line:
+                digest, name = line.split("  ", 1)
+                sums[name] = digest
+    return sums
+
+
+def verify_dir(directory, sums_sha256):
+    """Every file is listed in SHA256SUMS, matches it, and SHA256SUMS is the one the client sent."""
+    sums_path = os.path.join(directory, SUMS)
+    if not os.path.isfile(sums_path):
+        raise Failure("upload incomplete: %s is missing" % SUMS)
+    if sha256_file(sums_path) != sums_sha256:
+        raise Failure("%s does not match the bundle that was sent (sha256 mismatch)" % SUMS)
+    sums = read_sums(sums_path)
+    present = set(os.listdir(directory)) - {SUMS, "__pycache__"}  # a runner run by hand may leave bytecode
+    missing = sorted(set(sums) - present)
+    extra = sorted(present - set(sums))
+    if missing or extra:
+        raise Failure("upload incomplete: missing %s, unexpected %s" % (missing, extra))
+    for name, digest in sorted(sums.items()):
+        if sha256_file(os.path.join(directory, name)) != digest:
+            raise Failure("sha256 mismatch for %s" % name)
+    return len(sums)
+
+
+def safe_member(member):
+    name = member.name
+    if not member.isfile() or "/" in name or name in ("", ".", "..") or name.startswith(".incoming") or "\0" in name:
+        raise Failure("refusing bundle member %r (bundles are flat regular files)" % name)
+    return name
+
+
+def fsync_dir(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def point(directory, link, target):
+    """Atomically make `link` a symlink to `target` (a sibling name): ln -s tmp + rename = mv -T."""
+    temp = os.path.join(directory, ".%s.tmp-%d" % (link, os.getpid()))
+    if os.path.lexists(temp):
+        os.unlink(temp)
+    os.symlink(target, temp)
+    os.replace(temp, os.path.join(directory, link))
+    fsync_dir(directory)
+
+
+class Lock:
+    """One deploy/rollback per model at a time; the kernel drops the lock if we are killed."""
+
+    def __init__(self, directory):
+        os.makedirs(directory, exist_ok=True)
+        self.handle = open(os.path.join(directory, ".lock"), "w")
+
+    def __enter__(self):
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise Failure("another deploy or rollback of this model is in progress on the device")
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.close()
+
+
+def prune(directory, keep):
+    protected = {link_target(os.path.join(directory, "current")), link_target(os.path.join(directory, "previous"))}
+    removed = []
+    old = [v for v in versions(directory) if v not in protected]
+    surplus = len(old) - max(0, keep - len(protected - {None}))
+    for version in old[:max(0, surplus)]:
+        shutil.rmtree(os.path.join(directory, version), ignore_errors=True)
+        removed.append(version)
+    return removed
+
+
+def cmd_receive(args):
+    directory = model_dir(args.root, args.name)
+    if "/" in args.version or args.version.startswith("."):
+        raise Failure("invalid version %r" % args.version)
+    with Lock(directory):
+        for entry in os.listdir(directory):  # stale uploads of interrupted deploys
+            if entry.startswith(".incoming-"):
+                shutil.rmtree(os.path.join(directory, entry), ignore_errors=True)
+        incoming = tempfile.mkdtemp(prefix=".incoming-", dir=directory)
+        try:
+            received = 0
+            with tarfile.open(fileobj=sys.stdin.buffer, mode="r|") as archive:
+                for member in archive:
+                    name = safe_member(member)
+                    source = archive.extractfile(member)
+                    with open(os.path.join(incoming, name), "wb") as out:
+                        shutil.copyfileobj(source, out, 1 << 20)
+                        out.flush()
+                        os.fsync(out.fileno())
+                    os.chmod(os.path.join(incoming, name), 0o755 if name.endswith(".py") else 0o644)
+                    received += member.size
+            files = verify_dir(incoming, args.sums_sha256)
+            fsync_dir(incoming)
+            final = os.path.join(directory, args.version)
+            if os.path.isdir(final):  # the same bundle deployed again: keep the verified copy on disk
+                verify_dir(final, args.sums_sha256)
+                shutil.rmtree(incoming)
+            else:
+                os.chmod(incoming, 0o755)  # mkdtemp made it private; a bundle is readable like any install
+                os.rename(incoming, final)
+        except (tarfile.TarError, EOFError, OSError) as exc:
+            shutil.rmtree(incoming, ignore_errors=True)
+            raise Failure("upload interrupted or corrupt (%s)" % exc)
+        except BaseException:
+            shutil.rmtree(incoming, ignore_errors=True)
+            raise
+        old = link_target(os.path.join(directory, "current"))
+        if old and old != args.version:
+            point(directory, "previous", old)
+        point(directory, "current", args.version)
+        removed = prune(directory, args.keep)
+    emit({"version": args.version, "previous": old if old != args.version else link_target(os.path.join(directory, "previous")),
+          "files": files, "bytes": received, "verified": True, "path": final, "pruned": removed})
+
+
+def cmd_rollback(args):
+    directory = model_dir(args.root, args.name)
+    if not os.path.isdir(directory):
+        raise Failure("no model named %r is deployed on this device" % args.name)
+    with Lock(directory):
+        current = link_target(os.path.join(directory, "current"))
+        target = args.to or link_target(os.path.join(directory, "previous"))
+        available = versions(directory)
+        if not target or target == current:
+            raise Failure("nothing to roll back to: only version %s is kept" % current)
+        if target not in available:
+            raise Failure("version %r is not on the device (kept: %s)" % (target, ", ".join(available)))
+        # verify before switching: rollback must not activate a damaged copy
+        verify_dir(os.path.join(directory, target), sha256_file(os.path.join(directory, target, SUMS)))
+        point(directory, "current", target)  # first: the wanted version runs even if we stop here
+        if current:
+            point(directory, "previous", current)
+    emit({"version": target, "previous": current, "verified": True})
+
+
+# ---------------------------------------------------------------- model: load, bench, run
+
+def here():
+    return os.path.dirname(os.path.abspath(__file__))
+
+
+def load_bundle(directory):
+    with open(os.path.join(directory, BUNDLE_INFO), encoding="utf-8") as handle:
+        info = json.load(handle)
+    manifest = {}
+    if info.get("manifest"):
+        with open(os.path.join(directory, info["manifest"]), encoding="utf-8") as handle:
+            manifest = json.load(handle)
+    return info, manifest
+
+
+def open_interpreter(path, edgetpu, threads):
+    runtime, _ = tflite_runtime_info()
+    if runtime is None:
+        raise Failure("no TFLite runtime on this device: pip3 install ai-edge-litert (or tflite-runtime on older boards)")
+    module = __import__(runtime + ".interpreter", fromlist=["Interpreter", "load_delegate"])
+    delegates = []
+    if edgetpu:
+        try:
+            delegates = [module.load_delegate("libedgetpu.so.1")]
+        except (ValueError, OSError) as exc:
+            raise Failure("cannot load the Edge TPU delegate (%s): is the accelerator plugged in and libedgetpu installed?" % exc)
+    kwargs = {"model_path": path, "experimental_delegates": delegates or None}
+    if threads:
+        kwargs["num_threads"] = threads
+    interpreter = module.Interpreter(**kwargs)
+    interpreter.allocate_tensors()
+    return runtime, interpreter
+
+
+def random_input(detail, rng):
+    import numpy as np
+
+    dtype = np.dtype(detail["dtype"])
+    shape = [int(d) for d in detail["shape"]]
+    if np.issubdtype(dtype, np.integer):
+        limits = np.iinfo(dtype)
+        return rng.randint(max(limits.min, -128), min(limits.max, 255) + 1, shape).astype(dtype)
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def peak_rss_mb():
+    try:
+        import resource
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0
+    except (ImportError, OSError):
+        return None
+
+
+def cmd_bench(args):
+    sys.path.insert(0, here())
+    import numpy as np
+    import stats  # vendored verbatim from edgekit/bench/stats.py
+
+    info, manifest = load_bundle(here())
+    model = os.path.join(here(), info["model"])
+    edgetpu = bool(info.get("edgetpu"))
+    verify = manifest.get("verify") or None
+    parity = None
+    if verify:
+        outputs = verify.get("outputs") or []
+        parity = {"status": verify.get("status"), "runtime": verify.get("runtime"), "samples": verify.get("samples"),
+                  "cosine": min((o["cosine"] for o in outputs), default=None),
+                  "max_abs_error": max((o["max_abs_error"] for o in outputs), default=None)}
+    record = {"artifact": info["model"], "format": "tflite", "precision": manifest.get("precision"),
+              "backend": None, "device": "edgetpu" if edgetpu else "cpu", "size_bytes": os.path.getsize(model),
+              "parity": parity, "status": "ok", "error": None,
+              "check_ms": None,  # the bundle's sha256 was verified on arrival; no separate model check here
+              "load_ms": None, "first_inference_ms": None,
+              "latency_ms": {"runs": 0}, "fps": None, "preprocess_ms": None, "postprocess_ms": None,
+              "peak_rss_mb": None, "rss_growth_mb": None, "runs": args.runs, "warmup": args.warmup,
+              "threads": args.threads, "hint": None, "input": "random", "samples_ms": []}
+    try:
+        start = time.perf_counter()
+        runtime, interpreter = open_interpreter(model, edgetpu, args.threads)
+        record["backend"] = "litert" if runtime == "ai_edge_litert" else runtime
+        record["load_ms"] = (time.perf_counter() - start) * 1000.0
+        rng = np.random.RandomState(0)  # numpy 1.16 on older boards has no default_rng
+        for detail in interpreter.get_input_details():
+            interpreter.set_tensor(detail["index"], random_input(detail, rng))
+        start = time.perf_counter()
+        interpreter.invoke()
+        record["first_inference_ms"] = (time.perf_counter() - start) * 1000.0
+        for _ in range(args.warmup):
+            interpreter.invoke()
+        samples = []
+        for _ in range(args.runs):
+            start = time.perf_counter()
+            interpreter.invoke()
+            samples.append((time.perf_counter() - start) * 1000.0)
+        record["latency_ms"] = stats.summarize(samples)
+        record["fps"] = stats.fps(record["latency_ms"])
+        record["samples_ms"] = samples
+    except Failure as exc:
+        record.update(status="failed", error=str(exc))
+    except Exception as exc:  # the runtime refused the model: report it in the record, as local bench does
+        record.update(status="failed", error="%s: %s" % (type(exc).__name__, str(exc).strip().splitlines()[0] if str(exc).strip() else ""))
+    record["peak_rss_mb"] = peak_rss_mb()
+    emit({"schema_version": 1, "host": host_info(),
+          "options": {"runs": args.runs, "warmup": args.warmup, "threads": args.threads, "input": "random"},
+          "results": [record], "bundle": {"name": info.get("name"), "version": info.get("version")}})
+
+
+# ---- run: frames from a source -> model -> one JSON line per frame
+
+def frames(source, limit, size):
+    """(name, RGB uint8 HxWx3) pairs from 'synthetic', an image folder, a video file or a camera index."""
+    import numpy as np
+
+    count = 0
+    if source == "synthetic":
+        rng = np.random.RandomState(0)
+        height, width = size or (224, 224)
+        while limit is None or count < limit:
+            yield "synthetic-%d" % count, rng.randint(0, 256, (height, width, 3)).astype(np.uint8)
+            count += 1
+        return
+    if os.path.isdir(source):
+        for name in sorted(os.listdir(source)):
+            if limit is not None and count >= limit:
+                return
+            image = read_image(os.path.join(source, name))
+            if image is not None:
+                yield name, image
+                count += 1
+        return
+    try:
+        import cv2
+    except ImportError:
+        raise Failure("source %r needs OpenCV on the device (pip3 install opencv-python-headless); "
+                      "'synthetic' and image folders work without it" % source)
+    capture = cv2.VideoCapture(int(source) if source.isdigit() else source)
+    if not capture.isOpened():
+        raise Failure("cannot open video source %r on the device" % source)
+    try:
+        while limit is None or count < limit:
+            ok, frame = capture.read()
+            if not ok:
+                return
+            yield "frame-%d" % count, frame[:, :, ::-1]
+            count += 1
+    finally:
+        capture.release()
+
+
+def read_image(path):
+    import numpy as np
+
+    try:
+        import cv2
+        image = cv2.imread(path, cv2.IMREAD_COLOR)
+        return None if image is None else image[:, :, ::-1]
+    except ImportError:
+        pass
+    try:
+        from PIL import Image
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    except ImportError:
+        raise Failure("reading images needs OpenCV or Pillow on the device (pip3 install pillow)")
+    except Exception:
+        return None  # not an image: skipped, like the local image-folder source
+
+
+def resize(image, height, width):
+    import numpy as np
+
+    try:
+        import cv2
+        return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if image.shape[0] > height else cv2.INTER_LINEAR)
+    except ImportError:  # nearest neighbour: correct geometry, no extra dependency
+        rows = (np.arange(height) * image.shape[0] / height).astype(int)
+        cols = (np.arange(width) * image.shape[1] / width).astype(int)
+        return image[rows][:, cols]
+
+
+def preprocess(image, pre, detail):
+    """The manifest's preprocessing: stretch resize, colour order, (x - mean) / std, layout, quantize."""
+    import numpy as np
+
+    shape = [int(d) for d in detail["shape"]]
+    layout = pre.get("layout", "NHWC")
+    height, width = (shape[2], shape[3]) if layout == "NCHW" else (shape[1], shape[2])
+    image = resize(image, height, width)
+    if pre.get("color_order") == "BGR":
+        image = image[:, :, ::-1]
+    mean = np.asarray(pre.get("mean", [0.0] * 3), np.float32)
+    std = np.asarray(pre.get("std", [255.0] * 3), np.float32)
+    batch = ((image.astype(np.float32) - mean) / std)[None]
+    if layout == "NCHW":
+        batch = batch.transpose(0, 3, 1, 2)
+    dtype = np.dtype(detail["dtype"])
+    scales = detail.get("quantization_parameters", {}).get("scales", [])
+    if np.issubdtype(dtype, np.integer) and len(scales):
+        zeros = detail["quantization_parameters"]["zero_points"]
+        limits = np.iinfo(dtype)
+        batch = np.clip(np.round(batch / scales[0] + zeros[0]), limits.min, limits.max)
+    return np.ascontiguousarray(batch.astype(dtype))
+
+
+def dequantize(array, detail):
+    import numpy as np
+
+    scales = detail.get("quantization_parameters", {}).get("scales", [])
+    if np.issubdtype(array.dtype, np.integer) and len(scales):
+        zeros = detail["quantization_parameters"]["zero_points"]
+        return (array.astype(np.float32) - zeros[0]) * scales[0]
+    return array.astype(np.float32)
+
+
+def cmd_run(args):
+    if args.serve:
+        return cmd_serve(args)
+    import numpy as np
+
+    info, manifest = load_bundle(here())
+    if not manifest:
+        raise Failure("this bundle has no manifest, so the runner cannot preprocess frames; deploy the model "
+                      "with its .edgekit.json beside it")
+    _, interpreter = open_interpreter(os.path.join(here(), info["model"]), bool(info.get("edgetpu")), args.threads)
+    inputs = interpreter.get_input_details()
+    outputs = interpreter.get_output_details()
+    if len(inputs) != 1:
+        raise Failure("the device runner feeds single-input image models; this one has %d inputs" % len(inputs))
+    labels = manifest.get("labels") or []
+    pre = manifest.get("preprocess") or {}
+    size = pre.get("input_size")
+    for index, (name, image) in enumerate(frames(args.source, args.frames, size)):
+        batch = preprocess(image, pre, inputs[0])
+        start = time.perf_counter()
+        interpreter.set_tensor(inputs[0]["index"], batch)
+        interpreter.invoke()
+        latency = (time.perf_counter() - start) * 1000.0
+        results = [dequantize(interpreter.get_tensor(d["index"]), d) for d in outputs]
+        line = {"frame": index, "source": name, "latency_ms": round(latency, 3)}
+        if manifest.get("task") == "classification" or (len(results) == 1 and results[0].size == max(results[0].shape)):
+            scores = results[0].reshape(-1)
+            top = np.argsort(-scores)[:args.top_k]
+            line["top"] = [{"index": int(i), "label": labels[i] if i < len(labels) else str(int(i)),
+                            "score": float(scores[i])} for i in top]
+        else:
+            line["outputs"] = [{"name": d["name"], "shape": list(r.shape), "max": float(r.max())}
+                               for d, r in zip(outputs, results)]
+        emit(line)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="edgekit_runner", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command")
+    probe = sub.add_parser("probe")
+    receive = sub.add_parser("receive")
+    rollback = sub.add_parser("rollback")
+    for command in (probe, receive, rollback):
+        command.add_argument("--root", default="~/.edgekit")
+        command.add_argument("--name", required=True)
+    receive.add_argument("--version", required=True)
+    receive.add_argument("--sums-sha256", required=True)
+    receive.add_argument("--keep", type=int, default=3)
+    rollback.add_argument("--to")
+    bench = sub.add_parser("bench")
+    bench.add_argument("--runs", type=int, default=100)
+    bench.add_argument("--warmup", type=int, default=10)
+    bench.add_argument("--threads", type=int)
+    run = sub.add_parser("run")
+    run.add_argument("--source", default="synthetic")
+    run.add_argument("--frames", type=int)
+    run.add_argument("--top-k", type=int, default=5)
+    run.add_argument("--threads", type=int)
+    run.add_argument("--serve")
+    listing = sub.add_parser("list")
+    listing.add_argument("--root", default="~/.edgekit")
+    args = parser.parse_args(argv)
+    handlers = {"probe": cmd_probe, "receive": cmd_receive, "rollback": cmd_rollback, "bench": cmd_bench,
+                "run": cmd_run, "list": cmd_list}
+    if args.command not in handlers:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        handlers[args.command](args)
+    except Failure as exc:
+        emit({"error": str(exc)})
+        return 1
+    except BrokenPipeError:  # the client went away (Ctrl-C on the host); nothing to report to
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
