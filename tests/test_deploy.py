@@ -617,3 +617,45 @@ def test_bundle_contents_and_refusals(artifact, tmp_path):
         build_bundle(openvino)
     with pytest.raises(EdgekitError, match="invalid model name '.hidden'"):
         build_bundle(artifact, name=".hidden")
+
+
+def test_remote_run_serve_starts_edgekit_run_on_the_board_and_stops_with_the_client(board, artifact):
+    """--serve hands over to `edgekit run` on the board (edgekit is installed in the test "board"'s
+    python): the page and its stats answer, and closing the client stops the board's process."""
+    import signal
+    import urllib.request
+
+    code, _, err = cli("deploy", artifact, "--to", board.target, *board.options(), "--name", "served", "--json")
+    assert code == 0, err
+    port = sshd_helper.free_port()
+    client = subprocess.Popen([sys.executable, "-m", "edgekit", "remote", "run", board.target, *board.options(),
+                               "--name", "served", "--source", "synthetic", "--serve", f"127.0.0.1:{port}", "--json"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = json.loads(client.stdout.readline())
+        assert first == {"url": f"http://127.0.0.1:{port}/"}
+        stats = None
+        deadline = time.monotonic() + 90       # the board's edgekit imports LiteRT and OpenCV first
+        while time.monotonic() < deadline:
+            try:
+                page = urllib.request.urlopen(first["url"], timeout=5).read().decode()
+                stats = json.loads(urllib.request.urlopen(first["url"] + "stats", timeout=5).read())
+                if stats.get("frames"):
+                    break
+            except OSError:
+                pass
+            time.sleep(0.5)
+        assert stats and stats.get("frames"), (stats, client.poll())
+        assert 'src="/stream.mjpg"' in page
+    finally:
+        client.send_signal(signal.SIGINT)
+        client.wait(timeout=30)
+    deadline = time.monotonic() + 30           # stdin EOF on the board ends `edgekit run` there
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/stats", timeout=2)
+        except OSError:
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError("edgekit run kept serving after the client went away")
