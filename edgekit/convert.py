@@ -328,11 +328,17 @@ def _parity(backend, artifact: Path, output: TargetOutput, reference: _Reference
     if len(got) != len(expected):
         return [], f"{len(got)} outputs, the source has {len(expected)}"
     results = []
-    for info, ref, cand in zip(output.outputs, expected, got):
-        aligned = align(ref, cand)
-        if aligned is None:
-            return [], f"output {info.name} has shape {cand.shape}, the source {ref.shape}"
-        results.append(compare(info.name, ref, aligned, classification))
+    unmatched = list(range(len(got)))
+    for position, ref in enumerate(expected):
+        # converters may reorder outputs (TFLite does for multi-output detectors): pair each source
+        # output with the remaining artifact output of a compatible shape that agrees with it best
+        options = [(j, aligned) for j in unmatched if (aligned := align(ref, got[j])) is not None]
+        if not options:
+            return [], f"output {position} of the source (shape {ref.shape}) matches no artifact output shape"
+        parities = [(compare(output.outputs[j].name, ref, aligned, classification), j) for j, aligned in options]
+        best, j = max(parities, key=lambda pair: (pair[0].cosine, pair[1] == position))
+        unmatched.remove(j)
+        results.append(best)
     return results, None
 
 
