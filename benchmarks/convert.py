@@ -624,21 +624,6 @@ def readme_entry(result: dict[str, Any], md_name: str, json_name: str) -> str:
             f"{result['conversion']['convert_wall_seconds']:.0f} s.\n")
 
 
-def update_readme(readme: Path, entry: str) -> None:
-    header = ("# Benchmark results\n\nNewest first. Each entry links the full table (.md) and the raw numbers "
-              "(.json, with host facts). Compare ratios, not milliseconds, across entries.\n\n")
-    if not readme.exists():
-        readme.write_text(header + entry)
-        return
-    text = readme.read_text()
-    lines = text.splitlines(keepends=True)
-    for index, line in enumerate(lines):
-        if line.startswith("## "):
-            readme.write_text("".join(lines[:index]) + entry + "\n" + "".join(lines[index:]))
-            return
-    readme.write_text(text.rstrip("\n") + "\n\n" + entry)
-
-
 def print_tables(result: dict[str, Any]) -> None:
     from edgekit.ui import console, table
 
@@ -751,7 +736,7 @@ def main(argv=None) -> int:
               "headline": headline(latency), "conversion": conversion, "latency": latency}
     json_path.write_text(json.dumps(result, indent=2) + "\n")
     md_path.write_text(render_markdown(result))
-    update_readme(args.out_dir / "README.md", readme_entry(result, md_path.name, json_path.name))
+    hostinfo.update_readme(args.out_dir / "README.md", readme_entry(result, md_path.name, json_path.name))
     if args.json:
         sys.stdout.write(json.dumps(result, indent=2) + "\n")
     else:

@@ -303,18 +303,6 @@ def readme_entry(result: dict[str, Any], md_name: str, json_name: str) -> str:
             f"{(s['other_processes_cpu_share_max'] or 0):.0%} of the CPUs.\n")
 
 
-def update_readme(readme: Path, entry: str) -> None:
-    header = ("# Benchmark results\n\nNewest first. Each entry links the full table (.md) and the raw numbers "
-              "(.json, with host facts). Compare ratios, not milliseconds, across entries.\n\n")
-    text = readme.read_text() if readme.exists() else header
-    lines = text.splitlines(keepends=True)
-    for index, line in enumerate(lines):
-        if line.startswith("## "):
-            readme.write_text("".join(lines[:index]) + entry + "\n" + "".join(lines[index:]))
-            return
-    readme.write_text(text.rstrip("\n") + "\n\n" + entry)
-
-
 # ----------------------------------------------------------------------------------- main
 
 def parse_args(argv=None):
@@ -363,7 +351,7 @@ def main(argv=None) -> int:
     result["json_name"] = f"{stem}.json"
     (args.out_dir / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
     (args.out_dir / f"{stem}.md").write_text(render_markdown(result))
-    update_readme(args.out_dir / "README.md", readme_entry(result, f"{stem}.md", f"{stem}.json"))
+    hostinfo.update_readme(args.out_dir / "README.md", readme_entry(result, f"{stem}.md", f"{stem}.json"))
     if args.json:
         print(json.dumps(result, indent=2))
     else:

@@ -42,7 +42,7 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 import hostinfo  # noqa: E402  (light: imports no framework)
-from convert import markdown_table, ratio_summary, stats_ms, update_readme  # noqa: E402  (generic helpers)
+from convert import markdown_table, ratio_summary, stats_ms  # noqa: E402  (generic helpers)
 
 MODEL = "efficientnet_lite0"
 PHOTO = "coffee"
@@ -339,7 +339,7 @@ def main(argv=None) -> int:
               "latency": latency}
     json_path.write_text(json.dumps(result, indent=2) + "\n")
     md_path.write_text(render_markdown(result))
-    update_readme(args.out_dir / "README.md", readme_entry(result, md_path.name, json_path.name))
+    hostinfo.update_readme(args.out_dir / "README.md", readme_entry(result, md_path.name, json_path.name))
     if args.json:
         sys.stdout.write(json.dumps(result, indent=2) + "\n")
     else:

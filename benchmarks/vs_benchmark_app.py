@@ -218,9 +218,7 @@ def record(result: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
              f"{result['args']['threads']} thread(s), {result['args']['rounds']} interleaved rounds, benchmark_app "
              f"-inference_only {str(result['args']['benchmark_app_inference_only']).lower()}: {summary}. "
              f"{busy}\n\n")
-    text = index.read_text() if index.exists() else "# Benchmark results\n\nNewest first.\n\n"
-    head, marker, rest = text.partition("\n## ")
-    write_atomic(index, head.rstrip("\n") + "\n\n" + entry + (("## " + rest) if marker else ""))
+    hostinfo.update_readme(index, entry)
     return json_path, md_path
 
 
