@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import os
 import shutil
@@ -35,7 +36,7 @@ import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
@@ -354,11 +355,46 @@ def _ov_properties(compiled) -> dict[str, str]:
     return found
 
 
+def interleaved_blocks(calls: dict[tuple[str, str], Callable[[], Any]], rounds: int, runs: int,
+                       warmup: int) -> tuple[dict[tuple[str, str], list[list[int]]], dict | None]:
+    """Time CALLS, keyed (precision, kind), in interleaved blocks; returns per-round ns samples and
+    the CPU contention seen meanwhile.
+
+    Each round runs one fp32 block and one int8 block (which comes first flips every round); inside
+    a block the kinds alternate call by call (their order flips every other round: ABAB, then BABA),
+    so kinds are paired call by call and precisions block by block, cancelling the machine's drift.
+    """
+    for call in calls.values():
+        for _ in range(warmup):
+            call()
+    samples: dict[tuple[str, str], list[list[int]]] = {v: [] for v in calls}
+    clock = time.perf_counter_ns
+    gc.collect()
+    gc.disable()
+    before = hostinfo.cpu_snapshot()
+    try:
+        for index in range(rounds):
+            for precision in (("fp32", "int8") if index % 2 == 0 else ("int8", "fp32")):
+                kinds = [k for (p, k) in calls if p == precision]
+                kinds = kinds if (index // 2) % 2 == 0 else kinds[::-1]
+                block: dict[str, list[int]] = {k: [] for k in kinds}
+                for _ in range(runs):
+                    for kind in kinds:
+                        call = calls[(precision, kind)]
+                        started = clock()
+                        call()
+                        block[kind].append(clock() - started)
+                for kind in kinds:
+                    samples[(precision, kind)].append(block[kind])
+    finally:
+        after = hostinfo.cpu_snapshot()
+        gc.enable()
+    return samples, hostinfo.contention(before, after)
+
+
 def measure_latency(runtime: str, fp32: Path, int8: Path, threads: int, rounds: int, runs: int,
                     warmup: int) -> dict[str, Any]:
     """Runs in a subprocess that loads only this runtime."""
-    import gc
-
     import numpy as np
     from edgekit import photos
     from edgekit.manifest import read_manifest
@@ -385,36 +421,11 @@ def measure_latency(runtime: str, fp32: Path, int8: Path, threads: int, rounds: 
     agreement = {"fp32_vs_int8_same_top1": outputs["fp32"]["top1_runner"] == outputs["int8"]["top1_runner"]}
 
     variants = [(p, k) for p in ("fp32", "int8") for k in ("runner", "raw")]
-    for variant in variants:
-        for _ in range(warmup):
-            calls[variant]()
-    # Each round: one fp32 block and one int8 block (which comes first flips every round); inside a
-    # block, Runner and raw calls alternate one by one (which goes first also flips), so the
-    # Runner/raw comparison is paired call by call and fp32/int8 block by block.
-    blocks: dict[tuple[str, str], list[list[int]]] = {v: [] for v in variants}
-    clock = time.perf_counter_ns
-    gc.collect()
-    gc.disable()
-    before = hostinfo.cpu_snapshot()
-    try:
-        for index in range(rounds):
-            for precision in (("fp32", "int8") if index % 2 == 0 else ("int8", "fp32")):
-                kinds = ("runner", "raw") if (index // 2) % 2 == 0 else ("raw", "runner")
-                pair = [(calls[(precision, k)], []) for k in kinds]
-                for _ in range(runs):
-                    for call, times in pair:
-                        started = clock()
-                        call()
-                        times.append(clock() - started)
-                for kind, (_, times) in zip(kinds, pair):
-                    blocks[(precision, kind)].append(times)
-    finally:
-        after = hostinfo.cpu_snapshot()
-        gc.enable()
+    blocks, contention = interleaved_blocks(calls, rounds, runs, warmup)
 
     result = {"runtime": runtime, "threads": threads, "rounds": rounds, "runs_per_round": runs, "warmup": warmup,
               "photo": PHOTO, "facts": facts, "outputs": outputs, **agreement,
-              "contention": hostinfo.contention(before, after), "variants": {}, "ratios": {}}
+              "contention": contention, "variants": {}, "ratios": {}}
     for precision, path_kind in variants:
         flat = [t for block in blocks[(precision, path_kind)] for t in block]
         entry = stats_ms(flat)

@@ -42,7 +42,7 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 import hostinfo  # noqa: E402  (light: imports no framework)
-from convert import markdown_table, ratio_summary, stats_ms  # noqa: E402  (generic helpers)
+from convert import interleaved_blocks, markdown_table, ratio_summary, stats_ms  # noqa: E402  (generic helpers)
 
 MODEL = "efficientnet_lite0"
 PHOTO = "coffee"
@@ -125,8 +125,6 @@ def _wrapper_cost_us(runner, batch, calls: int = 300) -> dict[str, float]:
 
 
 def measure(runtime: str, paths: dict[str, str], threads: int, rounds: int, runs: int, warmup: int) -> dict[str, Any]:
-    import gc
-
     import numpy as np
 
     from edgekit import photos
@@ -157,35 +155,10 @@ def measure(runtime: str, paths: dict[str, str], threads: int, rounds: int, runs
                             "raw": raw_doc, "runner": f"open_predictor(path, '{runtime}', threads=N).runner.infer(prepared)",
                             "config": getattr(runner, "config", {"num_threads": threads}),
                             "wrapper_us": wrapper_us}
-    variants = list(calls)
-    for variant in variants:
-        for _ in range(warmup):
-            calls[variant]()
-    samples: dict[tuple[str, str], list[list[int]]] = {v: [] for v in variants}
-    clock = time.perf_counter_ns
-    gc.collect()
-    gc.disable()
-    before = hostinfo.cpu_snapshot()
-    try:
-        for index in range(rounds):
-            for precision in (("fp32", "int8") if index % 2 == 0 else ("int8", "fp32")):
-                kinds = [k for (p, k) in variants if p == precision]
-                kinds = kinds if (index // 2) % 2 == 0 else kinds[::-1]   # ABAB, then BABA
-                block = {k: [] for k in kinds}
-                for _ in range(runs):
-                    for kind in kinds:
-                        call = calls[(precision, kind)]
-                        started = clock()
-                        call()
-                        block[kind].append(clock() - started)
-                for kind in kinds:
-                    samples[(precision, kind)].append(block[kind])
-    finally:
-        after = hostinfo.cpu_snapshot()
-        gc.enable()
+    samples, contention = interleaved_blocks(calls, rounds, runs, warmup)
     result: dict[str, Any] = {"runtime": runtime, "threads": threads, "rounds": rounds, "runs_per_round": runs,
                               "warmup": warmup, "photo": PHOTO, "facts": facts,
-                              "contention": hostinfo.contention(before, after), "variants": {}, "ratios": {}}
+                              "contention": contention, "variants": {}, "ratios": {}}
     for (precision, kind), blocks in samples.items():
         entry = stats_ms([t for b in blocks for t in b])
         entry["per_round_median_ms"] = [statistics.median(b) / 1e6 for b in blocks]
