@@ -56,6 +56,15 @@ def test_coral_table_numbers():
         assert refs["MobileNet v2 (224x224)"].source == "https://coral.ai/docs/edgetpu/benchmarks/"
 
 
+def test_references_match_the_most_specific_model_name():
+    usb = get_profile("coral-usb-x86")
+    assert [r.latency_ms for r in usb.references_for("out/ssd_mobilenet_v2_int8_edgetpu.tflite")] == [7.2]
+    assert [r.latency_ms for r in usb.references_for("mobilenet_v2_1.0_224_int8_edgetpu.tflite")] == [2.6]
+    assert usb.references_for("efficientnet_lite0_int8.tflite") == []
+    cpus = get_profile("intel-cpu").references_for("mobilenet_v2_int8.xml")   # one row per published CPU
+    assert len(cpus) >= 2 and all("mobilenet" in r.model.lower() for r in cpus)
+
+
 def test_ncs2_is_marked_legacy():
     ncs2 = get_profile("intel-ncs2")
     assert ncs2.device == "MYRIAD" and "2022.3" in ncs2.runtime and ncs2.precisions == ["fp16"]

@@ -24,7 +24,16 @@ from typing import Any
 
 from ..errors import EdgekitError, UnknownNameError
 
-DEVICES_DIR = Path(__file__).resolve().parents[2] / "devices"
+
+
+def _devices_dir() -> Path:
+    """The checkout's devices/ (editable installs, tests), else the copy a wheel installs."""
+    checkout = Path(__file__).resolve().parents[2] / "devices"
+    installed = Path(sys.prefix) / "share" / "edgekit" / "devices"
+    return checkout if checkout.is_dir() or not installed.is_dir() else installed
+
+
+DEVICES_DIR = _devices_dir()
 REQUIRED = ("name", "title", "runtime", "backend", "device", "precisions", "constraints", "detect", "references")
 
 
@@ -55,8 +64,12 @@ class Profile:
         return asdict(self)
 
     def references_for(self, artifact: str) -> list[Reference]:
+        """The references whose match token is the most specific one found in the artifact's name:
+        `ssd_mobilenet_v2_int8.tflite` gets the SSD figures, not MobileNet v2's classifier ones."""
         name = Path(artifact).name.lower()
-        return [r for r in self.references if any(token.lower() in name for token in r.match)]
+        matched = [(max((len(t) for t in r.match if t.lower() in name), default=0), r) for r in self.references]
+        best = max((length for length, _ in matched), default=0)
+        return [r for length, r in matched if length and length == best]
 
 
 def load_profiles(folder: Path | None = None) -> dict[str, Profile]:
