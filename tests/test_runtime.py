@@ -190,7 +190,7 @@ def box_iou(a, b) -> float:
 
 @pytest.mark.parametrize("mode, scale, offset", [("letterbox", (0.5, 0.5), (40.0, 0.0)),
                                                  ("stretch", (320 / 480, 0.5), (0.0, 0.0)),
-                                                 ("center-crop", (320 / 480, 320 / 480), (0.0, -53.0))])
+                                                 ("center-crop", (320 / 480, 320 / 480), (0.0, -80 * 320 / 480))])
 def test_known_box_maps_back_through_resize(mode, scale, offset):
     from edgekit.runtime.postprocess.detect import to_original
     from edgekit.runtime.preprocess import frame_meta

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import EdgekitError
 from ..manifest import Manifest, Preprocess, TensorInfo
-from ..preprocess import as_rgb, preprocess_image, resize, to_layout
+from ..preprocess import as_rgb, center_crop_box, preprocess_image, resize, to_layout
 from .base import quantize
 from .predictor import FrameMeta
 
@@ -43,10 +43,9 @@ def frame_meta(original: tuple[int, int], pre: Preprocess) -> FrameMeta:
         new_h, new_w = max(1, round(height * s)), max(1, round(width * s))
         return FrameMeta((height, width), (in_h, in_w), (new_h / height, new_w / width),
                          (float((in_h - new_h) // 2), float((in_w - new_w) // 2)))
-    s = max(in_h / height, in_w / width)  # center-crop
-    new_h, new_w = max(in_h, round(height * s)), max(in_w, round(width * s))
-    return FrameMeta((height, width), (in_h, in_w), (new_h / height, new_w / width),
-                     (-float((new_h - in_h) // 2), -float((new_w - in_w) // 2)))
+    top, left, crop_h, crop_w = center_crop_box((height, width), (in_h, in_w))   # center-crop
+    scale_y, scale_x = in_h / crop_h, in_w / crop_w
+    return FrameMeta((height, width), (in_h, in_w), (scale_y, scale_x), (-top * scale_y, -left * scale_x))
 
 
 def prepare_image(rgb: np.ndarray, manifest: Manifest | None, model_input: TensorInfo) -> tuple[np.ndarray, FrameMeta]:
