@@ -54,7 +54,9 @@ class OutputParity:
     cosine: float
     max_abs_error: float
     mean_abs_error: float
-    top1_agreement: float | None = None
+    top1_agreement: float | None = None            # over every sample
+    top1_agreement_decisive: float | None = None   # over the samples where the source is decisive (gated)
+    decisive_samples: int | None = None
 
 
 @dataclass
@@ -81,9 +83,19 @@ class VerifyReport:
         values = [o.top1_agreement for o in self.outputs if o.top1_agreement is not None]
         return min(values, default=None)
 
+    @property
+    def top1_agreement_decisive(self) -> float | None:
+        values = [o.top1_agreement_decisive for o in self.outputs if o.top1_agreement_decisive is not None]
+        return min(values, default=None)
+
+    @property
+    def decisive_samples(self) -> int | None:
+        return min((o.decisive_samples for o in self.outputs if o.decisive_samples is not None), default=None)
+
     def summary(self) -> dict[str, Any]:
         return {"status": self.status, "cosine": self.cosine, "max_abs_error": self.max_abs_error,
-                "top1_agreement": self.top1_agreement, "runtime": self.runtime,
+                "top1_agreement": self.top1_agreement, "top1_agreement_decisive": self.top1_agreement_decisive,
+                "decisive_samples": self.decisive_samples, "runtime": self.runtime,
                 "samples": self.samples, "notes": self.notes, "cross_checks": self.cross_checks}
 
 

@@ -2,7 +2,13 @@
 
 Gates (documented in README): cosine similarity per output, at least
   fp32 0.9999 | fp16 0.999 | dynamic 0.99 | int8 0.98
-and for classification int8 top-1 agreement >= 95 %. A failed gate fails the command.
+and for classification int8 top-1 agreement >= 95 % on the samples where the source itself is
+decisive: its top class leads the runner-up by at least DECISIVE_MARGIN in probability. Where
+the source hesitates between two classes (textures, microscopy, a busy scene) its top-1 flips
+under any perturbation: fp16, numerically near-exact, agrees on only 98.6 % of the bundled photo
+views, and every healthy int8 EfficientNet-Lite0 on 86 %, while on the decisive views healthy
+int8 artifacts agree on 100 % and broken ones (int16 saturation on non-VNNI CPUs) on 80-90 %.
+Agreement over all samples is reported beside it. A failed gate fails the command.
 """
 from __future__ import annotations
 
@@ -14,8 +20,9 @@ GATES = {
     "fp32": {"cosine": 0.9999},
     "fp16": {"cosine": 0.999},
     "dynamic": {"cosine": 0.99},
-    "int8": {"cosine": 0.98, "top1_agreement": 0.95},
+    "int8": {"cosine": 0.98, "top1_agreement_decisive": 0.95},
 }
+DECISIVE_MARGIN = 0.10   # probability by which the source's top class must lead for top-1 to count
 
 
 def align(reference: np.ndarray, candidate: np.ndarray) -> np.ndarray | None:
@@ -39,23 +46,44 @@ def compare(name: str, reference: np.ndarray, candidate: np.ndarray, classificat
     dots = (ref * cand).sum(axis=1)
     norms = np.linalg.norm(ref, axis=1) * np.linalg.norm(cand, axis=1)
     cosine = np.where(norms > 0, dots / np.maximum(norms, 1e-30), np.where(np.abs(ref - cand).max(axis=1) == 0, 1.0, 0.0))
-    top1 = float((ref.argmax(axis=1) == cand.argmax(axis=1)).mean()) if classification else None
     error = np.abs(ref - cand)
-    return OutputParity(name=name, cosine=float(cosine.mean()), max_abs_error=float(error.max()),
-                        mean_abs_error=float(error.mean()), top1_agreement=top1)
+    parity = OutputParity(name=name, cosine=float(cosine.mean()), max_abs_error=float(error.max()),
+                          mean_abs_error=float(error.mean()))
+    if classification:
+        agree = ref.argmax(axis=1) == cand.argmax(axis=1)
+        top2 = np.sort(_probabilities(ref), axis=1)[:, -2:] if ref.shape[1] > 1 else None
+        decisive = (top2[:, 1] - top2[:, 0] >= DECISIVE_MARGIN) if top2 is not None else np.ones(len(ref), bool)
+        parity.top1_agreement = float(agree.mean())
+        parity.decisive_samples = int(decisive.sum())
+        parity.top1_agreement_decisive = float(agree[decisive].mean()) if decisive.any() else None
+    return parity
+
+
+def _probabilities(scores: np.ndarray) -> np.ndarray:
+    """Rows that already are probabilities stay; logits go through a softmax."""
+    if (scores >= 0).all() and np.allclose(scores.sum(axis=1), 1.0, atol=1e-3):
+        return scores
+    shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
 
 
 def gate(report: VerifyReport, precision: str, classification: bool) -> VerifyReport:
     limits = dict(GATES.get(precision, GATES["int8"]))
     if not classification:
-        limits.pop("top1_agreement", None)
+        limits.pop("top1_agreement_decisive", None)
     report.gate = limits
-    failed = []
+    failed, notes = [], []
     for out in report.outputs:
         if out.cosine < limits["cosine"]:
             failed.append(f"{out.name}: cosine {out.cosine:.5f} < {limits['cosine']}")
-        if "top1_agreement" in limits and out.top1_agreement is not None and out.top1_agreement < limits["top1_agreement"]:
-            failed.append(f"{out.name}: top-1 agreement {out.top1_agreement:.1%} < {limits['top1_agreement']:.0%}")
+        if "top1_agreement_decisive" not in limits or out.top1_agreement is None:
+            continue
+        limit = limits["top1_agreement_decisive"]
+        if out.top1_agreement_decisive is None:
+            notes.append(f"{out.name}: top-1 not gated: the source leads by {DECISIVE_MARGIN:.2f} on no sample")
+        elif out.top1_agreement_decisive < limit:
+            failed.append(f"{out.name}: top-1 agreement {out.top1_agreement_decisive:.1%} < {limit:.0%} on the "
+                          f"{out.decisive_samples} samples where the source is decisive")
     report.status = "fail" if failed else "pass"
-    report.notes.extend(failed)
+    report.notes.extend(failed + notes)
     return report

@@ -11,14 +11,21 @@ STATUS_STYLE = {"pass": "[green]pass[/]", "fail": "[red]FAIL[/]", "structure-onl
 
 def _parity(verify) -> list[str]:
     return [STATUS_STYLE.get(verify.status, verify.status), fmt(verify.cosine, ".6f"),
-            fmt(verify.max_abs_error, ".3g"), fmt(verify.top1_agreement, ".0%")]
+            fmt(verify.max_abs_error, ".3g"), _top1(verify)]
+
+
+def _top1(verify) -> str:
+    """Gated agreement (samples where the source is decisive), then agreement over all samples."""
+    if verify.top1_agreement is None:
+        return fmt(None, ".0%")
+    return f"{fmt(verify.top1_agreement_decisive, '.0%')} ({verify.top1_agreement:.0%})"
 
 
 def convert_table(result):
     rows = [[Path(a.path).name, human_size(a.size_bytes), *_parity(a.verify), _cross(a.verify), a.route,
              f"{a.seconds:.1f}"] for a in result.artifacts]
     return table(f"source: {result.source['kind']} {result.source['path'] or '(Python object)'}",
-                 ["artifact", "size", "verify", "cosine", "max |err|", "top-1", "also on", "route", "s"], rows,
+                 ["artifact", "size", "verify", "cosine", "max |err|", "top-1 clear (all)", "also on", "route", "s"], rows,
                  wrap=("also on", "route"))
 
 
@@ -94,7 +101,7 @@ def doctor_view(report: dict, console) -> None:
 def demo_table(result):
     photos = list(result.rows[0].top1) if result.rows and result.rows[0].top1 else []
     rows = [[row.artifact, human_size(row.size_bytes) if row.size_bytes else "", *_parity(row.verify)[:2],
-             fmt(row.verify.top1_agreement, ".0%"), *[row.top1.get(p, "—") for p in photos],
+             _top1(row.verify), *[row.top1.get(p, "—") for p in photos],
              fmt(row.latency_ms, ".1f"), row.note] for row in result.rows]
     return table(f"{result.model}: conversions verified against PyTorch, top-1 labels on real photos",
-                 ["artifact", "size", "parity", "cosine", "top-1 agree", *photos, "ms p50", "notes"], rows)
+                 ["artifact", "size", "parity", "cosine", "top-1 clear (all)", *photos, "ms p50", "notes"], rows)

@@ -96,3 +96,24 @@ def test_align_moves_channels_and_compare_metrics():
     assert parity.top1_agreement == 0.5 and parity.max_abs_error == 2.0
     report = gate(VerifyReport(status="pass", outputs=[parity]), "int8", classification=True)
     assert report.status == "fail" and any("top-1 agreement 50.0% < 95%" in n for n in report.notes)
+
+
+def test_top1_gate_counts_only_samples_where_the_source_is_decisive():
+    # sample 0: the source leads clearly and the candidate agrees; sample 1: a near tie
+    # (0.50 vs 0.45 in probability) that the candidate flips; sample 2: clear, and flipped
+    reference = np.array([[0.9, 0.05, 0.05], [0.50, 0.45, 0.05], [0.1, 0.8, 0.1]])
+    near_tie_flipped = np.array([[0.9, 0.05, 0.05], [0.45, 0.50, 0.05], [0.1, 0.8, 0.1]])
+    parity = compare("probs", reference, near_tie_flipped, classification=True)
+    assert parity.top1_agreement == pytest.approx(2 / 3)
+    assert parity.decisive_samples == 2 and parity.top1_agreement_decisive == 1.0
+    assert gate(VerifyReport(status="pass", outputs=[parity]), "int8", classification=True).status == "pass"
+    clear_flipped = near_tie_flipped.copy()
+    clear_flipped[2] = [0.8, 0.1, 0.1]
+    parity = compare("probs", reference, clear_flipped, classification=True)
+    assert parity.top1_agreement_decisive == 0.5
+    report = gate(VerifyReport(status="pass", outputs=[parity]), "int8", classification=True)
+    assert report.status == "fail" and any("on the 2 samples where the source is decisive" in n for n in report.notes)
+    # logits go through a softmax first: 0.94 vs 0.05 is decisive, 0.49 vs 0.44 is not
+    logits = np.array([[4.0, 1.0, 0.0], [2.0, 1.9, 0.0]])
+    parity = compare("logits", logits, logits[:, [1, 0, 2]], classification=True)
+    assert parity.decisive_samples == 1 and parity.top1_agreement_decisive == 0.0

@@ -51,17 +51,17 @@ def test_float_artifacts_pass_parity_and_label_photos(demo, suffix):
     assert row.latency_ms and row.latency_ms > 0
 
 
-def test_int8_artifacts_are_measured_and_edgetpu_ready(demo):
+def test_int8_artifacts_pass_their_gates_and_are_edgetpu_ready(demo):
     from edgekit.tflite_model import read_tflite
 
     for suffix in ("_int8.tflite", "_int8.xml", "_int8.onnx"):
         (row,) = _rows(demo, suffix)
-        # Measured, not assumed: this port of EfficientNet-Lite0 loses accuracy in its stem
-        # under int8 (see README "Known limits"); the numbers are recorded either way.
-        assert row.verify.cosine is not None and row.verify.top1_agreement is not None
-        assert row.verify.status in ("pass", "fail")
-        if row.verify.status == "fail":
-            assert any("<" in note for note in row.verify.notes)
+        # OpenVINO and ONNX Runtime int8 used to saturate on non-VNNI x86 (cosine 0.92 / 0.89):
+        # NNCF's overflow fix on every summing layer and ORT's x64quantprecision keep them right
+        assert row.verify.status == "pass", (suffix, row.verify.notes)
+        assert row.verify.cosine >= 0.98 and row.verify.top1_agreement_decisive >= 0.95
+        assert row.verify.decisive_samples >= 30   # of 70 views: enough for the gate to mean something
+        assert row.top1["chelsea"] in CATS and row.top1["coffee"] in COFFEE
     tflite = Path(demo.out_dir) / "efficientnet_lite0_int8.tflite"
     model = read_tflite(tflite)
     assert model.is_fully_integer() and not model.has_dynamic_shapes() and model.inputs()[0].shape[0] == 1
