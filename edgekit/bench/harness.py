@@ -183,7 +183,8 @@ def _describe(record: BenchRecord, path: Path, options: BenchOptions) -> None:
         if manifest.verify is not None:
             verify = manifest.verify
             record.parity = {"status": verify.status, "cosine": verify.cosine,
-                             "top1_agreement": verify.top1_agreement, "runtime": verify.runtime}
+                             "top1_agreement": verify.top1_agreement,
+                             "top1_agreement_decisive": verify.top1_agreement_decisive, "runtime": verify.runtime}
 
 
 def _measure(record: BenchRecord, path: Path, options: BenchOptions, threads: int | None, tick) -> None:
