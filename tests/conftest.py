@@ -183,3 +183,19 @@ def run_cli():
 
 def rng_image(seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+
+
+@pytest.fixture(scope="session")
+def stream_model(tmp_path_factory, keras_file, photos_dir) -> Path:
+    """The tiny Keras classifier as an int8 TFLite, with labels and preprocessing in its manifest
+    (the `edgekit run` tests: built once per session)."""
+    from edgekit.convert import ConvertRequest, convert
+    from edgekit.photos import PHOTOS
+
+    out = tmp_path_factory.mktemp("stream-model")
+    labels = out / "labels.txt"
+    labels.write_text("\n".join(PHOTOS[:CLASSES]) + "\n")
+    request = ConvertRequest(targets=["tflite"], precisions=["int8"], out_dir=out, calib=str(photos_dir),
+                             calib_samples=20, verify=False, input_size=[SIZE, SIZE], mean=[127.5], std=[127.5],
+                             task="classification", labels=labels, name="tiny")
+    return Path(convert(str(keras_file), request).artifacts[0].path)

@@ -40,21 +40,6 @@ EDGEKIT = [sys.executable, "-m", "edgekit"]
 
 # -- fixtures and helpers ------------------------------------------------------------------------
 @pytest.fixture(scope="session")
-def stream_model(tmp_path_factory, keras_file, photos_dir) -> Path:
-    """The tiny Keras classifier as an int8 TFLite, with labels and preprocessing in its manifest."""
-    from edgekit.convert import ConvertRequest, convert
-    from edgekit.photos import PHOTOS
-
-    out = tmp_path_factory.mktemp("stream-model")
-    labels = out / "labels.txt"
-    labels.write_text("\n".join(PHOTOS[:CLASSES]) + "\n")
-    request = ConvertRequest(targets=["tflite"], precisions=["int8"], out_dir=out, calib=str(photos_dir),
-                             calib_samples=20, verify=False, input_size=[SIZE, SIZE], mean=[127.5], std=[127.5],
-                             task="classification", labels=labels, name="tiny")
-    return Path(convert(str(keras_file), request).artifacts[0].path)
-
-
-@pytest.fixture(scope="session")
 def clip(tmp_path_factory) -> Path:
     """A 24-frame 320x240 MPEG-4 clip made by ffmpeg."""
     if FFMPEG is None:

@@ -5,9 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelFormatError, summary
+from ..errors import EdgekitError, ModelFormatError, summary
 from ..formats import HINT_REEXPORT
-from ..errors import EdgekitError
 from ..manifest import TensorInfo
 from ..tflite_model import read_tflite
 from .base import BACKENDS, Runner

@@ -1,0 +1,131 @@
+"""A UDP MPEG-TS network source with real components: ffmpeg sends a live test pattern to
+udp://127.0.0.1:PORT, `edgekit run` reads it through OpenCV's FFmpeg; the sender is killed
+mid-run and restarted, and the same pipeline notices, reconnects and carries on.
+
+UDP has no connection: a dead sender is only noticed by the source's read timeout, and an open
+waits (up to the open timeout) for packets to arrive. As in test_stream.py, the only timing
+assertion is the reconnect budget (results within 3 s of the stream's return).
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import CLASSES
+from test_stream import EDGEKIT, FFMPEG, lines_of, needs_ffmpeg, other_threads, wait_for
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def udp_sender(port: int) -> subprocess.Popen:
+    """ffmpeg sending a live 15 FPS MPEG-2 test pattern as MPEG-TS over UDP to 127.0.0.1:PORT
+    (7 TS packets a datagram, as IPTV senders do)."""
+    return subprocess.Popen([FFMPEG, "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i",
+                             "testsrc=size=320x240:rate=15", "-c:v", "mpeg2video", "-q:v", "5", "-f", "mpegts",
+                             f"udp://127.0.0.1:{port}?pkt_size=1316"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.kill()
+    process.wait()
+
+
+@needs_ffmpeg
+def test_udp_mpegts_stream_to_jsonl(tmp_path, stream_model):
+    from edgekit.photos import PHOTOS
+
+    port = free_udp_port()
+    results = tmp_path / "udp.jsonl"
+    sender = udp_sender(port)
+    try:
+        env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+        proc = subprocess.run([*EDGEKIT, "run", str(stream_model), "--source", f"udp://127.0.0.1:{port}", "--jsonl",
+                               str(results), "--max-frames", "30", "--max-retries", "5"],
+                              capture_output=True, text=True, timeout=120, env=env)
+    finally:
+        stop(sender)
+    assert proc.returncode == 0, proc.stderr
+    assert f"30 frames from stream udp://127.0.0.1:{port} (max frames)" in proc.stdout
+    assert f"wrote {results} (30 lines)" in proc.stdout
+    # the stream never dropped (a first open racing the sender's start may be retried, nothing else)
+    assert all(line.startswith("retry: ") for line in lines_of(proc.stderr)), proc.stderr
+    records = [json.loads(line) for line in lines_of(results.read_text())]
+    ids = [r["frame_id"] for r in records]
+    assert len(records) == 30 and ids == sorted(ids) and len(set(ids)) == 30
+    for record in records:
+        assert record["latency_ms"] >= record["infer_ms"] > 0
+        assert record["results"]["classes"][0]["label"] in PHOTOS[:CLASSES]
+
+
+@needs_ffmpeg
+def test_udp_stream_dropped_and_restored_reconnects_within_3_s(stream_model):
+    import psutil
+
+    from edgekit.runtime.predictor import open_predictor
+    from edgekit.stream import Pipeline, open_source
+
+    port = free_udp_port()
+    url = f"udp://127.0.0.1:{port}"
+    baseline = set(threading.enumerate())
+    results: list = []     # (perf_counter at delivery, FrameResult)
+    events: list = []
+    senders = [udp_sender(port)]
+    marks: dict = {}
+
+    try:
+        with open_predictor(stream_model) as predictor:
+            pipeline = Pipeline(open_source(url), [predictor], max_retries=30, on_event=events.append,
+                                on_result=lambda r: results.append((time.perf_counter(), r)))
+
+            def control():
+                try:
+                    wait_for(lambda: len(results) >= 10, 30, "first results")
+                    marks["events_before_drop"] = len(events)   # the first open may have raced ffmpeg's start
+                    stop(senders[0])
+                    # nothing tells a UDP receiver that the sender is gone: the read timeout does
+                    wait_for(lambda: any(e.kind == "dropped" for e in events[marks["events_before_drop"]:]), 30,
+                             "the drop to be noticed")
+                    wait_for(lambda: any(e.kind == "retry" for e in events[marks["events_before_drop"]:]), 30,
+                             "a failed reopen while the stream is down")
+                    marks["restored"] = time.perf_counter()
+                    senders.append(udp_sender(port))
+                    wait_for(lambda: sum(r.generation == 1 for _, r in results) >= 10, 30, "results after the return")
+                except BaseException as exc:
+                    marks["error"] = exc
+                finally:
+                    pipeline.stop()
+
+            controller = threading.Thread(target=control, name="test-control")
+            controller.start()
+            summary = pipeline.run()
+            controller.join(60)
+    finally:
+        for sender in senders:
+            stop(sender)
+
+    assert "error" not in marks, f"{marks.get('error')}; events: {[e.message for e in events]}"
+    after = events[marks["events_before_drop"]:]
+    kinds = [e.kind for e in after]
+    assert kinds[0] == "dropped" and kinds[-1] == "reconnected" and set(kinds[1:-1]) == {"retry"}, kinds
+    assert f"stream {url} stopped delivering frames; reconnecting" == after[0].message
+    assert f"stream {url} is back" == after[-1].message
+    first_new = min(t for t, r in results if r.generation == 1)
+    print(f"results resumed {first_new - marks['restored']:.2f} s after the stream's return")
+    assert first_new - marks["restored"] < 3.0, "results did not resume within 3 s of the stream's return"
+    assert summary.reconnects == 1 and summary.retries == sum(e.kind == "retry" for e in events)
+    assert summary.stopped == "stopped"
+    ids = [r.frame_id for _, r in results]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)           # one frame counter across the reconnect
+    assert other_threads(baseline) == []
+    assert psutil.Process().children(recursive=True) == []
