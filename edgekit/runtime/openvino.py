@@ -64,12 +64,21 @@ class OpenVINORunner(Runner):
                                "try another backend (--backend)" if "No translator" in reason else None) from None
         self.request = self.compiled.create_infer_request()
         self._ports = list(self.compiled.outputs)
+        # static inputs are copied into the request's own tensors: handing infer() a new array
+        # each call made it rebind the input and cost ~4 % of an EfficientNet-Lite0 int8 call
+        self._static = all(port.get_partial_shape().is_static for port in self.compiled.inputs)
         self.inputs = _with_quantization([_info(p) for p in self.compiled.inputs], self.path, "inputs")
         self.outputs = _with_quantization([_info(p) for p in self.compiled.outputs], self.path, "outputs")
 
     def _infer(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
-        result = self.request.infer(arrays)
-        return [np.array(result[port]) for port in self._ports]
+        request = self.request
+        if not self._static:
+            result = request.infer(arrays)
+            return [np.array(result[port]) for port in self._ports]
+        for index, array in enumerate(arrays):
+            np.copyto(request.get_input_tensor(index).data, array, casting="no")
+        request.infer()
+        return [np.array(request.get_output_tensor(index).data) for index in range(len(self._ports))]
 
 
 def _with_quantization(infos: list[TensorInfo], path: Path, side: str) -> list[TensorInfo]:
