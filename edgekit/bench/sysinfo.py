@@ -142,16 +142,18 @@ def cpu_snapshot() -> dict[str, float] | None:
         return None
     values += [0] * (8 - len(values))
     hz = os.sysconf("SC_CLK_TCK")
-    own = os.times()
+    own = os.times()   # with the children it waited for: a benchmark's own tools (benchmark_app) are not "others"
     # user nice system idle iowait irq softirq steal (guest time is already inside user)
     return {"monotonic": time.monotonic(), "total": sum(values) / hz, "idle": (values[3] + values[4]) / hz,
-            "steal": values[7] / hz, "own": own.user + own.system, "loadavg": loadavg()}
+            "steal": values[7] / hz, "own": own.user + own.system + own.children_user + own.children_system,
+            "loadavg": loadavg()}
 
 
 def contention(before: dict | None, after: dict | None) -> dict[str, Any] | None:
     """How busy the machine was between two snapshots, as fractions of all cores' time: this
-    process (all its threads), other processes, and time the hypervisor stole. On a shared
-    machine, a large `other_processes` share means the timings in that window are inflated."""
+    process (all its threads, and the children it waited for), other processes, and time the
+    hypervisor stole. On a shared machine, a large `other_processes` share means the timings in
+    that window are inflated."""
     if not before or not after:
         return None
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
