@@ -25,7 +25,6 @@ from typing import Any
 from ..errors import EdgekitError, UnknownNameError
 
 
-
 def _devices_dir() -> Path:
     """The checkout's devices/ (editable installs, tests), else the copy a wheel installs."""
     checkout = Path(__file__).resolve().parents[2] / "devices"
