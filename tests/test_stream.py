@@ -39,6 +39,24 @@ EDGEKIT = [sys.executable, "-m", "edgekit"]
 
 
 # -- fixtures and helpers ------------------------------------------------------------------------
+def assert_dropped_and_restored(events, results, marks, summary) -> list:
+    """What a live stream that dies and comes back must show: the drop, retries, one reconnect,
+    results again within 3 s of the stream's return, one frame counter throughout. Returns the
+    events from the drop on."""
+    assert "error" not in marks, f"{marks.get('error')}; events: {[e.message for e in events]}"
+    after = events[marks["events_before_drop"]:]
+    kinds = [e.kind for e in after]
+    assert kinds[0] == "dropped" and kinds[-1] == "reconnected" and set(kinds[1:-1]) == {"retry"}, kinds
+    first_new = min(t for t, r in results if r.generation == 1)
+    print(f"results resumed {first_new - marks['restored']:.2f} s after the stream's return")
+    assert first_new - marks["restored"] < 3.0, "results did not resume within 3 s of the stream's return"
+    assert summary.reconnects == 1 and summary.retries == sum(e.kind == "retry" for e in events)
+    assert summary.stopped == "stopped"
+    ids = [r.frame_id for _, r in results]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)           # one frame counter across the reconnect
+    return after
+
+
 @pytest.fixture(scope="session")
 def clip(tmp_path_factory) -> Path:
     """A 24-frame 320x240 MPEG-4 clip made by ffmpeg."""
@@ -285,18 +303,8 @@ def test_network_stream_dropped_and_restored_reconnects_within_3_s(stream_model)
         server.kill()
         server.wait()
 
-    assert "error" not in marks, f"{marks.get('error')}; events: {[e.message for e in events]}"
-    after = events[marks["events_before_drop"]:]
-    kinds = [e.kind for e in after]
-    assert kinds[0] == "dropped" and kinds[-1] == "reconnected" and set(kinds[1:-1]) == {"retry"}, kinds
+    after = assert_dropped_and_restored(events, results, marks, summary)
     assert "stream http://127.0.0.1" in after[0].message and "reconnecting" in after[0].message
-    first_new = min(t for t, r in results if r.generation == 1)
-    print(f"results resumed {first_new - marks['restored']:.2f} s after the stream's return")
-    assert first_new - marks["restored"] < 3.0, "results did not resume within 3 s of the stream's return"
-    assert summary.reconnects == 1 and summary.retries == sum(e.kind == "retry" for e in events)
-    assert summary.stopped == "stopped"
-    ids = [r.frame_id for _, r in results]
-    assert ids == sorted(ids) and len(set(ids)) == len(ids)           # one frame counter across the reconnect
     # clean shutdown: no thread of ours and no child process is left
     assert other_threads(baseline) == []
     assert psutil.Process().children(recursive=True) == []
