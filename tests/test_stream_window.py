@@ -271,8 +271,9 @@ def window_run(server: XServer, model: Path, *options: str):
     """`edgekit run` with its window showing a frame: yields (proc, window, pixels).
 
     Between 1 launch in 20 and 1 in 5 on Xvfb (no window manager) maps the window and then
-    stalls without painting a frame: edgekit sits at ~4 % CPU, so it is blocked, not slow (a known,
-    open bug; a standalone loop of 60 launches did not reproduce it). Such a launch is reported as
+    stalls without painting a frame: edgekit sits at ~4 % CPU, blocked inside cv2.waitKey(1), whose
+    Qt5 backend sleeps in a loop until its QTimer fires, and here it never does (py-spy; an open
+    bug, about 1 launch in 100 outside the tests). Such a launch is reported as
     a warning and retried, up to two times, so the test still fails if it keeps happening and
     every other check stays strict."""
     title = f"edgekit: {model.name}"
