@@ -51,8 +51,10 @@ def compare(name: str, reference: np.ndarray, candidate: np.ndarray, classificat
                           mean_abs_error=float(error.mean()))
     if classification:
         agree = ref.argmax(axis=1) == cand.argmax(axis=1)
-        top2 = np.sort(_probabilities(ref), axis=1)[:, -2:] if ref.shape[1] > 1 else None
-        decisive = (top2[:, 1] - top2[:, 0] >= DECISIVE_MARGIN) if top2 is not None else np.ones(len(ref), bool)
+        decisive = np.ones(len(ref), bool)   # a single score has no runner-up to hesitate with
+        if ref.shape[1] > 1:
+            runner_up, top = np.sort(_probabilities(ref), axis=1)[:, -2:].T
+            decisive = top - runner_up >= DECISIVE_MARGIN
         parity.top1_agreement = float(agree.mean())
         parity.decisive_samples = int(decisive.sum())
         parity.top1_agreement_decisive = float(agree[decisive].mean()) if decisive.any() else None
