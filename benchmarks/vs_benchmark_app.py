@@ -9,7 +9,8 @@ CPU device with the same settings: synchronous API, one stream, the LATENCY hint
 inference thread count, batch 1, the same warm run count.
 
 - edgekit: `edgekit.bench.harness.bench_artifact` (what `edgekit bench` calls), in this process,
-  median of `latency_ms` — Runner.infer per call, including its quantize/dequantize and copies.
+  median of `latency_ms`: Runner.run, the runtime call on an input Runner.load has just copied in
+  (edgekit bench reports the load and the output read apart, as `io_ms`).
 - benchmark_app: run as a child process with -api sync -hint latency and the thread/stream count
   in -load_config (benchmark_app refuses -nthreads beside -hint); its median comes from the
   -json_stats report ("latency (ms)"), never from its printed text.
@@ -20,8 +21,8 @@ graph from the IR edgekit runs: with an int8 IR the u8 input feeds the quantized
 directly. `-ip` is therefore set to the IR's own input type (f32 here).
 
 benchmark_app's default (-inference_only true) fills the input tensor once and times only the
-inference; Runner.infer copies a fresh input every call, as an application does with each new
-frame. `--inference-only false` makes benchmark_app fill the input every iteration too.
+inference: the same span as edgekit's latency. `--inference-only false` makes benchmark_app time
+filling the input as well, for a look at that cost.
 
 Rounds interleave the two tools and flip their order every round, so drift on this shared,
 noisy machine hits both alike; the reported agreement is the median over rounds of the per-round
@@ -147,7 +148,7 @@ def run_raw_loop(ir: Path, threads: int, runs: int) -> dict[str, Any]:
     """The least a Python caller can do: the same compiled config, the input set once, then
     `request.infer()` timed two ways: wall clock around the call, and OpenVINO's own
     `request.latency` for the same calls, which is what benchmark_app reports. Splits the gap:
-    edgekit/raw wall = Runner overhead; raw wall/raw latency = the Python binding's share."""
+    edgekit/raw wall = what Runner.run adds; raw wall/raw latency = the Python binding's share."""
     import time
 
     import numpy as np
@@ -234,7 +235,7 @@ def markdown(result: dict[str, Any], stamp: str) -> str:
     lines += ["", "Where the difference comes from (medians over rounds; a plain Python loop over the same IR, "
               "input set once, timed by wall clock and by OpenVINO's own `request.latency`, which is what "
               "benchmark_app reports):", "",
-              "| precision | edgekit / raw wall (Runner overhead) | raw wall / raw request.latency (Python call) | "
+              "| precision | edgekit / raw wall (Runner.run vs bare infer()) | raw wall / raw request.latency (Python call) | "
               "raw request.latency / benchmark_app (same definition) |", "|---|---|---|---|"]
     for precision, s in result["summary"].items():
         if "edgekit_over_raw_wall" in s:

@@ -21,7 +21,7 @@ from conftest import SIZE
 RUNS = 5
 FAST = ["--runs", str(RUNS), "--warmup", "1"]
 RECORD_KEYS = {"artifact", "format", "precision", "backend", "device", "size_bytes", "parity", "status", "error",
-               "check_ms", "load_ms", "first_inference_ms", "latency_ms", "fps", "preprocess_ms", "postprocess_ms",
+               "check_ms", "load_ms", "first_inference_ms", "latency_ms", "fps", "io_ms", "preprocess_ms", "postprocess_ms",
                "peak_rss_mb", "rss_growth_mb", "runs", "warmup", "threads", "hint", "input", "samples_ms"}
 LATENCY_KEYS = {"runs", "mean", "std", "min", "p50", "p90", "p99", "max"}
 
@@ -79,6 +79,7 @@ def test_side_by_side_json_has_every_field(run_cli, artifacts, broken):
         assert record["fps"] == pytest.approx(1000 / lat["p50"])
         assert record["load_ms"] > 0 and record["first_inference_ms"] > 0
         assert record["preprocess_ms"] > 0 and record["postprocess_ms"] > 0  # random frame -> prepare/decode
+        assert record["io_ms"] > 0  # input checks + copy in, copy out: timed apart from the runtime call
         assert record["peak_rss_mb"] > 0 and record["size_bytes"] > 0
         assert record["parity"]["status"] in ("pass", "fail") and record["parity"]["cosine"] is not None
     assert records[paths[0].name]["format"] == "tflite" and records[paths[0].name]["backend"] == "litert"

@@ -430,6 +430,43 @@ def test_backend_options_reach_the_runtime(tiny_artifacts, backend, options):
             assert runner.session.get_session_options().intra_op_num_threads == 1
 
 
+@pytest.mark.parametrize("backend", ["litert", "openvino", "onnxruntime"])
+def test_load_run_results_are_infer_in_three_timed_steps(tiny_artifacts, backend):
+    """bench times Runner.run alone; load + run + results must be exactly what infer returns."""
+    if not available(backend):
+        pytest.skip(BACKENDS.get(backend).unavailable_reason())
+    rng = np.random.default_rng(3)
+    with open_runner(tiny_artifacts[backend], backend) as runner:
+        first, second = (rng.uniform(-1, 1, runner.inputs[0].shape).astype(np.float32) for _ in range(2))
+        expected = runner.infer(first)[0]
+        runner.load(first)
+        runner.run()
+        np.testing.assert_array_equal(runner.results()[0], expected)
+        runner.run()  # the loaded input stays loaded
+        np.testing.assert_array_equal(runner.results()[0], expected)
+        runner.load(second)
+        runner.run()
+        assert not np.array_equal(runner.results()[0], expected)
+
+
+def test_openvino_dynamic_batch_loads_each_calls_shape(tiny_artifacts, onnx_file, tmp_path):
+    if not available("openvino"):
+        pytest.skip(BACKENDS.get("openvino").unavailable_reason())
+    import openvino as ov
+
+    model = ov.convert_model(str(onnx_file))
+    model.reshape({model.inputs[0]: ov.PartialShape([-1, 3, 32, 32])})
+    ov.save_model(model, str(tmp_path / "dynamic.xml"), compress_to_fp16=False)
+    batch = np.random.default_rng(4).uniform(-1, 1, (3, 3, 32, 32)).astype(np.float32)
+    with open_runner(tmp_path / "dynamic.xml") as dynamic, open_runner(tiny_artifacts["openvino"]) as fixed:
+        assert dynamic.inputs[0].shape == [-1, 3, 32, 32]
+        together = dynamic.infer(batch)[0]
+        assert together.shape == (3, 10)
+        one_by_one = np.concatenate([fixed.infer(batch[i:i + 1])[0] for i in range(3)])
+        np.testing.assert_allclose(together, one_by_one, rtol=1e-5, atol=1e-6)
+        assert dynamic.infer(batch[:1])[0].shape == (1, 10)  # the next call's own shape
+
+
 @pytest.mark.parametrize("backend, kwargs, pattern", [
     ("tensorrt", {}, r"unknown backend 'tensorrt'.*Valid backends: .*litert.*openvino"),
     ("openvino", {"device": "TPU"}, r"unknown openvino device 'TPU'.*Valid openvino devices: AUTO, CPU, GPU"),

@@ -12,7 +12,11 @@ What is timed, with time.perf_counter_ns:
   load in a child process, once per file and options), done first and kept out of load_ms;
 - load_ms: open_runner (parse + compile, e.g. OpenVINO compile_model, LiteRT allocate_tensors);
 - first_inference_ms: the first Runner.infer, kept apart (lazy init makes it slow on some runtimes);
-- latency_ms: each warm Runner.infer after `warmup` more calls (quantize + runtime call + dequantize);
+- latency_ms: each warm inference after `warmup` more calls: the runtime call alone (Runner.run)
+  on inputs already loaded, which is what OpenVINO's benchmark_app, LiteRT's benchmark_model and
+  `edgekit remote bench` on a board time;
+- io_ms: median per call of the rest of Runner.infer around it: loading the input (checks,
+  quantize, copy into the runtime) and reading the outputs (copy out, dequantize);
 - preprocess_ms / postprocess_ms: medians of Predictor.prepare (image -> input tensor) and
   Predictor.decode (outputs -> labels) in their own loops, so they never inflate latency_ms.
 Memory: peak_rss_mb is this process's resident-set high-water mark (getrusage ru_maxrss) after
@@ -82,6 +86,7 @@ class BenchRecord:
     first_inference_ms: float | None = None
     latency_ms: dict[str, float] = field(default_factory=dict)
     fps: float | None = None
+    io_ms: float | None = None             # loading inputs + reading outputs per call, not in latency_ms
     preprocess_ms: float | None = None
     postprocess_ms: float | None = None
     peak_rss_mb: float | None = None
@@ -214,8 +219,9 @@ def _measure(record: BenchRecord, path: Path, options: BenchOptions, threads: in
             runner.infer(batch)
             tick(1)
 
-        samples = _timed_loop(runner, batch, options, tick)
+        samples, io = _timed_loop(runner, batch, options, tick)
         record.samples_ms = samples
+        record.io_ms = stats.percentile(sorted(io), 50)
         record.runs = len(samples)
         record.latency_ms = stats.summarize(samples)
         record.fps = stats.fps(record.latency_ms)
@@ -249,17 +255,24 @@ def _default_device(runner) -> str:
     return kinds[0] if len(kinds) == 1 else "default"
 
 
-def _timed_loop(runner, batch, options: BenchOptions, tick) -> list[float]:
-    samples = []
+def _timed_loop(runner, batch, options: BenchOptions, tick) -> tuple[list[float], list[float]]:
+    """Warm latencies of Runner.run, and per call the time Runner.load + Runner.results took.
+    The input is loaded afresh every call, as with each new camera frame."""
+    samples, io = [], []
     clock = time.perf_counter_ns
     deadline = clock() + int(options.duration * 1e9) if options.duration else None
     count = options.runs or 0
     while (len(samples) < count) if deadline is None else (clock() < deadline or not samples):
         start = clock()
-        runner.infer(batch)
-        samples.append((clock() - start) / 1e6)
+        runner.load(batch)
+        loaded = clock()
+        runner.run()
+        ran = clock()
+        runner.results()
+        samples.append((ran - loaded) / 1e6)
+        io.append((loaded - start + clock() - ran) / 1e6)
         tick(1)
-    return samples
+    return samples, io
 
 
 def _input(predictor, spec: str) -> tuple[np.ndarray, np.ndarray | None]:

@@ -12,12 +12,12 @@ from .harness import BenchReport
 
 COLUMNS = ["artifact", "format", "precision", "backend/device", "threads", "size", "parity", "load ms",
            "first ms", "p50 ms", "p90 ms", "p99 ms", "mean ms", "std ms", "min ms", "max ms", "FPS",
-           "pre ms", "post ms", "peak RSS MB", "status"]
+           "pre ms", "io ms", "post ms", "peak RSS MB", "status"]
 # CSV keeps machine-friendly names and raw numbers
 CSV_FIELDS = ["artifact", "format", "precision", "backend", "device", "threads", "hint", "size_bytes",
               "parity_status", "parity_cosine", "status", "error", "load_ms", "first_inference_ms", "runs", "warmup",
               "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "min_ms", "max_ms", "fps", "preprocess_ms",
-              "postprocess_ms", "peak_rss_mb", "rss_growth_mb"]
+              "io_ms", "postprocess_ms", "peak_rss_mb", "rss_growth_mb"]
 
 
 def parity_text(parity: dict[str, Any] | None) -> str:
@@ -35,12 +35,13 @@ def rows(report: BenchReport) -> list[list[str]]:
         if r.status != "ok":
             result.append([name, r.format or "—", r.precision or "—", _where(r), _threads(r.threads),
                            human_size(r.size_bytes) if r.size_bytes else "—", parity_text(r.parity)]
-                          + ["—"] * 13 + [f"failed: {r.error}"])
+                          + ["—"] * 14 + [f"failed: {r.error}"])
             continue
         result.append([name, r.format, r.precision or "—", _where(r), _threads(r.threads), human_size(r.size_bytes),
                        parity_text(r.parity), fmt(r.load_ms, ".1f"), fmt(r.first_inference_ms, ".2f"),
                        *(fmt(lat.get(k), ".3f") for k in ("p50", "p90", "p99", "mean", "std", "min", "max")),
-                       fmt(r.fps, ".1f"), fmt(r.preprocess_ms, ".3f"), fmt(r.postprocess_ms, ".3f"),
+                       fmt(r.fps, ".1f"), fmt(r.preprocess_ms, ".3f"), fmt(r.io_ms, ".3f"),
+                       fmt(r.postprocess_ms, ".3f"),
                        fmt(r.peak_rss_mb, ".0f"), "ok"])
     return result
 
@@ -54,7 +55,7 @@ def _threads(threads: int | None) -> str:
 
 
 TABLE_COLUMNS = ["artifact", "prec", "backend/device", "thr", "size", "parity", "load", "first", "p50", "p99", "FPS",
-                 "pre/post", "RSS MB"]
+                 "pre/io/post", "RSS MB"]
 
 
 def bench_table(report: BenchReport, title: str = "edgekit bench"):
@@ -63,8 +64,8 @@ def bench_table(report: BenchReport, title: str = "edgekit bench"):
     from ..ui import table
 
     runs = {r.runs for r in report.results if r.status == "ok"}
-    caption = (f"{title}: times in ms, batch 1; p50/p99 of warm latency over "
-               f"{', '.join(map(str, sorted(runs))) or 0} runs")
+    caption = (f"{title}: times in ms, batch 1; p50/p99 of warm inference (the runtime call) over "
+               f"{', '.join(map(str, sorted(runs))) or 0} runs; io = loading inputs + reading outputs")
     compact = []
     for r in report.results:
         parity = r.parity or {}
@@ -78,7 +79,7 @@ def bench_table(report: BenchReport, title: str = "edgekit bench"):
         lat = r.latency_ms
         compact.append(head + [fmt(r.load_ms, ".0f"), fmt(r.first_inference_ms, ".1f"),
                                *(fmt(lat.get(k), ".2f") for k in ("p50", "p99")), fmt(r.fps, ".1f"),
-                               f"{fmt(r.preprocess_ms, '.2f')}/{fmt(r.postprocess_ms, '.2f')}",
+                               f"{fmt(r.preprocess_ms, '.2f')}/{fmt(r.io_ms, '.2f')}/{fmt(r.postprocess_ms, '.2f')}",
                                fmt(r.peak_rss_mb, ".0f")])
     rendered = table(caption, TABLE_COLUMNS, compact, wrap=("artifact",))
     # the name is what people read first: rich would squeeze the one wrappable column to a sliver
@@ -110,7 +111,7 @@ def to_csv(report: BenchReport) -> str:
             "status": r.status, "error": r.error, "load_ms": r.load_ms, "first_inference_ms": r.first_inference_ms,
             "runs": r.runs, "warmup": r.warmup, **{f"{k}_ms": lat.get(k) for k in ("p50", "p90", "p99", "mean", "std",
                                                                                  "min", "max")},
-            "fps": r.fps, "preprocess_ms": r.preprocess_ms, "postprocess_ms": r.postprocess_ms,
+            "fps": r.fps, "preprocess_ms": r.preprocess_ms, "io_ms": r.io_ms, "postprocess_ms": r.postprocess_ms,
             "peak_rss_mb": r.peak_rss_mb, "rss_growth_mb": r.rss_growth_mb})
     return buffer.getvalue()
 

@@ -8,8 +8,9 @@ Record schema (one per artifact; `edgekit bench --json` prints {"host": {...}, "
     artifact, format, precision, backend, device, size_bytes, parity (from the manifest or None),
     status ("ok" | "failed"), error (reason when failed),
     check_ms (model-file safety checks, kept out of load_ms), load_ms, first_inference_ms,
-    latency_ms {runs, mean, std, min, p50, p90, p99, max}, fps,
-    preprocess_ms, postprocess_ms (medians, None when not measured), peak_rss_mb (the process's
+    latency_ms {runs, mean, std, min, p50, p90, p99, max} (the runtime call alone, inputs loaded), fps,
+    io_ms (loading inputs + reading outputs per call), preprocess_ms, postprocess_ms (medians,
+    None when not measured), peak_rss_mb (the process's
     high-water mark, cumulative), rss_growth_mb (resident memory this artifact added),
     runs, warmup, threads, hint, input, samples_ms (the raw warm latencies, for plots and baselines)
 """

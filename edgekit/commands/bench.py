@@ -47,6 +47,11 @@ def bench(artifacts, backend, device, threads, hint, runs, duration, warmup, inp
     peak memory, and pre/postprocessing time, in one side-by-side table.
 
     \b
+    Latency is the runtime's inference call alone, on an input loaded just before it: the
+    span OpenVINO's benchmark_app and LiteRT's benchmark_model time. Loading the input
+    (checks, quantize, copy in) and reading the outputs are the "io" column.
+
+    \b
     A failed artifact is a row with its reason. Exit codes: 0 all ran; 1 some artifacts
     failed or a median regressed beyond --max-regression; 2 bad input or every artifact failed.
 
@@ -104,7 +109,8 @@ def bench(artifacts, backend, device, threads, hint, runs, duration, warmup, inp
         for note in render.failure_notes(result):
             out.print(f"  [red]failed[/] {note}")
         out.print("[dim]RSS MB: this process's peak resident memory, cumulative over the run (--json has each "
-                  "artifact's own growth); pre/post: Predictor.prepare/decode medians, timed apart from inference; "
+                  "artifact's own growth); pre/post: Predictor.prepare/decode medians; io: loading the input and "
+                  "reading the outputs around each inference; all three timed apart from it; "
                   "--md/--csv/--json add p90, mean, std, min, max[/]")
         out.print(f"[dim]host: {render.host_line(result)}[/]")
         if profile:

@@ -55,8 +55,7 @@ class CoreMLRunner(Runner):
         self.outputs = [TensorInfo(f.name, [], "float32") for f in spec.description.output
                         if f.name != spec.description.predictedFeatureName]
 
-    def infer(self, feeds) -> list[np.ndarray]:
-        arrays = self._arrays(feeds)
+    def _infer(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
         named = {t.name: self._image(a) if t.name in self._image_inputs else a for t, a in zip(self.inputs, arrays)}
         result = self.model.predict(named)
         return [self._array(result[t.name]) for t in self.outputs]

@@ -11,13 +11,12 @@ import platform
 import re
 from pathlib import Path
 
-import numpy as np
-
 from .. import deps
 from ..errors import EdgekitError, summary
 from ..manifest import read_manifest
 from ..tflite_model import read_tflite
 from .base import BACKENDS, Runner
+from .litert import InterpreterSteps
 
 LIBRARIES = {"Linux": "libedgetpu.so.1", "Darwin": "libedgetpu.1.dylib", "Windows": "edgetpu.dll"}
 LIBRARY = LIBRARIES.get(platform.system(), "libedgetpu.so.1")
@@ -112,7 +111,7 @@ def required_runtime(path: Path) -> int | None:
 
 
 @BACKENDS.register("edgetpu")
-class EdgeTPURunner(Runner):
+class EdgeTPURunner(InterpreterSteps, Runner):
     backend = "edgetpu"
     formats = ("tflite",)
     requires = ("ai_edge_litert",)
@@ -146,15 +145,5 @@ class EdgeTPURunner(Runner):
             self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise explain_delegate_error(self.path.name, str(exc)) from None
-        from .litert import _info
+        self._describe_tensors()
 
-        self._in = self.interpreter.get_input_details()
-        self._out = self.interpreter.get_output_details()
-        self.inputs = [_info(d) for d in self._in]
-        self.outputs = [_info(d) for d in self._out]
-
-    def _infer(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
-        for detail, array in zip(self._in, arrays):
-            self.interpreter.set_tensor(detail["index"], array)
-        self.interpreter.invoke()
-        return [self.interpreter.get_tensor(d["index"]).copy() for d in self._out]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -12,8 +13,30 @@ from ..tflite_model import read_tflite
 from .base import BACKENDS, Runner
 
 
+class InterpreterSteps:
+    """load/run/results on a LiteRT Interpreter: shared by the CPU and Edge TPU runners."""
+    interpreter: Any
+
+    def _describe_tensors(self) -> None:
+        inputs, outputs = self.interpreter.get_input_details(), self.interpreter.get_output_details()
+        self._in_index = [d["index"] for d in inputs]
+        self._out_index = [d["index"] for d in outputs]
+        self.inputs = [_info(d) for d in inputs]
+        self.outputs = [_info(d) for d in outputs]
+
+    def _load(self, arrays: list[np.ndarray]) -> None:
+        for index, array in zip(self._in_index, arrays):
+            self.interpreter.set_tensor(index, array)
+
+    def _run(self) -> None:
+        self.interpreter.invoke()
+
+    def _results(self) -> list[np.ndarray]:
+        return [self.interpreter.get_tensor(index) for index in self._out_index]  # get_tensor copies
+
+
 @BACKENDS.register("litert")
-class LiteRTRunner(Runner):
+class LiteRTRunner(InterpreterSteps, Runner):
     backend = "litert"
     formats = ("tflite",)
     requires = ("ai_edge_litert",)
@@ -39,19 +62,7 @@ class LiteRTRunner(Runner):
             self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelFormatError(f"LiteRT cannot load {self.path}: {summary(exc)}", HINT_REEXPORT) from None
-        self._in = self.interpreter.get_input_details()
-        self._out = self.interpreter.get_output_details()
-        self._in_index = [d["index"] for d in self._in]
-        self._out_index = [d["index"] for d in self._out]
-        self.inputs = [_info(d) for d in self._in]
-        self.outputs = [_info(d) for d in self._out]
-
-    def _infer(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
-        interpreter = self.interpreter
-        for index, array in zip(self._in_index, arrays):
-            interpreter.set_tensor(index, array)
-        interpreter.invoke()
-        return [interpreter.get_tensor(index) for index in self._out_index]  # get_tensor copies
+        self._describe_tensors()
 
 
 def _info(detail) -> TensorInfo:

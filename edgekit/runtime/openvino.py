@@ -63,22 +63,28 @@ class OpenVINORunner(Runner):
             raise EdgekitError(f"OpenVINO could not compile {self.path.name} for {self.device}: {reason}",
                                "try another backend (--backend)" if "No translator" in reason else None) from None
         self.request = self.compiled.create_infer_request()
-        self._ports = list(self.compiled.outputs)
+        self._output_count = len(self.compiled.outputs)
         # static inputs are copied into the request's own tensors: handing infer() a new array
         # each call made it rebind the input and cost ~4 % of an EfficientNet-Lite0 int8 call
         self._static = all(port.get_partial_shape().is_static for port in self.compiled.inputs)
         self.inputs = _with_quantization([_info(p) for p in self.compiled.inputs], self.path, "inputs")
         self.outputs = _with_quantization([_info(p) for p in self.compiled.outputs], self.path, "outputs")
 
-    def _infer(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
+    def _load(self, arrays: list[np.ndarray]) -> None:
         request = self.request
-        if not self._static:
-            result = request.infer(arrays)
-            return [np.array(result[port]) for port in self._ports]
         for index, array in enumerate(arrays):
-            np.copyto(request.get_input_tensor(index).data, array, casting="no")
-        request.infer()
-        return [np.array(request.get_output_tensor(index).data) for index in range(len(self._ports))]
+            if self._static:
+                np.copyto(request.get_input_tensor(index).data, array, casting="no")
+            else:  # a dynamic input takes each call's shape: a new tensor (a copy of the array)
+                from openvino import Tensor
+
+                request.set_input_tensor(index, Tensor(np.ascontiguousarray(array)))
+
+    def _run(self) -> None:
+        self.request.infer()
+
+    def _results(self) -> list[np.ndarray]:
+        return [np.array(self.request.get_output_tensor(index).data) for index in range(self._output_count)]
 
 
 def _with_quantization(infos: list[TensorInfo], path: Path, side: str) -> list[TensorInfo]:

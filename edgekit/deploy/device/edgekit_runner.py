@@ -434,7 +434,7 @@ def cmd_bench(args):
               "parity": parity, "status": "ok", "error": None,
               "check_ms": None,  # the bundle's sha256 was verified on arrival; no separate model check here
               "load_ms": None, "first_inference_ms": None,
-              "latency_ms": {"runs": 0}, "fps": None, "preprocess_ms": None, "postprocess_ms": None,
+              "latency_ms": {"runs": 0}, "fps": None, "io_ms": None, "preprocess_ms": None, "postprocess_ms": None,
               "peak_rss_mb": None, "rss_growth_mb": None, "runs": args.runs, "warmup": args.warmup,
               "threads": args.threads, "hint": None, "input": "random", "samples_ms": []}
     try:
