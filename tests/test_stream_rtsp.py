@@ -1,0 +1,137 @@
+"""An RTSP source with real components: GStreamer's gst-rtsp-server (tests/rtsp_server.py) serves
+a live RTP/JPEG test pattern on 127.0.0.1, `edgekit run` reads it through OpenCV's FFmpeg; the
+server is killed mid-run and restarted, and the same pipeline notices, reconnects and carries on.
+
+The server runs under the system Python (Debian's python3-gi and gir1.2-gst-rtsp-server-1.0,
+installed by .ci/run); without them these tests skip with that reason. As in test_stream.py, the
+only timing assertion is the reconnect budget (results within 3 s of the stream's return).
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import CLASSES
+from test_stream import (EDGEKIT, assert_dropped_and_restored, edgekit, free_port, lines_of, other_threads,
+                         wait_for)
+
+SERVER = Path(__file__).with_name("rtsp_server.py")
+SYSTEM_PYTHON = "/usr/bin/python3"
+PACKAGES = "python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good"
+
+
+def rtsp_server_missing() -> str | None:
+    probe = ("import gi; gi.require_version('Gst', '1.0'); gi.require_version('GstRtspServer', '1.0'); "
+             "from gi.repository import Gst; Gst.init(None); "
+             "missing = [n for n in ('videotestsrc', 'videoconvert', 'jpegenc', 'rtpjpegpay') "
+             "if Gst.ElementFactory.find(n) is None]; assert not missing, missing")
+    try:
+        done = subprocess.run([SYSTEM_PYTHON, "-c", probe], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"no {SYSTEM_PYTHON} to run gst-rtsp-server ({exc})"
+    if done.returncode != 0:
+        return f"gst-rtsp-server is not installed for {SYSTEM_PYTHON} (apt-get install {PACKAGES})"
+    return None
+
+
+@pytest.fixture(scope="module")
+def rtsp():
+    reason = rtsp_server_missing()
+    if reason:
+        pytest.skip(reason)
+    servers: list[subprocess.Popen] = []
+
+    def start(port: int) -> subprocess.Popen:
+        server = subprocess.Popen([SYSTEM_PYTHON, str(SERVER), str(port)], stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        servers.append(server)
+        line = server.stdout.readline().strip()   # "ready" once it listens, or EOF if it died
+        if line != "ready":
+            server.kill()
+            raise AssertionError(f"the RTSP server did not start: {server.stderr.read()[-500:]}")
+        return server
+
+    yield start
+    for server in servers:
+        stop(server)
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.kill()
+    process.wait()
+
+
+def test_rtsp_stream_to_jsonl(tmp_path, stream_model, rtsp):
+    from edgekit.photos import PHOTOS
+
+    port = free_port()
+    url = f"rtsp://127.0.0.1:{port}/live"
+    results = tmp_path / "rtsp.jsonl"
+    server = rtsp(port)
+    try:
+        proc = edgekit("run", stream_model, "--source", url, "--jsonl", results, "--max-frames", 30,
+                       "--max-retries", 3)
+    finally:
+        stop(server)
+    assert proc.returncode == 0, proc.stderr
+    assert f"30 frames from stream {url} (max frames)" in proc.stdout
+    assert f"wrote {results} (30 lines)" in proc.stdout
+    assert lines_of(proc.stderr) == [], proc.stderr
+    records = [json.loads(line) for line in lines_of(results.read_text())]
+    ids = [r["frame_id"] for r in records]
+    assert len(records) == 30 and ids == sorted(ids) and len(set(ids)) == 30
+    for record in records:
+        assert record["latency_ms"] >= record["infer_ms"] > 0
+        assert record["results"]["classes"][0]["label"] in PHOTOS[:CLASSES]
+
+
+def test_rtsp_server_dropped_and_restored_reconnects_within_3_s(stream_model, rtsp):
+    import psutil
+
+    from edgekit.runtime.predictor import open_predictor
+    from edgekit.stream import Pipeline, open_source
+
+    port = free_port()
+    url = f"rtsp://127.0.0.1:{port}/live"
+    baseline = set(threading.enumerate())
+    results: list = []     # (perf_counter at delivery, FrameResult)
+    events: list = []
+    servers = [rtsp(port)]
+    marks: dict = {}
+
+    with open_predictor(stream_model) as predictor:
+        pipeline = Pipeline(open_source(url), [predictor], max_retries=30, on_event=events.append,
+                            on_result=lambda r: results.append((time.perf_counter(), r)))
+
+        def control():
+            try:
+                wait_for(lambda: len(results) >= 10, 30, "first results")
+                marks["events_before_drop"] = len(events)
+                stop(servers[0])
+                wait_for(lambda: any(e.kind == "dropped" for e in events[marks["events_before_drop"]:]), 30,
+                         "the drop to be noticed")
+                wait_for(lambda: any(e.kind == "retry" for e in events[marks["events_before_drop"]:]), 30,
+                         "a failed reopen while the server is down")
+                marks["restored"] = time.perf_counter()
+                servers.append(rtsp(port))
+                wait_for(lambda: sum(r.generation == 1 for _, r in results) >= 10, 30, "results after the return")
+            except BaseException as exc:
+                marks["error"] = exc
+            finally:
+                pipeline.stop()
+
+        controller = threading.Thread(target=control, name="test-control")
+        controller.start()
+        summary = pipeline.run()
+        controller.join(60)
+
+    after = assert_dropped_and_restored(events, results, marks, summary)
+    assert f"stream {url} stopped delivering frames; reconnecting" == after[0].message
+    assert f"stream {url} is back" == after[-1].message
+    assert other_threads(baseline) == []
+    assert [p for p in psutil.Process().children(recursive=True) if p.pid not in {s.pid for s in servers}] == []
