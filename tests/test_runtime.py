@@ -438,7 +438,15 @@ def test_load_run_results_are_infer_in_three_timed_steps(tiny_artifacts, backend
     rng = np.random.default_rng(3)
     with open_runner(tiny_artifacts[backend], backend) as runner:
         first, second = (rng.uniform(-1, 1, runner.inputs[0].shape).astype(np.float32) for _ in range(2))
+        with pytest.raises(EdgekitError, match="no valid input is loaded"):
+            runner.run()
         expected = runner.infer(first)[0]
+        bad = first.copy()
+        bad.flat[7] = np.nan
+        with pytest.raises(EdgekitError, match="contains NaN values"):
+            runner.load(bad)
+        with pytest.raises(EdgekitError, match="no valid input is loaded"):
+            runner.run()  # the refused input never reaches the runtime
         runner.load(first)
         runner.run()
         np.testing.assert_array_equal(runner.results()[0], expected)

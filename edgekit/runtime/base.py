@@ -45,6 +45,7 @@ class Runner:
     inputs: list[TensorInfo]
     outputs: list[TensorInfo]
     _accepted: list | None = None  # (type, shape, dtype) of the last inputs check_input passed
+    _loaded_ok = False              # load() completed: run() has valid inputs to work on
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -95,7 +96,7 @@ class Runner:
 
     def run(self) -> None:
         """The runtime's inference call on the loaded inputs, and nothing else."""
-        if not getattr(self, "_loaded_ok", False):
+        if not self._loaded_ok:
             raise EdgekitError(f"no valid input is loaded into {self.path.name}", "call load() (or infer()) first")
         self._native(self._run)
 
