@@ -447,6 +447,8 @@ def test_load_run_results_are_infer_in_three_timed_steps(tiny_artifacts, backend
             runner.load(bad)
         with pytest.raises(EdgekitError, match="no valid input is loaded"):
             runner.run()  # the refused input never reaches the runtime
+        with pytest.raises(EdgekitError, match="has no outputs for the loaded input"):
+            runner.results()  # nor do the previous input's outputs pass for its
         runner.load(first)
         runner.run()
         np.testing.assert_array_equal(runner.results()[0], expected)

@@ -14,7 +14,8 @@ What is timed, with time.perf_counter_ns:
 - first_inference_ms: the first Runner.infer, kept apart (lazy init makes it slow on some runtimes);
 - latency_ms: each warm inference after `warmup` more calls: the runtime call alone (Runner.run)
   on inputs already loaded, which is what OpenVINO's benchmark_app, LiteRT's benchmark_model and
-  `edgekit remote bench` on a board time;
+  `edgekit remote bench` on a board time (ONNX Runtime and Core ML take their inputs with the
+  call, so for them it includes feeding the inputs and returning the outputs);
 - io_ms: median per call of the rest of Runner.infer around it: loading the input (checks,
   quantize, copy into the runtime) and reading the outputs (copy out, dequantize);
 - preprocess_ms / postprocess_ms: medians of Predictor.prepare (image -> input tensor) and

@@ -11,9 +11,13 @@ alone) and `results` (copy out, dequantize). A runtime with its own buffers (Lit
 implements `_load`/`_run`/`_results`; a one-call runtime (ONNX Runtime, Core ML) implements
 `_infer`, and its whole call is `run`.
 
-Everything a user can get wrong is checked before the native runtime sees it: the file's
+Everything a user can get wrong is checked before the native runtime runs: the file's
 structure (runtime/validate.py), the backend, the device, the options, and each input's
-count, rank, size, dtype and finiteness. Each problem is one EdgekitError line.
+count, rank, size and dtype (before it is loaded) and finiteness (just after it is copied in:
+`run` refuses until a `load` has passed). Each problem is one EdgekitError line.
+
+A Runner keeps the loaded input and the last outputs: use one per thread (the camera pipeline
+opens one per inference worker).
 """
 from __future__ import annotations
 
@@ -46,6 +50,7 @@ class Runner:
     outputs: list[TensorInfo]
     _accepted: list | None = None  # (type, shape, dtype) of the last inputs check_input passed
     _loaded_ok = False              # load() completed: run() has valid inputs to work on
+    _ran = False                    # run() completed on them: results() has outputs to read
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -81,13 +86,13 @@ class Runner:
 
     def load(self, feeds) -> None:
         """Check FEEDS and put them, quantized where the model is, into the runtime's inputs."""
-        self._loaded_ok = False
+        self._loaded_ok = self._ran = False
         arrays = self._arrays(feeds)
         if all(a.dtype == t.dtype for a, t in zip(arrays, self.inputs)):  # the model's own dtypes: as they are
             self._native(self._load, arrays)
         else:
             with np.errstate(invalid="ignore"):  # a NaN is reported below, not as a cast warning
-                self._native(self._load, [quantize(a, t) for a, t in zip(arrays, self.inputs)])
+                self._native(lambda: self._load([quantize(a, t) for a, t in zip(arrays, self.inputs)]))
         # Finiteness last: the copy has just pulled the arrays into the cache, so this pass costs
         # half of what it does first, right after the previous inference flushed the cache.
         for array, info in zip(arrays, self.inputs):
@@ -99,9 +104,12 @@ class Runner:
         if not self._loaded_ok:
             raise EdgekitError(f"no valid input is loaded into {self.path.name}", "call load() (or infer()) first")
         self._native(self._run)
+        self._ran = True
 
     def results(self) -> list[np.ndarray]:
         """The last run's outputs as float arrays, dequantized where the model is quantized."""
+        if not self._ran:
+            raise EdgekitError(f"{self.path.name} has no outputs for the loaded input", "call run() after load()")
         raw = self._native(self._results)
         if all(r.dtype == np.float32 for r in raw):  # nothing to dequantize or convert
             return raw

@@ -146,4 +146,3 @@ class EdgeTPURunner(InterpreterSteps, Runner):
         except (ValueError, RuntimeError) as exc:
             raise explain_delegate_error(self.path.name, str(exc)) from None
         self._describe_tensors()
-
