@@ -9,7 +9,6 @@ so no extra tool (xdotool, a window manager) is needed. Nothing here asserts on 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import random
 import re
@@ -18,7 +17,6 @@ import shutil
 import socket
 import subprocess
 import time
-import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgekit.stream.sinks import x11
 from test_stream import EDGEKIT, FFMPEG, lines_of, wait_for
 
 XVFB = shutil.which("Xvfb")
@@ -163,79 +162,41 @@ def disc(pixels: np.ndarray) -> np.ndarray:
     return (np.abs(pixels.astype(int) - DISC_RGB) <= 10).all(axis=2)
 
 
-class _ClientMessage(ctypes.Structure):
-    _fields_ = [("type", ctypes.c_int), ("serial", ctypes.c_ulong), ("send_event", ctypes.c_int),
-                ("display", ctypes.c_void_p), ("window", ctypes.c_ulong), ("message_type", ctypes.c_ulong),
-                ("format", ctypes.c_int), ("data", ctypes.c_long * 5)]
-
-
-class _KeyEvent(ctypes.Structure):
-    _fields_ = [("type", ctypes.c_int), ("serial", ctypes.c_ulong), ("send_event", ctypes.c_int),
-                ("display", ctypes.c_void_p), ("window", ctypes.c_ulong), ("root", ctypes.c_ulong),
-                ("subwindow", ctypes.c_ulong), ("time", ctypes.c_ulong), ("x", ctypes.c_int), ("y", ctypes.c_int),
-                ("x_root", ctypes.c_int), ("y_root", ctypes.c_int), ("state", ctypes.c_uint),
-                ("keycode", ctypes.c_uint), ("same_screen", ctypes.c_int)]
-
-
-class _XEvent(ctypes.Union):
-    _fields_ = [("xclient", _ClientMessage), ("xkey", _KeyEvent), ("pad", ctypes.c_long * 24)]
-
-
-KEY_PRESS, KEY_RELEASE, CLIENT_MESSAGE = 2, 3, 33
-KEY_PRESS_MASK, KEY_RELEASE_MASK = 1, 2
-
-
 @contextmanager
 def xlib(display: str):
-    library = ctypes.util.find_library("X11")
-    if library is None:
-        pytest.skip("libX11 not found (Debian package libx11-6)")
-    x11 = ctypes.CDLL(library)
-    x11.XOpenDisplay.restype = ctypes.c_void_p
-    x11.XOpenDisplay.argtypes = [ctypes.c_char_p]
-    x11.XInternAtom.restype = ctypes.c_ulong
-    x11.XInternAtom.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
-    x11.XStringToKeysym.restype = ctypes.c_ulong
-    x11.XStringToKeysym.argtypes = [ctypes.c_char_p]
-    x11.XKeysymToKeycode.restype = ctypes.c_ubyte
-    x11.XKeysymToKeycode.argtypes = [ctypes.c_void_p, ctypes.c_ulong]
-    x11.XDefaultRootWindow.restype = ctypes.c_ulong
-    x11.XDefaultRootWindow.argtypes = [ctypes.c_void_p]
-    x11.XSendEvent.argtypes = [ctypes.c_void_p, ctypes.c_ulong, ctypes.c_int, ctypes.c_long, ctypes.POINTER(_XEvent)]
-    x11.XFlush.argtypes = x11.XCloseDisplay.argtypes = [ctypes.c_void_p]
-    connection = x11.XOpenDisplay(display.encode())
-    assert connection, f"cannot connect to {display}"
-    try:
-        yield x11, connection
-    finally:
-        x11.XCloseDisplay(connection)
+    """(libX11, connection) to DISPLAY, through the sink's own small binding."""
+    with x11.connect(display) as (library, connection):
+        if library is None:
+            pytest.skip("libX11 not found (Debian package libx11-6)")
+        assert connection, f"cannot connect to {display}"
+        yield library, connection
 
 
 def press_key(display: str, window: int, key: str) -> None:
     """Press and release KEY (an X keysym name) in WINDOW, as a keyboard would."""
-    with xlib(display) as (x11, connection):
-        for kind, mask in ((KEY_PRESS, KEY_PRESS_MASK), (KEY_RELEASE, KEY_RELEASE_MASK)):
-            event = _XEvent()
+    with xlib(display) as (lib, connection):
+        for kind, mask in ((x11.KEY_PRESS, x11.KEY_PRESS_MASK), (x11.KEY_RELEASE, x11.KEY_RELEASE_MASK)):
+            event = x11.XEvent()
             event.xkey.type = kind
             event.xkey.window = window
-            event.xkey.root = x11.XDefaultRootWindow(connection)
-            event.xkey.keycode = x11.XKeysymToKeycode(connection, x11.XStringToKeysym(key.encode()))
+            event.xkey.root = lib.XDefaultRootWindow(connection)
+            event.xkey.keycode = lib.XKeysymToKeycode(connection, lib.XStringToKeysym(key.encode()))
             event.xkey.same_screen = 1
-            assert x11.XSendEvent(connection, window, 1, mask, ctypes.byref(event))
-        x11.XFlush(connection)
+            assert lib.XSendEvent(connection, window, 1, mask, ctypes.byref(event))
+        lib.XFlush(connection)
 
 
 def request_close(display: str, window: int) -> None:
     """What a window manager sends when the user clicks the close button (ICCCM WM_DELETE_WINDOW)."""
-    with xlib(display) as (x11, connection):
-        event = _XEvent()
-        event.xclient.type = CLIENT_MESSAGE
+    with xlib(display) as (lib, connection):
+        event = x11.XEvent()
+        event.xclient.type = x11.CLIENT_MESSAGE
         event.xclient.window = window
-        event.xclient.message_type = x11.XInternAtom(connection, b"WM_PROTOCOLS", 0)
+        event.xclient.message_type = lib.XInternAtom(connection, b"WM_PROTOCOLS", 0)
         event.xclient.format = 32
-        event.xclient.data[0] = x11.XInternAtom(connection, b"WM_DELETE_WINDOW", 0)
-        assert x11.XSendEvent(connection, window, 0, 0, ctypes.byref(event))
-        x11.XFlush(connection)
+        event.xclient.data[0] = lib.XInternAtom(connection, b"WM_DELETE_WINDOW", 0)
+        assert lib.XSendEvent(connection, window, 0, 0, ctypes.byref(event))
+        lib.XFlush(connection)
 
 
 def shown_window(server: XServer, title: str, proc: subprocess.Popen, timeout: float = 90):
@@ -270,25 +231,12 @@ def shown_window(server: XServer, title: str, proc: subprocess.Popen, timeout: f
 def window_run(server: XServer, model: Path, *options: str):
     """`edgekit run` with its window showing a frame: yields (proc, window, pixels).
 
-    Between 1 launch in 20 and 1 in 5 on Xvfb (no window manager) maps the window and then
-    stalls without painting a frame: edgekit sits at ~4 % CPU, blocked inside cv2.waitKey(1), whose
-    Qt5 backend sleeps in a loop until its QTimer fires, and here it never does (py-spy; an open
-    bug, about 1 launch in 100 outside the tests). Such a launch is reported as
-    a warning and retried, up to two times, so the test still fails if it keeps happening and
-    every other check stays strict."""
-    title = f"edgekit: {model.name}"
-    attempts = 3
-    for attempt in range(1, attempts + 1):
-        with edgekit_running(model, *options, display=server.name) as proc:
-            try:
-                window, pixels = shown_window(server, title, proc, timeout=45 if attempt < attempts else 90)
-            except AssertionError as exc:
-                if attempt == attempts or proc.poll() is not None:
-                    raise
-                warnings.warn(f"blank edgekit window on Xvfb (attempt {attempt}), retrying: {str(exc)[:400]}")
-                continue
-            yield proc, window, pixels
-            return
+    No retries: opencv-python's Qt 5 used to lose its window's MapNotify on this WM-less Xvfb about
+    1 launch in 100 and never paint; the sink now repeats the event (sinks/window.py), and a blank
+    window fails the test."""
+    with edgekit_running(model, *options, display=server.name) as proc:
+        window, pixels = shown_window(server, f"edgekit: {model.name}", proc)
+        yield proc, window, pixels
 
 
 def cpu_seconds(proc: subprocess.Popen) -> float:
@@ -310,6 +258,8 @@ def synthetic_run(*options: str) -> list[str]:
 def test_window_shows_the_moving_annotated_frames(display, stream_model):
     title = f"edgekit: {stream_model.name}"
     with window_run(display, stream_model, *synthetic_run("--window", "--max-frames", "120")) as (proc, window, first):
+        with xlib(display.name) as (lib, connection):
+            assert window[0] in x11.windows_of(lib, connection, proc.pid)   # whom the sink re-sends MapNotify
         time.sleep(0.7)
         second = grab(display.name, *window[1:])
         out, err = proc.communicate(timeout=90)

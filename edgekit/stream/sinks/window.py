@@ -8,6 +8,7 @@ import sys
 from ...errors import EdgekitError
 from ..cv import cv2
 from .base import SINKS, Sink
+from .x11 import send_map_notify
 
 
 def display_unavailable_reason() -> str | None:
@@ -17,9 +18,15 @@ def display_unavailable_reason() -> str | None:
 
     if importlib.util.find_spec("cv2") is None:
         return "OpenCV is not installed (pip install 'edgekit[media]')"
-    if re.search(r"GUI:\s+NONE", cv2().getBuildInformation()):
+    if gui_backend() == "NONE":
         return "this OpenCV build has no GUI support (opencv-python-headless)"
     return None
+
+
+def gui_backend() -> str:
+    """OpenCV's highgui backend as its build information names it: QT5, GTK3, WIN32UI, NONE, ..."""
+    match = re.search(r"GUI:\s+(\S+)", cv2().getBuildInformation())
+    return match.group(1).upper() if match else "NONE"
 
 
 @SINKS.register("window")
@@ -38,8 +45,15 @@ class WindowSink(Sink):
     def write(self, image, result, stats) -> bool:
         cv = cv2()
         cv.imshow(self.title, image)
-        self._shown = True
         key = cv.waitKey(1) & 0xFF
+        if not self._shown:
+            self._shown = True
+            if os.environ.get("DISPLAY") and gui_backend().startswith("QT"):
+                # opencv-python's Qt 5 sometimes loses the MapNotify of its new window on an X
+                # server without a window manager (seen about 1 launch in 100 on Xvfb): it then
+                # takes the window for unmapped and never paints it. Repeating the event is
+                # harmless when it was not lost.
+                send_map_notify()
         closed = cv.getWindowProperty(self.title, cv.WND_PROP_VISIBLE) < 1
         return key in (ord("q"), 27) or closed
 
