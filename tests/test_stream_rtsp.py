@@ -17,8 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import CLASSES
-from test_stream import (EDGEKIT, assert_dropped_and_restored, edgekit, free_port, lines_of, other_threads,
-                         wait_for)
+from test_stream import assert_dropped_and_restored, edgekit, free_port, lines_of, other_threads, wait_for
 
 SERVER = Path(__file__).with_name("rtsp_server.py")
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -40,20 +39,23 @@ def rtsp_server_missing() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def rtsp():
+def rtsp(tmp_path_factory):
     reason = rtsp_server_missing()
     if reason:
         pytest.skip(reason)
     servers: list[subprocess.Popen] = []
+    logs = tmp_path_factory.mktemp("rtsp")
 
     def start(port: int) -> subprocess.Popen:
-        server = subprocess.Popen([SYSTEM_PYTHON, str(SERVER), str(port)], stdin=subprocess.DEVNULL,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        log = logs / f"server-{len(servers)}.log"   # a file: GStreamer's warnings never fill a pipe
+        with open(log, "w") as errors:
+            server = subprocess.Popen([SYSTEM_PYTHON, str(SERVER), str(port)], stdin=subprocess.DEVNULL,
+                                      stdout=subprocess.PIPE, stderr=errors, text=True)
         servers.append(server)
         line = server.stdout.readline().strip()   # "ready" once it listens, or EOF if it died
         if line != "ready":
             server.kill()
-            raise AssertionError(f"the RTSP server did not start: {server.stderr.read()[-500:]}")
+            raise AssertionError(f"the RTSP server did not start: {log.read_text()[-500:]}")
         return server
 
     yield start
