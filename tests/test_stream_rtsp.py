@@ -11,13 +11,12 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from conftest import CLASSES
-from test_stream import assert_dropped_and_restored, edgekit, free_port, lines_of, other_threads, wait_for
+from test_stream import assert_dropped_and_restored, edgekit, free_port, lines_of, other_threads, through_an_outage
 
 SERVER = Path(__file__).with_name("rtsp_server.py")
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -95,45 +94,11 @@ def test_rtsp_stream_to_jsonl(tmp_path, stream_model, rtsp):
 def test_rtsp_server_dropped_and_restored_reconnects_within_3_s(stream_model, rtsp):
     import psutil
 
-    from edgekit.runtime.predictor import open_predictor
-    from edgekit.stream import Pipeline, open_source
-
     port = free_port()
     url = f"rtsp://127.0.0.1:{port}/live"
     baseline = set(threading.enumerate())
-    results: list = []     # (perf_counter at delivery, FrameResult)
-    events: list = []
-    servers = [rtsp(port)]
-    marks: dict = {}
-
-    with open_predictor(stream_model) as predictor:
-        pipeline = Pipeline(open_source(url), [predictor], max_retries=30, on_event=events.append,
-                            on_result=lambda r: results.append((time.perf_counter(), r)))
-
-        def control():
-            try:
-                wait_for(lambda: len(results) >= 10, 30, "first results")
-                marks["events_before_drop"] = len(events)
-                stop(servers[0])
-                wait_for(lambda: any(e.kind == "dropped" for e in events[marks["events_before_drop"]:]), 30,
-                         "the drop to be noticed")
-                wait_for(lambda: any(e.kind == "retry" for e in events[marks["events_before_drop"]:]), 30,
-                         "a failed reopen while the server is down")
-                marks["restored"] = time.perf_counter()
-                servers.append(rtsp(port))
-                wait_for(lambda: sum(r.generation == 1 for _, r in results) >= 10, 30, "results after the return")
-            except BaseException as exc:
-                marks["error"] = exc
-            finally:
-                pipeline.stop()
-
-        controller = threading.Thread(target=control, name="test-control")
-        controller.start()
-        summary = pipeline.run()
-        controller.join(60)
-
-    after = assert_dropped_and_restored(events, results, marks, summary)
+    after = assert_dropped_and_restored(*through_an_outage(stream_model, url, lambda: rtsp(port)))
     assert f"stream {url} stopped delivering frames; reconnecting" == after[0].message
     assert f"stream {url} is back" == after[-1].message
     assert other_threads(baseline) == []
-    assert [p for p in psutil.Process().children(recursive=True) if p.pid not in {s.pid for s in servers}] == []
+    assert psutil.Process().children(recursive=True) == []

@@ -13,13 +13,10 @@ import os
 import socket
 import subprocess
 import threading
-import time
-
-import pytest
 
 from conftest import CLASSES
 from test_stream import (EDGEKIT, FFMPEG, assert_dropped_and_restored, lines_of, needs_ffmpeg, other_threads,
-                         wait_for)
+                         through_an_outage)
 
 
 def free_udp_port() -> int:
@@ -73,49 +70,11 @@ def test_udp_mpegts_stream_to_jsonl(tmp_path, stream_model):
 def test_udp_stream_dropped_and_restored_reconnects_within_3_s(stream_model):
     import psutil
 
-    from edgekit.runtime.predictor import open_predictor
-    from edgekit.stream import Pipeline, open_source
-
     port = free_udp_port()
     url = f"udp://127.0.0.1:{port}"
     baseline = set(threading.enumerate())
-    results: list = []     # (perf_counter at delivery, FrameResult)
-    events: list = []
-    senders = [udp_sender(port)]
-    marks: dict = {}
-
-    try:
-        with open_predictor(stream_model) as predictor:
-            pipeline = Pipeline(open_source(url), [predictor], max_retries=30, on_event=events.append,
-                                on_result=lambda r: results.append((time.perf_counter(), r)))
-
-            def control():
-                try:
-                    wait_for(lambda: len(results) >= 10, 30, "first results")
-                    marks["events_before_drop"] = len(events)   # the first open may have raced ffmpeg's start
-                    stop(senders[0])
-                    # nothing tells a UDP receiver that the sender is gone: the read timeout does
-                    wait_for(lambda: any(e.kind == "dropped" for e in events[marks["events_before_drop"]:]), 30,
-                             "the drop to be noticed")
-                    wait_for(lambda: any(e.kind == "retry" for e in events[marks["events_before_drop"]:]), 30,
-                             "a failed reopen while the stream is down")
-                    marks["restored"] = time.perf_counter()
-                    senders.append(udp_sender(port))
-                    wait_for(lambda: sum(r.generation == 1 for _, r in results) >= 10, 30, "results after the return")
-                except BaseException as exc:
-                    marks["error"] = exc
-                finally:
-                    pipeline.stop()
-
-            controller = threading.Thread(target=control, name="test-control")
-            controller.start()
-            summary = pipeline.run()
-            controller.join(60)
-    finally:
-        for sender in senders:
-            stop(sender)
-
-    after = assert_dropped_and_restored(events, results, marks, summary)
+    # nothing tells a UDP receiver that the sender is gone: the read timeout does
+    after = assert_dropped_and_restored(*through_an_outage(stream_model, url, lambda: udp_sender(port)))
     assert f"stream {url} stopped delivering frames; reconnecting" == after[0].message
     assert f"stream {url} is back" == after[-1].message
     assert other_threads(baseline) == []
