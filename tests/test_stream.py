@@ -17,7 +17,6 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -263,15 +262,32 @@ def other_threads(baseline: set) -> list[str]:
     return sorted(t.name for t in threading.enumerate() if t not in baseline and t.is_alive())
 
 
-def through_an_outage(model: Path, url: str, start_server) -> tuple[list, list, dict, Any]:
+def assert_classified_lines(path: Path, count: int) -> None:
+    """COUNT JSON lines at PATH, one per frame in frame order, each classified by the tiny model."""
+    from edgekit.photos import PHOTOS
+
+    records = [json.loads(line) for line in lines_of(path.read_text())]
+    ids = [r["frame_id"] for r in records]
+    assert len(records) == count and ids == sorted(ids) and len(set(ids)) == count
+    for record in records:
+        assert record["latency_ms"] >= record["infer_ms"] > 0
+        assert record["results"]["classes"][0]["label"] in PHOTOS[:CLASSES]
+
+
+def through_an_outage(model: Path, url: str, start_server) -> list:
     """A Pipeline on URL through an outage of its server: once 10 results came, the server
     (start_server() started it) is killed; once the drop and a failed reopen were reported, it is
-    started again; the run stops after 10 results from the reconnected stream. Every server is
-    killed before returning. (events, results as (perf_counter, FrameResult), marks, summary)."""
+    started again; the run stops after 10 results from the reconnected stream. Checks what
+    assert_dropped_and_restored checks, the drop's message, and a clean shutdown: no thread of
+    ours and no child process left (every server is killed first). Returns the events from the
+    drop on."""
+    import psutil
+
     from edgekit.runtime.predictor import open_predictor
     from edgekit.stream import Pipeline, open_source
 
-    results: list = []
+    baseline = set(threading.enumerate())
+    results: list = []   # (perf_counter at delivery, FrameResult)
     events: list = []
     marks: dict = {}
     servers = [start_server()]
@@ -308,21 +324,17 @@ def through_an_outage(model: Path, url: str, start_server) -> tuple[list, list, 
         for server in servers:
             server.kill()
             server.wait()
-    return events, results, marks, summary
+    after = assert_dropped_and_restored(events, results, marks, summary)
+    assert f"stream {url} stopped delivering frames; reconnecting" == after[0].message
+    assert other_threads(baseline) == []
+    assert psutil.Process().children(recursive=True) == []
+    return after
 
 
 @needs_ffmpeg
 def test_network_stream_dropped_and_restored_reconnects_within_3_s(stream_model):
-    import psutil
-
     port = free_port()
-    url = f"http://127.0.0.1:{port}/live.mjpg"
-    baseline = set(threading.enumerate())
-    after = assert_dropped_and_restored(*through_an_outage(stream_model, url, lambda: mjpeg_server(port)))
-    assert f"stream {url} stopped delivering frames; reconnecting" == after[0].message
-    # clean shutdown: no thread of ours and no child process is left
-    assert other_threads(baseline) == []
-    assert psutil.Process().children(recursive=True) == []
+    through_an_outage(stream_model, f"http://127.0.0.1:{port}/live.mjpg", lambda: mjpeg_server(port))
 
 
 def test_stop_with_a_web_viewer_connected_leaves_no_thread(stream_model):
