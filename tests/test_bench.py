@@ -224,6 +224,22 @@ def test_baseline_must_be_a_bench_result(run_cli, artifacts, tmp_path):
     assert code == 2 and f"baseline {bad} is not JSON" in err
 
 
+def test_baseline_from_before_the_run_only_span_is_refused(run_cli, artifacts, tmp_path):
+    """Record schema 1 timed the whole Runner.infer: comparing its medians with the runtime call
+    alone would hide a regression as large as the input copy, so such a baseline is refused."""
+    target = artifacts["tflite_int8"]
+    code, real, _ = bench_json(run_cli, target)
+    assert code == 0 and real["schema_version"] == 2
+    for record in real["results"]:
+        del record["io_ms"]
+    old = tmp_path / "schema1.json"
+    old.write_text(json.dumps({**real, "schema_version": 1}))
+    code, _, err = run_cli("bench", target, *FAST, "--baseline", old)
+    assert code == 2 and err.strip().count("\n") == 0
+    assert f"baseline {old} was written before edgekit bench timed the runtime call alone" in err
+    assert "edgekit bench ... --json > baseline.json" in err
+
+
 def test_profile_absent_device_is_refused(run_cli, artifacts):
     from edgekit.bench.profiles import HostDevices, get_profile, presence
 

@@ -392,6 +392,10 @@ def load_baseline(path: Path) -> list[dict[str, Any]]:
     if not isinstance(results, list) or not all(isinstance(r, dict) and "latency_ms" in r for r in results):
         raise EdgekitError(f"baseline {path} has no benchmark results",
                            "write one with: edgekit bench ... --json > baseline.json")
+    if any("io_ms" not in r for r in results):  # record schema 1: latency was the whole Runner.infer
+        raise EdgekitError(f"baseline {path} was written before edgekit bench timed the runtime call alone, "
+                           "so its medians also count loading inputs and reading outputs",
+                           "write a new one with: edgekit bench ... --json > baseline.json")
     return results
 
 

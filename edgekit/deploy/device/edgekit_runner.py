@@ -463,7 +463,7 @@ def cmd_bench(args):
     except Exception as exc:  # the runtime refused the model: report it in the record, as local bench does
         record.update(status="failed", error="%s: %s" % (type(exc).__name__, str(exc).strip().splitlines()[0] if str(exc).strip() else ""))
     record["peak_rss_mb"] = peak_rss_mb()
-    emit({"schema_version": 1, "host": host_info(),
+    emit({"schema_version": stats.RECORD_SCHEMA_VERSION, "host": host_info(),
           "options": {"runs": args.runs, "warmup": args.warmup, "threads": args.threads, "input": "random"},
           "results": [record], "bundle": {"name": info.get("name"), "version": info.get("version")}})
 
