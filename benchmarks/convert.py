@@ -34,7 +34,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
@@ -647,17 +646,9 @@ def print_tables(result: dict[str, Any]) -> None:
                     ["phase", "seconds", "this benchmark", "other processes", "steal", "load avg"], _load_rows(result)))
 
 
-def results_names(out_dir: Path, date: str) -> tuple[Path, Path]:
-    stem = f"convert-{date}"
-    if (out_dir / f"{stem}.json").exists():   # a second run the same day keeps the first
-        stem += datetime.now(timezone.utc).strftime("-%H%M%S")
-    return out_dir / f"{stem}.json", out_dir / f"{stem}.md"
-
-
 # -------------------------------------------------------------------------------------- main
 
 def parse_args(argv=None):
-    default_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out-dir", type=Path, default=HERE / "results",
@@ -665,8 +656,8 @@ def parse_args(argv=None):
     parser.add_argument("--rounds", type=int, default=10, help="interleaved rounds (default 10)")
     parser.add_argument("--runs-per-round", type=int, default=20, help="inferences per variant per round (default 20)")
     parser.add_argument("--warmup", type=int, default=WARMUP, help=f"warm-up calls per variant (default {WARMUP})")
-    parser.add_argument("--threads", type=int, default=default_threads,
-                        help=f"LiteRT num_threads and OpenVINO INFERENCE_NUM_THREADS (default: all cores, {default_threads})")
+    parser.add_argument("--threads", type=int, default=hostinfo.default_threads(),
+                        help=f"LiteRT num_threads and OpenVINO INFERENCE_NUM_THREADS (default: all cores, {hostinfo.default_threads()})")
     parser.add_argument("--targets", default=",".join(TARGETS),
                         help="conversion targets, comma-separated (tflite and openvino are needed for latency)")
     parser.add_argument("--artifacts-dir", type=Path, default=None,
@@ -732,8 +723,7 @@ def main(argv=None) -> int:
         artifact["artifact"] = str(path) if args.artifacts_dir is not None else path.name
 
     date = host["timestamp_utc"][:10]
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = results_names(args.out_dir, date)
+    json_path, md_path = hostinfo.results_paths(args.out_dir, "convert", date)
     result = {"benchmark": "convert", "schema": 1, "date": date, "json_name": json_path.name,
               "duration_seconds": round(time.perf_counter() - started, 1), "host": host,
               "config": {"model": MODEL, "input_size": model.input_size, "targets": targets,
@@ -741,9 +731,7 @@ def main(argv=None) -> int:
                          "warmup": args.warmup, "photo": PHOTO,
                          "goals": {"int8_over_fp32_max": GOAL_INT8_RATIO, "runner_over_raw_max": GOAL_OVERHEAD}},
               "headline": headline(latency), "conversion": conversion, "latency": latency}
-    json_path.write_text(json.dumps(result, indent=2) + "\n")
-    md_path.write_text(render_markdown(result))
-    hostinfo.update_readme(args.out_dir / "README.md", readme_entry(result, md_path.name, json_path.name))
+    hostinfo.record(result, json_path, md_path, render_markdown(result), readme_entry(result, md_path.name, json_path.name))
     if args.json:
         sys.stdout.write(json.dumps(result, indent=2) + "\n")
     else:

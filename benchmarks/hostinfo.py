@@ -9,10 +9,45 @@ from __future__ import annotations
 from edgekit.bench.sysinfo import (ENV_VARS, PACKAGES, collect, contention, core_count, cpu_flags,  # noqa: F401
                                    cpu_name, cpu_snapshot, cpu_vendor, describe, loadavg, versions)
 
+import os
 from pathlib import Path
 
 RESULTS_HEADER = ("# Benchmark results\n\nNewest first. Each entry links the full table (.md) and the raw numbers "
                   "(.json, with host facts). Compare ratios, not milliseconds, across entries.\n\n")
+
+
+def default_threads() -> int:
+    """The cores this process may run on (the scripts' default thread count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def missing_modules(needs) -> str | None:
+    """'needs X, Y installed ...' when edgekit or a module of NEEDS cannot be imported, else None."""
+    import importlib.util
+
+    missing = [m for m in ("edgekit", *needs) if importlib.util.find_spec(m) is None]
+    return (f"needs {', '.join(missing)} installed (run from the repo root with .venv/bin/python)"
+            if missing else None)
+
+
+def results_paths(out_dir: Path, prefix: str, date: str) -> tuple[Path, Path]:
+    """<prefix>-<date>.json and .md in OUT_DIR; a second run the same day adds the time, keeping the first."""
+    from datetime import datetime, timezone
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"{prefix}-{date}"
+    if (out_dir / f"{stem}.json").exists():
+        stem += datetime.now(timezone.utc).strftime("-%H%M%S")
+    return out_dir / f"{stem}.json", out_dir / f"{stem}.md"
+
+
+def record(result: dict, json_path: Path, md_path: Path, markdown: str, entry: str) -> None:
+    """Write RESULT as JSON, its MARKDOWN table, and ENTRY at the top of the results index."""
+    import json
+
+    json_path.write_text(json.dumps(result, indent=2) + "\n")
+    md_path.write_text(markdown)
+    update_readme(json_path.parent / "README.md", entry)
 
 
 def update_readme(readme: Path, entry: str) -> None:

@@ -34,7 +34,6 @@ import os
 import statistics
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -160,7 +159,6 @@ def readme_entry(result: dict[str, Any], md_name: str, json_name: str) -> str:
 # ----------------------------------------------------------------------------- main
 
 def parse_args(argv=None):
-    default_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--artifacts-dir", type=Path, default=HERE.parent / "out" / "demo",
@@ -171,7 +169,7 @@ def parse_args(argv=None):
     parser.add_argument("--out-dir", type=Path, default=HERE / "results")
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--runs-per-round", type=int, default=30)
-    parser.add_argument("--threads", type=int, default=default_threads)
+    parser.add_argument("--threads", type=int, default=hostinfo.default_threads())
     parser.add_argument("--json", action="store_true", help="print the JSON result instead of the table")
     args = parser.parse_args(argv)
     if min(args.rounds, args.runs_per_round, args.threads) < 1:
@@ -181,12 +179,9 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    import importlib.util
-
-    missing = [m for m in NEEDS if importlib.util.find_spec(m) is None]
-    if importlib.util.find_spec("edgekit") is None or missing:
-        print(f"benchmarks/openvino_layers.py: needs {', '.join(missing) or 'edgekit'} installed "
-              "(run from the repo root with .venv/bin/python)", file=sys.stderr)
+    missing = hostinfo.missing_modules(NEEDS)
+    if missing:
+        print(f"benchmarks/openvino_layers.py: {missing}", file=sys.stderr)
         return 2
     started = time.perf_counter()
     host = hostinfo.collect()
@@ -195,19 +190,13 @@ def main(argv=None) -> int:
         print(f"timing {args.rounds} rounds × {args.runs_per_round} calls per precision ...", file=sys.stderr)
     latency = measure(paths, args.threads, args.rounds, args.runs_per_round)
     date = host["timestamp_utc"][:10]
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    stem = f"openvino-layers-{date}"
-    if (args.out_dir / f"{stem}.json").exists():
-        stem += datetime.now(timezone.utc).strftime("-%H%M%S")
-    json_path, md_path = args.out_dir / f"{stem}.json", args.out_dir / f"{stem}.md"
+    json_path, md_path = hostinfo.results_paths(args.out_dir, "openvino-layers", date)
     result = {"benchmark": "openvino_layers", "schema": 1, "date": date,
               "duration_seconds": round(time.perf_counter() - started, 1), "host": host,
               "config": {"model": MODEL, "photo": PHOTO, "threads": args.threads, "rounds": args.rounds,
                          "runs_per_round": args.runs_per_round, "artifacts": str(Path(paths["fp32"]).parent)},
               "latency": latency}
-    json_path.write_text(json.dumps(result, indent=2) + "\n")
-    md_path.write_text(render_markdown(result))
-    hostinfo.update_readme(args.out_dir / "README.md", readme_entry(result, md_path.name, json_path.name))
+    hostinfo.record(result, json_path, md_path, render_markdown(result), readme_entry(result, md_path.name, json_path.name))
     if args.json:
         sys.stdout.write(json.dumps(result, indent=2) + "\n")
     else:

@@ -37,7 +37,6 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -296,7 +295,6 @@ def readme_entry(result: dict[str, Any], md_name: str, json_name: str) -> str:
 # ----------------------------------------------------------------------------- main
 
 def parse_args(argv=None):
-    default_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--artifacts-dir", type=Path, default=HERE.parent / "out" / "demo",
@@ -310,7 +308,7 @@ def parse_args(argv=None):
     parser.add_argument("--rounds", type=int, default=12, help="rounds per process")
     parser.add_argument("--runs-per-round", type=int, default=25)
     parser.add_argument("--warmup", type=int, default=20)
-    parser.add_argument("--threads", type=int, default=default_threads)
+    parser.add_argument("--threads", type=int, default=hostinfo.default_threads())
     parser.add_argument("--json", action="store_true", help="print the JSON result instead of the table")
     parser.add_argument("--_worker", choices=list(RUNTIMES), help=argparse.SUPPRESS)
     parser.add_argument("--_paths", help=argparse.SUPPRESS)
@@ -328,12 +326,9 @@ def main(argv=None) -> int:
                        args.warmup, raw_first=args._raw_first)
         sys.stdout.write(json.dumps(data) + "\n")
         return 0
-    import importlib.util
-
-    missing = [m for m in NEEDS if importlib.util.find_spec(m) is None]
-    if importlib.util.find_spec("edgekit") is None or missing:
-        print(f"benchmarks/runner_overhead.py: needs {', '.join(missing) or 'edgekit'} installed "
-              "(run from the repo root with .venv/bin/python)", file=sys.stderr)
+    missing = hostinfo.missing_modules(NEEDS)
+    if missing:
+        print(f"benchmarks/runner_overhead.py: {missing}", file=sys.stderr)
         return 2
     started = time.perf_counter()
     host = hostinfo.collect(extra_packages=("opencv-python", "scikit-image"))
@@ -358,22 +353,16 @@ def main(argv=None) -> int:
         else:
             latency[runtime] = pool(workers)
     date = host["timestamp_utc"][:10]
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    stem = f"runner_overhead-{date}"
-    if (args.out_dir / f"{stem}.json").exists():
-        stem += datetime.now(timezone.utc).strftime("-%H%M%S")
-    json_path, md_path = args.out_dir / f"{stem}.json", args.out_dir / f"{stem}.md"
+    json_path, md_path = hostinfo.results_paths(args.out_dir, "runner_overhead", date)
     folder = Path(next(iter(artifacts["litert"].values()))).parent
-    result = {"benchmark": "runner_overhead", "schema": 1, "date": date, "json_name": json_path.name,
+    result = {"benchmark": "runner_overhead", "schema": 2, "date": date, "json_name": json_path.name,
               "duration_seconds": round(time.perf_counter() - started, 1), "host": host,
               "config": {"model": MODEL, "photo": PHOTO, "threads": args.threads, "processes": args.processes,
                          "rounds": args.rounds,
                          "runs_per_round": args.runs_per_round, "warmup": args.warmup, "goal_runner_over_raw_max": GOAL,
                          "artifacts": str(folder)},
               "latency": latency}
-    json_path.write_text(json.dumps(result, indent=2) + "\n")
-    md_path.write_text(render_markdown(result))
-    hostinfo.update_readme(args.out_dir / "README.md", readme_entry(result, md_path.name, json_path.name))
+    hostinfo.record(result, json_path, md_path, render_markdown(result), readme_entry(result, md_path.name, json_path.name))
     if args.json:
         sys.stdout.write(json.dumps(result, indent=2) + "\n")
     else:
