@@ -50,6 +50,23 @@ def record(result: dict, json_path: Path, md_path: Path, markdown: str, entry: s
     update_readme(json_path.parent / "README.md", entry)
 
 
+def show(result: dict, as_json: bool, title: str, columns: list[str], rows: list[list[str]], json_path: Path,
+         md_path: Path) -> None:
+    """Print RESULT as JSON (--json), or the host line, ROWS as a table and where they were written."""
+    import json
+    import sys
+
+    if as_json:
+        sys.stdout.write(json.dumps(result, indent=2) + "\n")
+        return
+    from edgekit.ui import console, table
+
+    out = console()
+    out.print(f"[bold]Host:[/] {describe(result['host'])}")
+    out.print(table(title, columns, [[c.replace("**", "") for c in row] for row in rows]))
+    print(f"wrote {json_path} and {md_path}; updated {json_path.parent / 'README.md'}")
+
+
 def update_readme(readme: Path, entry: str) -> None:
     """Put ENTRY (a '## ...' section) at the top of the results index, newest first, atomically."""
     from edgekit.fsutil import write_atomic

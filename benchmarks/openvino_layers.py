@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import collections
 import gc
-import json
 import os
 import statistics
 import sys
@@ -197,16 +196,7 @@ def main(argv=None) -> int:
                          "runs_per_round": args.runs_per_round, "artifacts": str(Path(paths["fp32"]).parent)},
               "latency": latency}
     hostinfo.record(result, json_path, md_path, render_markdown(result), readme_entry(result, md_path.name, json_path.name))
-    if args.json:
-        sys.stdout.write(json.dumps(result, indent=2) + "\n")
-    else:
-        from edgekit.ui import console, table
-
-        out = console()
-        out.print(f"[bold]Host:[/] {hostinfo.describe(host)}")
-        out.print(table("OpenVINO int8 vs fp32 by layer (median ms per call)", COLUMNS,
-                        [[c.replace("**", "") for c in r] for r in rows(latency)]))
-        print(f"wrote {json_path} and {md_path}; updated {args.out_dir / 'README.md'}")
+    hostinfo.show(result, args.json, "OpenVINO int8 vs fp32 by layer (median ms per call)", COLUMNS, rows(latency), json_path, md_path)
     return 0
 
 

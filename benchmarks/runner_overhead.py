@@ -363,16 +363,7 @@ def main(argv=None) -> int:
                          "artifacts": str(folder)},
               "latency": latency}
     hostinfo.record(result, json_path, md_path, render_markdown(result), readme_entry(result, md_path.name, json_path.name))
-    if args.json:
-        sys.stdout.write(json.dumps(result, indent=2) + "\n")
-    else:
-        from edgekit.ui import console, table
-
-        out = console()
-        out.print(f"[bold]Host:[/] {hostinfo.describe(host)}")
-        out.print(table("edgekit Runner.infer vs raw runtime call (median)", COLUMNS,
-                        [[c.replace("**", "") for c in r] for r in rows(latency)]))
-        print(f"wrote {json_path} and {md_path}; updated {args.out_dir / 'README.md'}")
+    hostinfo.show(result, args.json, "edgekit Runner.infer vs raw runtime call (median)", COLUMNS, rows(latency), json_path, md_path)
     return 0
 
 
