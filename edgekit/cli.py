@@ -205,9 +205,9 @@ def inspect(artifact, as_json):
     with native_output_captured(not _debug()):  # coremltools/TF announce themselves on import
         report = inspect_model(artifact)
     if as_json:
-        print_json(report)
+        print_json(report.to_dict())
     else:
-        inspect_view(report, console())
+        inspect_view(report.to_dict(), console())
 
 
 @main.command()

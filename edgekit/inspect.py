@@ -1,103 +1,45 @@
-"""`edgekit inspect`: what an artifact takes and gives, what it is made of, and its manifest."""
+"""`edgekit inspect` as a library call: what an artifact takes and gives, what it is made of,
+and its manifest. Each format's own inspector (edgekit/formats/) reads the file."""
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from .convert import size_of_artifact
-from .deps import require
-from .formats import detect
+from .formats import sniff
 from .manifest import read_manifest
 
 
-def _tflite(path: Path) -> dict[str, Any]:
-    from .sources.tflite import tensor_info
-    from .tflite_model import read_tflite
+@dataclass
+class InspectReport:
+    """One artifact, as `edgekit inspect --json` prints it (`to_dict`)."""
 
-    model = read_tflite(path)
-    custom = sorted({op.name for sg in model.subgraphs for op in sg.operators if op.builtin == "CUSTOM"})
-    edgetpu = _edgetpu_details(model)
-    return {"inputs": [asdict(tensor_info(t)) for t in model.inputs()],
-            "outputs": [asdict(tensor_info(t)) for t in model.outputs()],
-            "ops": model.op_counts(),
-            "details": {"schema version": model.version, "subgraphs": len(model.subgraphs),
-                        "parameter bytes": model.parameter_bytes(), "fully integer": model.is_fully_integer(),
-                        "dynamic shapes": model.has_dynamic_shapes(), "custom ops": ", ".join(custom) or "none",
-                        "signatures": ", ".join(s.key for s in model.signature_defs) or "none (no signature defs)",
-                        **edgetpu}}
+    path: str
+    format: str                                   # a Format name: tflite, openvino, onnx, coreml, ...
+    size_bytes: int                               # companions included (an IR's .bin)
+    inputs: list = field(default_factory=list)    # TensorInfo, quantization as {"scale", "zero_point"}
+    outputs: list = field(default_factory=list)
+    ops: dict[str, int] = field(default_factory=dict)   # op type -> count, most frequent first
+    details: dict[str, Any] = field(default_factory=dict)
+    manifest: dict[str, Any] | None = None        # the sidecar .edgekit.json, when there is one
 
-
-def _edgetpu_details(model) -> dict[str, Any]:
-    """A compiled model: its Edge TPU custom ops and the bytes of their compiled payload (executable
-    and the parameters it caches on-chip or streams; the format is private, so this is its size)."""
-    tpu_ops = [op for sg in model.subgraphs for op in sg.operators if op.name == "edgetpu-custom-op"]
-    if not tpu_ops:
-        return {}
-    payload = sum(op.options.get("custom_options_size", 0) for op in tpu_ops)
-    return {"edge tpu custom ops": f"{len(tpu_ops)} x edgetpu-custom-op",
-            "edge tpu compiled size": f"{payload} bytes (executable + parameters)",
-            "ops left on the CPU": sum(len(sg.operators) for sg in model.subgraphs) - len(tpu_ops)}
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "format": self.format, "size_bytes": self.size_bytes,
+                "inputs": [asdict(t) for t in self.inputs], "outputs": [asdict(t) for t in self.outputs],
+                "ops": self.ops, "details": self.details, "manifest": self.manifest}
 
 
-def _onnx(path: Path) -> dict[str, Any]:
-    from .sources.onnx import OnnxSource, load_checked
-
-    model = load_checked(path)
-    source = OnnxSource(path, model)
-    ops = Counter(node.op_type for node in model.graph.node)
-    return {"inputs": [asdict(t) for t in source.inputs()], "outputs": [asdict(t) for t in source.outputs()],
-            "ops": dict(ops.most_common()),
-            "details": {"opset": ", ".join(f"{o.domain or 'ai.onnx'} {o.version}" for o in model.opset_import),
-                        "producer": f"{model.producer_name} {model.producer_version}".strip()}}
-
-
-def _openvino(path: Path) -> dict[str, Any]:
-    ov = require("openvino", "inspecting OpenVINO IR")
-    from .runtime.openvino import _info
-    from .runtime.validate import read_openvino_checked
-
-    model = read_openvino_checked(ov, path)
-    ops = Counter(op.get_type_name() for op in model.get_ops())
-    return {"inputs": [asdict(_info(p)) for p in model.inputs], "outputs": [asdict(_info(p)) for p in model.outputs],
-            "ops": dict(ops.most_common()), "details": {"weights": str(path.with_suffix(".bin").name)}}
-
-
-def _coreml(path: Path) -> dict[str, Any]:
-    ct = require("coremltools", "inspecting Core ML packages")
-    from .targets.coreml import _describe
-
-    spec = ct.models.MLModel(str(path), skip_model_load=True).get_spec()
-    inputs, outputs = _describe(spec)
-    ops: Counter = Counter()
-    if spec.WhichOneof("Type") == "mlProgram":
-        for function in spec.mlProgram.functions.values():
-            for block in function.block_specializations.values():
-                ops.update(op.type for op in block.operations)
-    return {"inputs": [asdict(t) for t in inputs], "outputs": [asdict(t) for t in outputs],
-            "ops": dict(ops.most_common()), "details": {"spec version": spec.specificationVersion,
-                                                         "model type": spec.WhichOneof("Type")}}
-
-
-INSPECTORS: dict[str, Callable[[Path], dict[str, Any]]] = {
-    "tflite": _tflite, "onnx": _onnx, "openvino": _openvino, "coreml": _coreml,
-}
-
-
-def inspect_model(path: Path) -> dict[str, Any]:
+def inspect_model(path: Path) -> InspectReport:
+    """Inspect the artifact at PATH. Raises ModelFormatError for a file that is not a model or
+    whose structure is damaged (checked before any native reader sees it)."""
     path = Path(path)
-    fmt = detect(path)
-    inspector = INSPECTORS.get(fmt)
-    report: dict[str, Any] = {"path": str(path), "format": fmt, "size_bytes": size_of_artifact(path),
-                              "inputs": [], "outputs": [], "ops": {}, "details": {}}
-    if inspector is None:
-        report["details"]["note"] = f"{fmt} is a source format; convert it to inspect the edge artifact"
+    fmt = sniff(path)
+    report = InspectReport(path=str(path), format=fmt.name, size_bytes=fmt.size(path))
+    if fmt.inspector is None:
+        report.details["note"] = f"{fmt.name} is a source format; convert it to inspect the edge artifact"
     else:
-        from .runtime.validate import check_structure
-
-        check_structure(path, fmt)   # damaged files: one line, before any native reader
-        report.update(inspector(path))
+        found = fmt.inspect(path)
+        report.inputs, report.outputs, report.ops, report.details = found.inputs, found.outputs, found.ops, found.details
     manifest = read_manifest(path)
-    report["manifest"] = manifest.to_dict() if manifest else None
+    report.manifest = manifest.to_dict() if manifest else None
     return report

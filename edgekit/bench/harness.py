@@ -171,18 +171,14 @@ def _fail(record: BenchRecord, reason: str) -> None:
 def _describe(record: BenchRecord, path: Path, options: BenchOptions) -> None:
     """Format, size, precision and parity: from the file and its manifest, before any runtime.
     Backend and device say what will be tried (the runner fills in what it picked)."""
-    from ..formats import detect
-    from ..fsutil import size_of
+    from ..formats import sniff
     from ..manifest import read_manifest
-    from ..runtime.base import DEFAULT_BACKEND
 
     record.device = options.device
-    record.format = detect(path)
-    record.backend = options.backend or DEFAULT_BACKEND.get(record.format)
-    size = size_of(path)
-    if path.suffix == ".xml" and path.with_suffix(".bin").exists():  # an IR is the .xml plus its .bin
-        size += path.with_suffix(".bin").stat().st_size
-    record.size_bytes = size
+    fmt = sniff(path)
+    record.format = fmt.name
+    record.backend = options.backend or fmt.backend
+    record.size_bytes = fmt.size(path)   # an IR is the .xml plus its .bin
     manifest = read_manifest(path)
     if manifest is not None:
         record.precision = manifest.precision
@@ -236,18 +232,20 @@ def _check_untrusted(path: Path, fmt: str, options: BenchOptions, runner_options
     """The safety checks open_runner makes on a model file (structure, and for some backends a
     load in a child process), done first so load_ms times only the load itself. open_runner
     remembers a passed child probe, so it does not run it again."""
-    from ..runtime.base import BACKENDS, DEFAULT_BACKEND
-    from ..runtime.validate import check_structure, probe_in_child
+    from ..formats import FORMATS
+    from ..runtime.base import BACKENDS, vet
 
-    name = options.backend or DEFAULT_BACKEND.get(fmt)
+    record_format = FORMATS.get(fmt)
+    name = options.backend or record_format.backend
     if name is None or name not in BACKENDS:
         return  # open_runner gives the one-line reason
     runner_cls = BACKENDS.get(name)
     if fmt not in runner_cls.formats or runner_cls.unavailable_reason():
         return
-    check_structure(path, fmt)
-    if getattr(runner_cls, "probe_in_child", False) and not set(runner_options) - set(runner_cls.options):
-        probe_in_child(path, name, runner_cls.check_device(options.device), runner_options)
+    if set(runner_options) - set(runner_cls.options):
+        record_format.check_structure(path)  # open_runner refuses the options; the file is still checked
+        return
+    vet(path, record_format, runner_cls, runner_cls.check_device(options.device), runner_options)
 
 
 def _default_device(runner) -> str:

@@ -143,17 +143,18 @@ def bench(artifacts, backend, device, threads, hint, runs, duration, warmup, inp
 
 def _models_only(paths) -> tuple[list[Path], list[Path]]:
     """Drop what a shell glob like `out/*` brings along beside the models: manifests of listed
-    artifacts, and the .bin weights of a listed OpenVINO .xml. Anything else is benchmarked
-    (and fails as a row if it is not a model)."""
+    artifacts, and companion files of listed models (an OpenVINO .xml's .bin). Anything else is
+    benchmarked (and fails as a row if it is not a model)."""
+    from ..formats import companion_files
     from ..manifest import SUFFIX
 
     listed = {Path(p) for p in paths}
+    companions = companion_files([p for p in listed if not p.name.endswith(SUFFIX)])
     models, sidecars = [], []
     for path in paths:
         path = Path(path)
         is_manifest = path.name.endswith(SUFFIX) and path.with_name(path.name[: -len(SUFFIX)]) in listed
-        is_weights = path.suffix == ".bin" and path.with_suffix(".xml") in listed
-        (sidecars if is_manifest or is_weights else models).append(path)
+        (sidecars if is_manifest or path in companions else models).append(path)
     return models, sidecars
 
 

@@ -137,17 +137,17 @@ def find_min_runtime(data) -> int | None:
 
 def build_bundle(model: Path, name: str | None = None, labels: Path | None = None,
                  include: list[Path] | tuple[Path, ...] = (), warn=None) -> Bundle:
-    from ..formats import detect
+    from ..formats import sniff
 
     model = Path(model)
     if not model.is_file():
         raise ModelFormatError(f"{model}: no such model file", "pass the .tflite artifact that `edgekit convert` wrote")
-    kind = detect(model)
+    kind = sniff(model).name
     if kind != "tflite":
         raise EdgekitError(f"{model.name} is a {kind} model; edgekit deploy ships TFLite models "
                            "(the board runner uses LiteRT / tflite_runtime)",
                            "convert it first: edgekit convert MODEL --to tflite")
-    name = check_name(name or model.name.removesuffix(".tflite"))
+    name = check_name(name or model.stem)
     check_name(model.name, "model file name")
     manifest = read_manifest(model)
     if manifest is None and warn:

@@ -8,6 +8,7 @@ from typing import ClassVar
 from .. import deps
 from ..bridges.base import ConvertContext
 from ..errors import EdgekitError
+from ..formats import FORMATS
 from ..manifest import TensorInfo, VerifyReport
 from ..registry import Registry
 from ..sources.base import SourceModel
@@ -27,12 +28,21 @@ class TargetOutput:
 
 class Target:
     name: ClassVar[str]
-    suffix: ClassVar[str]
+    format: ClassVar[str]                      # the Format it writes (edgekit/formats/): suffix, default backend
     precisions: ClassVar[tuple[str, ...]]
     accepts: ClassVar[tuple[str, ...]]         # model forms it converts from
     requires: ClassVar[tuple[str, ...]]        # importable modules
     refusals: ClassVar[dict[str, str]] = {}    # source form -> why no sound route exists
-    runtime: ClassVar[str | None] = None       # runtime backend used to verify numerics
+
+    @property
+    def suffix(self) -> str:
+        """The suffix of the artifacts it writes: its format's."""
+        return FORMATS.get(self.format).suffix
+
+    @property
+    def runtime(self) -> str | None:
+        """The runtime backend that verifies its numerics: its format's default backend."""
+        return FORMATS.get(self.format).backend
 
     def unavailable_reason(self) -> str | None:
         return deps.missing(*self.requires)

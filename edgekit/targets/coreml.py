@@ -15,7 +15,8 @@ import numpy as np
 from .. import deps
 from ..bridges.base import ConvertContext
 from ..errors import ConversionError, summary
-from ..manifest import TensorInfo, VerifyReport
+from ..formats.coreml import describe
+from ..manifest import VerifyReport
 from ..sources.base import SourceModel
 from .base import Target, TargetOutput, register
 
@@ -23,11 +24,10 @@ from .base import Target, TargetOutput, register
 @register
 class CoreMLTarget(Target):
     name = "coreml"
-    suffix = ".mlpackage"
+    format = "coreml"
     precisions = ("fp32", "fp16", "int8")
     accepts = ("torch",)
     requires = ("coremltools", "torch")
-    runtime = "coreml"
     refusals = {
         "tflite": "coremltools reads PyTorch and TensorFlow graphs, not TFLite flatbuffers; "
                   "convert from the model the .tflite was exported from",
@@ -71,7 +71,7 @@ class CoreMLTarget(Target):
                                   "check the ops against coremltools' PyTorch frontend") from None
         mlmodel.short_description = f"edgekit {precision} conversion"
         mlmodel.save(str(artifact))
-        inputs, outputs = _describe(mlmodel.get_spec())
+        inputs, outputs = describe(mlmodel.get_spec())
         return TargetOutput(files=[artifact], inputs=inputs, outputs=outputs,
                             converters={"coremltools": deps.version("coremltools") or "?"},
                             options={"image_input": True, "normalization_in_model": True,
@@ -86,7 +86,7 @@ class CoreMLTarget(Target):
         report = VerifyReport(status="structure-only", runtime="coremltools (spec only)",
                               notes=["numerics need macOS: Core ML prediction runs only there"])
         spec = ct.models.MLModel(str(artifact), skip_model_load=True).get_spec()
-        inputs, outputs = _describe(spec)
+        inputs, outputs = describe(spec)
         problems = []
         if [(t.name, t.shape) for t in inputs] != [(t.name, t.shape) for t in output.inputs]:
             problems.append(f"inputs {inputs} differ from the manifest")
@@ -115,16 +115,3 @@ def _normalizing(module, pre, torch):
             return self.inner((x - self.mean) / self.std)
 
     return Normalize(module).eval(), 1.0, [0.0, 0.0, 0.0]
-
-
-def _describe(spec) -> tuple[list[TensorInfo], list[TensorInfo]]:
-    def info(feature) -> TensorInfo:
-        kind = feature.type.WhichOneof("Type")
-        if kind == "imageType":
-            t = feature.type.imageType
-            return TensorInfo(feature.name, [1, 3, int(t.height), int(t.width)], "image")
-        if kind == "multiArrayType":
-            return TensorInfo(feature.name, [int(d) for d in feature.type.multiArrayType.shape], "float32")
-        return TensorInfo(feature.name, [], kind or "unknown")
-
-    return [info(f) for f in spec.description.input], [info(f) for f in spec.description.output]

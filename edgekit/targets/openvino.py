@@ -6,6 +6,7 @@ from pathlib import Path
 from .. import deps
 from ..bridges.base import ConvertContext
 from ..errors import ConversionError, summary
+from ..formats import FORMATS
 from ..manifest import TensorInfo
 from ..preprocess import to_layout
 from ..sources.base import SourceModel
@@ -15,11 +16,10 @@ from .base import Target, TargetOutput, register
 @register
 class OpenVINOTarget(Target):
     name = "openvino"
-    suffix = ".xml"
+    format = "openvino"
     precisions = ("fp32", "fp16", "int8")
     accepts = ("onnx", "tflite", "savedmodel")   # OpenVINO's own frontends
     requires = ("openvino",)
-    runtime = "openvino"
 
     def convert(self, model: SourceModel, precision: str, artifact: Path, ctx: ConvertContext) -> TargetOutput:
         import openvino as ov
@@ -47,8 +47,7 @@ class OpenVINOTarget(Target):
                                          overflow_fix=OverflowFix.ENABLE))
             converters["nncf"] = deps.version("nncf") or "?"
         ov.save_model(ov_model, str(artifact), compress_to_fp16=(precision == "fp16"))
-        weights = artifact.with_suffix(".bin")
-        return TargetOutput(files=[weights, artifact],
+        return TargetOutput(files=[*FORMATS.get(self.format).companions(artifact), artifact],
                             inputs=[_info(p) for p in ov_model.inputs],
                             outputs=[_info(p) for p in ov_model.outputs],
                             converters=converters, layout=model.layout)

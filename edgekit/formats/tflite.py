@@ -1,0 +1,66 @@
+"""TFLite flatbuffers (`.tflite`), plain, int8 or compiled for the Edge TPU."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from ..errors import ModelFormatError
+from .base import HINT_REEXPORT, Evidence, Format, Inspection, register
+
+# bytes per element of each TFLite tensor type, to check a constant's buffer against its shape
+_ITEM_BYTES = {"float32": 4, "float16": 2, "int32": 4, "uint8": 1, "int64": 8, "bool": 1, "int16": 2,
+               "int8": 1, "float64": 8, "uint64": 8, "uint32": 4, "uint16": 2, "bfloat16": 2, "complex64": 8}
+
+
+def _sniff(evidence: Evidence) -> bool:
+    return evidence.head[4:8] == b"TFL3"   # the flatbuffer file identifier
+
+
+def _check(path: Path) -> None:
+    """The bounds-checked flatbuffer reader, then every constant's byte count against its shape."""
+    from ..tflite_model import read_tflite
+
+    model = read_tflite(path)
+    if not model.subgraphs or not model.inputs() or not model.outputs():
+        raise ModelFormatError(f"{path} has no subgraph with inputs and outputs", HINT_REEXPORT)
+    for graph in model.subgraphs:   # a constant's bytes must be what its shape and type say
+        for tensor in graph.tensors:
+            size = model.buffers[tensor.buffer].size if 0 < tensor.buffer < len(model.buffers) else 0
+            item = _ITEM_BYTES.get(tensor.dtype)
+            if size and item and tensor.shape is not None and math.prod(tensor.shape) * item != size:
+                raise ModelFormatError(f"{path}: tensor '{tensor.name}' of shape {list(tensor.shape)} ({tensor.dtype}) "
+                                       f"has {size} bytes of data, not {math.prod(tensor.shape) * item}", HINT_REEXPORT)
+
+
+def _inspect(path: Path) -> Inspection:
+    from ..sources.tflite import tensor_info
+    from ..tflite_model import read_tflite
+
+    model = read_tflite(path)
+    custom = sorted({op.name for sg in model.subgraphs for op in sg.operators if op.builtin == "CUSTOM"})
+    return Inspection(
+        inputs=[tensor_info(t) for t in model.inputs()], outputs=[tensor_info(t) for t in model.outputs()],
+        ops=model.op_counts(),
+        details={"schema version": model.version, "subgraphs": len(model.subgraphs),
+                 "parameter bytes": model.parameter_bytes(), "fully integer": model.is_fully_integer(),
+                 "dynamic shapes": model.has_dynamic_shapes(), "custom ops": ", ".join(custom) or "none",
+                 "signatures": ", ".join(s.key for s in model.signature_defs) or "none (no signature defs)",
+                 **_edgetpu_details(model)})
+
+
+def _edgetpu_details(model) -> dict[str, Any]:
+    """A compiled model: its Edge TPU custom ops and the bytes of their compiled payload (executable
+    and the parameters it caches on-chip or streams; the format is private, so this is its size)."""
+    tpu_ops = [op for sg in model.subgraphs for op in sg.operators if op.name == "edgetpu-custom-op"]
+    if not tpu_ops:
+        return {}
+    payload = sum(op.options.get("custom_options_size", 0) for op in tpu_ops)
+    return {"edge tpu custom ops": f"{len(tpu_ops)} x edgetpu-custom-op",
+            "edge tpu compiled size": f"{payload} bytes (executable + parameters)",
+            "ops left on the CPU": sum(len(sg.operators) for sg in model.subgraphs) - len(tpu_ops)}
+
+
+TFLITE = register(Format(
+    name="tflite", title="TFLite", suffixes=(".tflite",), sniff=_sniff, rank=10,
+    source="tflite", backend="litert", check=_check, inspector=_inspect))
