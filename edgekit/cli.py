@@ -1,49 +1,23 @@
-"""The `edgekit` command line: parse, call the library, render. Nothing heavy is imported here."""
+"""The `edgekit` command line: the click group and the table of commands.
+
+Every command lives in edgekit/commands/ (parse -> library call -> views.render_*) and is
+imported only when it runs or `--help` lists it, so start-up stays fast and imports no framework.
+"""
 from __future__ import annotations
 
+import importlib
 import sys
-from pathlib import Path
 
 import click
 
-from .errors import EdgekitError, VerifyFailed, summary
+from .errors import EdgekitError, summary
 
-
-def _floats(ctx, param, value):
-    if value is None:
-        return None
-    try:
-        return [float(v) for v in value.replace(" ", "").split(",") if v]
-    except ValueError:
-        raise click.BadParameter(f"'{value}' is not a comma-separated list of numbers (e.g. 127.5 or 123.7,116.3,103.5)")
-
-
-def _size(ctx, param, value):
-    if value is None:
-        return None
-    parts = value.lower().replace("x", ",").split(",")
-    try:
-        dims = [int(p) for p in parts if p]
-    except ValueError:
-        dims = []
-    if len(dims) == 1:
-        dims = dims * 2
-    if len(dims) != 2 or min(dims) < 1:
-        raise click.BadParameter(f"'{value}' is not HEIGHT,WIDTH (e.g. 224 or 224,224)")
-    return dims
-
-
-def _names(value: str) -> list[str]:
-    return [v.strip() for v in value.split(",") if v.strip()]
-
-
-def _debug() -> bool:
-    return "--debug" in sys.argv
-
-
-# Commands that live in edgekit/commands/: imported only when invoked (or listed by --help),
-# so start-up stays fast and each area (bench, run, deploy, edgetpu) owns its own module.
+# command name -> "module:attribute" of its click command
 LAZY_COMMANDS = {
+    "convert": "edgekit.commands.convert:convert",
+    "inspect": "edgekit.commands.inspect:inspect",
+    "doctor": "edgekit.commands.doctor:doctor",
+    "demo": "edgekit.commands.demo:demo",
     "predict": "edgekit.commands.predict:predict",
     "bench": "edgekit.commands.bench:bench",
     "devices": "edgekit.commands.devices:devices",
@@ -55,30 +29,58 @@ LAZY_COMMANDS = {
 }
 
 
+class CommandLoadError(EdgekitError):
+    """A command's module failed to import. Exit code 1: the command line was fine, this
+    installation is broken (exit 2 is kept for input the user can correct)."""
+
+    exit_code = 1
+
+
+def load_command(name: str) -> click.Command:
+    """The click command NAME of LAZY_COMMANDS. Raises CommandLoadError when its module or
+    attribute is missing or fails to import: a broken command is an error, never hidden."""
+    module_name, attr = LAZY_COMMANDS[name].split(":")
+    try:
+        command = getattr(importlib.import_module(module_name), attr)
+    except Exception as exc:  # ImportError, or anything the module raised while importing
+        if _debug():
+            raise
+        raise CommandLoadError(f"command '{name}' could not be loaded from {module_name} "
+                               f"({type(exc).__name__}: {summary(exc)})",
+                               "this edgekit installation is broken: reinstall it, or rerun with --debug "
+                               "for the traceback") from None
+    if not isinstance(command, click.Command):
+        raise CommandLoadError(f"command '{name}': {module_name}.{attr} is not a click command",
+                               "fix LAZY_COMMANDS in edgekit/cli.py")
+    return command
+
+
+def _debug() -> bool:
+    return "--debug" in sys.argv
+
+
+def _fail(exc: EdgekitError) -> None:
+    click.echo(f"error: {exc.one_line()}", err=True)
+    sys.exit(exc.exit_code)
+
+
 class EdgekitGroup(click.Group):
-    """Maps EdgekitError to one line on stderr and exit code 2 (1 for failed verify gates)."""
+    """Loads commands from LAZY_COMMANDS; maps EdgekitError to one line on stderr and its exit
+    code (2 bad input; 1 failed verify gate, regression, broken command)."""
 
     def list_commands(self, ctx):
-        return sorted(set(super().list_commands(ctx)) | {n for n in LAZY_COMMANDS if self._lazy(n)})
+        return sorted(LAZY_COMMANDS)
 
     def get_command(self, ctx, name):
-        return super().get_command(ctx, name) or self._lazy(name)
+        return load_command(name) if name in LAZY_COMMANDS else None
 
-    @staticmethod
-    def _lazy(name):
-        import importlib
-
-        target = LAZY_COMMANDS.get(name)
-        if target is None:
-            return None
-        module_name, attr = target.split(":")
+    def main(self, *args, **kwargs):
         try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:  # that area is not built yet
-                return None
-            raise
-        return getattr(module, attr)
+            return super().main(*args, **kwargs)
+        except CommandLoadError as exc:  # raised while --help lists the commands, before invoke
+            if _debug():
+                raise
+            _fail(exc)
 
     def invoke(self, ctx):
         from . import interrupt
@@ -90,8 +92,7 @@ class EdgekitGroup(click.Group):
         except EdgekitError as exc:
             if debug:
                 raise
-            click.echo(f"error: {exc.one_line()}", err=True)
-            sys.exit(exc.exit_code)
+            _fail(exc)
         except KeyboardInterrupt:
             click.echo("interrupted: no partial artifact was left behind", err=True)
             sys.exit(130)
@@ -118,151 +119,10 @@ def main(debug):
     Examples:
       edgekit convert model.keras --to tflite,openvino --precision int8 --calib photos/ -o out/
       edgekit inspect out/model_int8.tflite
+      edgekit bench out/model_int8.tflite out/model_int8.xml
       edgekit doctor
       edgekit demo
     """
-
-
-@main.command()
-@click.argument("model", type=click.Path(path_type=Path))
-@click.option("--to", "targets", required=True,
-              help="Comma-separated targets: tflite, edgetpu, openvino, coreml, onnx.")
-@click.option("--precision", "precisions",
-              help="Comma-separated: fp32, fp16, dynamic, int8, or 'all' (every precision each target offers). "
-                   "Default: fp32, and int8 for edgetpu.")
-@click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), default=Path("out"), show_default=True)
-@click.option("--calib", help="Calibration data for int8: image folder, video, .npy array, or 'synthetic'.")
-@click.option("--calib-samples", type=int, default=128, show_default=True, help="Calibration samples to use.")
-@click.option("--verify/--no-verify", default=True, show_default=True, help="Check each artifact against the source.")
-@click.option("--verify-data", help="Inputs for verify (default: the calibration data, else scikit-image photos).")
-@click.option("--input-size", callback=_size, help="HEIGHT,WIDTH when the model does not fix it.")
-@click.option("--mean", callback=_floats, help="Per-channel mean in 0-255 pixel units: 127.5 or R,G,B.")
-@click.option("--std", callback=_floats, help="Per-channel std in 0-255 pixel units: 127.5 or R,G,B.")
-@click.option("--bgr", is_flag=True, default=None, help="The model was trained on BGR images.")
-@click.option("--layout", help="NCHW or NHWC; only to confirm what the model says.")
-@click.option("--resize", help="stretch, letterbox or center-crop (default stretch).")
-@click.option("--task", help="classification, detection, segmentation or other.")
-@click.option("--labels", type=click.Path(path_type=Path, exists=True, dir_okay=False), help="Labels file.")
-@click.option("--int8-io", default="uint8", show_default=True, help="TFLite int8 input/output type: uint8 or int8.")
-@click.option("--name", help="Artifact file stem (default: the model file's stem).")
-@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
-def convert(model, targets, precisions, out_dir, calib, calib_samples, verify, verify_data, input_size, mean, std,
-            bgr, layout, resize, task, labels, int8_io, name, as_json):
-    """Convert MODEL to edge formats, quantize, and verify every artifact against MODEL.
-
-    \b
-    MODEL is a Keras .keras/.h5 file, a SavedModel directory, a .tflite, an .onnx,
-    a TorchScript .pt or a torch.export .pt2 file; the kind is read from the content.
-
-    \b
-    Examples:
-      edgekit convert model.onnx --to tflite,openvino,onnx --precision fp32,int8 --calib photos/ -o out/
-      edgekit convert automl.tflite --to openvino --precision fp16
-      edgekit convert net.pt --input-size 224 --mean 127 --std 128 --to coreml --precision fp16
-      edgekit convert model.keras --to tflite --precision int8 --calib synthetic --json
-      edgekit convert model.keras --to edgetpu --calib photos/ -o out/   # int8 + Edge TPU report
-    """
-    from .convert import ConvertRequest
-    from .convert import convert as run_convert
-    from .ui import console, native_output_captured, progress_bar, print_json
-    from .views import convert_notes, convert_table
-
-    request = ConvertRequest(targets=_names(targets), precisions=_names(precisions) if precisions else None, out_dir=out_dir, calib=calib,
-                             calib_samples=calib_samples, verify=verify, verify_data=verify_data,
-                             input_size=input_size, mean=mean, std=std, bgr=bgr, layout=layout, resize=resize,
-                             task=task, labels=labels, int8_io=int8_io, name=name)
-    err = console(stderr=True)
-    with progress_bar(not as_json) as progress, native_output_captured(not _debug()):
-        result = run_convert(str(model), request, progress=progress,
-                             warn=lambda m: err.print(f"[yellow]warning:[/] {m}"))
-    if as_json:
-        print_json([a.to_dict() for a in result.artifacts])
-    else:
-        out = console()
-        out.print(convert_table(result))
-        for note in convert_notes(result):
-            out.print(f"  {note}")
-    if result.failed:
-        names = ", ".join(Path(a.path).name for a in result.failed)
-        raise VerifyFailed(f"verify gate failed for {names}", "see the table; --no-verify skips the check")
-
-
-@main.command()
-@click.argument("artifact", type=click.Path(path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def inspect(artifact, as_json):
-    """Show inputs/outputs (with quantization), op counts, size and the manifest of ARTIFACT.
-
-    \b
-    Examples:
-      edgekit inspect out/model_int8.tflite
-      edgekit inspect out/model_fp16.xml --json
-    """
-    from .inspect import inspect_model
-    from .ui import console, native_output_captured, print_json
-    from .views import inspect_view
-
-    with native_output_captured(not _debug()):  # coremltools/TF announce themselves on import
-        report = inspect_model(artifact)
-    if as_json:
-        print_json(report.to_dict())
-    else:
-        inspect_view(report.to_dict(), console())
-
-
-@main.command()
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def doctor(as_json):
-    """Which converters, runtimes, compilers and devices this host has, and the route matrix.
-
-    \b
-    Examples:
-      edgekit doctor
-      edgekit doctor --json | jq .targets
-    """
-    from .doctor import diagnose
-    from .ui import console, print_json
-    from .views import doctor_view
-
-    report = diagnose()
-    if as_json:
-        print_json(report)
-    else:
-        doctor_view(report, console())
-
-
-@main.command()
-@click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), default=Path("out/demo"), show_default=True)
-@click.option("--model", "model_name", default="efficientnet_lite0", show_default=True, help="Zoo model in models/.")
-@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
-def demo(out_dir, model_name, as_json):
-    """Convert a bundled pretrained model to every target and precision, verify each, and
-    classify real photos with every runnable artifact.
-
-    \b
-    Examples:
-      edgekit demo
-      edgekit demo -o /tmp/demo --json
-    """
-    from .demo import run_demo
-    from .ui import console, native_output_captured, progress_bar, print_json
-    from .views import demo_table
-
-    err = console(stderr=True)
-    with progress_bar(not as_json) as progress, native_output_captured(not _debug()):
-        result = run_demo(model_name, out_dir, progress=progress, warn=lambda m: err.print(f"[yellow]warning:[/] {m}"))
-    if as_json:
-        print_json(result.to_dict())
-    else:
-        out = console()
-        out.print(demo_table(result))
-        if result.gate_failures:
-            out.print(f"[yellow]{len(result.gate_failures)} artifact(s) missed their parity gate:[/] "
-                      f"{', '.join(result.gate_failures)} (the gates are listed in the README)")
-        out.print(f"artifacts and manifests: {result.out_dir}")
-    if result.failed:
-        raise VerifyFailed("a known photo got a wrong label from the source or a verified artifact",
-                           "see the table above")
 
 
 if __name__ == "__main__":

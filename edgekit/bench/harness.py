@@ -397,18 +397,47 @@ def load_baseline(path: Path) -> list[dict[str, Any]]:
     return results
 
 
-def compare_baseline(report: BenchReport, baseline: list[dict[str, Any]], max_regression: float) -> list[dict]:
+@dataclass
+class ComparisonRow:
+    """One result beside the baseline's: same artifact file name, backend, device and threads."""
+
+    key: list                 # [artifact file name, backend, device, threads]
+    baseline_ms: float        # the baseline's warm p50
+    current_ms: float         # this run's warm p50
+    change_pct: float         # (current - baseline) / baseline, percent; positive is slower
+    regressed: bool           # slower than max_regression_pct allows
+
+
+@dataclass
+class Comparison:
+    """This run's rows side by side with an earlier `edgekit bench --json` result (medians)."""
+
+    baseline: str             # the baseline file
+    max_regression_pct: float
+    rows: list[ComparisonRow]
+
+    @property
+    def regressed(self) -> list[ComparisonRow]:
+        return [row for row in self.rows if row.regressed]
+
+    def regression_message(self) -> str | None:
+        """One line naming every regressed row, or None."""
+        if not self.regressed:
+            return None
+        parts = [f"{r.key[0]} {r.key[1]}/{r.key[2]}" + (f" threads={r.key[3]}" if r.key[3] else "")
+                 + f" p50 {r.current_ms:.3f} ms vs {r.baseline_ms:.3f} ms ({r.change_pct:+.1f}%)"
+                 for r in self.regressed]
+        return f"latency regression beyond {self.max_regression_pct:g}%: " + "; ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.baseline, "max_regression_pct": self.max_regression_pct,
+                "comparisons": [asdict(row) for row in self.rows]}
+
+
+def compare_baseline(report: BenchReport, baseline: list[dict[str, Any]], max_regression: float,
+                     baseline_path: str | Path = "") -> Comparison:
+    """REPORT's medians against BASELINE's records (from `load_baseline`), row by matching row."""
     if max_regression < 0:
         raise EdgekitError(f"--max-regression must be 0 or more, got {max_regression}")
-    return stats.compare_medians(baseline, [r.to_dict() for r in report.results], max_regression)
-
-
-def regression_message(comparisons: list[dict], max_regression: float) -> str | None:
-    """One line naming every regressed row, or None."""
-    regressed = [c for c in comparisons if c["regressed"]]
-    if not regressed:
-        return None
-    parts = [f"{c['key'][0]} {c['key'][1]}/{c['key'][2]}" + (f" threads={c['key'][3]}" if c["key"][3] else "")
-             + f" p50 {c['current_ms']:.3f} ms vs {c['baseline_ms']:.3f} ms ({c['change_pct']:+.1f}%)"
-             for c in regressed]
-    return f"latency regression beyond {max_regression:g}%: " + "; ".join(parts)
+    rows = stats.compare_medians(baseline, [r.to_dict() for r in report.results], max_regression)
+    return Comparison(str(baseline_path), max_regression, [ComparisonRow(**row) for row in rows])

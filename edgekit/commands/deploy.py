@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from .common import json_option
+from .common import json_option, stderr_warnings
 
 DEFAULT_ROOT = "~/.edgekit"  # mirrors edgekit.deploy.remote.DEFAULT_ROOT without importing it at start-up
 
@@ -91,12 +91,12 @@ def deploy(model, targets, name, profile, labels, include, keep, parallel, save_
     from ..deploy.hosts import parse_targets
     from ..deploy.remote import deploy_fleet
     from ..ui import console, print_json
+    from ..views.deploy import render_deploy
 
     options, python, root = _ssh(kw)
     hosts = parse_targets(targets)
     err = console(stderr=True)
-    bundle = build_bundle(model, name=name, labels=labels, include=include,
-                          warn=lambda m: err.print(f"[yellow]warning:[/] {m}"))
+    bundle = build_bundle(model, name=name, labels=labels, include=include, warn=stderr_warnings())
     if profile:
         _check_profile(profile, bundle, model)
     if save_bundle:
@@ -110,7 +110,7 @@ def deploy(model, targets, name, profile, labels, include, keep, parallel, save_
         print_json({"name": bundle.name, "version": bundle.version, "bundle": bundle.to_dict(),
                     "results": [r.to_dict() for r in results], "ok": len(results) - len(failed), "failed": len(failed)})
     else:
-        _deploy_table(bundle, results)
+        render_deploy(bundle, results, console())
     _raise_for(failed, len(results), "deploy")
 
 
@@ -133,23 +133,6 @@ def _raise_for(failed, total: int, what: str) -> None:
         raise EdgekitError(failed[0].error or f"{what} failed on {failed[0].host}")
     raise EdgekitError(f"{what} failed on {len(failed)} of {total} hosts ({', '.join(r.host for r in failed)})",
                        "see the table; the other hosts were done")
-
-
-def _deploy_table(bundle, results) -> None:
-    from ..ui import console, human_size, table
-
-    rows = [[r.host, r.version or "—", "[green]ok[/]" if r.status == "ok" else "[red]failed[/]",
-             "yes" if r.verified else "no", f"{r.seconds:.1f} s",
-             _note(r.host, r.error) or (f"was {r.previous}" if r.previous else "")]
-            for r in results]
-    out = console()
-    out.print(table(f"deploy {bundle.name} ({human_size(bundle.size)}, {len(bundle.files)} files)",
-                    ["host", "version", "status", "sha256 verified", "time", "notes"], rows))
-
-
-def _note(host: str, error: str | None) -> str:
-    """The error without the host prefix, which the table's host column already shows."""
-    return (error or "").removeprefix(f"{host}: ")
 
 
 class _upload_progress:
@@ -209,7 +192,8 @@ def rollback(hosts, name, version, parallel, as_json, **kw):
     """
     from ..deploy.hosts import parse_targets
     from ..deploy.remote import rollback_fleet
-    from ..ui import console, print_json, table
+    from ..ui import console, print_json
+    from ..views.deploy import render_rollback
 
     options, python, root = _ssh(kw)
     results = rollback_fleet(parse_targets(hosts), options, python, root, name, version, parallel)
@@ -217,10 +201,7 @@ def rollback(hosts, name, version, parallel, as_json, **kw):
     if as_json:
         print_json({"results": [r.to_dict() for r in results], "ok": len(results) - len(failed), "failed": len(failed)})
     else:
-        console().print(table("rollback", ["host", "model", "now current", "was", "status", "notes"],
-                              [[r.host, r.name, r.version or "—", r.previous or "—",
-                                "[green]ok[/]" if r.status == "ok" else "[red]failed[/]", _note(r.host, r.error)]
-                               for r in results]))
+        render_rollback(results, console())
     _raise_for(failed, len(results), "rollback")
 
 
@@ -255,7 +236,8 @@ def remote_bench(host, name, runs, warmup, threads, as_json, **kw):
     """
     from ..deploy.remote import Device
     from ..errors import EdgekitError
-    from ..ui import console, fmt, print_json, table
+    from ..ui import console, print_json
+    from ..views.deploy import render_remote_bench
 
     options, python, root = _ssh(kw)
     device = Device(_single_host(host), options, python, root)
@@ -263,16 +245,7 @@ def remote_bench(host, name, runs, warmup, threads, as_json, **kw):
     if as_json:
         print_json(report)
     else:
-        record = report["results"][0]
-        lat = record.get("latency_ms") or {}
-        board = report["host"]
-        console().print(table(f"remote bench on {device.host.label} ({board.get('cpu')}, {board.get('machine')}, "
-                              f"Python {board.get('python')})",
-                              ["model", "version", "backend", "device", "load ms", "mean ms", "p50", "p90", "p99", "fps", "status"],
-                              [[record["artifact"], report.get("bundle", {}).get("version"), record.get("backend"),
-                                record.get("device"), fmt(record.get("load_ms"), ".1f"), fmt(lat.get("mean"), ".2f"),
-                                fmt(lat.get("p50"), ".2f"), fmt(lat.get("p90"), ".2f"), fmt(lat.get("p99"), ".2f"),
-                                fmt(record.get("fps"), ".1f"), record.get("status")]]))
+        render_remote_bench(report, device.host.label, console())
     failed = [r for r in report["results"] if r.get("status") != "ok"]
     if failed:
         raise EdgekitError(f"{device.host.label}: benchmark failed: {failed[0].get('error')}")
@@ -308,6 +281,7 @@ def remote_run(host, name, source, frames, top_k, serve, jsonl, as_json, **kw):
 
     from ..deploy.remote import Device
     from ..ui import console, print_json
+    from ..views.deploy import frame_text
 
     options, python, root = _ssh(kw)
     device = Device(_single_host(host), options, python, root)
@@ -332,16 +306,9 @@ def remote_run(host, name, source, frames, top_k, serve, jsonl, as_json, **kw):
             sys.stdout.write(json.dumps(line) + "\n")
             sys.stdout.flush()
         else:
-            out.print(_frame_text(line))
+            out.print(frame_text(line))
     if as_json:
         print_json({"host": device.host.label, "name": model, "frames": lines})
-
-
-def _frame_text(line: dict) -> str:
-    head = f"{line.get('source')}: {line.get('latency_ms', 0):.1f} ms"
-    if "top" in line:
-        return head + "  " + ", ".join(f"{t['label']} {t['score']:.3f}" for t in line["top"][:3])
-    return head + "  " + ", ".join(f"{o['name']} {o['shape']}" for o in line.get("outputs", []))
 
 
 __all__ = ["deploy", "remote", "rollback"]

@@ -36,8 +36,8 @@ def check(model, min_runtime, compiler_log, as_json):
     """
     from ..edgetpu.analyze import DEFAULT_MIN_RUNTIME, analyze
     from ..edgetpu.report import side_by_side
-    from ..edgetpu.views import comparison_table, report_view
     from ..ui import console, print_json
+    from ..views.edgetpu import render_edgetpu, render_side_by_side
 
     report = analyze(model, min_runtime or DEFAULT_MIN_RUNTIME)
     actual = _read_log(compiler_log) if compiler_log else None
@@ -49,10 +49,10 @@ def check(model, min_runtime, compiler_log, as_json):
         print_json(data)
         return
     out = console()
-    report_view(report, out)
+    render_edgetpu(report, out)
     if actual:
-        report_view(actual, out)
-        out.print(comparison_table(side_by_side(report, actual)))
+        render_edgetpu(actual, out)
+        render_side_by_side(side_by_side(report, actual), out)
 
 
 def _read_log(path: Path):
@@ -81,14 +81,15 @@ def compile_(models, out_dir, segments, show_ops, min_runtime, intermediate, tim
       edgekit edgetpu compile out/model_int8_edgetpu_ready.tflite
       edgekit edgetpu compile a.tflite b.tflite -o compiled/
       edgekit edgetpu compile big.tflite --segments 2 --min-runtime 14
-      EDGEKIT_EDGETPU_COMPILER=scripts/edgetpu-compiler/edgetpu_compiler.sh edgekit edgetpu compile m.tflite
+      EDGEKIT_EDGETPU_COMPILER=scripts/edgetpu-compiler/edgetpu_compiler.sh \\
+        edgekit edgetpu compile m.tflite
     """
     from ..edgetpu.analyze import analyze
     from ..edgetpu.compiler import compile_models
     from ..edgetpu.report import side_by_side
-    from ..edgetpu.views import comparison_table, report_view
     from ..errors import EdgekitError
     from ..ui import console, print_json
+    from ..views.edgetpu import render_edgetpu, render_side_by_side
 
     result = compile_models(list(models), out_dir or Path(models[0]).parent, min_runtime=min_runtime,
                             show_ops=show_ops, intermediate=names(intermediate), segments=segments, timeout=timeout)
@@ -106,7 +107,7 @@ def compile_(models, out_dir, segments, show_ops, min_runtime, intermediate, tim
     out = console()
     out.print(f"edgetpu_compiler {result.version or '?'}" + (f", min runtime {min_runtime}" if min_runtime else ""))
     for compiled in result.models:
-        report_view(compiled.report, out)
+        render_edgetpu(compiled.report, out)
         out.print(f"  output: {compiled.output}  log: {compiled.log}")
         if compiled.source in comparisons:
-            out.print(comparison_table(comparisons[compiled.source]))
+            render_side_by_side(comparisons[compiled.source], out)

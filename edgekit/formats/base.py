@@ -92,7 +92,7 @@ def _no_companions(path: Path) -> list[Path]:
     return []
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Format:
     """One model format. Only `name`, `title`, `suffixes` and `sniff` are required.
 
@@ -124,6 +124,9 @@ class Format:
     probe: str | None = None
     inspector: Callable[[Path], Inspection] | None = None
     near_miss: Callable[[Evidence], tuple[str, str] | None] | None = None
+
+    def __repr__(self) -> str:
+        return f"Format({self.name!r})"
 
     @property
     def suffix(self) -> str:

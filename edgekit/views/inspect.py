@@ -1,0 +1,48 @@
+"""`edgekit inspect`: an artifact's tensors, ops, details and manifest."""
+from __future__ import annotations
+
+from ..ui import human_size, table
+
+
+def _quant(q) -> str:
+    if not q:
+        return ""
+    scale, zero = q.get("scale", []), q.get("zero_point", [])
+    if len(scale) > 1:
+        return f"per-channel ({len(scale)} scales)"
+    return f"{scale[0]:.6g}, {zero[0] if zero else 0}" if scale else ""
+
+
+def _source(source: dict) -> str:
+    if not source.get("path"):
+        return f"{source.get('kind')} (Python object)"
+    return f"{source.get('kind')} {source['path']} sha256={source.get('sha256', '')[:12]}"
+
+
+def render_inspect(report, console) -> None:
+    """An InspectReport."""
+    console.print(f"[bold]{report.path}[/]  {report.format}  {human_size(report.size_bytes)}", markup=True)
+    for section in ("inputs", "outputs"):
+        rows = [[t.name, t.shape, t.dtype, _quant(t.quantization)] for t in getattr(report, section)]
+        console.print(table(section, ["name", "shape", "dtype", "quantization (scale, zero point)"], rows,
+                            wrap=("name",)))
+    if report.ops:
+        console.print(table("ops", ["op", "count"], [[k, v] for k, v in report.ops.items()]))
+    for key, value in report.details.items():
+        console.print(f"{key}: {value}", markup=False)
+    manifest = report.manifest
+    if manifest:
+        verify = manifest.get("verify") or {}
+        pre = manifest["preprocess"]
+        console.print(table("manifest", ["field", "value"], wrap=("value",), rows=[
+            ["target / precision", f"{manifest['target']} / {manifest['precision']}"],
+            ["task", manifest["task"]], ["labels", f"{len(manifest['labels'])} labels"],
+            ["input", f"{pre['input_size']} {pre['layout']} {pre['color_order']} resize={pre['resize']}"],
+            ["normalization", f"(pixel - {pre['mean']}) / {pre['std']}"],
+            ["source", _source(manifest["source"])],
+            ["route", " | ".join(manifest["route"])],
+            ["converters", ", ".join(f"{k} {v}" for k, v in manifest["converters"].items())],
+            ["verify", f"{verify.get('status')} on {verify.get('samples')} samples ({verify.get('data')})"],
+        ]))
+    else:
+        console.print("[yellow]no edgekit manifest beside this file[/]")
