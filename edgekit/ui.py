@@ -87,7 +87,7 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
-WRAP_MIN = 10  # narrowest a free-text column gets before optional columns are dropped
+WRAP_MIN = 8  # narrowest a free-text column gets before optional columns are dropped
 
 
 def table(title: str | None, columns: list[str], rows: list[list[Any]], wrap: tuple[str, ...] = ("notes",),
@@ -113,7 +113,8 @@ class FitTable:
         cells = [max([0, *(Text.from_markup(row[i]).cell_len for row in self.rows)]) for i in range(len(columns))]
         # whole cells on one line, and the whole header if there is room (else one word a line)
         self.natural = [max(len(c), cells[i]) for i, c in enumerate(columns)]
-        self.narrow = [max(cells[i], *(len(w) for w in c.split() or [""])) if c not in wrap else self.natural[i]
+        self.header_word = [max(len(w) for w in c.split() or [""]) for c in columns]
+        self.narrow = [max(cells[i], self.header_word[i]) if c not in wrap else self.natural[i]
                        for i, c in enumerate(columns)]
 
     def fitted(self, max_width: int):
@@ -122,23 +123,30 @@ class FitTable:
         dropped: list[str] = []
         while True:
             keep = [i for i, column in enumerate(self.columns) if column not in dropped]
-            for fixed in (self.natural, self.narrow):
-                widths = self._widths(keep, fixed, max_width)
+            # whole headers, then headers a word a line; free text at full width, then wrapped
+            for fixed, squeeze in ((self.natural, False), (self.narrow, False), (self.natural, True),
+                                   (self.narrow, True)):
+                widths = self._widths(keep, fixed, max_width, squeeze)
                 if widths is not None:
                     return self._build(keep, fixed, widths, dropped)
-            if len(dropped) == len(self.optional):
-                return self._build(keep, self.narrow, {}, dropped)
+            if len(dropped) == len(self.optional):   # still too wide: free text as narrow as it takes
+                return self._build(keep, self.narrow, self._widths(keep, self.narrow, max_width, True, 1) or {},
+                                   dropped)
             dropped.append(self.optional[len(dropped)])
 
-    def _widths(self, keep: list[int], fixed_widths: list[int], max_width: int) -> dict[int, int] | None:
-        """Widths of the wrap columns that make the table fit ({} when it fits as is), or None."""
+    def _widths(self, keep: list[int], fixed_widths: list[int], max_width: int, squeeze: bool,
+                floor: int = WRAP_MIN) -> dict[int, int] | None:
+        """Widths of the wrap columns that make the table fit ({} when it fits as is), or None.
+        Without SQUEEZE, the wrap columns keep their full width too."""
         borders = len(keep) + 1 + 2 * len(keep)            # rules between columns, one space of padding each side
         fixed = sum(fixed_widths[i] for i in keep if self.columns[i] not in self.wrap)
         flexible = [i for i in keep if self.columns[i] in self.wrap]
         room = max_width - borders - fixed
         if room >= sum(self.natural[i] for i in flexible):
             return {}
-        floors = [min(self.natural[i], WRAP_MIN) for i in flexible]
+        if not squeeze:
+            return None
+        floors = [min(self.natural[i], max(floor, self.header_word[i])) for i in flexible]
         if room < sum(floors):
             return None
         # share the room out in proportion to what each column would like, never below its floor
@@ -167,7 +175,7 @@ class FitTable:
             if column in self.wrap:
                 result.add_column(header, overflow="fold", width=widths.get(i))
             else:
-                result.add_column(header, no_wrap=True, overflow="fold", min_width=fixed[i])
+                result.add_column(header, no_wrap=True, overflow="fold", width=fixed[i])
         for row in self.rows:
             result.add_row(*[row[i] for i in keep])
         return result

@@ -28,25 +28,28 @@ def render_convert(result, console) -> None:
              a.route, f"{a.seconds:.1f}"] for a in result.artifacts]
     console.print(table(f"source: {result.source['kind']} {result.source['path'] or '(Python object)'}",
                         ["artifact", "size", "verify", "cosine", "max |err|", "top-1 clear (all)", "also on", "route",
-                         "s"], rows, wrap=("also on", "route"), optional=("s", "max |err|", "also on", "size")))
+                         "s"], rows, wrap=("also on", "route"), optional=("s", "max |err|", "also on", "size", "route")))
     for artifact in result.artifacts:
         for note in artifact.verify.notes:
             console.print(f"  {Path(artifact.path).name}: {note}")
 
 
 def render_demo(result, console) -> None:
-    """A DemoResult: each artifact's parity, top-1 label per photo and latency, then the verdict."""
+    """A DemoResult: each artifact's parity and latency, then its top-1 label per photo (two
+    tables, so labels stay whole at 100 columns), then the verdict."""
     photos = list(result.rows[0].top1) if result.rows and result.rows[0].top1 else []
     stem = f"{result.model}_"
-    rows = [[row.artifact.removeprefix(stem), human_size(row.size_bytes) if row.size_bytes else "",
+    names = [row.artifact.removeprefix(stem) for row in result.rows]
+    rows = [[name, human_size(row.size_bytes) if row.size_bytes else "",
              STATUS_STYLE.get(row.verify.status, row.verify.status), fmt(row.verify.cosine, ".6f"), _top1(row.verify),
-             " / ".join(row.top1.get(p, "—") for p in photos), fmt(row.latency_ms, ".1f"), row.note]
-            for row in result.rows]
-    console.print(table(f"{result.model}: conversions verified against PyTorch, top-1 labels on real photos "
-                        f"(artifacts {stem}*)",
-                        ["artifact", "size", "parity", "cosine", "top-1 clear (all)", f"top-1 on {' / '.join(photos)}",
-                         "ms p50", "notes"], rows,
-                        wrap=(f"top-1 on {' / '.join(photos)}", "notes"), optional=("size", "cosine")))
+             fmt(row.latency_ms, ".1f"), row.note] for name, row in zip(names, result.rows)]
+    console.print(table(f"{result.model}: conversions verified against PyTorch (artifacts {stem}*)",
+                        ["artifact", "size", "parity", "cosine", "top-1 clear (all)", "ms p50", "notes"], rows,
+                        optional=("size",)))
+    labelled = [[name, *[row.top1.get(p, "—") for p in photos]] for name, row in zip(names, result.rows) if row.top1]
+    if labelled:
+        console.print(table(f"top-1 labels on real photos (scikit-image: {', '.join(photos)})", ["artifact", *photos],
+                            labelled, wrap=tuple(photos)))
     if result.gate_failures:
         console.print(f"[yellow]{len(result.gate_failures)} artifact(s) missed their parity gate:[/] "
                       f"{', '.join(result.gate_failures)} (the gates are listed in the README)")

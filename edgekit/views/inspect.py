@@ -25,7 +25,7 @@ def render_inspect(report, console) -> None:
     for section in ("inputs", "outputs"):
         rows = [[t.name, t.shape, t.dtype, _quant(t.quantization)] for t in getattr(report, section)]
         console.print(table(section, ["name", "shape", "dtype", "quantization (scale, zero point)"], rows,
-                            wrap=("name",)))
+                            wrap=()))
     if report.ops:
         console.print(table("ops", ["op", "count"], [[k, v] for k, v in report.ops.items()]))
     for key, value in report.details.items():
