@@ -10,6 +10,7 @@ import sys
 
 import click
 
+from .commands.common import debug_enabled
 from .errors import EdgekitError, summary
 
 # command name -> "module:attribute" of its click command
@@ -43,7 +44,7 @@ def load_command(name: str) -> click.Command:
     try:
         command = getattr(importlib.import_module(module_name), attr)
     except Exception as exc:  # ImportError, or anything the module raised while importing
-        if _debug():
+        if debug_enabled():
             raise
         raise CommandLoadError(f"command '{name}' could not be loaded from {module_name} "
                                f"({type(exc).__name__}: {summary(exc)})",
@@ -53,10 +54,6 @@ def load_command(name: str) -> click.Command:
         raise CommandLoadError(f"command '{name}': {module_name}.{attr} is not a click command",
                                "fix LAZY_COMMANDS in edgekit/cli.py")
     return command
-
-
-def _debug() -> bool:
-    return "--debug" in sys.argv
 
 
 def _fail(exc: EdgekitError) -> None:
@@ -78,14 +75,14 @@ class EdgekitGroup(click.Group):
         try:
             return super().main(*args, **kwargs)
         except CommandLoadError as exc:  # raised while --help lists the commands, before invoke
-            if _debug():
+            if debug_enabled():
                 raise
             _fail(exc)
 
     def invoke(self, ctx):
         from . import interrupt
 
-        debug = _debug()
+        debug = debug_enabled()
         interrupt.install()
         try:
             return super().invoke(ctx)

@@ -10,7 +10,6 @@ tests say what it still lacks.
 """
 from __future__ import annotations
 
-import ast
 import importlib
 import importlib.util
 import inspect

@@ -610,8 +610,9 @@ def test_corrupt_artifact_is_one_line_before_the_runtime(tiny_formats, tmp_path,
     source = artifact_for(backend, {fmt: tiny_formats[fmt]} if fmt in tiny_formats else {})
     target = tmp_path / source.name
     data = source.read_bytes()
+    for companion in FORMATS.get(fmt).companions(source):   # intact: the damage is in the model file
+        (tmp_path / companion.name).write_bytes(companion.read_bytes())
     if fmt == "openvino":
-        (tmp_path / source.with_suffix(".bin").name).write_bytes(source.with_suffix(".bin").read_bytes())
         text = data.decode()
         data = (text[: len(text) // 2] if damage == "truncate" else
                 re.sub(r'to-port="(\d+)"', 'to-port="99"', text, count=1)).encode()
