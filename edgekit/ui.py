@@ -118,13 +118,13 @@ class FitTable:
                        for i, c in enumerate(columns)]
 
     def fitted(self, max_width: int):
-        """The table for MAX_WIDTH columns: headers wrapped between words, then optional columns
-        dropped, until the rest fit."""
+        """The table for MAX_WIDTH columns: free text wrapped, then headers wrapped between
+        words, then optional columns dropped, until the rest fit."""
         dropped: list[str] = []
         while True:
             keep = [i for i, column in enumerate(self.columns) if column not in dropped]
-            # whole headers, then headers a word a line; free text at full width, then wrapped
-            for fixed, squeeze in ((self.natural, False), (self.narrow, False), (self.natural, True),
+            # free text wraps before headers do (a word a line), and both before columns go
+            for fixed, squeeze in ((self.natural, False), (self.natural, True), (self.narrow, False),
                                    (self.narrow, True)):
                 widths = self._widths(keep, fixed, max_width, squeeze)
                 if widths is not None:

@@ -12,9 +12,9 @@ implements `_load`/`_run`/`_results`; a one-call runtime (ONNX Runtime, Core ML)
 `_infer`, and its whole call is `run`.
 
 Everything a user can get wrong is checked before the native runtime runs: the file's
-structure (its Format's check, edgekit/formats/), the backend, the device, the options, and each input's
-count, rank, size and dtype (before it is loaded) and finiteness (just after it is copied in:
-`run` refuses until a `load` has passed). Each problem is one EdgekitError line.
+structure (its Format's check, edgekit/formats/), the backend, the device, the options, and
+each input's count, rank, size and dtype (before it is loaded) and finiteness (just after it is
+copied in: `run` refuses until a `load` has passed). Each problem is one EdgekitError line.
 
 A Runner keeps the loaded input and the last outputs: use one per thread (the camera pipeline
 opens one per inference worker).
