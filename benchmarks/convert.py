@@ -317,7 +317,8 @@ def _open_openvino(path: Path, threads: int, batch):
     import openvino as ov
     from edgekit.runtime import open_runner
 
-    config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
+    config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1,
+              "INFERENCE_PRECISION_HINT": "f32"}  # as the Runner: no bf16 on CPUs that have it
     runner = open_runner(path, "openvino", threads=threads, hint="latency")
     compiled = ov.Core().compile_model(str(path), "CPU", config)
     request = compiled.create_infer_request()

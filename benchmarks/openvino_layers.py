@@ -68,7 +68,8 @@ def measure(paths: dict[str, Path], threads: int, rounds: int, runs: int) -> dic
     from edgekit.preprocess import preprocess_image, to_layout
 
     core = ov.Core()
-    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads, "PERF_COUNT": True}
+    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads, "PERF_COUNT": True,
+              "INFERENCE_PRECISION_HINT": "f32"}  # as the Runner
     requests, kernels, nodes = {}, {}, {}
     for precision, path in paths.items():
         manifest = read_manifest(path)

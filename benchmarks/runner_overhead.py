@@ -157,7 +157,8 @@ def measure(runtime: str, paths: dict[str, str], threads: int, rounds: int, runs
     facts: dict[str, Any] = {}
     for precision, path in paths.items():
         open_raw = {"litert": _raw_litert, "openvino": _raw_openvino}[runtime]
-        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads}  # the Runner's own
+        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads,
+                  "INFERENCE_PRECISION_HINT": "f32"}  # the Runner's own
         if raw_first:
             bind_raw, raw_doc = open_raw(Path(path), threads, config)
         predictor = open_predictor(path, runtime, threads=threads)

@@ -126,7 +126,8 @@ def input_precision(ir: Path) -> str:
 def run_benchmark_app(command: list[str], ir: Path, threads: int, runs: int, inference_only: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="edgekit-benchmark-app-") as folder:
         config = Path(folder) / "config.json"
-        config.write_text(json.dumps({"CPU": {"INFERENCE_NUM_THREADS": str(threads), "NUM_STREAMS": "1"}}))
+        config.write_text(json.dumps({"CPU": {"INFERENCE_NUM_THREADS": str(threads), "NUM_STREAMS": "1",
+                                                    "INFERENCE_PRECISION_HINT": "f32"}}))
         # benchmark_app has no warm-up count: it excludes only the first inference, so WARMUP extra
         # iterations are not added; its median is over `runs` calls like ours.
         args = command + ["-m", str(ir), "-d", "CPU", "-api", "sync", "-hint", "latency", "-load_config", str(config),
@@ -155,7 +156,8 @@ def run_raw_loop(ir: Path, threads: int, runs: int) -> dict[str, Any]:
     import openvino as ov
 
     compiled = ov.Core().compile_model(str(ir), "CPU", {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1,
-                                                        "INFERENCE_NUM_THREADS": threads})
+                                                        "INFERENCE_NUM_THREADS": threads,
+                                                        "INFERENCE_PRECISION_HINT": "f32"})
     request = compiled.create_infer_request()
     port = compiled.inputs[0]
     data = np.random.default_rng(0).uniform(-1, 1, tuple(port.shape)).astype(port.get_element_type().to_dtype())

@@ -432,6 +432,22 @@ def test_backend_options_reach_the_runtime(tiny_artifacts, backend, options):
             assert runner.session.get_session_options().intra_op_num_threads == 1
 
 
+def test_openvino_cpu_runs_float_irs_in_fp32_not_bf16(tiny_artifacts, onnx_file):
+    """OpenVINO's CPU plugin defaults to bf16 on CPUs with AVX512-BF16/AMX, which moved
+    EfficientNet-Lite0 fp32 to cosine 0.998: the Runner pins f32, and so matches ONNX Runtime."""
+    if not available("openvino") or not available("onnxruntime"):
+        pytest.skip("needs OpenVINO and ONNX Runtime")
+    import onnxruntime as ort
+
+    batch = np.random.default_rng(0).uniform(-1, 1, (1, 3, 32, 32)).astype(np.float32)
+    with open_runner(tiny_artifacts["openvino"], "openvino") as runner:
+        assert "32" in str(runner.compiled.get_property("INFERENCE_PRECISION_HINT"))
+        got = runner.infer([batch])[0]
+    session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
+    expected = session.run(None, {session.get_inputs()[0].name: batch})[0]
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("backend", ["litert", "openvino", "onnxruntime"])
 def test_load_run_results_are_infer_in_three_timed_steps(tiny_artifacts, backend):
     """bench times Runner.run alone; load + run + results must be exactly what infer returns."""
