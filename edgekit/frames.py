@@ -92,6 +92,7 @@ class FrameSpec:
                    _per_channel(get("std", (255.0,) * 3), channels, "std"), channels)
 
     def to_dict(self) -> Dict[str, Any]:
+        """JSON-ready fields (tuples as lists); `FrameSpec.of` reads it back."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
@@ -142,11 +143,13 @@ class DecodeSpec:
         return spec
 
     def to_dict(self) -> Dict[str, Any]:
+        """JSON-ready fields; `DecodeSpec.of` reads it back."""
         return asdict(self)
 
 
 @dataclass
 class Classification:
+    """One class of a classifier's top-k."""
     index: int
     label: str
     score: float                                 # probability (softmax applied to logits)
@@ -154,6 +157,7 @@ class Classification:
 
 @dataclass
 class Detection:
+    """One box of a detector, after NMS."""
     box: List[float]                             # x1, y1, x2, y2 in original-image pixels
     index: int
     label: str
@@ -162,6 +166,7 @@ class Detection:
 
 @dataclass
 class Prediction:
+    """What a model found in one frame: classes (top-k), detections, or a mask."""
     task: str
     classes: List[Classification] = field(default_factory=list)
     detections: List[Detection] = field(default_factory=list)
@@ -170,6 +175,7 @@ class Prediction:
 
     @property
     def top1(self) -> Optional[Classification]:
+        """The best class, or None for a detection or segmentation result."""
         return self.classes[0] if self.classes else None
 
     def to_dict(self) -> Dict[str, Any]:

@@ -305,9 +305,10 @@ class Pipeline:
 
 @contextmanager
 def _opencv_single_threaded():
-    """The pipeline runs its stages side by side already; OpenCV splitting a resize across cores
-    as well only makes it wait for the core the inference holds (a 960x540 prepare took 7.0 ms
-    with 2 threads, 4.2 ms with 1, while the other core was busy). Restored afterwards."""
+    """The pipeline runs its stages side by side already; OpenCV splitting its work (drawing,
+    encoding) across cores as well only makes it wait for the core the inference holds (measured
+    when OpenCV still did the resizing: a 960x540 prepare took 7.0 ms with 2 threads, 4.2 ms with
+    1, while the other core was busy). Restored afterwards."""
     from .cv import cv2
 
     cv = cv2()
