@@ -41,6 +41,9 @@ def test_frames_needs_only_numpy_and_reads_as_python_3_7():
     assert imported == {"__future__", "math", "dataclasses", "typing", "numpy"}
     assert all(node.level == 0 for node in ast.walk(tree) if isinstance(node, ast.ImportFrom))
     assert "from __future__ import annotations" in source   # 3.7 evaluates no annotation
+    from edgekit.deploy.bundle import RUNNER
+
+    ast.parse(RUNNER.read_text(), feature_version=(3, 7))   # the runner that imports it travels too
 
 
 @pytest.mark.parametrize("size", [(224, 224), (100, 50), (600, 900), (33, 47)])
