@@ -395,7 +395,7 @@ def measure_latency(runtime: str, fp32: Path, int8: Path, threads: int, rounds: 
     import numpy as np
     from edgekit import photos
     from edgekit.manifest import read_manifest
-    from edgekit.preprocess import preprocess_image, to_layout
+    from edgekit.frames import preprocess_image, to_layout
 
     opener = {"litert": _open_litert, "openvino": _open_openvino}[runtime]
     image = photos.photo(PHOTO)

@@ -65,7 +65,7 @@ def measure(paths: dict[str, Path], threads: int, rounds: int, runs: int) -> dic
 
     from edgekit import photos
     from edgekit.manifest import read_manifest
-    from edgekit.preprocess import preprocess_image, to_layout
+    from edgekit.frames import preprocess_image, to_layout
 
     core = ov.Core()
     config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads, "PERF_COUNT": True,

@@ -164,10 +164,10 @@ def run_sequential(video: Path, predictor) -> dict[str, Any]:
 
 
 def run_pipelined(video: Path, predictors) -> dict[str, Any]:
-    from edgekit.stream import Pipeline, open_source
+    from edgekit.stream import Pipeline, open_feed
 
     start = time.perf_counter()
-    result = Pipeline(open_source(str(video)), predictors).run()
+    result = Pipeline(open_feed(str(video)), predictors).run()
     seconds = time.perf_counter() - start   # thread start-up and shutdown included
     return {"frames": result.frames, "seconds": seconds, "latency_ms": result.latency_ms,
             "infer_ms": result.infer_ms}

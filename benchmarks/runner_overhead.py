@@ -149,7 +149,7 @@ def measure(runtime: str, paths: dict[str, str], threads: int, rounds: int, runs
     import numpy as np
 
     from edgekit import photos
-    from edgekit.preprocess import preprocess_image, to_layout
+    from edgekit.frames import preprocess_image, to_layout
     from edgekit.runtime.predictor import open_predictor
 
     image = photos.photo(PHOTO)

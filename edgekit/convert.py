@@ -16,7 +16,7 @@ from .errors import CalibrationError, EdgekitError
 from .formats import detect
 from .fsutil import publish, sha256_of, size_of, staging_dir, write_atomic
 from .manifest import COLOR_ORDERS, LAYOUTS, RESIZE_MODES, TASKS, Manifest, Preprocess, VerifyReport, manifest_path
-from .preprocess import preprocess_image, to_layout
+from .frames import preprocess_image, to_layout
 from .routes import Route, plan
 from .runtime.base import BACKENDS
 from .sources.base import SourceModel, load_source, read_labels, source_class

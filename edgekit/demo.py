@@ -16,7 +16,7 @@ import numpy as np
 from . import photos, zoo
 from .convert import ConvertRequest, convert, size_of_artifact
 from .manifest import Preprocess, VerifyReport, read_manifest
-from .preprocess import preprocess_image, to_layout
+from .frames import preprocess_image, to_layout
 from .runtime.base import BACKENDS
 from .targets.base import TARGETS
 

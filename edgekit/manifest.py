@@ -15,10 +15,7 @@ from .errors import ModelFormatError
 SCHEMA_VERSION = 1
 SUFFIX = ".edgekit.json"
 
-LAYOUTS = ("NHWC", "NCHW")
-COLOR_ORDERS = ("RGB", "BGR")
-RESIZE_MODES = ("stretch", "letterbox", "center-crop")
-TASKS = ("classification", "detection", "segmentation", "other")
+from .frames import COLOR_ORDERS, LAYOUTS, RESIZE_MODES, TASKS  # noqa: F401  (their home: frames.py)
 
 
 @dataclass

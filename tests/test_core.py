@@ -67,7 +67,7 @@ def test_calibration_from_video(tmp_path):
 
 @pytest.mark.parametrize("mode", ["stretch", "letterbox", "center-crop"])
 def test_resize_modes_produce_the_input_size(mode):
-    from edgekit.preprocess import preprocess_image
+    from edgekit.frames import preprocess_image
 
     pre = Preprocess(input_size=[32, 48], resize=mode)
     image = np.full((60, 200, 3), 200, np.uint8)
@@ -78,7 +78,7 @@ def test_resize_modes_produce_the_input_size(mode):
 
 
 def test_bgr_flips_channels():
-    from edgekit.preprocess import preprocess_image
+    from edgekit.frames import preprocess_image
 
     image = np.zeros((8, 8, 3), np.uint8)
     image[..., 0] = 255

@@ -146,9 +146,10 @@ def test_deploy_verifies_checksums_and_remote_bench_runs_the_model(board, artifa
     assert sums["tiny_fp32.tflite"] == sha256(artifact)
     assert sums["tiny_fp32.tflite.edgekit.json"] == sha256(artifact.with_name("tiny_fp32.tflite.edgekit.json"))
     assert set(sums) == {"tiny_fp32.tflite", "tiny_fp32.tflite.edgekit.json", "labels.txt", "edgekit_runner.py", "stats.py",
-                         "bundle.json"}
-    bundled_stats = board.model_dir("tiny_fp32") / version / "stats.py"
-    assert bundled_stats.read_bytes() == (Path(__file__).parents[1] / "edgekit" / "bench" / "stats.py").read_bytes()
+                         "frames.py", "bundle.json"}
+    for vendored in ("bench/stats.py", "frames.py"):   # verbatim copies of edgekit's own modules
+        bundled = board.model_dir("tiny_fp32") / version / Path(vendored).name
+        assert bundled.read_bytes() == (Path(__file__).parents[1] / "edgekit" / vendored).read_bytes()
     assert (board.model_dir("tiny_fp32") / version / "labels.txt").read_text().split() == LABELS
 
     code, out, err = cli("remote", "bench", board.target, *board.options(), "--runs", 7, "--warmup", 2, "--json")
@@ -173,7 +174,8 @@ def test_deploy_verifies_checksums_and_remote_bench_runs_the_model(board, artifa
     assert code == 0, err
     frames = [json.loads(line) for line in out.splitlines()]
     assert [f["frame"] for f in frames] == [0, 1, 2]
-    assert all(f["top"][0]["label"] in LABELS and f["latency_ms"] > 0 for f in frames)
+    assert all(f["results"]["classes"][0]["label"] in LABELS and f["latency_ms"] > 0 for f in frames)
+    assert all(sum(c["score"] for c in f["results"]["classes"]) <= 1.0 + 1e-6 for f in frames)  # probabilities
 
     code, out, err = cli("remote", "bench", board.target, *board.options(), "--runs", 3)
     assert code == 0 and "tiny_fp32.tflite" in out and "litert" in out

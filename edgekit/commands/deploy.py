@@ -339,9 +339,12 @@ def remote_run(host, name, source, frames, top_k, serve, jsonl, as_json, **kw):
 
 def _frame_text(line: dict) -> str:
     head = f"{line.get('source')}: {line.get('latency_ms', 0):.1f} ms"
-    if "top" in line:
-        return head + "  " + ", ".join(f"{t['label']} {t['score']:.3f}" for t in line["top"][:3])
-    return head + "  " + ", ".join(f"{o['name']} {o['shape']}" for o in line.get("outputs", []))
+    results = line.get("results") or {}   # Prediction.to_dict(), as `edgekit predict --json` writes it
+    found = results.get("classes") or results.get("detections") or []
+    text = ", ".join(f"{item['label']} {item['score']:.3f}" for item in found[:3])
+    if "mask" in results:
+        text = "mask " + "x".join(map(str, results["mask"]["shape"]))
+    return head + "  " + (text or "(nothing found)")
 
 
 __all__ = ["deploy", "remote", "rollback"]

@@ -60,7 +60,7 @@ def run(model, source, backend, device, threads, workers, size, fps, save, serve
     """
     from ..errors import EdgekitError
     from ..runtime.predictor import open_predictor
-    from ..stream import SINKS, Pipeline, open_source
+    from ..stream import SINKS, Pipeline, open_feed
     from ..stream.sinks.window import display_unavailable_reason
     from ..ui import console, native_output_captured, print_json
 
@@ -69,7 +69,7 @@ def run(model, source, backend, device, threads, workers, size, fps, save, serve
     if window and display_unavailable_reason():
         raise EdgekitError(f"--window: {display_unavailable_reason()}", "use --serve HOST:PORT, --save or --jsonl")
     err = console(stderr=True)
-    frame_source = open_source(source, size=size, fps=fps)
+    frame_source = open_feed(source, size=size, fps=fps)
 
     auto = not (save or serve or jsonl or window)
     sinks = []

@@ -1,5 +1,10 @@
 """The deploy bundle: model + manifest + labels + the self-contained runner, with a sha256 per file.
 
+The runner takes two edgekit modules along, verbatim: frames.py (pre/postprocessing, so the board
+makes the host's input tensors and results) and bench/stats.py (so remote bench has the local
+schema). bundle.json carries the FrameSpec and DecodeSpec the host resolved from the manifest
+(runtime/specs.py), so the board never reads the manifest's schema itself.
+
 A bundle is flat (no subdirectories) and versioned `YYYYMMDDTHHMMSSZ-<content hash>`: versions
 sort by time, and the hash names the content. SHA256SUMS (sha256sum format) lists every other
 file; the device checks it against the digest the client sends on the command line, so a
@@ -23,6 +28,7 @@ SUMS = "SHA256SUMS"
 INFO = "bundle.json"
 RUNNER = Path(__file__).parent / "device" / "edgekit_runner.py"
 STATS = Path(__file__).parents[1] / "bench" / "stats.py"
+FRAMES = Path(__file__).parents[1] / "frames.py"
 _NAME = re.compile(r"^[^/\0\n\r\\]+$")
 
 
@@ -167,6 +173,7 @@ def build_bundle(model: Path, name: str | None = None, labels: Path | None = Non
         files.append(_file("labels.txt", data=("\n".join(label_lines) + "\n").encode()))
     files.append(_file("edgekit_runner.py", path=RUNNER))
     files.append(_file("stats.py", path=STATS))  # vendored verbatim: remote bench = local bench schema
+    files.append(_file("frames.py", path=FRAMES))  # vendored verbatim: remote run = local predict
     for extra in include:
         extra = Path(extra)
         if not extra.is_file():
@@ -184,12 +191,29 @@ def build_bundle(model: Path, name: str | None = None, labels: Path | None = Non
     info = {"name": name, "version": version, "model": model.name, "manifest": manifest_name,
             "labels": "labels.txt" if label_lines else None, "edgetpu": edgetpu,
             "min_runtime_version": min_runtime, "content_sha256": content.hexdigest(),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "edgekit_version": _edgekit_version()}
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "edgekit_version": _edgekit_version(),
+            **_specs(manifest)}
     files.append(_file(INFO, data=(json.dumps(info, indent=2) + "\n").encode()))
     sums = "".join(f"{f.sha256}  {f.name}\n" for f in files).encode()
     files.append(_file(SUMS, data=sums))
     return Bundle(name=name, version=version, model=model.name, edgetpu=edgetpu, min_runtime_version=min_runtime,
                   files=files)
+
+
+def _specs(manifest) -> dict:
+    """bundle.json's "frames" and "decode": the manifest read into frames.py's specs, exactly as the
+    Predictor reads it (the board adds its interpreter's output names and --top-k). A model whose
+    input is not an image keeps `remote bench`; `remote run` then reports "frames_error"."""
+    if manifest is None:
+        return {"frames": None, "decode": None}
+    from ..runtime.specs import decode_spec, frame_spec
+
+    try:
+        return {"frames": frame_spec(manifest, manifest.inputs[0] if manifest.inputs else None).to_dict(),
+                "decode": {k: v for k, v in decode_spec(manifest).to_dict().items() if k != "output_names"}}
+    except EdgekitError as exc:
+        return {"frames": None, "decode": None, "frames_error": f"the board runner cannot run this model on frames: "
+                                                                f"{exc.one_line()}"}
 
 
 def _edgekit_version() -> str:

@@ -10,13 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..formats import detect
+from ..frames import detection_format
 from ..manifest import Manifest, Preprocess
 from .base import Runner
 
 
 def manifest_from_model(path: Path, runner: Runner) -> tuple[Manifest, list[str]]:
-    from .postprocess.detect import detection_format
-
     fmt = detect(path)
     first = runner.inputs[0]
     shape = [int(d) for d in first.shape]
@@ -48,7 +47,7 @@ def manifest_from_model(path: Path, runner: Runner) -> tuple[Manifest, list[str]
     if not labels:
         assumed.append("no labels (class indices are shown)")
     shapes = [list(t.shape) for t in runner.outputs]
-    if detection_format(runner.outputs, None) is not None:
+    if detection_format([t.shape for t in runner.outputs]) is not None:
         task = "detection"
     elif len(shapes) == 1 and len(shapes[0]) == 4 and sorted(shapes[0][1:])[1] >= 8:
         task = "segmentation"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from .. import deps
 from ..bridges.base import ConvertContext
-from ..preprocess import to_layout
+from ..frames import to_layout
 from ..sources.base import SourceModel
 from ..sources.onnx import OnnxSource, load_checked
 from .base import Target, TargetOutput, register

@@ -7,7 +7,7 @@ from .. import deps
 from ..bridges.base import ConvertContext
 from ..errors import ConversionError, summary
 from ..manifest import TensorInfo
-from ..preprocess import to_layout
+from ..frames import to_layout
 from ..sources.base import SourceModel
 from .base import Target, TargetOutput, register
 

@@ -5,11 +5,11 @@ from pathlib import Path
 
 from ...errors import EdgekitError
 from ..cv import cv2
-from .base import SOURCES, VideoCaptureSource, capture_params
+from .base import FEEDS, VideoCaptureFeed, capture_params
 
 
-@SOURCES.register("file")
-class VideoFileSource(VideoCaptureSource):
+@FEEDS.register("file")
+class VideoFileFeed(VideoCaptureFeed):
     kind = "video file"
     live = False
 

@@ -10,11 +10,11 @@ import numpy as np
 from ...errors import EdgekitError
 from ..cv import cv2
 from ..types import StreamEvent
-from .base import SOURCES, Source
+from .base import FEEDS, Feed
 
 
-@SOURCES.register("folder")
-class ImageFolderSource(Source):
+@FEEDS.register("folder")
+class ImageFolderFeed(Feed):
     kind = "image folder"
     live = False
 
