@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from . import __version__
 from .errors import EdgekitError, VerifyFailed, summary
 
 
@@ -92,15 +93,13 @@ class EdgekitGroup(click.Group):
                 raise
             click.echo(f"error: {exc.one_line()}", err=True)
             sys.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            click.echo("interrupted: no partial artifact was left behind", err=True)
-            sys.exit(130)
+        except KeyboardInterrupt:  # Ctrl-C, SIGTERM, SIGHUP: outputs were finalized or removed on the way
+            _stopped()
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except Exception as exc:  # an upstream library failed in a way we did not foresee
-            if interrupt.interrupted():  # Ctrl-C, disguised by native bindings
-                click.echo("interrupted: no partial artifact was left behind", err=True)
-                sys.exit(130)
+            if interrupt.interrupted():  # a stop signal, disguised by native bindings
+                _stopped()
             if debug:
                 raise
             click.echo(f"error: unexpected {type(exc).__name__}: {summary(exc, limit=300)} (rerun with --debug for the traceback)",
@@ -108,8 +107,15 @@ class EdgekitGroup(click.Group):
             sys.exit(1)
 
 
+def _stopped():
+    from . import interrupt
+
+    click.echo(f"interrupted ({interrupt.describe()}): no partial artifact was left behind", err=True)
+    sys.exit(interrupt.exit_code())
+
+
 @click.group(cls=EdgekitGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="edgekit")
+@click.version_option(__version__, prog_name="edgekit")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 def main(debug):
     """Convert, quantize, verify, run and benchmark vision models for edge hardware.
