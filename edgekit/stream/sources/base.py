@@ -50,8 +50,12 @@ class Source:
 
     @property
     def fps(self) -> float | None:
-        """The nominal frame rate, when the source knows it."""
+        """The nominal frame rate, when the source knows it (files: only once open)."""
         return self.requested_fps
+
+    def position(self) -> tuple[str | None, float | None]:
+        """(file name, position in ms) of the frame read last: what a result line names it by."""
+        return None, None
 
     def close(self) -> None:
         pass
