@@ -6,6 +6,7 @@ import importlib.metadata
 import importlib.util
 from types import ModuleType
 
+from . import pip_install
 from .errors import MissingDependencyError
 
 # import name -> (distribution name, pip extra)
@@ -23,6 +24,7 @@ OPTIONAL = {
     "cv2": ("opencv-python", "media"),
     "skimage": ("scikit-image", "media"),
     "matplotlib": ("matplotlib", "media"),
+    "av": ("av", "media"),
     "efficientnet_lite_pytorch": ("efficientnet-lite-pytorch", "demo"),
     "tf2onnx": ("tf2onnx", "tflite"),
 }
@@ -33,7 +35,7 @@ def missing(*modules: str) -> str | None:
     for module in modules:
         if importlib.util.find_spec(module) is None:
             dist, extra = OPTIONAL.get(module, (module, "all"))
-            return f"needs '{dist}' (pip install 'edgekit[{extra}]')"
+            return f"needs '{dist}' ({pip_install(extra)})"
     return None
 
 

@@ -227,7 +227,7 @@ def test_missing_optional_dependency(convert_fails, onnx_file, monkeypatch):
         return real_find_spec(name, *args, **kwargs)
 
     monkeypatch.setattr(edgekit.deps.importlib.util, "find_spec", find_spec)
-    convert_fails(r"openvino.*(not installed|unavailable).*pip install 'edgekit\[openvino\]'", onnx_file,
+    convert_fails(r"openvino.*(not installed|unavailable).*pip install 'edgekit-vision\[openvino\]'", onnx_file,
                   "--to", "openvino")
 
 

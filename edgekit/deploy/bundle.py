@@ -193,10 +193,7 @@ def build_bundle(model: Path, name: str | None = None, labels: Path | None = Non
 
 
 def _edgekit_version() -> str:
-    from importlib import metadata
+    from .. import __version__
 
-    try:
-        return metadata.version("edgekit")
-    except metadata.PackageNotFoundError:
-        return "unknown"
+    return __version__
 
