@@ -15,7 +15,8 @@ from .calibration import DEFAULT_SAMPLES, SampleSet, load_samples
 from .errors import CalibrationError, EdgekitError
 from .formats import detect
 from .fsutil import publish, sha256_of, size_of, staging_dir, write_atomic
-from .manifest import COLOR_ORDERS, LAYOUTS, RESIZE_MODES, TASKS, Manifest, Preprocess, VerifyReport, manifest_path
+from .manifest import (COLOR_ORDERS, LAYOUTS, RESIZE_MODES, TASKS, Manifest, Preprocess, VerifyReport, artifact_digest,
+                       manifest_path)
 from .preprocess import preprocess_image, to_layout
 from .routes import Route, plan
 from .runtime.base import BACKENDS
@@ -209,7 +210,8 @@ def convert(model, request: ConvertRequest, progress=None, warn: Callable[[str],
                 inputs=output.inputs, outputs=output.outputs, source=source_info, route=route.steps(),
                 converters=_converter_versions(route, output), options=output.options,
                 calibration=calibration.describe() if calibration and precision == "int8" else None,
-                created=datetime.now(timezone.utc).isoformat(timespec="seconds"), edgekit_version=__version__)
+                created=datetime.now(timezone.utc).isoformat(timespec="seconds"), edgekit_version=__version__,
+                artifact_sha256=artifact_digest(artifact))
             write_atomic(manifest_path(artifact), manifest.to_json())  # runners read it while verifying
             manifest.verify = _verify(target, artifact, output, precision, task, reference, request.verify)
             return route, output, manifest
