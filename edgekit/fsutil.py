@@ -24,12 +24,21 @@ def staging_dir(out_dir: Path) -> Iterator[Path]:
     interrupted conversion leaves nothing. It records its owner's PID: staging directories whose
     owner died without cleaning up (SIGKILL, power loss) are removed by the next run into `out_dir`.
     """
+    created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_staging(out_dir)
     path = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out_dir)).resolve()
     try:
         (path / OWNER).write_text(f"{os.getpid()} {_start_time(os.getpid())}\n")
         yield path
+    except BaseException:
+        shutil.rmtree(path, ignore_errors=True)
+        if created:   # a failed or interrupted run leaves no empty output folder behind
+            try:
+                out_dir.rmdir()
+            except OSError:
+                pass
+        raise
     finally:
         shutil.rmtree(path, ignore_errors=True)
 
