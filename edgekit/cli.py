@@ -136,7 +136,8 @@ def main(debug):
 @click.option("--precision", "precisions",
               help="Comma-separated: fp32, fp16, dynamic, int8, or 'all' (every precision each target offers). "
                    "Default: fp32, and int8 for edgetpu.")
-@click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), default=Path("out"), show_default=True)
+@click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), default=Path("out"), show_default=True,
+              help="Folder for the artifacts and their manifests.")
 @click.option("--calib", help="Calibration data for int8: image folder, video, .npy array, or 'synthetic'.")
 @click.option("--calib-samples", type=int, default=128, show_default=True, help="Calibration samples to use.")
 @click.option("--verify/--no-verify", default=True, show_default=True, help="Check each artifact against the source.")
@@ -162,7 +163,7 @@ def convert(model, targets, precisions, out_dir, calib, calib_samples, verify, v
 
     \b
     Examples:
-      edgekit convert model.onnx --to tflite,openvino,onnx --precision fp32,int8 --calib photos/ -o out/
+      edgekit convert model.onnx --to tflite,openvino,onnx --precision fp32,int8 --calib photos/
       edgekit convert automl.tflite --to openvino --precision fp16
       edgekit convert net.pt --input-size 224 --mean 127 --std 128 --to coreml --precision fp16
       edgekit convert model.keras --to tflite --precision int8 --calib synthetic --json
@@ -238,7 +239,8 @@ def doctor(as_json):
 
 
 @main.command()
-@click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), default=Path("out/demo"), show_default=True)
+@click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), default=Path("out/demo"), show_default=True,
+              help="Folder for the demo's artifacts, manifests and photos.")
 @click.option("--model", "model_name", default="efficientnet_lite0", show_default=True, help="Zoo model in models/.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def demo(out_dir, model_name, as_json):

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from .common import json_option
+from .common import THREADS, json_option
 
 DEFAULT_ROOT = "~/.edgekit"  # mirrors edgekit.deploy.remote.DEFAULT_ROOT without importing it at start-up
 
@@ -366,7 +366,7 @@ def remote_status(host, name, as_json, **kw):
 @click.option("--name", help="Deployed model (default: the only model on the board).")
 @click.option("--runs", type=click.IntRange(1), default=100, show_default=True, help="Timed inferences.")
 @click.option("--warmup", type=click.IntRange(0), default=10, show_default=True, help="Untimed inferences first.")
-@click.option("--threads", type=click.IntRange(1), help="Interpreter threads (default: the runtime's).")
+@click.option("--threads", type=THREADS, help="CPU threads of the board's interpreter (default: the runtime's).")
 @ssh_options
 @json_option
 def remote_bench(host, name, runs, warmup, threads, as_json, **kw):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .common import debug_enabled, json_option
+from .common import THREADS, debug_enabled, json_option
 
 AUTO_SERVE = "0.0.0.0:8080"
 
@@ -28,7 +28,7 @@ def _frame_size(ctx, param, value):
               help="Camera index or /dev/videoN, video file, rtsp/http/udp URL, image folder or glob, or 'synthetic'.")
 @click.option("--backend", help="Runtime backend (default: by the model's format).")
 @click.option("--device", help="Device for the backend (e.g. CPU, GPU, NPU for OpenVINO).")
-@click.option("--threads", type=click.IntRange(min=1), help="Threads per LiteRT interpreter.")
+@click.option("--threads", type=THREADS, help="CPU threads per inference worker (litert, openvino CPU, onnxruntime).")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Inferences in flight (one model instance each: LiteRT interpreters, OpenVINO compiled models).")
 @click.option("--size", callback=_frame_size, help="Frame size WIDTHxHEIGHT (cameras and synthetic).")
