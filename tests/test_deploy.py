@@ -446,6 +446,41 @@ def test_connection_killed_mid_upload_keeps_the_previous_version(board, artifact
     assert os.readlink(model_dir / "previous") == first
 
 
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)], ids=["SIGTERM", "SIGHUP"])
+def test_deploy_stopped_by_signal_keeps_the_previous_version(board, artifact, tmp_path, signum, code):
+    """systemd, docker stop or a closed terminal mid-upload: ssh is ended, the board keeps running
+    the previous version, and edgekit exits 128 + the signal."""
+    import psutil
+
+    pad = tmp_path / "pad.bin"
+    pad.write_bytes(os.urandom(PAD_BYTES))
+    root = tmp_path / "root"
+    options = board.options(root=root)
+    code0, out, err = cli("deploy", artifact, "--host", board.target, *options, "--name", "term", "--json")
+    assert code0 == 0, err
+    first = json.loads(out)["version"]
+    model_dir = board.model_dir("term", root)
+    proc = subprocess.Popen([sys.executable, "-m", "edgekit", "deploy", str(artifact), "--host", board.target,
+                             *options, "--name", "term", "--include", str(pad)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while _incoming_bytes(model_dir) < PAD_BYTES // 10:
+        assert proc.poll() is None, f"deploy ended before the signal: {proc.communicate()}"
+        assert time.monotonic() < deadline, "the upload never got going"
+        time.sleep(0.002)
+    children = psutil.Process(proc.pid).children(recursive=True)
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert err.strip().splitlines()[-1] == (f"interrupted ({signal.Signals(signum).name}): no partial artifact was "
+                                            "left behind") and "Traceback" not in err
+    gone, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive, f"ssh outlived edgekit: {alive}"
+    wait_unlocked(model_dir)
+    assert os.readlink(model_dir / "current") == first
+    assert sorted(p.name for p in model_dir.iterdir() if not p.name.startswith(".")) == sorted([first, "current"])
+
+
 # ------------------------------------------------------------------ fleets
 
 def test_fleet_from_an_ansible_inventory_with_one_host_down(board, keys, artifact, tmp_path):

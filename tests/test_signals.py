@@ -18,11 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SIZE
-
 TIMEOUT = 180
 STAGING = ".edgekit-staging-*"
-pytest.importorskip("tensorflow")
+pytest.importorskip("onnxruntime")
 
 
 def start(*args, cwd: Path | None = None, env: dict | None = None) -> tuple[subprocess.Popen, Path]:
@@ -53,15 +51,17 @@ def stop(proc: subprocess.Popen, signum: int) -> str:
     return out
 
 
-def convert_args(keras_file: Path, out: Path) -> list:
-    return ["convert", keras_file, "--to", "tflite,onnx", "--precision", "fp32", "--mean", "127.5", "--std", "127.5",
-            "-o", out]
+def convert_args(onnx_file: Path, photos_dir: Path, out: Path) -> list:
+    """ONNX to ONNX fp32 and int8 (ONNX Runtime calibration): seconds of work, no TensorFlow to wait for."""
+    return ["convert", onnx_file, "--to", "onnx", "--precision", "fp32,int8", "--calib", photos_dir,
+            "--mean", "127.5", "--std", "127.5", "-o", out]
 
 
 @pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)], ids=["SIGTERM", "SIGHUP"])
-def test_convert_stopped_by_signal_leaves_no_staging_and_exits_128_plus_signal(keras_file, tmp_path, signum, code):
+def test_convert_stopped_by_signal_leaves_no_staging_and_exits_128_plus_signal(onnx_file, photos_dir, tmp_path, signum,
+                                                                               code):
     out = tmp_path / "out"
-    proc, log = start(*convert_args(keras_file, out), cwd=tmp_path)
+    proc, log = start(*convert_args(onnx_file, photos_dir, out), cwd=tmp_path)
     wait_until(lambda: list(out.glob(STAGING)), proc, "staging directory")
     stop(proc, signum)
     stderr = log.read_text()
@@ -75,9 +75,9 @@ def test_convert_stopped_by_signal_leaves_no_staging_and_exits_128_plus_signal(k
             assert path.with_name(path.name + ".edgekit.json").is_file(), path
 
 
-def test_staging_left_by_a_killed_convert_is_removed_by_the_next_run(keras_file, tmp_path):
+def test_staging_left_by_a_killed_convert_is_removed_by_the_next_run(onnx_file, photos_dir, tmp_path):
     out = tmp_path / "out"
-    proc, _ = start(*convert_args(keras_file, out), cwd=tmp_path)
+    proc, _ = start(*convert_args(onnx_file, photos_dir, out), cwd=tmp_path)
     wait_until(lambda: list(out.glob(STAGING)), proc, "staging directory")
     stop(proc, signal.SIGKILL)   # no handler runs: the staging stays, with the dead process's PID in it
     (stale,) = out.glob(STAGING)
@@ -91,13 +91,13 @@ def test_staging_left_by_a_killed_convert_is_removed_by_the_next_run(keras_file,
     reused.mkdir()
     (reused / ".owner").write_text(f"{os.getpid()} 12345.00\n")
 
-    proc, log = start("convert", keras_file, "--to", "tflite", "--mean", "127.5", "--std", "127.5", "--no-verify",
+    proc, log = start("convert", onnx_file, "--to", "onnx", "--mean", "127.5", "--std", "127.5", "--no-verify",
                       "-o", out, cwd=tmp_path)
     proc.communicate(timeout=TIMEOUT)
     assert proc.returncode == 0, log.read_text()
     assert not stale.exists() and not reused.exists()
     assert live.is_dir()
-    assert (out / "tiny_fp32.tflite").is_file()
+    assert (out / "tiny_fp32.onnx").is_file()
 
 
 def test_bench_stopped_by_sigterm_writes_no_partial_report(stream_model, tmp_path):
@@ -152,7 +152,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_files_are_created_with_the_users_umask(keras_file, stream_model, tmp_path):
+def test_files_are_created_with_the_users_umask(onnx_file, stream_model, tmp_path):
     """Manifests, artifacts, JSON lines, videos and bench reports get the umask's modes (0644 under
     umask 022, 0664 under 002), not mkstemp's 0600: a CI step or web server running as another user
     reads them."""
@@ -168,11 +168,11 @@ def test_files_are_created_with_the_users_umask(keras_file, stream_model, tmp_pa
         assert done.returncode == 0, done.stderr
         return done
 
-    run("convert", keras_file, "--to", "tflite", "--mean", "127.5", "--std", "127.5", "--no-verify", "-o", out)
+    run("convert", onnx_file, "--to", "onnx", "--mean", "127.5", "--std", "127.5", "--no-verify", "-o", out)
     run("run", stream_model, "--source", "synthetic", "--size", "64x48", "--max-frames", "5", "--save",
         tmp_path / "v.mp4", "--jsonl", tmp_path / "r.jsonl")
     run("bench", stream_model, "--runs", "3", "--warmup", "0", "--csv", tmp_path / "b.csv", "--md", tmp_path / "b.md")
-    for path in (out / "tiny_fp32.tflite", out / "tiny_fp32.tflite.edgekit.json", tmp_path / "v.mp4",
+    for path in (out / "tiny_fp32.onnx", out / "tiny_fp32.onnx.edgekit.json", tmp_path / "v.mp4",
                  tmp_path / "r.jsonl", tmp_path / "b.csv", tmp_path / "b.md"):
         assert oct(path.stat().st_mode & 0o777) == oct(0o664), path
-    assert json.loads((out / "tiny_fp32.tflite.edgekit.json").read_text())["artifact_sha256"]
+    assert json.loads((out / "tiny_fp32.onnx.edgekit.json").read_text())["artifact_sha256"]
