@@ -809,3 +809,16 @@ def test_remote_run_serve_starts_edgekit_run_on_the_board_and_stops_with_the_cli
         time.sleep(0.5)
     else:
         raise AssertionError("edgekit run kept serving after the client went away")
+
+
+def test_runner_names_the_package_by_its_pypi_name():
+    """The board runner cannot import edgekit: its copy of the distribution name must match."""
+    import ast
+
+    from edgekit import DISTRIBUTION
+    from edgekit.deploy.bundle import RUNNER
+
+    tree = ast.parse(RUNNER.read_text())
+    values = [node.value.value for node in tree.body if isinstance(node, ast.Assign)
+              and any(getattr(t, "id", None) == "DISTRIBUTION" for t in node.targets)]
+    assert values == [DISTRIBUTION] == ["edgekit-vision"]

@@ -78,7 +78,7 @@ def test_convert_stopped_by_signal_leaves_no_staging_and_exits_128_plus_signal(o
 def test_staging_left_by_a_killed_convert_is_removed_by_the_next_run(onnx_file, photos_dir, tmp_path):
     out = tmp_path / "out"
     proc, _ = start(*convert_args(onnx_file, photos_dir, out), cwd=tmp_path)
-    wait_until(lambda: list(out.glob(STAGING)), proc, "staging directory")
+    wait_until(lambda: list(out.glob(STAGING + "/.owner")), proc, "staging directory with its owner")
     stop(proc, signal.SIGKILL)   # no handler runs: the staging stays, with the dead process's PID in it
     (stale,) = out.glob(STAGING)
     assert int((stale / ".owner").read_text().split()[0]) == proc.pid
