@@ -171,17 +171,16 @@ def convert(model, targets, precisions, out_dir, calib, calib_samples, verify, v
     """
     from .convert import ConvertRequest
     from .convert import convert as run_convert
-    from .ui import console, native_output_captured, progress_bar, print_json
+    from .ui import console, native_output_captured, print_json, progress_bar, warning
     from .views import convert_notes, convert_table
 
     request = ConvertRequest(targets=_names(targets), precisions=_names(precisions) if precisions else None, out_dir=out_dir, calib=calib,
                              calib_samples=calib_samples, verify=verify, verify_data=verify_data,
                              input_size=input_size, mean=mean, std=std, bgr=bgr, layout=layout, resize=resize,
                              task=task, labels=labels, int8_io=int8_io, name=name)
-    err = console(stderr=True)
     with progress_bar(not as_json) as progress, native_output_captured(not _debug()):
         result = run_convert(str(model), request, progress=progress,
-                             warn=lambda m: err.print(f"[yellow]warning:[/] {m}"))
+                             warn=warning)
     if as_json:
         print_json([a.to_dict() for a in result.artifacts])
     else:
@@ -253,12 +252,11 @@ def demo(out_dir, model_name, as_json):
       edgekit demo -o /tmp/demo --json
     """
     from .demo import run_demo
-    from .ui import console, native_output_captured, progress_bar, print_json
+    from .ui import console, native_output_captured, print_json, progress_bar, warning
     from .views import demo_table
 
-    err = console(stderr=True)
     with progress_bar(not as_json) as progress, native_output_captured(not _debug()):
-        result = run_demo(model_name, out_dir, progress=progress, warn=lambda m: err.print(f"[yellow]warning:[/] {m}"))
+        result = run_demo(model_name, out_dir, progress=progress, warn=warning)
     if as_json:
         print_json(result.to_dict())
     else:

@@ -194,8 +194,23 @@ def table(title: str | None, columns: list[str], rows: list[list[Any]], wrap: tu
     for column in columns:
         result.add_column(column, overflow="fold", no_wrap=column not in wrap)
     for row in rows:
-        result.add_row(*["" if cell is None else str(cell) for cell in row])
+        result.add_row(*["" if cell is None else _cell(str(cell)) for cell in row])
     return result
+
+
+def _cell(text: str) -> str:
+    """Our own markup always closes its tags ("[green]ok[/]"); any other text is shown as it is,
+    so "pip install 'edgekit-vision[media]'" keeps its "[media]"."""
+    from rich.markup import escape
+
+    return text if "[/" in text else escape(text)
+
+
+def warning(message: str) -> None:
+    """`warning: MESSAGE` on stderr (yellow on a terminal), the message shown as it is."""
+    from rich.markup import escape
+
+    console(stderr=True).print(f"[yellow]warning:[/] {escape(message)}")
 
 
 def human_size(size: int) -> str:

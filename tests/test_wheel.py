@@ -60,10 +60,17 @@ def _link_distributions(dists, into: Path) -> None:
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("dist")
+    """`python -m build --wheel` on a copy of the checkout (a build writes build/ and *.egg-info into
+    its source tree; the checkout stays as it is)."""
+    import shutil
+
     pytest.importorskip("build")
-    done = subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "-o", str(out), str(CHECKOUT)],
-                          capture_output=True, text=True, timeout=TIMEOUT, cwd=out)
+    source = tmp_path_factory.mktemp("source") / "edgekit"
+    shutil.copytree(CHECKOUT, source, ignore=shutil.ignore_patterns(".git", ".venv", "out", "build", "*.egg-info",
+                                                                   "__pycache__", ".pytest_cache"))
+    out = tmp_path_factory.mktemp("dist")
+    done = subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "-o", str(out), str(source)],
+                          capture_output=True, text=True, timeout=TIMEOUT, cwd=out, env=_outside_env())
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     (path,) = out.glob("*.whl")
     return path
@@ -75,7 +82,7 @@ def _venv(base: Path, wheel: Path, site_dirs: list[Path]) -> Path:
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=TIMEOUT)
     python = venv / "bin" / "python"
     done = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index",
-                           "--quiet", str(wheel)], capture_output=True, text=True, timeout=TIMEOUT)
+                           "--quiet", str(wheel)], capture_output=True, text=True, timeout=TIMEOUT, env=_outside_env())
     assert done.returncode == 0, done.stderr
     purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                              capture_output=True, text=True, check=True).stdout.strip()

@@ -119,13 +119,13 @@ def deploy(model, hosts, old_to, name, profile, allow_cpu, labels, include, keep
     from ..deploy.bundle import build_bundle
     from ..deploy.hosts import parse_targets
     from ..deploy.remote import deploy_fleet
-    from ..ui import console, print_json
+    from ..ui import console, print_json, warning
 
     options, python, root = _ssh(kw)
     hosts = parse_targets(tuple(hosts) + tuple(old_to))
     err = console(stderr=True)
     bundle = build_bundle(model, name=name, labels=labels, include=include,
-                          warn=lambda m: err.print(f"[yellow]warning:[/] {m}"))
+                          warn=warning)
     if profile:
         _check_profile(profile, bundle, model, allow_cpu, lambda m: err.print(f"warning: {m}", markup=False))
     elif allow_cpu:

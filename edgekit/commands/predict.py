@@ -101,13 +101,12 @@ def predict(artifact, images, backend, device, threads, hint, top_k, score_thres
       edgekit predict out/model_fp32.xml a.jpg b.png --device CPU --hint latency --top-k 3
       edgekit predict out/detector.onnx street.jpg --score-threshold 0.4 --json
     """
-    from ..ui import console, native_output_captured, print_json, table
+    from ..ui import console, native_output_captured, print_json, table, warning
 
-    err = console(stderr=True)
     options = {"threads": threads, "hint": hint}
     with native_output_captured(not debug_enabled()):   # runtimes announce delegates on stdout
         result = predict_images(artifact, list(images), backend, device, top_k,
-                                warn=lambda m: err.print(f"[yellow]warning:[/] {m}", markup=True),
+                                warn=warning,
                                 score_threshold=score_threshold, **options)
     if as_json:
         print_json(result.to_dict())
