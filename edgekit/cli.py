@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from . import __version__
 from .errors import EdgekitError, VerifyFailed, summary
 
 
@@ -92,15 +93,13 @@ class EdgekitGroup(click.Group):
                 raise
             click.echo(f"error: {exc.one_line()}", err=True)
             sys.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            click.echo("interrupted: no partial artifact was left behind", err=True)
-            sys.exit(130)
+        except KeyboardInterrupt:  # Ctrl-C, SIGTERM, SIGHUP: outputs were finalized or removed on the way
+            _stopped()
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except Exception as exc:  # an upstream library failed in a way we did not foresee
-            if interrupt.interrupted():  # Ctrl-C, disguised by native bindings
-                click.echo("interrupted: no partial artifact was left behind", err=True)
-                sys.exit(130)
+            if interrupt.interrupted():  # a stop signal, disguised by native bindings
+                _stopped()
             if debug:
                 raise
             click.echo(f"error: unexpected {type(exc).__name__}: {summary(exc, limit=300)} (rerun with --debug for the traceback)",
@@ -108,8 +107,15 @@ class EdgekitGroup(click.Group):
             sys.exit(1)
 
 
+def _stopped():
+    from . import interrupt
+
+    click.echo(f"interrupted ({interrupt.describe()}): no partial artifact was left behind", err=True)
+    sys.exit(interrupt.exit_code())
+
+
 @click.group(cls=EdgekitGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="edgekit")
+@click.version_option(__version__, prog_name="edgekit")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 def main(debug):
     """Convert, quantize, verify, run and benchmark vision models for edge hardware.
@@ -130,7 +136,8 @@ def main(debug):
 @click.option("--precision", "precisions",
               help="Comma-separated: fp32, fp16, dynamic, int8, or 'all' (every precision each target offers). "
                    "Default: fp32, and int8 for edgetpu.")
-@click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), default=Path("out"), show_default=True)
+@click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), default=Path("out"), show_default=True,
+              help="Folder for the artifacts and their manifests.")
 @click.option("--calib", help="Calibration data for int8: image folder, video, .npy array, or 'synthetic'.")
 @click.option("--calib-samples", type=int, default=128, show_default=True, help="Calibration samples to use.")
 @click.option("--verify/--no-verify", default=True, show_default=True, help="Check each artifact against the source.")
@@ -156,7 +163,7 @@ def convert(model, targets, precisions, out_dir, calib, calib_samples, verify, v
 
     \b
     Examples:
-      edgekit convert model.onnx --to tflite,openvino,onnx --precision fp32,int8 --calib photos/ -o out/
+      edgekit convert model.onnx --to tflite,openvino,onnx --precision fp32,int8 --calib photos/
       edgekit convert automl.tflite --to openvino --precision fp16
       edgekit convert net.pt --input-size 224 --mean 127 --std 128 --to coreml --precision fp16
       edgekit convert model.keras --to tflite --precision int8 --calib synthetic --json
@@ -164,17 +171,16 @@ def convert(model, targets, precisions, out_dir, calib, calib_samples, verify, v
     """
     from .convert import ConvertRequest
     from .convert import convert as run_convert
-    from .ui import console, native_output_captured, progress_bar, print_json
+    from .ui import console, native_output_captured, print_json, progress_bar, warning
     from .views import convert_notes, convert_table
 
     request = ConvertRequest(targets=_names(targets), precisions=_names(precisions) if precisions else None, out_dir=out_dir, calib=calib,
                              calib_samples=calib_samples, verify=verify, verify_data=verify_data,
                              input_size=input_size, mean=mean, std=std, bgr=bgr, layout=layout, resize=resize,
                              task=task, labels=labels, int8_io=int8_io, name=name)
-    err = console(stderr=True)
     with progress_bar(not as_json) as progress, native_output_captured(not _debug()):
         result = run_convert(str(model), request, progress=progress,
-                             warn=lambda m: err.print(f"[yellow]warning:[/] {m}"))
+                             warn=warning)
     if as_json:
         print_json([a.to_dict() for a in result.artifacts])
     else:
@@ -232,7 +238,8 @@ def doctor(as_json):
 
 
 @main.command()
-@click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), default=Path("out/demo"), show_default=True)
+@click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), default=Path("out/demo"), show_default=True,
+              help="Folder for the demo's artifacts, manifests and photos.")
 @click.option("--model", "model_name", default="efficientnet_lite0", show_default=True, help="Zoo model in models/.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def demo(out_dir, model_name, as_json):
@@ -245,12 +252,11 @@ def demo(out_dir, model_name, as_json):
       edgekit demo -o /tmp/demo --json
     """
     from .demo import run_demo
-    from .ui import console, native_output_captured, progress_bar, print_json
+    from .ui import console, native_output_captured, print_json, progress_bar, warning
     from .views import demo_table
 
-    err = console(stderr=True)
     with progress_bar(not as_json) as progress, native_output_captured(not _debug()):
-        result = run_demo(model_name, out_dir, progress=progress, warn=lambda m: err.print(f"[yellow]warning:[/] {m}"))
+        result = run_demo(model_name, out_dir, progress=progress, warn=warning)
     if as_json:
         print_json(result.to_dict())
     else:

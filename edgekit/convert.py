@@ -15,12 +15,14 @@ from .calibration import DEFAULT_SAMPLES, SampleSet, load_samples
 from .errors import CalibrationError, EdgekitError
 from .formats import detect
 from .fsutil import publish, sha256_of, size_of, staging_dir, write_atomic
-from .manifest import COLOR_ORDERS, LAYOUTS, RESIZE_MODES, TASKS, Manifest, Preprocess, VerifyReport, manifest_path
+from .manifest import (COLOR_ORDERS, LAYOUTS, RESIZE_MODES, TASKS, Manifest, Preprocess, VerifyReport, artifact_digest,
+                       manifest_path)
 from .frames import preprocess_image, to_layout
 from .routes import Route, plan
 from .runtime.base import BACKENDS
 from .sources.base import SourceModel, load_source, read_labels, source_class
 from .targets.base import TARGETS, Target, TargetOutput
+from .ui import step
 from .verify import align, compare, gate
 
 VERIFY_SAMPLES = 64
@@ -197,7 +199,8 @@ def convert(model, request: ConvertRequest, progress=None, warn: Callable[[str],
             staged = stage / f"{route.describe().replace(' → ', '-')}-{precision}"
             staged.mkdir()
             artifact = staged / target.artifact_name(stem, precision)
-            output = target.convert(form, precision, artifact, ctx)
+            with step(f"{target.name} {precision} conversion ({route.describe()})"):
+                output = target.convert(form, precision, artifact, ctx)
             for note in output.options.pop("notes", []):  # a target's one-line advice (edgetpu: get the compiler)
                 if note not in warnings:
                     warnings.append(note)
@@ -209,9 +212,11 @@ def convert(model, request: ConvertRequest, progress=None, warn: Callable[[str],
                 inputs=output.inputs, outputs=output.outputs, source=source_info, route=route.steps(),
                 converters=_converter_versions(route, output), options=output.options,
                 calibration=calibration.describe() if calibration and precision == "int8" else None,
-                created=datetime.now(timezone.utc).isoformat(timespec="seconds"), edgekit_version=__version__)
+                created=datetime.now(timezone.utc).isoformat(timespec="seconds"), edgekit_version=__version__,
+                artifact_sha256=artifact_digest(artifact))
             write_atomic(manifest_path(artifact), manifest.to_json())  # runners read it while verifying
-            manifest.verify = _verify(target, artifact, output, precision, task, reference, request.verify)
+            with step(f"{target.name} {precision} verify"):
+                manifest.verify = _verify(target, artifact, output, precision, task, reference, request.verify)
             return route, output, manifest
 
         for target, precision in jobs:
@@ -351,7 +356,8 @@ def _materialize(route: Route, forms: dict, stage: Path, ctx: ConvertContext) ->
         if key not in forms:
             workdir = stage / "-".join(key)
             workdir.mkdir()
-            forms[key] = bridge.convert(model, workdir, ctx)
+            with step(f"{bridge.name} ({bridge.tool})"):   # onnx2tf alone can take minutes: say so in logs
+                forms[key] = bridge.convert(model, workdir, ctx)
         model = forms[key]
     return model
 

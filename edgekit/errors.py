@@ -4,6 +4,8 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
+from . import pip_install
+
 
 def summary(exc: BaseException, last: bool = False, limit: int = 240) -> str:
     """One line from an upstream exception (its first line, or last for tracebacks-as-text)."""
@@ -46,7 +48,7 @@ class MissingDependencyError(EdgekitError):
 
     def __init__(self, what: str, module: str, extra: str):
         super().__init__(f"{what} needs the Python package '{module}', which is not installed",
-                         f"install it with: pip install 'edgekit[{extra}]'")
+                         f"install it with: {pip_install(extra)}")
         self.module = module
         self.extra = extra
 

@@ -116,6 +116,7 @@ class Manifest:
     created: str = ""
     edgekit_version: str = ""
     schema_version: int = SCHEMA_VERSION
+    artifact_sha256: str | None = None              # artifact_digest() of the artifact it describes
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -146,12 +147,73 @@ def manifest_path(artifact: Path) -> Path:
 
 
 def read_manifest(artifact: Path) -> Manifest | None:
-    """The manifest beside an artifact, or None when there is none."""
+    """The manifest beside an artifact, or None when there is none.
+
+    Raises ModelFormatError when it cannot be read or parsed, and StaleManifestError when it
+    records another artifact's sha256 (a file copied over the artifact's name after conversion).
+    """
     path = manifest_path(Path(artifact))
     if not path.is_file():
         return None
     try:
-        return Manifest.from_dict(json.loads(path.read_text()))
+        manifest = Manifest.from_dict(json.loads(path.read_text()))
+    except PermissionError:
+        raise ModelFormatError(f"manifest {path} is not readable by this user (permission denied)",
+                               f"ask its owner to make it readable: chmod a+r '{path}'") from None
     except (ValueError, TypeError) as exc:
         raise ModelFormatError(f"manifest {path} is unreadable ({exc})",
                                "delete it and convert the model again") from None
+    check_artifact(manifest, Path(artifact), path)
+    return manifest
+
+
+class StaleManifestError(ModelFormatError):
+    """A manifest that describes another file than the artifact beside it."""
+
+
+def artifact_files(artifact: Path) -> list[Path]:
+    """The files whose bytes make up an artifact: the file itself, every file of a directory
+    artifact (SavedModel, .mlpackage), an OpenVINO .xml with its .bin weights."""
+    artifact = Path(artifact)
+    if artifact.is_dir():
+        return sorted(p for p in artifact.rglob("*") if p.is_file())
+    weights = artifact.with_suffix(".bin")
+    return [artifact, weights] if artifact.suffix == ".xml" and weights.is_file() else [artifact]
+
+
+_DIGESTS: dict[tuple, str] = {}
+
+
+def artifact_digest(artifact: Path) -> str:
+    """sha256 over artifact_files(artifact) (names relative to the artifact, then bytes); cached
+    per file identity and modification time, since every reader checks it."""
+    import hashlib
+
+    files = artifact_files(artifact)
+    key = tuple((str(f.resolve()), st.st_ino, st.st_size, st.st_mtime_ns) for f in files for st in [f.stat()])
+    if key in _DIGESTS:
+        return _DIGESTS[key]
+    digest = hashlib.sha256()
+    root = Path(artifact) if Path(artifact).is_dir() else Path(artifact).parent
+    for file in files:
+        if len(files) > 1:
+            digest.update(str(file.relative_to(root)).encode() + b"\0")
+        with open(file, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    _DIGESTS[key] = digest.hexdigest()
+    return _DIGESTS[key]
+
+
+def check_artifact(manifest: Manifest, artifact: Path, manifest_file: Path | None = None) -> None:
+    """Refuse a manifest whose recorded sha256 is not the artifact's (manifests without one, from
+    before it was recorded, are taken as they are)."""
+    if not manifest.artifact_sha256 or not Path(artifact).exists():
+        return
+    found = artifact_digest(artifact)
+    if found != manifest.artifact_sha256:
+        manifest_file = manifest_file or manifest_path(Path(artifact))
+        raise StaleManifestError(
+            f"{artifact} is not the file its manifest {manifest_file} describes (sha256 {found[:12]}, the manifest "
+            f"records {manifest.artifact_sha256[:12]}: the artifact was replaced after conversion)",
+            "convert the model again, or delete the stale manifest")

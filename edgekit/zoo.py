@@ -10,9 +10,10 @@ from pathlib import Path
 import yaml
 
 from .errors import EdgekitError, UnknownNameError
+from .resources import shared
 from .sources.base import read_labels
 
-ZOO_DIR = Path(__file__).resolve().parent.parent / "models"
+ZOO_DIR = shared("models")
 
 
 @dataclass

@@ -91,3 +91,17 @@ def test_doctor_reports_targets_runtimes_and_route_matrix(run_cli):
     assert "edgetpu_compiler" in report["tools"]
     code, out, _ = run_cli("doctor")
     assert code == 0 and "routes" in out
+
+
+def test_long_steps_print_start_and_end_lines_in_logs(run_cli, onnx_file, photos_dir, tmp_path):
+    """stderr is not a terminal here (as in CI): each long step says when it starts and ends."""
+    import re
+
+    code, out, err = run_cli("convert", onnx_file, "--to", "onnx", "--precision", "int8", "--calib", photos_dir,
+                             "--calib-samples", "16", "--mean", "127.5", "--std", "127.5", "-o", tmp_path, "--json")
+    assert code == 0, err
+    json.loads(out)   # stdout stays the JSON alone
+    lines = [line for line in err.splitlines() if line.startswith("progress: ")]
+    for step in ("calibration images", "onnx int8", r"onnx int8 conversion \(onnx → onnx\)", "onnx int8 verify"):
+        assert any(re.fullmatch(f"progress: {step} started", line) for line in lines), (step, lines)
+        assert any(re.fullmatch(rf"progress: {step} done in \d+\.\d s", line) for line in lines), (step, lines)

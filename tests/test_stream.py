@@ -84,10 +84,16 @@ def edgekit(*args, timeout: float = 120, **kwargs) -> subprocess.CompletedProces
 
 
 def frame_count(video: Path) -> int:
+    return int(probe_video(video)["nb_read_frames"])
+
+
+def probe_video(video: Path) -> dict:
+    """ffprobe's view of the first video stream: codec, frame rates, duration, decoded frame count.
+    ffprobe fails on an MP4 without its index (moov atom), so a result means the file plays."""
     probe = subprocess.run([FFPROBE, "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
-                            "stream=nb_read_frames,codec_name,width,height", "-of", "json", str(video)],
-                           capture_output=True, text=True, check=True)
-    return int(json.loads(probe.stdout)["streams"][0]["nb_read_frames"])
+                            "stream=nb_read_frames,codec_name,width,height,pix_fmt,avg_frame_rate,r_frame_rate,duration",
+                            "-of", "json", str(video)], capture_output=True, text=True, check=True)
+    return json.loads(probe.stdout)["streams"][0]
 
 
 def lines_of(text: str) -> list[str]:
@@ -518,17 +524,17 @@ def test_web_page_shows_live_frames_and_stats_in_headless_chromium(tmp_path, str
     import cv2
 
     port = free_port()
-    url = f"http://127.0.0.1:{port}/"
+    url = f"http://127.0.0.1:{port}/?token=chromium-test-token"   # the page passes the token on to the stream and stats
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     server = subprocess.Popen([*EDGEKIT, "run", str(stream_model), "--source", "synthetic", "--size", "320x240",
-                               "--fps", "15", "--serve", f"127.0.0.1:{port}"],
+                               "--fps", "15", "--serve", f"127.0.0.1:{port}", "--serve-token", "chromium-test-token"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     profile = tmp_path / "chromium-profile"
     browser = None
     devtools = None
     try:
         def stats():
-            with urllib.request.urlopen(url + "stats", timeout=5) as reply:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats?token=chromium-test-token", timeout=5) as reply:
                 return json.load(reply)
 
         def serving():

@@ -23,16 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EdgekitError, UnknownNameError
+from ..resources import shared
 
 
-def _devices_dir() -> Path:
-    """The checkout's devices/ (editable installs, tests), else the copy a wheel installs."""
-    checkout = Path(__file__).resolve().parents[2] / "devices"
-    installed = Path(sys.prefix) / "share" / "edgekit" / "devices"
-    return checkout if checkout.is_dir() or not installed.is_dir() else installed
-
-
-DEVICES_DIR = _devices_dir()
+DEVICES_DIR = shared("devices")   # the checkout's devices/, else the copy a wheel installs
 REQUIRED = ("name", "title", "runtime", "backend", "device", "precisions", "constraints", "detect", "references")
 
 

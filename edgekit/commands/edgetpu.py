@@ -81,17 +81,20 @@ def compile_(models, out_dir, segments, show_ops, min_runtime, intermediate, tim
       edgekit edgetpu compile out/model_int8_edgetpu_ready.tflite
       edgekit edgetpu compile a.tflite b.tflite -o compiled/
       edgekit edgetpu compile big.tflite --segments 2 --min-runtime 14
-      EDGEKIT_EDGETPU_COMPILER=scripts/edgetpu-compiler/edgetpu_compiler.sh edgekit edgetpu compile m.tflite
+      EDGEKIT_EDGETPU_COMPILER=scripts/edgetpu-compiler/edgetpu_compiler.sh \\
+        edgekit edgetpu compile m.tflite
     """
     from ..edgetpu.analyze import analyze
     from ..edgetpu.compiler import compile_models
     from ..edgetpu.report import side_by_side
     from ..edgetpu.views import comparison_table, report_view
     from ..errors import EdgekitError
-    from ..ui import console, print_json
+    from ..ui import console, print_json, progress_bar
 
-    result = compile_models(list(models), out_dir or Path(models[0]).parent, min_runtime=min_runtime,
-                            show_ops=show_ops, intermediate=names(intermediate), segments=segments, timeout=timeout)
+    with progress_bar(not as_json):   # in logs: the compiler's start and end lines, with its duration
+        result = compile_models(list(models), out_dir or Path(models[0]).parent, min_runtime=min_runtime,
+                                show_ops=show_ops, intermediate=names(intermediate), segments=segments,
+                                timeout=timeout)
     comparisons = {}
     for compiled in result.models:
         try:

@@ -2,11 +2,13 @@
 synthetic frames to a window, an MP4, a live web page and/or JSON lines."""
 from __future__ import annotations
 
+import signal
+import sys
 from pathlib import Path
 
 import click
 
-from .common import debug_enabled, json_option
+from .common import THREADS, debug_enabled, json_option
 
 AUTO_SERVE = "0.0.0.0:8080"
 
@@ -26,13 +28,19 @@ def _frame_size(ctx, param, value):
               help="Camera index or /dev/videoN, video file, rtsp/http/udp URL, image folder or glob, or 'synthetic'.")
 @click.option("--backend", help="Runtime backend (default: by the model's format).")
 @click.option("--device", help="Device for the backend (e.g. CPU, GPU, NPU for OpenVINO).")
-@click.option("--threads", type=click.IntRange(min=1), help="Threads per LiteRT interpreter.")
+@click.option("--threads", type=THREADS, help="CPU threads per inference worker (litert, openvino CPU, onnxruntime).")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Inferences in flight (one model instance each: LiteRT interpreters, OpenVINO compiled models).")
 @click.option("--size", callback=_frame_size, help="Frame size WIDTHxHEIGHT (cameras and synthetic).")
 @click.option("--fps", type=click.FloatRange(min=0, min_open=True), help="Frame rate (cameras and synthetic).")
-@click.option("--save", type=click.Path(path_type=Path), help="Write the annotated video here (.mp4, .mkv, .avi).")
+@click.option("--save", type=click.Path(path_type=Path),
+              help="Write the annotated video here (H.264 .mp4, .mkv, .mov); for an image folder source, "
+                   "a folder for the annotated images.")
 @click.option("--serve", metavar="HOST:PORT", help="Serve a live web page with the annotated stream and stats.")
+@click.option("--serve-token", metavar="TOKEN",
+              help="Access token the web page requires (default: a new random one, printed in the URL).")
+@click.option("--no-auth", is_flag=True,
+              help="Serve the web page without an access token: anyone who reaches the port sees the stream.")
 @click.option("--jsonl", metavar="FILE|-", help="One JSON line per frame (timestamp, frame id, latency, results).")
 @click.option("--window/--no-window", default=None, help="Show an OpenCV window (default: when a display exists "
               "and no other output is chosen).")
@@ -41,28 +49,32 @@ def _frame_size(ctx, param, value):
 @click.option("--max-frames", type=click.IntRange(min=1), help="Stop after this many frames.")
 @click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True, help="Classes kept per frame.")
 @json_option
-def run(model, source, backend, device, threads, workers, size, fps, save, serve, jsonl, window, max_retries,
-        max_frames, top_k, as_json):
+def run(model, source, backend, device, threads, workers, size, fps, save, serve, serve_token, no_auth, jsonl, window,
+        max_retries, max_frames, top_k, as_json):
     """Run MODEL live on frames from --source and show, save, serve or log the results.
 
     \b
     Without --save, --serve or --jsonl the results go to a window when a display exists,
-    otherwise to a web page on 0.0.0.0:8080 (the URL is printed). Ctrl-C stops cleanly:
-    the saved video and JSON lines are complete and playable.
+    otherwise to a web page on 0.0.0.0:8080. The page needs an access token, printed in its
+    URL (--serve-token to choose it, --no-auth for none). Ctrl-C, SIGTERM and SIGHUP stop
+    cleanly: the video plays and the JSON lines are complete (exit 0, 143, 129).
+    JSON lines are flushed one by one (tail -f works); each names its frame's file or
+    stream position. An image folder with --save DIR writes annotated images to DIR.
 
     \b
     Examples:
       edgekit run out/model_int8_edgetpu.tflite --source 0
       edgekit run out/model.xml --device CPU --source rtsp://cam.local/stream --serve 0.0.0.0:8080
       edgekit run out/model_int8.tflite --source clip.mp4 --save annotated.mp4 --jsonl results.jsonl
-      edgekit run out/model_int8.tflite --source photos/ --jsonl - --max-frames 10
-      edgekit run out/model_int8.tflite --source synthetic --size 320x240 --fps 15 --serve 127.0.0.1:8080
+      edgekit run out/model_int8.tflite --source photos/ --save annotated/ --jsonl - --max-frames 10
+      edgekit run out/model_int8.tflite --source synthetic --fps 15 --serve 127.0.0.1:8080 --no-auth
     """
+    from .. import interrupt
     from ..errors import EdgekitError
     from ..runtime.predictor import open_predictor
     from ..stream import SINKS, Pipeline, open_feed
     from ..stream.sinks.window import display_unavailable_reason
-    from ..ui import console, native_output_captured, print_json
+    from ..ui import console, native_output_captured
 
     if as_json and jsonl == "-":
         raise EdgekitError("--json and --jsonl - both write to stdout", "write the JSON lines to a file: --jsonl FILE")
@@ -77,12 +89,15 @@ def run(model, source, backend, device, threads, workers, size, fps, save, serve
         sinks.append(SINKS.get("window")(title=f"edgekit: {Path(model).name}"))
     elif auto and window is None:
         serve = AUTO_SERVE
-        err.print(f"no display and no output chosen: serving the live view on {AUTO_SERVE} "
-                  "(choose with --serve, --save, --jsonl)")
+        err.print(f"no display and no output chosen: serving the live view on {AUTO_SERVE}"
+                  f"{'' if no_auth else ' with an access token'} (choose with --serve, --save, --jsonl)")
+    token = _serve_token(serve, serve_token, no_auth)
     if serve:
-        sinks.append(SINKS.get("web")(serve))
-    if save:
-        sinks.append(SINKS.get("video")(save, fps=frame_source.fps))
+        sinks.append(SINKS.get("web")(serve, token=token))
+    if save and frame_source.kind == "image folder":   # a video of photos would last a fraction of a second
+        sinks.append(SINKS.get("stills")(save))
+    elif save:
+        sinks.append(SINKS.get("video")(save))   # the source's own timing, read once it is open
     if jsonl:
         sinks.append(SINKS.get("jsonl")(jsonl))
     if not sinks:
@@ -113,6 +128,32 @@ def run(model, source, backend, device, threads, workers, size, fps, save, serve
     finally:
         for predictor in predictors:
             predictor.close()
+    _report(result, as_json, jsonl)
+    if interrupt.received() not in (None, signal.SIGINT):   # SIGTERM, SIGHUP: outputs are final, say who stopped us
+        sys.exit(interrupt.exit_code())
+
+
+def _serve_token(serve: str | None, token: str | None, no_auth: bool) -> str | None:
+    """The web page's access token: --serve-token, none with --no-auth, else a new random one."""
+    from ..errors import EdgekitError
+    from ..stream.sinks.web import new_token
+
+    if token is not None and no_auth:
+        raise EdgekitError("--serve-token and --no-auth contradict each other", "drop one of them")
+    if not serve and (token is not None or no_auth):
+        raise EdgekitError(f"{'--serve-token' if token is not None else '--no-auth'} applies only to the web page",
+                           "add --serve HOST:PORT")
+    if token is not None and (len(token) < 8 or not token.isprintable() or " " in token):
+        raise EdgekitError("--serve-token must be at least 8 printable characters without spaces",
+                           "drop it to get a random token")
+    if not serve or no_auth:
+        return None
+    return token or new_token()
+
+
+def _report(result, as_json: bool, jsonl: str | None) -> None:
+    from ..ui import console, print_json
+
     if as_json:
         print_json(result.to_dict())
         return

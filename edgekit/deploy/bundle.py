@@ -49,9 +49,10 @@ class Bundle:
     name: str                        # directory on the device: ROOT/models/NAME
     version: str
     model: str                       # model file name inside the bundle
-    edgetpu: bool
+    edgetpu: bool                    # the model file holds an edgetpu-custom-op (compiled), whatever its name
     min_runtime_version: int | None
     files: list[BundleFile] = field(default_factory=list)
+    content_sha256: str = ""         # over every file but bundle.json and SHA256SUMS: same content, same hash
 
     @property
     def size(self) -> int:
@@ -88,6 +89,7 @@ class Bundle:
     def to_dict(self) -> dict:
         return {"name": self.name, "version": self.version, "model": self.model, "edgetpu": self.edgetpu,
                 "min_runtime_version": self.min_runtime_version, "size_bytes": self.size,
+                "content_sha256": self.content_sha256,
                 "files": {f.name: f.sha256 for f in self.files}}
 
 
@@ -184,7 +186,7 @@ def build_bundle(model: Path, name: str | None = None, labels: Path | None = Non
     if duplicates:
         raise EdgekitError(f"two bundle files would be named {', '.join(duplicates)}", "rename the --include file")
 
-    edgetpu = model.name.endswith("_edgetpu.tflite") or (manifest is not None and manifest.target == "edgetpu")
+    edgetpu = compiled_for_edgetpu(model)   # the file says so, never its name or the manifest's target
     min_runtime = find_min_runtime(manifest_data) if edgetpu else None
     content = hashlib.sha256("".join(f"{f.sha256}  {f.name}\n" for f in sorted(files, key=lambda f: f.name)).encode())
     version = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + content.hexdigest()[:12]
@@ -197,7 +199,16 @@ def build_bundle(model: Path, name: str | None = None, labels: Path | None = Non
     sums = "".join(f"{f.sha256}  {f.name}\n" for f in files).encode()
     files.append(_file(SUMS, data=sums))
     return Bundle(name=name, version=version, model=model.name, edgetpu=edgetpu, min_runtime_version=min_runtime,
-                  files=files)
+                  files=files, content_sha256=content.hexdigest())
+
+
+def compiled_for_edgetpu(model: Path) -> bool:
+    """True when the TFLite file holds an `edgetpu-custom-op`: only edgetpu_compiler writes one.
+    A `*_edgetpu_ready.tflite` is int8 for the CPU until it is compiled."""
+    from ..edgetpu.analyze import is_compiled
+    from ..tflite_model import read_tflite
+
+    return is_compiled(read_tflite(model))
 
 
 def _specs(manifest) -> dict:
@@ -217,10 +228,7 @@ def _specs(manifest) -> dict:
 
 
 def _edgekit_version() -> str:
-    from importlib import metadata
+    from .. import __version__
 
-    try:
-        return metadata.version("edgekit")
-    except metadata.PackageNotFoundError:
-        return "unknown"
+    return __version__
 

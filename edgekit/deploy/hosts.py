@@ -58,7 +58,7 @@ def parse_host(text: str, alias: str | None = None, **extra) -> Host:
 
 
 def parse_targets(values: list[str] | tuple[str, ...], base: Path | None = None) -> list[Host]:
-    """Every `--to` value: comma-separated hosts, or `@file` (host list or Ansible inventory)."""
+    """Every `--host` value: comma-separated hosts, or `@file` (host list or Ansible inventory)."""
     hosts: list[Host] = []
     for value in values:
         for item in (v.strip() for v in value.split(",")):
@@ -69,7 +69,7 @@ def parse_targets(values: list[str] | tuple[str, ...], base: Path | None = None)
             else:
                 hosts.append(parse_host(item))
     if not hosts:
-        raise EdgekitError("no hosts given", "pass --to user@host, several comma-separated, or @inventory")
+        raise EdgekitError("no hosts given", "pass --host user@host, several comma-separated, or --hosts @inventory")
     seen, unique = set(), []
     for host in hosts:  # the same board twice would race with itself
         if (host.host, host.user, host.port) not in seen:

@@ -16,6 +16,8 @@ from typing import Any
 
 from ..errors import EdgekitError
 from ..fsutil import publish, staging_dir
+from ..resources import compiler_wrapper
+from ..ui import step
 from ..tflite_model import read_tflite
 from .analyze import is_compiled
 from .logparse import merge, parse_log, parse_output
@@ -25,7 +27,7 @@ ENV_VAR = "EDGEKIT_EDGETPU_COMPILER"
 RUNTIME_VERSIONS = range(10, 17)          # -m values compilers 14-16 accept
 DEFAULT_TIMEOUT = 180                      # seconds, the compiler's own default
 HOW_TO_GET = ("edgetpu_compiler is x86-64 Linux only (Coral apt package edgetpu-compiler); on any host with "
-              f"Docker or Podman set {ENV_VAR}=scripts/edgetpu-compiler/edgetpu_compiler.sh")
+              f"Docker or Podman set {ENV_VAR}={compiler_wrapper()}")
 
 
 def find_compiler() -> str | None:
@@ -35,7 +37,7 @@ def find_compiler() -> str | None:
         path = shutil.which(configured) or (configured if os.access(configured, os.X_OK) else None)
         if path is None:
             raise EdgekitError(f"{ENV_VAR}={configured} is not an executable file",
-                               "point it at edgetpu_compiler or scripts/edgetpu-compiler/edgetpu_compiler.sh")
+                               f"point it at edgetpu_compiler or {compiler_wrapper()}")
         return path
     return shutil.which("edgetpu_compiler")
 
@@ -126,7 +128,8 @@ def run_compiler(models: list[Path], workdir: Path, *, executable: str | None = 
     # Relative paths: the container wrapper mounts the working directory only.
     command = build_command(executable, version, [f"in/{n}" for n in names], "out", timeout=timeout, **flags)
     try:
-        done = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=timeout + 60)
+        with step(f"edgetpu_compiler {', '.join(names)}"):
+            done = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=timeout + 60)
     except subprocess.TimeoutExpired:
         raise EdgekitError(f"edgetpu_compiler did not finish within {timeout} s",
                            "raise --timeout, or split the model with --segments") from None

@@ -33,6 +33,7 @@ class Capture:
         self.reconnects = 0
         self.retries = 0
         self.generation = 0
+        self.fps: float | None = None   # the source's own rate, read once it is open
         feed.report = on_event
         self.thread = threading.Thread(target=self._run, name="edgekit-capture", daemon=True)
 
@@ -58,7 +59,8 @@ class Capture:
                     self.generation += 1
                     self.on_event(StreamEvent("reconnected", f"{self.feed.describe()} is back"))
                     continue
-                frame = Frame(self.frames, image, time.perf_counter(), time.time(), self.generation)
+                name, stream_ms = self.feed.position()
+                frame = Frame(self.frames, image, time.perf_counter(), time.time(), self.generation, name, stream_ms)
                 self.frames += 1
                 if not self.out.put(frame):
                     return
@@ -74,6 +76,7 @@ class Capture:
         while not self.stop.is_set():
             try:
                 self.feed.open()
+                self.fps = self.feed.fps or self.fps   # a file's rate is known only once it is open
                 return True
             except FeedUnavailable as exc:
                 if not self.feed.live:

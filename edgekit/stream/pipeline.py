@@ -7,12 +7,12 @@ Several Predictors (one per inference worker: several LiteRT interpreters, sever
 compiled models) keep more than one inference in flight; results are put back in frame order
 before drawing. Live feeds drop the oldest frame when the pipeline is behind, and a frame is
 picked for preparation only when inference can take it next (fresh frames, low latency); files
-are read only as fast as they are processed (no frame lost). Sinks run on the caller's thread, which is
-also where Ctrl-C lands: stopping always finalizes the sinks (a playable MP4, a complete JSONL).
+are read only as fast as they are processed (no frame lost). Sinks run on the caller's thread,
+which is also where Ctrl-C, SIGTERM and SIGHUP land (edgekit.interrupt): stopping always
+finalizes the sinks (a playable MP4, complete JSON lines).
 """
 from __future__ import annotations
 
-import signal
 import threading
 import time
 from collections import deque
@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import interrupt
 from .capture import Capture
 from .channel import CLOSED, Channel
 from .overlay import annotate
@@ -166,7 +167,7 @@ class Pipeline:
         except KeyboardInterrupt:
             stopped = "interrupted"
         finally:
-            with _sigint_deferred():
+            with interrupt.deferred():   # a second Ctrl-C or SIGTERM must not cut a video in half
                 outputs = self._shutdown()
         error = self.capture.error or self._error
         if error is not None and stopped != "interrupted":
@@ -187,7 +188,8 @@ class Pipeline:
                 "latency_ms": None if latency is None else round(latency, 2),
                 "infer_ms": None if infer is None else round(infer, 2),
                 "dropped": self.frames.dropped + self.annotated.dropped, "reconnects": self.capture.reconnects,
-                "source": self.feed.describe(), "model": self.model, "backend": self.backend,
+                "source": self.feed.describe(), "source_fps": self.capture.fps, "live": self.feed.live,
+                "model": self.model, "backend": self.backend,
                 "workers": len(self.predictors), "latest": latest}
 
     # -- stages ------------------------------------------------------------------------------
@@ -262,8 +264,9 @@ class Pipeline:
                "backend": self.backend, "model": self.model}
         image = annotate(job.frame.image, prediction, hud)
         now = time.perf_counter()
-        result = FrameResult(job.frame.id, job.frame.wall_time, (now - job.frame.captured) * 1e3, job.infer_ms,
-                             job.frame.generation, prediction)
+        frame = job.frame
+        result = FrameResult(frame.id, frame.wall_time, (now - frame.captured) * 1e3, job.infer_ms, frame.generation,
+                             prediction, frame.name, frame.stream_ms, frame.captured)
         stats.record(result, now)
         return self.annotated.put((image, result))
 
@@ -318,16 +321,3 @@ def _opencv_single_threaded():
         yield
     finally:
         cv.setNumThreads(previous)
-
-
-@contextmanager
-def _sigint_deferred():
-    """A second Ctrl-C while sinks are finalized is ignored: it must not cut a video in half."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: None)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)

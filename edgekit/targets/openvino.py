@@ -9,6 +9,7 @@ from ..errors import ConversionError, summary
 from ..manifest import TensorInfo
 from ..frames import to_layout
 from ..sources.base import SourceModel
+from ..ui import step
 from .base import Target, TargetOutput, register
 
 
@@ -42,9 +43,10 @@ class OpenVINOTarget(Target):
             # default 7-bit fix covers the first layer only, but ReLU6-fed 1x1 convs saturate too
             # (EfficientNet-Lite0: cosine 0.92 -> 0.99). ENABLE = 7-bit weights wherever channels
             # are summed; full bias correction wins back what the lost bit costs.
-            ov_model = nncf.quantize(ov_model, dataset, subset_size=len(samples), fast_bias_correction=False,
-                                     advanced_parameters=AdvancedQuantizationParameters(
-                                         overflow_fix=OverflowFix.ENABLE))
+            with step(f"NNCF int8 quantization ({len(samples)} calibration samples)"):
+                ov_model = nncf.quantize(ov_model, dataset, subset_size=len(samples), fast_bias_correction=False,
+                                         advanced_parameters=AdvancedQuantizationParameters(
+                                             overflow_fix=OverflowFix.ENABLE))
             converters["nncf"] = deps.version("nncf") or "?"
         ov.save_model(ov_model, str(artifact), compress_to_fp16=(precision == "fp16"))
         weights = artifact.with_suffix(".bin")

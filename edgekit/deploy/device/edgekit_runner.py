@@ -154,39 +154,71 @@ def versions(directory):
                   and os.path.isdir(os.path.join(directory, entry)) and not os.path.islink(os.path.join(directory, entry)))
 
 
+def version_info(directory, version):
+    """What a kept version is: its bundle.json facts and the model file's sha256 (from SHA256SUMS)."""
+    path = os.path.join(directory, version)
+    info = {}
+    try:
+        with open(os.path.join(path, BUNDLE_INFO), encoding="utf-8") as handle:
+            info = json.load(handle)
+    except (OSError, ValueError):
+        pass
+    try:
+        model_sha = read_sums(os.path.join(path, SUMS)).get(info.get("model"))
+    except (OSError, ValueError):
+        model_sha = None
+    try:
+        size = sum(os.path.getsize(os.path.join(path, f)) for f in os.listdir(path))
+    except OSError:
+        size = None
+    return {"created": info.get("created"), "model": info.get("model"), "content_sha256": info.get("content_sha256"),
+            "model_sha256": model_sha, "edgekit_version": info.get("edgekit_version"), "size_bytes": size}
+
+
 def cmd_probe(args):
     directory = model_dir(args.root, args.name)
     info = host_info()
+    current = link_target(os.path.join(directory, "current"))
     info.update({"python_ok": sys.version_info[:2] >= MIN_PYTHON, "free_bytes": free_bytes(directory),
-                 "root": os.path.expanduser(args.root), "current": link_target(os.path.join(directory, "current")),
-                 "versions": versions(directory)})
+                 "root": os.path.expanduser(args.root), "current": current,
+                 "current_content_sha256": version_info(directory, current)["content_sha256"] if current else None,
+                 "previous": link_target(os.path.join(directory, "previous")), "versions": versions(directory)})
     emit(info)
 
 
 def cmd_list(args):
-    """Every deployed model with its current, previous and kept versions."""
+    """Every deployed model with its current, previous and kept versions (with their dates and hashes)."""
     models_root = os.path.join(os.path.expanduser(args.root), "models")
     models = {}
     for name in sorted(os.listdir(models_root)) if os.path.isdir(models_root) else []:
         directory = os.path.join(models_root, name)
         current = link_target(os.path.join(directory, "current"))
         if current:
+            kept = versions(directory)
             models[name] = {"current": current, "previous": link_target(os.path.join(directory, "previous")),
-                            "versions": versions(directory)}
+                            "versions": kept, "details": {v: version_info(directory, v) for v in kept}}
     emit({"models": models})
 
 
+DISTRIBUTION = "edgekit-vision"   # edgekit's name on PyPI (edgekit.DISTRIBUTION; `edgekit` there is another project)
+
+
 def cmd_serve(args):
-    """The web view needs edgekit itself; hand over to `python -m edgekit run` on the device."""
+    """The web view needs edgekit itself; hand over to `python -m edgekit run` on the device, with
+    an access token the client is told (and prints in the URL)."""
     if _module_version("edgekit") is None:
-        raise Failure("the web view needs edgekit on the device, which is not installed there (pip install edgekit "
-                      "on the board); without it, `edgekit remote run HOST --jsonl` streams the results instead")
+        raise Failure("the web view needs edgekit on the device, which is not installed there (pip install %s "
+                      "on the board); without it, `edgekit remote run HOST --jsonl` streams the results instead"
+                      % DISTRIBUTION)
+    import secrets
     import subprocess
 
     info, _ = load_bundle(here())
+    token = secrets.token_urlsafe(16)
     child = subprocess.Popen([sys.executable, "-m", "edgekit", "run", os.path.join(here(), info["model"]),
-                              "--source", args.source, "--serve", args.serve], stdin=subprocess.DEVNULL)
-    emit({"serving": args.serve})
+                              "--source", args.source, "--serve", args.serve, "--serve-token", token],
+                             stdin=subprocess.DEVNULL)
+    emit({"serving": args.serve, "token": token})
     try:
         # ssh sessions without a terminal get no SIGHUP: stdin reaching EOF means the client is gone
         while child.poll() is None and sys.stdin.buffer.read(1 << 16):
@@ -198,7 +230,7 @@ def cmd_serve(args):
                 child.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 child.kill()
-    if child.returncode not in (0, -15, None):
+    if child.returncode not in (0, -15, 143, None):   # 143: edgekit run finished its outputs on our SIGTERM
         raise Failure("edgekit run exited with code %s on the device" % child.returncode)
 
 
@@ -304,6 +336,13 @@ def cmd_receive(args):
         for entry in os.listdir(directory):  # stale uploads of interrupted deploys
             if entry.startswith(".incoming-"):
                 shutil.rmtree(os.path.join(directory, entry), ignore_errors=True)
+        current = link_target(os.path.join(directory, "current"))
+        if args.content_sha256 and current and version_info(directory, current)["content_sha256"] == args.content_sha256:
+            # the same content is already running: no new version, `previous` keeps the real previous one
+            verify_dir(os.path.join(directory, current), sha256_file(os.path.join(directory, current, SUMS)))
+            emit({"version": current, "previous": link_target(os.path.join(directory, "previous")), "unchanged": True,
+                  "files": 0, "bytes": 0, "verified": True, "path": os.path.join(directory, current), "pruned": []})
+            return
         incoming = tempfile.mkdtemp(prefix=".incoming-", dir=directory)
         try:
             received = 0
@@ -638,6 +677,7 @@ def main(argv=None):
     receive.add_argument("--version", required=True)
     receive.add_argument("--sums-sha256", required=True)
     receive.add_argument("--keep", type=int, default=3)
+    receive.add_argument("--content-sha256")
     rollback.add_argument("--to")
     bench = sub.add_parser("bench")
     bench.add_argument("--runs", type=int, default=100)

@@ -51,8 +51,12 @@ class Feed:
 
     @property
     def fps(self) -> float | None:
-        """The nominal frame rate, when the feed knows it."""
+        """The nominal frame rate, when the feed knows it (files: only once open)."""
         return self.requested_fps
+
+    def position(self) -> tuple[str | None, float | None]:
+        """(file name, position in ms) of the frame read last: what a result line names it by."""
+        return None, None
 
     def close(self) -> None:
         pass

@@ -26,5 +26,10 @@ class VideoFileFeed(VideoCaptureFeed):
                                "give a video file FFmpeg reads (mp4, mkv, avi, ...), or a folder of images")
         self._cap = cap
 
+    def position(self) -> tuple[str | None, float | None]:
+        if self._cap is None:
+            return None, None
+        return None, float(self._cap.get(cv2().CAP_PROP_POS_MSEC))   # of the frame just read
+
     def describe(self) -> str:
         return f"video {self.spec}"
