@@ -175,22 +175,22 @@ def convert(model, request: ConvertRequest, progress=None, warn: Callable[[str],
     if hasattr(source, "set_input_size"):
         source.set_input_size(pre.input_size)
     task, labels = resolve_task(source, request, warnings)
+    card, card_file = resolve_card(source.path, request.card, [t.name for t in source.inputs()],
+                                   [t.name for t in source.outputs()])
 
     calibration = _calibration(request, pre, warnings, progress) if any(p == "int8" for _, p in jobs) else None
     verify_set = _verify_set(request, pre, calibration, warnings, progress) if request.verify else None
-    card, card_file = resolve_card(source.path, request.card, [t.name for t in source.inputs()],
-                                   [t.name for t in source.outputs()])
     reference = _Reference(source, verify_set)
     ctx = ConvertContext(preprocess=pre, calibration=calibration.samples if calibration else None,
                          sample_images=(verify_set or calibration).samples if (verify_set or calibration) else None,
                          options={"int8_io": request.int8_io}, task=task, labels=labels,
-                         card=card, source_inputs=[t.name for t in source.inputs()],
-                         source_outputs=[t.name for t in source.outputs()],
+                         card=card, source_inputs=source.inputs(), source_outputs=source.outputs(),
                          reference=reference if verify_set is not None else None)
     for message in warnings:
         if warn:
             warn(message)
     stem = request.name or (Path(source.path).stem if source.path else "model")
+    card.name = card.name or stem   # every format's metadata names the model
     source_info = {"kind": source.kind, "path": str(source.path) if source.path else None,
                    "sha256": sha256_of(Path(source.path)) if source.path else None}
     if card_file:

@@ -23,8 +23,10 @@ from __future__ import annotations
 from dataclasses import fields
 from pathlib import Path
 
+import numpy as np
+
 from .errors import EdgekitError
-from .manifest import ModelCard
+from .manifest import ModelCard, TensorInfo
 
 CARD_SUFFIX = ".model_card.yaml"
 FOLDER_CARD = "model_card.yaml"
@@ -107,6 +109,26 @@ def resolve_card(source_path: Path | None, given: ModelCard, input_names: list[s
     return card, path
 
 
-def positional(described: dict[str, str], names: list[str]) -> list[str]:
+def positional(described: dict[str, str], tensors: list[TensorInfo]) -> list[str]:
     """Descriptions in the source's tensor order ('' where none was given)."""
-    return [described.get(name, "") for name in names]
+    return [described.get(t.name, "") for t in tensors]
+
+
+def for_artifact(described: dict[str, str], source: list[TensorInfo], shapes: list[list[int]]) -> list[str]:
+    """Descriptions for an artifact's tensors (given by shape, in its order). A source tensor's text
+    goes to the artifact tensor at the same position when the element counts agree, else to the
+    first unused one that has its element count (converters reorder multi-output models)."""
+    out = [""] * len(shapes)
+    used: set[int] = set()
+    for position, tensor in enumerate(source):
+        text = described.get(tensor.name)
+        if not text:
+            continue
+        size = int(np.prod(tensor.shape))
+        order = [position, *(j for j in range(len(shapes)) if j != position)]
+        match = next((j for j in order if j < len(shapes) and j not in used and int(np.prod(shapes[j])) == size),
+                     position if position < len(shapes) and position not in used else None)
+        if match is not None:
+            out[match] = text
+            used.add(match)
+    return out

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .. import deps
-from ..manifest import ModelCard, Preprocess, StepParity
+from ..manifest import ModelCard, Preprocess, StepParity, TensorInfo
 from ..registry import Registry
 from ..sources.base import SourceModel
 
@@ -24,8 +24,8 @@ class ConvertContext:
     task: str = "other"
     labels: list[str] = field(default_factory=list)
     card: ModelCard = field(default_factory=ModelCard)   # written into each format's own metadata
-    source_inputs: list[str] = field(default_factory=list)    # the source's tensor names, in order:
-    source_outputs: list[str] = field(default_factory=list)   # the card's descriptions are keyed by them
+    source_inputs: list[TensorInfo] = field(default_factory=list)    # the source's tensors, in order:
+    source_outputs: list[TensorInfo] = field(default_factory=list)   # the card's descriptions use their names
     reference: Any = None        # convert's source reference (verify inputs + source outputs); None: --no-verify
 
     def check(self, step: str, runtime: str, run, layout: str = "NHWC") -> StepParity | None:
