@@ -17,7 +17,7 @@ from .formats import detect
 from .fsutil import publish, sha256_of, size_of, staging_dir, write_atomic
 from .manifest import (COLOR_ORDERS, LAYOUTS, RESIZE_MODES, TASKS, Manifest, ModelCard, Preprocess, StepParity,
                        VerifyReport, manifest_path)
-from .modelcard import resolve_card
+from .modelcard import check_tensor_names, resolve_card
 from .preprocess import preprocess_image, to_layout
 from .routes import Route, plan
 from .runtime.base import BACKENDS
@@ -170,13 +170,14 @@ def convert(model, request: ConvertRequest, progress=None, warn: Callable[[str],
     targets = list(dict.fromkeys(target for target, _ in jobs))
     form = source_class(model).kind
     routes = {target.name: plan(form, target) for target in targets}  # refuse before any slow load
+    card, card_file = resolve_card(Path(model) if isinstance(model, (str, Path)) else None, request.card)
     source = load_source(model, [1, 3, *request.input_size] if request.input_size else None)
     pre = resolve_preprocess(source, request, warnings)
     if hasattr(source, "set_input_size"):
         source.set_input_size(pre.input_size)
     task, labels = resolve_task(source, request, warnings)
-    card, card_file = resolve_card(source.path, request.card, [t.name for t in source.inputs()],
-                                   [t.name for t in source.outputs()])
+    check_tensor_names(card, card_file, request.card, [t.name for t in source.inputs()],
+                       [t.name for t in source.outputs()])
 
     calibration = _calibration(request, pre, warnings, progress) if any(p == "int8" for _, p in jobs) else None
     verify_set = _verify_set(request, pre, calibration, warnings, progress) if request.verify else None

@@ -88,10 +88,9 @@ def parse_descriptions(items: tuple[str, ...] | list[str], option: str) -> dict[
     return out
 
 
-def resolve_card(source_path: Path | None, given: ModelCard, input_names: list[str],
-                 output_names: list[str]) -> tuple[ModelCard, Path | None]:
-    """The card file's fields overridden by the non-empty fields of `given` (the options), with
-    tensor names checked against the source. Returns the card and the file it came from."""
+def resolve_card(source_path: Path | None, given: ModelCard) -> tuple[ModelCard, Path | None]:
+    """The card file's fields overridden by the non-empty fields of `given` (the options). Reads
+    no model, so a bad card fails before any slow load. Returns the card and its file."""
     path = find_card(source_path)
     card = read_card(path) if path else ModelCard()
     for key in _TEXT_KEYS:
@@ -99,14 +98,19 @@ def resolve_card(source_path: Path | None, given: ModelCard, input_names: list[s
             setattr(card, key, getattr(given, key))
     card.inputs = {**card.inputs, **given.inputs}
     card.outputs = {**card.outputs, **given.outputs}
+    return card, path
+
+
+def check_tensor_names(card: ModelCard, card_file: Path | None, given: ModelCard, input_names: list[str],
+                       output_names: list[str]) -> None:
+    """Every described tensor must exist in the source. Raises EdgekitError naming the valid ones."""
     for kind, described, names in (("input", card.inputs, input_names), ("output", card.outputs, output_names)):
         unknown = sorted(set(described) - set(names))
         if unknown:
             from_file = [u for u in unknown if u not in getattr(given, f"{kind}s")]
-            origin = f" (model card {path})" if from_file else ""
+            origin = f" (model card {card_file})" if from_file else ""
             raise EdgekitError(f"the model has no {kind} named {', '.join(repr(u) for u in unknown)}{origin}",
                                f"its {kind}s are: {', '.join(names)}")
-    return card, path
 
 
 def positional(described: dict[str, str], tensors: list[TensorInfo]) -> list[str]:

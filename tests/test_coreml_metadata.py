@@ -258,7 +258,7 @@ def test_model_card_mistakes_are_one_line_errors(classifier, tmp_path, run_cli):
 
 
 def test_model_card_file_schema(tmp_path):
-    from edgekit.modelcard import find_card, read_card, resolve_card
+    from edgekit.modelcard import check_tensor_names, find_card, read_card, resolve_card
 
     model = tmp_path / "net.onnx"
     model.write_bytes(b"")
@@ -268,8 +268,11 @@ def test_model_card_file_schema(tmp_path):
     (tmp_path / "net.model_card.yaml").write_text("name: Net\nversion: 2\ninputs: {images: photos}\n")
     assert find_card(model) == tmp_path / "net.model_card.yaml"   # the model's own card wins
     assert read_card(find_card(model)) == ModelCard(name="Net", version="2", inputs={"images": "photos"})
-    card, _ = resolve_card(model, ModelCard(version="3", author="B"), ["images"], ["logits"])
+    card, path = resolve_card(model, ModelCard(version="3", author="B", outputs={"logits": "scores"}))
     assert (card.name, card.version, card.author) == ("Net", "3", "B")   # options override the file
+    check_tensor_names(card, path, ModelCard(), ["images"], ["logits"])
+    with pytest.raises(EdgekitError, match=r"no input named 'images' \(model card .*net.model_card.yaml\)"):
+        check_tensor_names(card, path, ModelCard(), ["input"], ["logits"])
     (tmp_path / "net.model_card.yaml").write_text("inputs: [photos]\n")
     with pytest.raises(EdgekitError, match=r"'inputs' must map tensor names to descriptions"):
         read_card(tmp_path / "net.model_card.yaml")
