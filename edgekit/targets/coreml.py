@@ -197,7 +197,8 @@ def _tensorflow_program(model: SourceModel, pre: Preprocess, fold: bool):
     return [function], run, "tensorflow"
 
 
-_OP = re.compile(r"op '([^']+)'|op \"([^\"]+)\"|op type:? '?([A-Za-z0-9_.:]+)'?", re.IGNORECASE)
+# "Conversion for TF op 'Lgamma' not implemented.", "PyTorch convert function for op 'fft_fft2' not implemented."
+_OP = re.compile(r"\bop '([^']+)'")
 
 
 def _conversion_error(exc: Exception, frontend: str) -> ConversionError:
@@ -205,8 +206,8 @@ def _conversion_error(exc: Exception, frontend: str) -> ConversionError:
     text = str(exc)
     match = _OP.search(text)
     if match:
-        op = next(g for g in match.groups() if g)
-        return ConversionError(f"coremltools cannot convert the {frontend} op '{op}' ({summary(exc, limit=160)})",
+        return ConversionError(f"coremltools cannot convert the {frontend} op '{match.group(1)}' "
+                               f"({summary(exc, limit=160)})",
                                "replace that op in the model, or convert to tflite, openvino or onnx")
     return ConversionError(f"coremltools could not convert the model: {type(exc).__name__}: {summary(exc)}",
                            f"check the model's ops against coremltools' {frontend} frontend, or convert to "
