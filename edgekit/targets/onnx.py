@@ -6,9 +6,9 @@ from pathlib import Path
 
 from .. import deps
 from ..bridges.base import ConvertContext
+from ..modelcard import for_artifact
 from ..preprocess import to_layout
 from ..sources.base import SourceModel
-from ..modelcard import for_artifact
 from ..sources.onnx import OnnxSource, _dims, load_checked
 from .base import Target, TargetOutput, register
 
@@ -62,7 +62,8 @@ def write_card(path: Path, ctx: ConvertContext) -> None:
 
     card = ctx.card
     model = onnx.load(str(path))
-    model.doc_string = card.description
+    if card.description:
+        model.doc_string = card.description
     props = {"model_author": card.author, "model_license": card.license, "name": card.name, "version": card.version}
     kept = [p for p in model.metadata_props if p.key not in props]
     del model.metadata_props[:]
@@ -78,5 +79,6 @@ def write_card(path: Path, ctx: ConvertContext) -> None:
                                       (list(model.graph.output), card.outputs, ctx.source_outputs)):
         shapes = [[d if isinstance(d, int) else -1 for d in _dims(v)] for v in values]
         for value, text in zip(values, for_artifact(described, source, shapes)):
-            value.doc_string = text
+            if text:
+                value.doc_string = text
     onnx.save(model, str(path))
