@@ -129,6 +129,32 @@ def main(debug):
     """
 
 
+def card_options(command):
+    """--author, --license, --model-version, --description, --input-description, --output-description."""
+    for option in reversed([
+        click.option("--author", help="Model author, written into each format's metadata."),
+        click.option("--license", "license_", help="Model licence (e.g. Apache-2.0)."),
+        click.option("--model-version", help="Model version string (e.g. 1.2.0)."),
+        click.option("--description", help="One-line model description."),
+        click.option("--input-description", multiple=True, metavar="NAME=TEXT",
+                     help="Describe a source input by name; repeatable."),
+        click.option("--output-description", multiple=True, metavar="NAME=TEXT",
+                     help="Describe a source output by name; repeatable."),
+    ]):
+        command = option(command)
+    return command
+
+
+def _card(author, license_, model_version, description, input_description, output_description):
+    from .manifest import ModelCard
+    from .modelcard import parse_descriptions
+
+    return ModelCard(author=author or "", license=license_ or "", version=model_version or "",
+                     description=description or "",
+                     inputs=parse_descriptions(input_description, "--input-description"),
+                     outputs=parse_descriptions(output_description, "--output-description"))
+
+
 @main.command()
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--to", "targets", required=True,
@@ -152,9 +178,10 @@ def main(debug):
 @click.option("--labels", type=click.Path(path_type=Path, exists=True, dir_okay=False), help="Labels file.")
 @click.option("--int8-io", default="uint8", show_default=True, help="TFLite int8 input/output type: uint8 or int8.")
 @click.option("--name", help="Artifact file stem (default: the model file's stem).")
+@card_options
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def convert(model, targets, precisions, out_dir, calib, calib_samples, verify, verify_data, input_size, mean, std,
-            bgr, layout, resize, task, labels, int8_io, name, as_json):
+            bgr, layout, resize, task, labels, int8_io, name, as_json, **card):
     """Convert MODEL to edge formats, quantize, and verify every artifact against MODEL.
 
     \b
@@ -168,6 +195,12 @@ def convert(model, targets, precisions, out_dir, calib, calib_samples, verify, v
       edgekit convert net.pt --input-size 224 --mean 127 --std 128 --to coreml --precision fp16
       edgekit convert model.keras --to tflite --precision int8 --calib synthetic --json
       edgekit convert model.keras --to edgetpu --calib photos/ -o out/   # int8 + Edge TPU report
+      edgekit convert model.keras --to coreml,tflite --author "Jane Doe" --license MIT \\
+          --model-version 1.2 --description "Flower classifier" --input-description image="RGB photo"
+
+    \b
+    Author, licence, version and descriptions go into every format's own metadata; they are
+    also read from MODEL_STEM.model_card.yaml or model_card.yaml beside MODEL (options win).
     """
     from .convert import ConvertRequest
     from .convert import convert as run_convert
@@ -177,7 +210,7 @@ def convert(model, targets, precisions, out_dir, calib, calib_samples, verify, v
     request = ConvertRequest(targets=_names(targets), precisions=_names(precisions) if precisions else None, out_dir=out_dir, calib=calib,
                              calib_samples=calib_samples, verify=verify, verify_data=verify_data,
                              input_size=input_size, mean=mean, std=std, bgr=bgr, layout=layout, resize=resize,
-                             task=task, labels=labels, int8_io=int8_io, name=name)
+                             task=task, labels=labels, int8_io=int8_io, name=name, card=_card(**card))
     with progress_bar(not as_json) as progress, native_output_captured(not _debug()):
         result = run_convert(str(model), request, progress=progress,
                              warn=warning)

@@ -15,15 +15,16 @@ from .calibration import DEFAULT_SAMPLES, SampleSet, load_samples
 from .errors import CalibrationError, EdgekitError
 from .formats import detect
 from .fsutil import publish, sha256_of, size_of, staging_dir, write_atomic
-from .manifest import (COLOR_ORDERS, LAYOUTS, RESIZE_MODES, TASKS, Manifest, Preprocess, VerifyReport, artifact_digest,
-                       manifest_path)
 from .frames import preprocess_image, to_layout
+from .manifest import (COLOR_ORDERS, LAYOUTS, RESIZE_MODES, TASKS, Manifest, ModelCard, Preprocess, StepParity,
+                       VerifyReport, artifact_digest, manifest_path)
+from .modelcard import check_tensor_names, resolve_card
 from .routes import Route, plan
 from .runtime.base import BACKENDS
 from .sources.base import SourceModel, load_source, read_labels, source_class
 from .targets.base import TARGETS, Target, TargetOutput
 from .ui import step
-from .verify import align, compare, gate
+from .verify import gate, match_outputs
 
 VERIFY_SAMPLES = 64
 
@@ -48,6 +49,7 @@ class ConvertRequest:
     labels: Path | None = None
     int8_io: str = "uint8"
     name: str | None = None
+    card: ModelCard = field(default_factory=ModelCard)   # --author, --license, ...: override the card file
 
 
 @dataclass
@@ -169,33 +171,42 @@ def convert(model, request: ConvertRequest, progress=None, warn: Callable[[str],
     targets = list(dict.fromkeys(target for target, _ in jobs))
     form = source_class(model).kind
     routes = {target.name: plan(form, target) for target in targets}  # refuse before any slow load
+    card, card_file = resolve_card(Path(model) if isinstance(model, (str, Path)) else None, request.card)
     source = load_source(model, [1, 3, *request.input_size] if request.input_size else None)
     pre = resolve_preprocess(source, request, warnings)
     if hasattr(source, "set_input_size"):
         source.set_input_size(pre.input_size)
     task, labels = resolve_task(source, request, warnings)
+    check_tensor_names(card, card_file, request.card, [t.name for t in source.inputs()],
+                       [t.name for t in source.outputs()])
 
     calibration = _calibration(request, pre, warnings, progress) if any(p == "int8" for _, p in jobs) else None
     verify_set = _verify_set(request, pre, calibration, warnings, progress) if request.verify else None
+    reference = _Reference(source, verify_set)
     ctx = ConvertContext(preprocess=pre, calibration=calibration.samples if calibration else None,
                          sample_images=(verify_set or calibration).samples if (verify_set or calibration) else None,
-                         options={"int8_io": request.int8_io}, task=task, labels=labels)
+                         options={"int8_io": request.int8_io}, task=task, labels=labels,
+                         card=card, source_inputs=source.inputs(), source_outputs=source.outputs(),
+                         reference=reference if verify_set is not None else None)
     for message in warnings:
         if warn:
             warn(message)
     stem = request.name or (Path(source.path).stem if source.path else "model")
+    card.name = card.name or stem   # every format's metadata names the model
     source_info = {"kind": source.kind, "path": str(source.path) if source.path else None,
                    "sha256": sha256_of(Path(source.path)) if source.path else None}
-    reference = _Reference(source, verify_set)
+    if card_file:
+        source_info["model_card"] = str(card_file)
     artifacts: list[ArtifactResult] = []
     out_dir = Path(request.out_dir)
     overall = progress.add_task("converting", total=len(jobs)) if progress else None
     with staging_dir(out_dir) as stage:
         forms: dict[tuple[str, ...], SourceModel] = {(): source}
+        checks: dict[tuple[str, ...], StepParity | None] = {}   # each bridge's output against the source
 
         def candidate(route: Route, target: Target, precision: str) -> tuple[Route, TargetOutput, Manifest]:
             """Convert along one route into its own staging folder, then verify there."""
-            form = _materialize(route, forms, stage, ctx)
+            form, steps = _materialize(route, forms, checks, stage, ctx)
             staged = stage / f"{route.describe().replace(' → ', '-')}-{precision}"
             staged.mkdir()
             artifact = staged / target.artifact_name(stem, precision)
@@ -212,11 +223,12 @@ def convert(model, request: ConvertRequest, progress=None, warn: Callable[[str],
                 inputs=output.inputs, outputs=output.outputs, source=source_info, route=route.steps(),
                 converters=_converter_versions(route, output), options=output.options,
                 calibration=calibration.describe() if calibration and precision == "int8" else None,
-                created=datetime.now(timezone.utc).isoformat(timespec="seconds"), edgekit_version=__version__,
-                artifact_sha256=artifact_digest(artifact))
+                model_card=card, created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                edgekit_version=__version__, artifact_sha256=artifact_digest(artifact))
             write_atomic(manifest_path(artifact), manifest.to_json())  # runners read it while verifying
             with step(f"{target.name} {precision} verify"):
-                manifest.verify = _verify(target, artifact, output, precision, task, reference, request.verify)
+                manifest.verify = _with_steps(_verify(target, artifact, output, precision, task, reference,
+                                                      request.verify), [*steps, *output.checked])
             return route, output, manifest
 
         for target, precision in jobs:
@@ -226,7 +238,7 @@ def convert(model, request: ConvertRequest, progress=None, warn: Callable[[str],
             started = time.perf_counter()
             candidates = [candidate(route, target, precision) for route in routes[target.name]]
             route, output, manifest = _best(candidates)
-            manifest.route_candidates = [{"route": r.describe(), "cosine": m.verify.cosine} for r, _, m in candidates]
+            manifest.route_candidates = [_candidate_record(r, m.verify) for r, _, m in candidates]
             sidecar = manifest_path(output.files[-1])
             write_atomic(sidecar, manifest.to_json())
             interrupt.check()  # a library may have swallowed Ctrl-C: never publish after it
@@ -329,42 +341,72 @@ def _parity(backend, artifact: Path, output: TargetOutput, reference: _Reference
     except EdgekitError as exc:
         return [], f"{backend.backend} could not run it: {exc.one_line()}"
     got = [np.concatenate([g[i] for g in got]) for i in range(len(got[0]))]
-    expected = reference.outputs()
-    if len(got) != len(expected):
-        return [], f"{len(got)} outputs, the source has {len(expected)}"
-    results = []
-    unmatched = list(range(len(got)))
-    for position, ref in enumerate(expected):
-        # converters may reorder outputs (TFLite does for multi-output detectors): pair each source
-        # output with the remaining artifact output of a compatible shape that agrees with it best
-        options = [(j, aligned) for j in unmatched if (aligned := align(ref, got[j])) is not None]
-        if not options:
-            return [], f"output {position} of the source (shape {ref.shape}) matches no artifact output shape"
-        parities = [(compare(output.outputs[j].name, ref, aligned, classification), j) for j, aligned in options]
-        best, j = max(parities, key=lambda pair: (pair[0].cosine, pair[1] == position))
-        unmatched.remove(j)
-        results.append(best)
-    return results, None
+    return match_outputs(reference.outputs(), got, [t.name for t in output.outputs], classification)
 
 
-def _materialize(route: Route, forms: dict, stage: Path, ctx: ConvertContext) -> SourceModel:
-    """Run the route's bridges, reusing any prefix another target already converted."""
+def _materialize(route: Route, forms: dict, checks: dict, stage: Path,
+                 ctx: ConvertContext) -> tuple[SourceModel, list[StepParity]]:
+    """Run the route's bridges, reusing any prefix another target already converted; each new
+    intermediate is checked against the source once (its StepParity is shared by every route)."""
     key: tuple[str, ...] = ()
     model = forms[key]
+    steps = []
     for bridge in route.bridges:
         key = key + (bridge.name,)
         if key not in forms:
             workdir = stage / "-".join(key)
             workdir.mkdir()
             with step(f"{bridge.name} ({bridge.tool})"):   # onnx2tf alone can take minutes: say so in logs
-                forms[key] = bridge.convert(model, workdir, ctx)
+                form = forms[key] = bridge.convert(model, workdir, ctx)
+            checks[key] = ctx.check(bridge.describe(), STEP_RUNTIMES.get(form.kind, form.kind),
+                                    lambda x, form=form: form.run([x]), form.layout)
         model = forms[key]
-    return model
+        if checks[key] is not None:
+            steps.append(checks[key])
+    return model, steps
+
+
+# which library runs an intermediate form when it is checked against the source
+STEP_RUNTIMES = {"savedmodel": "tensorflow", "keras": "tensorflow", "onnx": "onnxruntime", "tflite": "litert",
+                 "torch": "torch"}
+
+
+def _with_steps(report: VerifyReport, steps: list[StepParity]) -> VerifyReport:
+    """Record the route's checked intermediates. Where the artifact itself cannot run here (Core ML
+    off macOS), they are the numeric proof, so a failed step fails the report."""
+    report.steps = steps
+    failed = [s for s in steps if s.status == "fail"]
+    if report.status == "structure-only" and failed:
+        report.status = "fail"
+        report.notes.extend(f"{s.step}: {'; '.join(s.notes)}" for s in failed)
+    elif report.status == "structure-only" and steps:
+        last = steps[-1]
+        report.notes.append(f"numerics proven up to the converter's input: {last.step} matches the source "
+                            f"(cosine {last.cosine:.6f} on {last.samples} samples, {last.runtime})")
+    return report
+
+
+def _route_cosine(report: VerifyReport) -> float | None:
+    """The artifact's own cosine; where it cannot run here, that of the last checked intermediate."""
+    if report.cosine is not None:
+        return report.cosine
+    return report.steps[-1].cosine if report.steps else None
+
+
+def _candidate_record(route: Route, report: VerifyReport) -> dict[str, Any]:
+    record: dict[str, Any] = {"route": route.describe(), "cosine": report.cosine}
+    if report.cosine is None and report.steps:
+        record["intermediate_cosine"] = report.steps[-1].cosine   # what chose it where the artifact cannot run
+    return record
 
 
 def _best(candidates):
     """Several equally short routes: keep the one whose output is closest to the source."""
-    return max(candidates, key=lambda c: c[2].verify.cosine if c[2].verify.cosine is not None else -1.0)
+    def cosine(candidate) -> float:
+        value = _route_cosine(candidate[2].verify)
+        return -1.0 if value is None else value
+
+    return max(candidates, key=cosine)
 
 
 def _converter_versions(route: Route, output: TargetOutput) -> dict[str, str]:

@@ -17,6 +17,7 @@ def _tflite(path: Path) -> dict[str, Any]:
     from .tflite_model import read_tflite
 
     model = read_tflite(path)
+    metadata = _tflite_metadata(model, path)
     custom = sorted({op.name for sg in model.subgraphs for op in sg.operators if op.builtin == "CUSTOM"})
     edgetpu = _edgetpu_details(model)
     return {"inputs": [asdict(tensor_info(t)) for t in model.inputs()],
@@ -26,7 +27,8 @@ def _tflite(path: Path) -> dict[str, Any]:
                         "parameter bytes": model.parameter_bytes(), "fully integer": model.is_fully_integer(),
                         "dynamic shapes": model.has_dynamic_shapes(), "custom ops": ", ".join(custom) or "none",
                         "signatures": ", ".join(s.key for s in model.signature_defs) or "none (no signature defs)",
-                        **edgetpu}}
+                        **edgetpu},
+            "metadata": metadata}
 
 
 def _edgetpu_details(model) -> dict[str, Any]:
@@ -50,7 +52,8 @@ def _onnx(path: Path) -> dict[str, Any]:
     return {"inputs": [asdict(t) for t in source.inputs()], "outputs": [asdict(t) for t in source.outputs()],
             "ops": dict(ops.most_common()),
             "details": {"opset": ", ".join(f"{o.domain or 'ai.onnx'} {o.version}" for o in model.opset_import),
-                        "producer": f"{model.producer_name} {model.producer_version}".strip()}}
+                        "producer": f"{model.producer_name} {model.producer_version}".strip()},
+            "metadata": _onnx_metadata(model)}
 
 
 def _openvino(path: Path) -> dict[str, Any]:
@@ -61,7 +64,8 @@ def _openvino(path: Path) -> dict[str, Any]:
     model = read_openvino_checked(ov, path)
     ops = Counter(op.get_type_name() for op in model.get_ops())
     return {"inputs": [asdict(_info(p)) for p in model.inputs], "outputs": [asdict(_info(p)) for p in model.outputs],
-            "ops": dict(ops.most_common()), "details": {"weights": str(path.with_suffix(".bin").name)}}
+            "ops": dict(ops.most_common()), "details": {"weights": str(path.with_suffix(".bin").name)},
+            "metadata": _openvino_metadata(model)}
 
 
 def _coreml(path: Path) -> dict[str, Any]:
@@ -77,7 +81,72 @@ def _coreml(path: Path) -> dict[str, Any]:
                 ops.update(op.type for op in block.operations)
     return {"inputs": [asdict(t) for t in inputs], "outputs": [asdict(t) for t in outputs],
             "ops": dict(ops.most_common()), "details": {"spec version": spec.specificationVersion,
-                                                         "model type": spec.WhichOneof("Type")}}
+                                                         "model type": spec.WhichOneof("Type")},
+            "metadata": _coreml_metadata(spec)}
+
+
+# Each format's own metadata, in one shape: name, description, author, license, version,
+# inputs/outputs {tensor: description}, and what else the format carries ("extra").
+
+def _card(name="", description="", author="", license="", version="", inputs=None, outputs=None,
+          extra=None) -> dict[str, Any]:
+    return {"name": name, "description": description, "author": author, "license": license, "version": version,
+            "inputs": {k: v for k, v in (inputs or {}).items() if v},
+            "outputs": {k: v for k, v in (outputs or {}).items() if v}, "extra": extra or {}}
+
+
+def _tflite_metadata(model, path: Path) -> dict[str, Any] | None:
+    """TFLite Metadata (TFLITE_METADATA buffer and its associated files), or None."""
+    from .tflite_metadata import read_metadata
+
+    meta = read_metadata(model, path.read_bytes())
+    if meta is None:
+        return None
+    extra: dict[str, Any] = {"files": sorted(meta.files)}
+    for t in meta.inputs:
+        if t.mean is not None:
+            extra[f"{t.name} normalization"] = f"(pixel - {t.mean}) / {t.std}"
+        if t.color_space:
+            extra[f"{t.name} colour space"] = t.color_space
+    labels = meta.labels()
+    if labels:
+        extra["labels"] = f"{len(labels)} labels"
+    return _card(meta.name, meta.description, meta.author, meta.license, meta.version,
+                 {t.name: t.description for t in meta.inputs}, {t.name: t.description for t in meta.outputs}, extra)
+
+
+def _onnx_metadata(model) -> dict[str, Any]:
+    """doc_string, metadata_props and the graph inputs'/outputs' doc_string."""
+    props = {p.key: p.value for p in model.metadata_props}
+    extra = {k: v for k, v in props.items() if k not in ("model_author", "model_license", "name", "version")}
+    if model.model_version:
+        extra["model_version"] = model.model_version
+    return _card(props.get("name", ""), model.doc_string, props.get("model_author", ""),
+                 props.get("model_license", ""), props.get("version", ""),
+                 {i.name: i.doc_string for i in model.graph.input}, {o.name: o.doc_string for o in model.graph.output},
+                 extra)
+
+
+def _openvino_metadata(model) -> dict[str, Any]:
+    """rt_info's model_info section (strings, nested inputs/outputs)."""
+    def plain(value):
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value.astype(str) if hasattr(value, "astype") else str(value)   # OVAny leaves
+
+    info = plain(model.get_rt_info()["model_info"]) if model.has_rt_info(["model_info"]) else {}
+    fields = ("name", "description", "author", "license", "version", "inputs", "outputs")
+    return _card(*(info.get(k, "") for k in fields[:5]), info.get("inputs") or {}, info.get("outputs") or {},
+                 {k: v for k, v in info.items() if k not in fields})
+
+
+def _coreml_metadata(spec) -> dict[str, Any]:
+    """What Xcode shows: author, license, version, description, and each feature's description."""
+    meta = spec.description.metadata
+    user = dict(meta.userDefined)
+    return _card(user.pop("name", ""), meta.shortDescription, meta.author, meta.license, meta.versionString,
+                 {f.name: f.shortDescription for f in spec.description.input},
+                 {f.name: f.shortDescription for f in spec.description.output}, user)
 
 
 INSPECTORS: dict[str, Callable[[Path], dict[str, Any]]] = {
@@ -90,7 +159,7 @@ def inspect_model(path: Path) -> dict[str, Any]:
     fmt = detect(path)
     inspector = INSPECTORS.get(fmt)
     report: dict[str, Any] = {"path": str(path), "format": fmt, "size_bytes": size_of_artifact(path),
-                              "inputs": [], "outputs": [], "ops": {}, "details": {}}
+                              "inputs": [], "outputs": [], "ops": {}, "details": {}, "metadata": None}
     if inspector is None:
         report["details"]["note"] = f"{fmt} is a source format; convert it to inspect the edge artifact"
     else:

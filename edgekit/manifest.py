@@ -57,6 +57,24 @@ class OutputParity:
 
 
 @dataclass
+class StepParity:
+    """An intermediate model checked against the source on the verify inputs: a bridge's output
+    (onnx2tf's SavedModel, tf2onnx's ONNX) or the program handed to a converter (the traced torch
+    module or TensorFlow concrete function coremltools converts). Gated like fp32 (float models)."""
+
+    step: str                                       # "onnx → savedmodel (onnx2tf)", "coremltools input ..."
+    runtime: str                                    # what ran it: tensorflow, torch, onnxruntime
+    status: str                                     # pass | fail
+    samples: int = 0
+    outputs: list[OutputParity] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def cosine(self) -> float | None:
+        return min((o.cosine for o in self.outputs), default=None)
+
+
+@dataclass
 class VerifyReport:
     status: str                                     # pass | fail | structure-only | skipped | error
     runtime: str | None = None
@@ -66,6 +84,7 @@ class VerifyReport:
     outputs: list[OutputParity] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     cross_checks: dict[str, dict] = field(default_factory=dict)  # other runtimes, not gated
+    steps: list[StepParity] = field(default_factory=list)  # intermediates on the route, checked in order
 
     @property
     def cosine(self) -> float | None:
@@ -93,7 +112,24 @@ class VerifyReport:
         return {"status": self.status, "cosine": self.cosine, "max_abs_error": self.max_abs_error,
                 "top1_agreement": self.top1_agreement, "top1_agreement_decisive": self.top1_agreement_decisive,
                 "decisive_samples": self.decisive_samples, "runtime": self.runtime,
-                "samples": self.samples, "notes": self.notes, "cross_checks": self.cross_checks}
+                "samples": self.samples, "notes": self.notes, "cross_checks": self.cross_checks,
+                "steps": [{"step": s.step, "runtime": s.runtime, "status": s.status, "cosine": s.cosine}
+                          for s in self.steps]}
+
+
+@dataclass
+class ModelCard:
+    """Who made the model and what it is for, written into every format's own metadata (Core ML
+    author/license/version/description, TFLite Metadata, OpenVINO rt_info, ONNX metadata_props).
+    Tensor descriptions are keyed by the SOURCE model's input/output names."""
+
+    name: str = ""
+    description: str = ""
+    author: str = ""
+    license: str = ""
+    version: str = ""
+    inputs: dict[str, str] = field(default_factory=dict)
+    outputs: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -113,6 +149,7 @@ class Manifest:
     calibration: dict[str, Any] | None = None
     options: dict[str, Any] = field(default_factory=dict)      # target-specific (io dtype, ...)
     verify: VerifyReport | None = None
+    model_card: ModelCard = field(default_factory=ModelCard)
     created: str = ""
     edgekit_version: str = ""
     schema_version: int = SCHEMA_VERSION
@@ -135,9 +172,12 @@ class Manifest:
         data["preprocess"] = Preprocess(**data.get("preprocess", {}))
         data["inputs"] = [TensorInfo(**t) for t in data.get("inputs", [])]
         data["outputs"] = [TensorInfo(**t) for t in data.get("outputs", [])]
+        data["model_card"] = ModelCard(**data.get("model_card", {}))
         if data.get("verify"):
             report = dict(data["verify"])
             report["outputs"] = [OutputParity(**o) for o in report.get("outputs", [])]
+            report["steps"] = [StepParity(**{**step, "outputs": [OutputParity(**o) for o in step.get("outputs", [])]})
+                               for step in report.get("steps", [])]
             data["verify"] = VerifyReport(**report)
         return cls(**data)
 

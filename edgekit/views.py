@@ -47,6 +47,7 @@ def inspect_view(report: dict, console) -> None:
         console.print(table("ops", ["op", "count"], [[k, v] for k, v in report["ops"].items()]))
     for key, value in report.get("details", {}).items():
         console.print(f"{key}: {value}")
+    metadata_view(report.get("metadata"), console)
     manifest = report.get("manifest")
     if manifest:
         verify = manifest.get("verify") or {}
@@ -60,9 +61,27 @@ def inspect_view(report: dict, console) -> None:
             ["route", " | ".join(manifest["route"])],
             ["converters", ", ".join(f"{k} {v}" for k, v in manifest["converters"].items())],
             ["verify", f"{verify.get('status')} on {verify.get('samples')} samples ({verify.get('data')})"],
+            *[[f"checked: {step['step']}", f"{step['status']}, cosine {fmt(_step_cosine(step), '.6f')} on "
+               f"{step['samples']} samples ({step['runtime']})"] for step in verify.get("steps", [])],
         ]))
     else:
         console.print("[yellow]no edgekit manifest beside this file[/]")
+
+
+def _step_cosine(step: dict) -> float | None:
+    return min((o["cosine"] for o in step.get("outputs", [])), default=None)
+
+
+def metadata_view(metadata: dict | None, console) -> None:
+    """The format's own metadata (author, licence, version, descriptions), as inspect read it."""
+    if not metadata:
+        console.print("no model metadata in this file")
+        return
+    rows = [[key, metadata[key]] for key in ("name", "description", "author", "license", "version") if metadata[key]]
+    rows += [[f"input {name}", text] for name, text in metadata["inputs"].items()]
+    rows += [[f"output {name}", text] for name, text in metadata["outputs"].items()]
+    rows += [[key, value] for key, value in metadata["extra"].items()]
+    console.print(table("model metadata", ["field", "value"], [[k, str(v)] for k, v in rows], wrap=("value",)))
 
 
 def _source(source: dict) -> str:

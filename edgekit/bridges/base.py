@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
 from .. import deps
-from ..manifest import Preprocess
+from ..manifest import ModelCard, Preprocess, StepParity, TensorInfo
 from ..registry import Registry
 from ..sources.base import SourceModel
 
@@ -23,6 +23,21 @@ class ConvertContext:
     options: dict = field(default_factory=dict)     # target options from the CLI (int8_io, ...)
     task: str = "other"
     labels: list[str] = field(default_factory=list)
+    card: ModelCard = field(default_factory=ModelCard)   # written into each format's own metadata
+    source_inputs: list[TensorInfo] = field(default_factory=list)    # the source's tensors, in order:
+    source_outputs: list[TensorInfo] = field(default_factory=list)   # the card's descriptions use their names
+    reference: Any = None        # convert's source reference (verify inputs + source outputs); None: --no-verify
+
+    def check(self, step: str, runtime: str, run, layout: str = "NHWC") -> StepParity | None:
+        """Verify an intermediate model against the source on the verify inputs (None without
+        them). run: one float32 sample in `layout` -> list of outputs."""
+        if self.reference is None:
+            return None
+        from ..frames import to_layout
+        from ..verify import check_step
+
+        return check_step(step, runtime, lambda x: run(to_layout(x, layout)), self.reference.samples.samples,
+                          self.reference.outputs(), self.task == "classification")
 
 
 class Bridge:

@@ -48,8 +48,10 @@ class KerasSource(SourceModel):
                 for t in self.model.inputs]
 
     def outputs(self) -> list[TensorInfo]:
-        return [TensorInfo(t.name, [d if isinstance(d, int) else -1 for d in t.shape], str(t.dtype))
-                for t in self.model.outputs]
+        # named by their layers (what model.summary() shows): Keras' tensor names change on every load
+        names = list(getattr(self.model, "output_names", None) or [t.name for t in self.model.outputs])
+        return [TensorInfo(name, [d if isinstance(d, int) else -1 for d in t.shape], str(t.dtype))
+                for name, t in zip(names, self.model.outputs)]
 
     def run(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
         result = self.model(feeds if len(feeds) > 1 else feeds[0], training=False)

@@ -8,7 +8,7 @@ from typing import ClassVar
 from .. import deps
 from ..bridges.base import ConvertContext
 from ..errors import EdgekitError
-from ..manifest import TensorInfo, VerifyReport
+from ..manifest import StepParity, TensorInfo, VerifyReport
 from ..registry import Registry
 from ..sources.base import SourceModel
 
@@ -23,6 +23,7 @@ class TargetOutput:
     converters: dict[str, str] = field(default_factory=dict)
     options: dict = field(default_factory=dict)
     layout: str = "NHWC"                 # image layout of the artifact's input
+    checked: list[StepParity] = field(default_factory=list)   # intermediates the target verified itself
 
 
 class Target:
