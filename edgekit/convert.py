@@ -12,7 +12,7 @@ import numpy as np
 from . import __version__, deps, interrupt, photos
 from .bridges.base import ConvertContext
 from .calibration import DEFAULT_SAMPLES, SampleSet, load_samples
-from .errors import CalibrationError, EdgekitError
+from .errors import BadInput, CalibrationError, EdgekitError
 from .formats import detect
 from .fsutil import publish, sha256_of, size_of, staging_dir, write_atomic
 from .manifest import COLOR_ORDERS, LAYOUTS, RESIZE_MODES, TASKS, Manifest, Preprocess, VerifyReport, manifest_path
@@ -93,7 +93,7 @@ def resolve_jobs(names: list[str], precisions: list[str] | None) -> list[tuple[T
             jobs.append((target, precision))
         reason = target.unavailable_reason()
         if reason:
-            raise EdgekitError(f"target '{target.name}' is unavailable on this host: {reason}")
+            raise BadInput(f"target '{target.name}' is unavailable on this host: {reason}")
     return jobs
 
 
@@ -113,12 +113,12 @@ def resolve_preprocess(source: SourceModel, request: ConvertRequest, warnings: l
 
     pre.input_size = pick("input_size", request.input_size, None, "")
     if pre.input_size is None:
-        raise EdgekitError(f"the input size of {source.describe()} is unknown", "pass --input-size HEIGHT,WIDTH")
+        raise BadInput(f"the input size of {source.describe()} is unknown", "pass --input-size HEIGHT,WIDTH")
     assumed = [a for a in assumed if a]
     detected_layout = facts.get("layout", source.layout)
     if request.layout and request.layout != detected_layout:
-        raise EdgekitError(f"--layout {request.layout} contradicts the model, whose input is {detected_layout}",
-                           f"drop --layout or pass --layout {detected_layout}")
+        raise BadInput(f"--layout {request.layout} contradicts the model, whose input is {detected_layout}",
+                       f"drop --layout or pass --layout {detected_layout}")
     pre.layout = detected_layout
     pre.color_order = "BGR" if request.bgr else pick("color_order", "RGB" if request.bgr is False else None,
                                                      "RGB", "colour order RGB (--bgr if trained on BGR)")
@@ -130,9 +130,9 @@ def resolve_preprocess(source: SourceModel, request: ConvertRequest, warnings: l
         if len(values) == 1:
             setattr(pre, name, values * 3)
         elif len(values) != 3:
-            raise EdgekitError(f"--{name} takes 1 or 3 values, got {len(values)}", f"e.g. --{name} 127.5")
+            raise BadInput(f"--{name} takes 1 or 3 values, got {len(values)}", f"e.g. --{name} 127.5")
     if any(s == 0 for s in pre.std):
-        raise EdgekitError("--std must not contain 0", "use the training std in 0-255 pixel units")
+        raise BadInput("--std must not contain 0", "use the training std in 0-255 pixel units")
     pre.assumed = assumed
     if assumed:
         warnings.append(f"{source.describe()} carries no preprocessing facts; assumed {'; '.join(assumed)}")
@@ -143,7 +143,7 @@ def resolve_task(source: SourceModel, request: ConvertRequest, warnings: list[st
     labels = read_labels(request.labels) if request.labels else list(source.facts.labels)
     if request.task:
         if request.task not in TASKS:
-            raise EdgekitError(f"unknown task '{request.task}'", f"choose one of {', '.join(TASKS)}")
+            raise BadInput(f"unknown task '{request.task}'", f"choose one of {', '.join(TASKS)}")
         task = request.task
     elif source.facts.task:
         task = source.facts.task
@@ -162,7 +162,7 @@ def convert(model, request: ConvertRequest, progress=None, warn: Callable[[str],
     warnings: list[str] = []
     for name, choices, value in (("layout", LAYOUTS, request.layout), ("resize", RESIZE_MODES, request.resize)):
         if value is not None and value not in choices:
-            raise EdgekitError(f"unknown --{name} '{value}'", f"choose one of {', '.join(choices)}")
+            raise BadInput(f"unknown --{name} '{value}'", f"choose one of {', '.join(choices)}")
     jobs = resolve_jobs(request.targets, request.precisions)
     targets = list(dict.fromkeys(target for target, _ in jobs))
     form = source_class(model).kind

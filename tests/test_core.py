@@ -44,6 +44,22 @@ def test_manifest_from_the_future_is_refused():
         Manifest.from_dict({"schema_version": 99, "artifact": "x", "target": "t", "precision": "fp32"})
 
 
+def test_error_branches_carry_their_exit_codes():
+    """Bad input exits 2, a failure of an upstream step on accepted input exits 1 (errors.py)."""
+    from edgekit import errors
+
+    for cls in (errors.BadInput, errors.ModelFormatError, errors.UnknownNameError, errors.MissingDependencyError,
+                errors.UnsupportedRouteError, errors.CalibrationError):
+        assert issubclass(cls, errors.BadInput) and cls.exit_code == 2
+    for cls in (errors.RuntimeFailure, errors.ConversionError, errors.VerifyFailed):
+        assert issubclass(cls, errors.RuntimeFailure) and cls.exit_code == 1
+    assert errors.EdgekitError.exit_code == 2          # a bare EdgekitError counts as bad input
+    error = errors.ModelFormatError("m.onnx is empty (0 bytes)", errors.REMEDY_REEXPORT)
+    assert error.remedy == "re-export or re-download the model"
+    assert str(error) == error.one_line() == "m.onnx is empty (0 bytes). re-export or re-download the model"
+    assert errors.BadInput("no hosts given").one_line() == "no hosts given"
+
+
 def test_calibration_from_folder_npy_and_synthetic(photos_dir, tmp_path):
     images = load_samples(photos_dir, PRE, limit=10)
     assert images.samples.shape == (10, 32, 32, 3) and images.real

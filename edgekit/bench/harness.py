@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import EdgekitError, summary
+from ..errors import BadInput, EdgekitError, RuntimeFailure, summary
 from . import stats
 
 PREPOST_LOOPS = 30  # pre/post are cheap and steady; a few dozen calls give a stable median
@@ -57,18 +57,18 @@ class BenchOptions:
 
     def __post_init__(self):
         if (self.runs is None) == (self.duration is None):
-            raise EdgekitError("give either a number of runs or a duration, not both",
-                               "use --runs N or --duration SECONDS")
+            raise BadInput("give either a number of runs or a duration, not both",
+                           "use --runs N or --duration SECONDS")
         if self.runs is not None and self.runs < 1:
-            raise EdgekitError(f"--runs must be at least 1, got {self.runs}")
+            raise BadInput(f"--runs must be at least 1, got {self.runs}")
         if self.duration is not None and self.duration <= 0:
-            raise EdgekitError(f"--duration must be positive, got {self.duration}")
+            raise BadInput(f"--duration must be positive, got {self.duration}")
         if self.warmup < 0:
-            raise EdgekitError(f"--warmup must be 0 or more, got {self.warmup}")
+            raise BadInput(f"--warmup must be 0 or more, got {self.warmup}")
         if self.hint not in (None, "latency", "throughput"):
-            raise EdgekitError(f"unknown hint '{self.hint}'", "valid hints: latency, throughput")
+            raise BadInput(f"unknown hint '{self.hint}'", "valid hints: latency, throughput")
         if self.input != "random" and not Path(self.input).is_file():
-            raise EdgekitError(f"--input {self.input}: no such file", "give an image, a .npy tensor, or 'random'")
+            raise BadInput(f"--input {self.input}: no such file", "give an image, a .npy tensor, or 'random'")
 
 
 @dataclass
@@ -292,10 +292,10 @@ def _input(predictor, spec: str) -> tuple[np.ndarray, np.ndarray | None]:
         try:
             tensor = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as exc:
-            raise EdgekitError(f"--input {path} is not a readable .npy array ({summary(exc)})") from None
+            raise BadInput(f"--input {path} is not a readable .npy array ({summary(exc)})") from None
         if list(tensor.shape) != list(info.shape):
-            raise EdgekitError(f"--input {path} has shape {list(tensor.shape)}; the model takes {list(info.shape)}",
-                               "save the preprocessed input tensor, or pass an image")
+            raise BadInput(f"--input {path} has shape {list(tensor.shape)}; the model takes {list(info.shape)}",
+                           "save the preprocessed input tensor, or pass an image")
         return tensor.astype(np.float32, copy=False), None
     image = _read_rgb(path)
     return predictor.prepare(image)[0], image
@@ -310,7 +310,7 @@ def _read_rgb(path: Path) -> np.ndarray:
 
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
-        raise EdgekitError(f"--input {path} is not an image OpenCV can decode", "give a JPEG/PNG, a .npy or 'random'")
+        raise BadInput(f"--input {path} is not an image OpenCV can decode", "give a JPEG/PNG, a .npy or 'random'")
     return np.ascontiguousarray(image[:, :, ::-1])
 
 
@@ -363,16 +363,12 @@ def _options_dict(options: BenchOptions) -> dict[str, Any]:
     return asdict(options)
 
 
-class RegressionError(EdgekitError):
+class RegressionError(RuntimeFailure):
     """A median got slower than the baseline allows. Exit code 1: a finding, not bad input."""
 
-    exit_code = 1
 
-
-class ArtifactsFailed(EdgekitError):
+class ArtifactsFailed(RuntimeFailure):
     """Some artifacts could not be benchmarked (the others were). Exit code 1, like a failed gate."""
-
-    exit_code = 1
 
 
 def load_baseline(path: Path) -> list[dict[str, Any]]:
@@ -383,25 +379,25 @@ def load_baseline(path: Path) -> list[dict[str, Any]]:
     try:
         data = json.loads(path.read_text())
     except OSError as exc:
-        raise EdgekitError(f"baseline {path} cannot be read ({exc.strerror or exc})",
-                           "write one with: edgekit bench ... --json > baseline.json") from None
+        raise BadInput(f"baseline {path} cannot be read ({exc.strerror or exc})",
+                       "write one with: edgekit bench ... --json > baseline.json") from None
     except ValueError as exc:
-        raise EdgekitError(f"baseline {path} is not JSON ({exc})",
-                           "write one with: edgekit bench ... --json > baseline.json") from None
+        raise BadInput(f"baseline {path} is not JSON ({exc})",
+                       "write one with: edgekit bench ... --json > baseline.json") from None
     results = data.get("results") if isinstance(data, dict) else data
     if not isinstance(results, list) or not all(isinstance(r, dict) and "latency_ms" in r for r in results):
-        raise EdgekitError(f"baseline {path} has no benchmark results",
-                           "write one with: edgekit bench ... --json > baseline.json")
+        raise BadInput(f"baseline {path} has no benchmark results",
+                       "write one with: edgekit bench ... --json > baseline.json")
     if any("io_ms" not in r for r in results):  # record schema 1: latency was the whole Runner.infer
-        raise EdgekitError(f"baseline {path} was written before edgekit bench timed the runtime call alone, "
-                           "so its medians also count loading inputs and reading outputs",
-                           "write a new one with: edgekit bench ... --json > baseline.json")
+        raise BadInput(f"baseline {path} was written before edgekit bench timed the runtime call alone, "
+                       "so its medians also count loading inputs and reading outputs",
+                       "write a new one with: edgekit bench ... --json > baseline.json")
     return results
 
 
 def compare_baseline(report: BenchReport, baseline: list[dict[str, Any]], max_regression: float) -> list[dict]:
     if max_regression < 0:
-        raise EdgekitError(f"--max-regression must be 0 or more, got {max_regression}")
+        raise BadInput(f"--max-regression must be 0 or more, got {max_regression}")
     return stats.compare_medians(baseline, [r.to_dict() for r in report.results], max_regression)
 
 

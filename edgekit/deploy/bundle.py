@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import EdgekitError, ModelFormatError
+from ..errors import BadInput, ModelFormatError
 from ..manifest import manifest_path, read_manifest
 
 SUMS = "SHA256SUMS"
@@ -113,8 +113,8 @@ def _file(name: str, path: Path | None = None, data: bytes | None = None) -> Bun
 
 def check_name(name: str, what: str = "model name") -> str:
     if not name or name in (".", "..") or name.startswith(".") or not _NAME.match(name) or len(name) > 200:
-        raise EdgekitError(f"invalid {what} {name!r}",
-                           "use a plain name without '/', backslashes, newlines or a leading dot")
+        raise BadInput(f"invalid {what} {name!r}",
+                       "use a plain name without '/', backslashes, newlines or a leading dot")
     return name
 
 
@@ -144,9 +144,9 @@ def build_bundle(model: Path, name: str | None = None, labels: Path | None = Non
         raise ModelFormatError(f"{model}: no such model file", "pass the .tflite artifact that `edgekit convert` wrote")
     kind = detect(model)
     if kind != "tflite":
-        raise EdgekitError(f"{model.name} is a {kind} model; edgekit deploy ships TFLite models "
-                           "(the board runner uses LiteRT / tflite_runtime)",
-                           "convert it first: edgekit convert MODEL --to tflite")
+        raise BadInput(f"{model.name} is a {kind} model; edgekit deploy ships TFLite models "
+                       "(the board runner uses LiteRT / tflite_runtime)",
+                       "convert it first: edgekit convert MODEL --to tflite")
     name = check_name(name or model.name.removesuffix(".tflite"))
     check_name(model.name, "model file name")
     manifest = read_manifest(model)
@@ -170,12 +170,12 @@ def build_bundle(model: Path, name: str | None = None, labels: Path | None = Non
     for extra in include:
         extra = Path(extra)
         if not extra.is_file():
-            raise EdgekitError(f"--include {extra}: no such file", "include regular files (labels, configs, anchors)")
+            raise BadInput(f"--include {extra}: no such file", "include regular files (labels, configs, anchors)")
         files.append(_file(check_name(extra.name, "included file name"), path=extra))
     names = [f.name for f in files]
     duplicates = sorted({n for n in names if names.count(n) > 1} | ({INFO, SUMS} & set(names)))
     if duplicates:
-        raise EdgekitError(f"two bundle files would be named {', '.join(duplicates)}", "rename the --include file")
+        raise BadInput(f"two bundle files would be named {', '.join(duplicates)}", "rename the --include file")
 
     edgetpu = model.name.endswith("_edgetpu.tflite") or (manifest is not None and manifest.target == "edgetpu")
     min_runtime = find_min_runtime(manifest_data) if edgetpu else None

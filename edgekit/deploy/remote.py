@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
-from ..errors import EdgekitError, summary
+from ..errors import BadInput, EdgekitError, summary
 from ..ui import human_size
 from .bundle import RUNNER, Bundle, check_name
 from .hosts import Host
@@ -34,7 +34,7 @@ BOOT_BUNDLE = ("import os,sys,json,runpy;sys.dont_write_bytecode=True;d=os.path.
                "runpy.run_path(p,run_name='__main__')")
 
 
-class DeviceError(EdgekitError):
+class DeviceError(BadInput):
     """The device answered, but refused or failed the operation."""
 
 

@@ -27,7 +27,7 @@ from typing import ClassVar
 import numpy as np
 
 from .. import deps
-from ..errors import EdgekitError, UnknownNameError, summary
+from ..errors import BadInput, EdgekitError, ModelFormatError, UnknownNameError, summary
 from ..formats import detect
 from ..manifest import TensorInfo
 from ..registry import Registry
@@ -73,8 +73,8 @@ class Runner:
             raise UnknownNameError(f"{cls.backend} device", device, cls.device_kinds)
         present = cls.available_devices()
         if device not in present and kind not in {p.split(".", 1)[0] for p in present}:
-            raise EdgekitError(f"{cls.backend} device '{device}' is not reachable on this host",
-                               f"available: {', '.join(present) or 'none'}")
+            raise BadInput(f"{cls.backend} device '{device}' is not reachable on this host",
+                           f"available: {', '.join(present) or 'none'}")
         return device
 
     def __init__(self, path: Path, device: str | None = None):
@@ -104,14 +104,14 @@ class Runner:
     def run(self) -> None:
         """The runtime's inference call on the loaded inputs, and nothing else."""
         if not self._loaded_ok:
-            raise EdgekitError(f"no valid input is loaded into {self.path.name}", "call load() (or infer()) first")
+            raise BadInput(f"no valid input is loaded into {self.path.name}", "call load() (or infer()) first")
         self._native(self._run)
         self._ran = True
 
     def results(self) -> list[np.ndarray]:
         """The last run's outputs as float arrays, dequantized where the model is quantized."""
         if not self._ran:
-            raise EdgekitError(f"{self.path.name} has no outputs for the loaded input", "call run() after load()")
+            raise BadInput(f"{self.path.name} has no outputs for the loaded input", "call run() after load()")
         raw = self._native(self._results)
         if self._float_outputs is None:  # a model's output dtypes never change: decide once
             self._float_outputs = all(r.dtype == np.float32 for r in raw)
@@ -125,23 +125,23 @@ class Runner:
         except EdgekitError:
             raise
         except Exception as exc:  # inputs were checked in load: a native failure here is the model's
-            raise EdgekitError(f"{self.backend} failed running {self.path.name}: {summary(exc)}",
-                               "the model may be damaged; check it with `edgekit inspect` or convert it again") from None
+            raise ModelFormatError(f"{self.backend} failed running {self.path.name}: {summary(exc)}",
+                                       "the model may be damaged; check it with `edgekit inspect` or convert it again") from None
 
     def _arrays(self, feeds) -> list[np.ndarray]:
         """The feeds in input order, each checked against its TensorInfo."""
         if isinstance(feeds, dict):
             missing = [t.name for t in self.inputs if t.name not in feeds]
             if missing:
-                raise EdgekitError(f"{self.path.name} needs input(s) {', '.join(missing)}, "
-                                   f"got {', '.join(map(str, feeds)) or 'none'}",
-                                   f"inputs: {', '.join(t.name for t in self.inputs)}")
+                raise BadInput(f"{self.path.name} needs input(s) {', '.join(missing)}, "
+                               f"got {', '.join(map(str, feeds)) or 'none'}",
+                               f"inputs: {', '.join(t.name for t in self.inputs)}")
             arrays = [feeds[t.name] for t in self.inputs]
         else:
             arrays = [feeds] if isinstance(feeds, np.ndarray) else list(feeds)
         if len(arrays) != len(self.inputs):
-            raise EdgekitError(f"{self.path.name} takes {len(self.inputs)} input(s), got {len(arrays)}",
-                               f"inputs: {', '.join(t.name for t in self.inputs)}")
+            raise BadInput(f"{self.path.name} takes {len(self.inputs)} input(s), got {len(arrays)}",
+                           f"inputs: {', '.join(t.name for t in self.inputs)}")
         # The checks, and whether to quantize, depend only on type, shape and dtype: a repeat of
         # the last accepted ones (every frame of a stream) skips them. This runs right after an
         # inference has flushed the caches, where each Python step costs several times its warm
@@ -181,28 +181,28 @@ class Runner:
 def check_input(array, info: TensorInfo, model: str) -> None:
     """Rank, size and dtype of one input, before the runtime sees it (finiteness: check_finite)."""
     if not isinstance(array, np.ndarray):
-        raise EdgekitError(f"input '{info.name}' of {model} must be a numpy array, got {type(array).__name__}")
+        raise BadInput(f"input '{info.name}' of {model} must be a numpy array, got {type(array).__name__}")
     expected = [int(d) for d in info.shape]
     if expected and array.ndim != len(expected):
-        raise EdgekitError(f"input '{info.name}' of {model} has rank {len(expected)} (shape {expected}), "
-                           f"got rank {array.ndim} (shape {list(array.shape)})", "add or remove the batch axis")
+        raise BadInput(f"input '{info.name}' of {model} has rank {len(expected)} (shape {expected}), "
+                       f"got rank {array.ndim} (shape {list(array.shape)})", "add or remove the batch axis")
     if expected and any(e > 0 and e != g for e, g in zip(expected, array.shape)):
-        raise EdgekitError(f"input '{info.name}' of {model} has shape {expected}, got {list(array.shape)}",
-                           "resize/transpose the input to match (Predictor does this from the manifest)")
+        raise BadInput(f"input '{info.name}' of {model} has shape {expected}, got {list(array.shape)}",
+                       "resize/transpose the input to match (Predictor does this from the manifest)")
     want = np.dtype(info.dtype) if info.dtype != "image" else np.dtype(np.float32)
     if array.dtype.kind == "f":
         if want.kind in "iu" and not info.quantization:
-            raise EdgekitError(f"input '{info.name}' of {model} takes {want.name}, got {array.dtype.name}",
-                               f"pass a {want.name} array")
+            raise BadInput(f"input '{info.name}' of {model} takes {want.name}, got {array.dtype.name}",
+                           f"pass a {want.name} array")
     elif array.dtype.kind in "iub":  # integers: only the model's own integer dtype
         if array.dtype != want and want.kind != "f":
-            raise EdgekitError(f"input '{info.name}' of {model} takes {want.name}, got {array.dtype.name}",
-                               f"pass {want.name} (already quantized) or float32 (quantized here)")
+            raise BadInput(f"input '{info.name}' of {model} takes {want.name}, got {array.dtype.name}",
+                           f"pass {want.name} (already quantized) or float32 (quantized here)")
         if want.kind == "f":
-            raise EdgekitError(f"input '{info.name}' of {model} takes {want.name}, got {array.dtype.name}",
-                               "pass the preprocessed float input (Predictor.prepare makes it from pixels)")
+            raise BadInput(f"input '{info.name}' of {model} takes {want.name}, got {array.dtype.name}",
+                           "pass the preprocessed float input (Predictor.prepare makes it from pixels)")
     else:
-        raise EdgekitError(f"input '{info.name}' of {model} takes {want.name}, got {array.dtype.name}")
+        raise BadInput(f"input '{info.name}' of {model} takes {want.name}, got {array.dtype.name}")
 
 
 def check_finite(array: np.ndarray, info: TensorInfo, model: str) -> None:
@@ -214,8 +214,8 @@ def check_finite(array: np.ndarray, info: TensorInfo, model: str) -> None:
     flat = array.reshape(-1)
     if not np.isfinite(np.dot(flat, flat)) and not np.isfinite(array).all():
         bad = "NaN" if np.isnan(array).any() else "infinite"
-        raise EdgekitError(f"input '{info.name}' of {model} contains {bad} values",
-                           "check the preprocessing that produced it")
+        raise BadInput(f"input '{info.name}' of {model} contains {bad} values",
+                       "check the preprocessing that produced it")
 
 
 def quantize(array: np.ndarray, info: TensorInfo) -> np.ndarray:

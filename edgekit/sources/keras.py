@@ -6,8 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from ..deps import require
-from ..errors import ModelFormatError, summary
-from ..formats import HINT_REEXPORT
+from ..errors import REMEDY_REEXPORT, ModelFormatError, summary
 from ..manifest import TensorInfo
 from .base import SOURCES, SourceModel, static_shape
 
@@ -39,7 +38,7 @@ class KerasSource(SourceModel):
         except Exception as exc:
             raise ModelFormatError(f"{path} could not be loaded as a Keras model "
                                    f"({type(exc).__name__}: {summary(exc, limit=160)})",
-                                   HINT_REEXPORT) from None
+                                   REMEDY_REEXPORT) from None
         return cls(path, model)
 
     def inputs(self) -> list[TensorInfo]:

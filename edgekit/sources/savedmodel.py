@@ -6,8 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from ..deps import require
-from ..errors import ModelFormatError
-from ..formats import HINT_REEXPORT
+from ..errors import REMEDY_REEXPORT, ModelFormatError
 from ..manifest import TensorInfo
 from .base import SOURCES, SourceModel, static_shape
 
@@ -38,7 +37,7 @@ class SavedModelSource(SourceModel):
             loaded = tf.saved_model.load(str(path))
         except Exception as exc:
             raise ModelFormatError(f"{path} could not be loaded as a SavedModel ({type(exc).__name__})",
-                                   HINT_REEXPORT) from None
+                                   REMEDY_REEXPORT) from None
         signatures = dict(loaded.signatures)
         if not signatures:
             raise ModelFormatError(f"SavedModel {path} has no signatures", "export it with a serving signature")

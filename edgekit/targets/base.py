@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from .. import deps
 from ..bridges.base import ConvertContext
-from ..errors import EdgekitError
+from ..errors import BadInput
 from ..manifest import TensorInfo, VerifyReport
 from ..registry import Registry
 from ..sources.base import SourceModel
@@ -47,8 +47,8 @@ class Target:
 
     def check_precision(self, precision: str) -> None:
         if precision not in self.precisions:
-            raise EdgekitError(f"target '{self.name}' does not offer precision '{precision}'",
-                               f"it offers: {', '.join(self.precisions)}")
+            raise BadInput(f"target '{self.name}' does not offer precision '{precision}'",
+                           f"it offers: {', '.join(self.precisions)}")
 
     def convert(self, model: SourceModel, precision: str, artifact: Path, ctx: ConvertContext) -> TargetOutput:
         raise NotImplementedError

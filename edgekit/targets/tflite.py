@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .. import deps
 from ..bridges.base import ConvertContext
-from ..errors import CalibrationError, ConversionError, EdgekitError, summary
+from ..errors import BadInput, CalibrationError, ConversionError, UnsupportedRouteError, summary
 from ..sources.base import SourceModel
 from ..sources.tflite import tensor_info
 from ..tflite_model import read_tflite
@@ -48,12 +48,12 @@ class TFLiteTarget(Target):
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
         elif precision == "int8":
             if io_type not in INT8_IO_TYPES:
-                raise EdgekitError(f"unknown int8 I/O type '{io_type}'", f"choose one of {', '.join(INT8_IO_TYPES)}")
+                raise BadInput(f"unknown int8 I/O type '{io_type}'", f"choose one of {', '.join(INT8_IO_TYPES)}")
             if ctx.calibration is None:
                 raise CalibrationError("int8 needs calibration data", "pass --calib")
             if len(model.inputs()) != 1:
-                raise ConversionError("int8 calibration supports single-input models only",
-                                      "export the model with one image input")
+                raise UnsupportedRouteError("int8 calibration supports single-input models only",
+                                            "export the model with one image input")
             samples = ctx.calibration
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
             converter.representative_dataset = lambda: ([sample[None]] for sample in samples)
