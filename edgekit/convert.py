@@ -169,8 +169,7 @@ def convert(model, request: ConvertRequest, progress=None, warn: Callable[[str],
     routes = {target.name: plan(form, target) for target in targets}  # refuse before any slow load
     source = load_source(model, [1, 3, *request.input_size] if request.input_size else None)
     pre = resolve_preprocess(source, request, warnings)
-    if hasattr(source, "set_input_size"):
-        source.set_input_size(pre.input_size)
+    source.set_input_size(pre.input_size)
     task, labels = resolve_task(source, request, warnings)
 
     calibration = _calibration(request, pre, warnings, progress) if any(p == "int8" for _, p in jobs) else None
@@ -277,7 +276,7 @@ class _Reference:
 
     def outputs(self) -> list[np.ndarray]:
         if self._outputs is None:
-            batches = [self.source.run([to_layout(s[None], self.source.layout)]) for s in self.samples.samples]
+            batches = [self.source.infer([to_layout(s[None], self.source.layout)]) for s in self.samples.samples]
             self._outputs = [np.concatenate([b[i] for b in batches]) for i in range(len(batches[0]))]
         return self._outputs
 

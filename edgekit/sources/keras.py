@@ -42,7 +42,7 @@ class KerasSource(SourceModel):
         return cls(path, model)
 
     def inputs(self) -> list[TensorInfo]:
-        size = self.facts.preprocess.get("input_size")
+        size = self.spatial_size()
         return [TensorInfo(t.name, static_shape(list(t.shape), "NHWC", size), str(t.dtype).replace("tf.", ""))
                 for t in self.model.inputs]
 
@@ -50,7 +50,7 @@ class KerasSource(SourceModel):
         return [TensorInfo(t.name, [d if isinstance(d, int) else -1 for d in t.shape], str(t.dtype))
                 for t in self.model.outputs]
 
-    def run(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
+    def infer(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
         result = self.model(feeds if len(feeds) > 1 else feeds[0], training=False)
         result = result if isinstance(result, (list, tuple)) else [result]
         return [np.asarray(r) for r in result]

@@ -53,14 +53,14 @@ class OnnxSource(SourceModel):
         return cls(path, load_checked(path))
 
     def inputs(self) -> list[TensorInfo]:
-        size = self.facts.preprocess.get("input_size")
+        size = self.spatial_size()
         return [TensorInfo(i.name, static_shape(_dims(i), self.layout, size), _dtype(i)) for i in self._graph_inputs]
 
     def outputs(self) -> list[TensorInfo]:
         return [TensorInfo(o.name, [d if isinstance(d, int) else -1 for d in _dims(o)], _dtype(o))
                 for o in self.model.graph.output]
 
-    def run(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
+    def infer(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
         if self._session is None:
             ort = require("onnxruntime", "running ONNX models")
             self._session = ort.InferenceSession(str(self.path), providers=["CPUExecutionProvider"])

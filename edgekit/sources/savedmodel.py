@@ -47,7 +47,7 @@ class SavedModelSource(SourceModel):
         return source
 
     def inputs(self) -> list[TensorInfo]:
-        size = self.facts.preprocess.get("input_size")
+        size = self.spatial_size()
         return [TensorInfo(name, static_shape(self._input_specs[name].shape.as_list(), "NHWC", size),
                            self._input_specs[name].dtype.name) for name in self._input_names]
 
@@ -59,6 +59,6 @@ class SavedModelSource(SourceModel):
         return [TensorInfo(name, [d if d is not None else -1 for d in outs[name].shape.as_list()],
                            outs[name].dtype.name) for name in self.output_names()]
 
-    def run(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
+    def infer(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
         result = self.signature(**{name: feed for name, feed in zip(self._input_names, feeds)})
         return [np.asarray(result[name]) for name in self.output_names()]

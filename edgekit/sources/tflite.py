@@ -72,7 +72,7 @@ class TFLiteSource(SourceModel):
     def is_float(self) -> bool:
         return not self.model.is_fully_integer()
 
-    def run(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
+    def infer(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
         from ..runtime import open_runner  # one code path for quantize/dequantize
 
         if self._interpreter is None:
