@@ -118,25 +118,14 @@ def check_name(name: str, what: str = "model name") -> str:
     return name
 
 
-def find_min_runtime(data) -> int | None:
-    """The Edge TPU compiler's minimum runtime version, wherever the manifest records it."""
-    if isinstance(data, dict):
-        for key, value in data.items():
-            if key == "min_runtime_version" and str(value).isdigit():
-                return int(value)
-            found = find_min_runtime(value)
-            if found is not None:
-                return found
-    elif isinstance(data, list):
-        for value in data:
-            found = find_min_runtime(value)
-            if found is not None:
-                return found
-    return None
-
-
 def build_bundle(model: Path, name: str | None = None, labels: Path | None = None,
                  include: list[Path] | tuple[Path, ...] = (), warn=None) -> Bundle:
+    """The deploy bundle for MODEL, a .tflite (its manifest beside it is included when present):
+    the model, manifest, labels (LABELS, else the manifest's), the board runner and stats.py,
+    the INCLUDE files, bundle.json and a sha256 for every file. NAME defaults to the model's
+    stem. An Edge TPU model records the libedgetpu runtime version its manifest says it needs.
+    WARN gets a line when there is no manifest. Raises BadInput for a missing or non-TFLite
+    model, an invalid name, a missing --include file or two files with one name."""
     from ..formats import detect
 
     model = Path(model)
@@ -155,10 +144,8 @@ def build_bundle(model: Path, name: str | None = None, labels: Path | None = Non
              "(deploy the artifact `edgekit convert` wrote, with its .edgekit.json)")
     files = [_file(model.name, path=model)]
     manifest_name = None
-    manifest_data = None
     if manifest is not None:
         manifest_name = manifest_path(model).name
-        manifest_data = json.loads(manifest_path(model).read_text())
         files.append(_file(manifest_name, path=manifest_path(model)))
     label_lines = list(manifest.labels) if manifest and manifest.labels else None
     if labels is not None:
@@ -178,7 +165,7 @@ def build_bundle(model: Path, name: str | None = None, labels: Path | None = Non
         raise BadInput(f"two bundle files would be named {', '.join(duplicates)}", "rename the --include file")
 
     edgetpu = model.name.endswith("_edgetpu.tflite") or (manifest is not None and manifest.target == "edgetpu")
-    min_runtime = find_min_runtime(manifest_data) if edgetpu else None
+    min_runtime = manifest.edgetpu.min_runtime_version if edgetpu and manifest and manifest.edgetpu else None
     content = hashlib.sha256("".join(f"{f.sha256}  {f.name}\n" for f in sorted(files, key=lambda f: f.name)).encode())
     version = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + content.hexdigest()[:12]
     info = {"name": name, "version": version, "model": model.name, "manifest": manifest_name,

@@ -104,9 +104,8 @@ def required_runtime(path: Path) -> int | None:
     ready = path.with_name(path.name.replace("_edgetpu.tflite", "_edgetpu_ready.tflite"))
     for candidate in (path, ready):
         manifest = read_manifest(candidate) if candidate.exists() else None
-        compiled = ((manifest.options.get("edgetpu") or {}).get("compiled") or {}) if manifest else {}
-        if compiled.get("min_runtime_version"):
-            return int(compiled["min_runtime_version"])
+        if manifest is not None and manifest.edgetpu is not None and manifest.edgetpu.min_runtime_version:
+            return manifest.edgetpu.min_runtime_version
     return None
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import REMEDY_REEXPORT, BadInput, ModelFormatError, summary
-from ..manifest import TensorInfo
+from ..manifest import Quantization, TensorInfo
 from ..tflite_model import read_tflite
 from .base import BACKENDS, Runner
 
@@ -66,6 +66,6 @@ class LiteRTRunner(InterpreterSteps, Runner):
 
 def _info(detail) -> TensorInfo:
     params = detail.get("quantization_parameters", {})
-    scales = [float(s) for s in params.get("scales", [])]
-    quant = {"scale": scales, "zero_point": [int(z) for z in params.get("zero_points", [])]} if scales else None
+    quant = (Quantization.from_params(params["scales"], params["zero_points"], params.get("quantized_dimension", 0))
+             if len(params.get("scales", [])) else None)
     return TensorInfo(detail["name"], [int(d) for d in detail["shape"]], np.dtype(detail["dtype"]).name, quant)

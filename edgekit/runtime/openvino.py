@@ -8,7 +8,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..errors import BadInput, UnknownNameError, summary
-from ..manifest import TensorInfo, read_manifest
+from ..manifest import Quantization, TensorInfo, read_manifest
 from .base import BACKENDS, Runner
 
 HINTS = {"latency": "LATENCY", "throughput": "THROUGHPUT"}
@@ -105,7 +105,8 @@ def _with_quantization(infos: list[TensorInfo], path: Path, side: str) -> list[T
             for info, tensor in zip(infos, tensors):
                 quant = tensor.quantization
                 if info.quantization is None and quant and quant.scale and info.dtype == tensor.dtype:
-                    info.quantization = {"scale": list(quant.scale), "zero_point": list(quant.zero_point)}
+                    info.quantization = Quantization.from_params(quant.scale, quant.zero_point,
+                                                                 quant.quantized_dimension)
     return infos
 
 

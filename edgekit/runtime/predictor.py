@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..manifest import Manifest, read_manifest
+from ..manifest import DetectionSpec, Manifest, read_manifest
 from .base import Runner, open_runner
 
 
@@ -77,7 +77,7 @@ class Predictor:
 
     Detection keeps boxes scoring at least `score_threshold`, merges overlaps above
     `iou_threshold` (YOLO heads and SSD score maps; the TFLite_Detection_PostProcess op did its
-    own NMS) and returns at most `max_detections`. The manifest's `options` may set the three.
+    own NMS) and returns at most `max_detections`. The manifest's `detection` spec may set the three.
     """
 
     def __init__(self, runner: Runner, manifest: Manifest | None, top_k: int = 5,
@@ -90,24 +90,32 @@ class Predictor:
         self.task = manifest.task if manifest else "other"
         self.labels = list(manifest.labels) if manifest else []
         self.top_k = top_k
-        recorded = manifest.options if manifest else {}
-        self.score_threshold = _pick(score_threshold, recorded.get("score_threshold"), 0.25)
-        self.iou_threshold = _pick(iou_threshold, recorded.get("iou_threshold"), 0.45)
-        self.max_detections = int(_pick(max_detections, recorded.get("max_detections"), 100))
+        recorded = (manifest.detection if manifest else None) or DetectionSpec()
+        self.score_threshold = _pick(score_threshold, recorded.score_threshold, 0.25)
+        self.iou_threshold = _pick(iou_threshold, recorded.iou_threshold, 0.45)
+        self.max_detections = int(_pick(max_detections, recorded.max_detections, 100))
         self._decode = decoder_for(self.task)
 
     def prepare(self, rgb: np.ndarray) -> tuple[np.ndarray, FrameMeta]:
+        """RGB, an HxWx3 uint8 image, -> (the model input batch [1, ...] in the artifact's layout:
+        float32, or the input's own uint8/int8 when it is quantized; FrameMeta to map results
+        back to RGB's pixels), with the manifest's resize, colour order and normalization."""
         from .preprocess import prepare_image
 
         return prepare_image(rgb, self.manifest, self.runner.inputs[0])
 
     def infer(self, batch: np.ndarray) -> list[np.ndarray]:
+        """BATCH from `prepare` -> the model's outputs as float32 arrays (Runner.infer)."""
         return self.runner.infer(batch)
 
     def decode(self, outputs: list[np.ndarray], meta: FrameMeta) -> Prediction:
+        """OUTPUTS of `infer` -> a Prediction for the manifest's task: top-k classes (scores are
+        probabilities), detections (boxes x1, y1, x2, y2 in original-image pixels) or a mask
+        (class ids, original size). Raises BadInput for outputs the decoder cannot read."""
         return self._decode(outputs, meta, self)
 
     def __call__(self, rgb: np.ndarray) -> Prediction:
+        """prepare -> infer -> decode on one HxWx3 uint8 RGB image; `timings_ms` has each stage."""
         start = time.perf_counter()
         batch, meta = self.prepare(rgb)
         prepared = time.perf_counter()
@@ -120,6 +128,7 @@ class Predictor:
         return prediction
 
     def close(self) -> None:
+        """Close the Runner."""
         self.runner.close()
 
     def __enter__(self):
@@ -137,9 +146,11 @@ def open_predictor(artifact, backend: str | None = None, device: str | None = No
                    warn: Callable[[str], None] | None = None, score_threshold: float | None = None,
                    iou_threshold: float | None = None, max_detections: int | None = None,
                    **options) -> Predictor:
-    """A Predictor over ARTIFACT. Without a manifest beside it, what the model file says is used
+    """A Predictor over ARTIFACT (opened with `open_runner(artifact, backend, device, **options)`,
+    whose errors it raises). Without a manifest beside it, what the model file says is used
     (its input shape, TFLite Metadata, a labels file beside it, the output shapes) and `warn`
-    is told what had to be assumed."""
+    is told what had to be assumed. TOP_K: classes kept per image; SCORE_THRESHOLD (0..1),
+    IOU_THRESHOLD (0..1) and MAX_DETECTIONS override the manifest's detection spec."""
     path = Path(artifact)
     runner = open_runner(path, backend, device, **options)
     try:

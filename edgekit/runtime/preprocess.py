@@ -71,7 +71,7 @@ def _pixel_table(pre: Preprocess, model_input: TensorInfo):
     if not model_input.quantization or model_input.dtype not in ("uint8", "int8"):
         return None
     key = (tuple(pre.mean), tuple(pre.std), pre.color_order, model_input.dtype,
-           tuple(model_input.quantization["scale"]), tuple(model_input.quantization["zero_point"]))
+           tuple(model_input.quantization.scale), tuple(model_input.quantization.zero_point))
     if key not in _TABLES:
         levels = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)  # 256 x 3 "pixels"
         normalized = (levels.astype(np.float32) - np.asarray(pre.mean, np.float32)) / np.asarray(pre.std, np.float32)

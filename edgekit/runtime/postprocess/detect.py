@@ -9,7 +9,7 @@
   input when no coordinate exceeds 2, as some TFLite exports write them) then C class scores;
   NMS here. With labels, 5+C columns mean a YOLOv5-style objectness column after the box.
 
-The convention is `manifest.options["detection_format"]` when recorded, else read from the
+The convention is `manifest.detection.format` when recorded, else read from the
 output shapes (and names, which say which [1,N] output is classes and which is scores).
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ FORMATS = ("tflite-postprocess", "ssd", "yolo")
 
 
 def detection_format(outputs: list[TensorInfo], manifest) -> str | None:
-    recorded = manifest.options.get("detection_format") if manifest is not None else None
+    recorded = manifest.detection.format if manifest is not None and manifest.detection is not None else None
     if recorded:
         return recorded
     shapes = [[int(d) for d in t.shape] for t in outputs]
