@@ -46,6 +46,8 @@ PREPOST_LOOPS = 30  # pre/post are cheap and steady; a few dozen calls give a st
 
 @dataclass
 class BenchOptions:
+    """How to benchmark, as `edgekit bench` takes it. Invalid values raise BadInput on creation."""
+
     runs: int | None = 100               # warm runs; None when `duration` is given
     duration: float | None = None        # seconds of warm runs instead of a count
     warmup: int = 10
@@ -73,6 +75,8 @@ class BenchOptions:
 
 @dataclass
 class BenchRecord:
+    """One (artifact, thread count) result; the fields and units are the record schema in stats.py."""
+
     artifact: str
     format: str | None = None
     precision: str | None = None
@@ -105,6 +109,8 @@ class BenchRecord:
 
 @dataclass
 class BenchReport:
+    """Every record of one run, with the host facts (bench/sysinfo.py) and the options used."""
+
     host: dict[str, Any]
     options: dict[str, Any]
     results: list[BenchRecord]
@@ -120,7 +126,15 @@ class BenchReport:
 
 
 def run_bench(artifacts: list[str | Path], options: BenchOptions, progress=None) -> BenchReport:
-    """Benchmark every artifact at every thread count, in order; failures become records."""
+    """Benchmark every artifact (.tflite, OpenVINO .xml, .onnx, .mlpackage) at every thread count
+    of OPTIONS, in order, one at a time in this process (`edgekit bench`).
+
+    Each gives a BenchRecord: milliseconds for check, load, first inference, the warm latency
+    distribution of the runtime call alone (Runner.run) and the I/O around it, pre/postprocess
+    medians; peak and added resident memory in MiB (see the module docstring for what each
+    covers). An artifact that cannot be opened or run becomes a record with status "failed"
+    and its one-line reason; nothing is raised for it. PROGRESS: a rich Progress, or None.
+    """
     from .sysinfo import collect
 
     jobs = [(Path(a), threads) for a in artifacts for threads in options.threads]
@@ -151,6 +165,8 @@ def run_bench(artifacts: list[str | Path], options: BenchOptions, progress=None)
 
 def bench_artifact(path: Path, options: BenchOptions, threads: int | None = None,
                    tick: Callable[[int], None] = lambda n=1: None) -> BenchRecord:
+    """One BenchRecord for PATH at THREADS (None: the backend's default); never raises for the
+    artifact: failures are recorded. TICK(n) is called as inferences complete (progress)."""
     record = BenchRecord(artifact=str(path), threads=threads, hint=options.hint, warmup=options.warmup,
                          input=options.input)
     try:
@@ -372,7 +388,8 @@ class ArtifactsFailed(RuntimeFailure):
 
 
 def load_baseline(path: Path) -> list[dict[str, Any]]:
-    """The `results` of an earlier `edgekit bench --json` (or a bare list of records)."""
+    """The `results` of an earlier `edgekit bench --json` (or a bare list of records). Raises
+    BadInput for an unreadable file, no results, or record schema 1 (its latency also counted I/O)."""
     import json
 
     path = Path(path)
@@ -396,6 +413,8 @@ def load_baseline(path: Path) -> list[dict[str, Any]]:
 
 
 def compare_baseline(report: BenchReport, baseline: list[dict[str, Any]], max_regression: float) -> list[dict]:
+    """Median latency of each record vs the baseline's with the same key (stats.compare_medians);
+    MAX_REGRESSION is in percent (>= 0, else BadInput)."""
     if max_regression < 0:
         raise BadInput(f"--max-regression must be 0 or more, got {max_regression}")
     return stats.compare_medians(baseline, [r.to_dict() for r in report.results], max_regression)
