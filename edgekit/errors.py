@@ -10,15 +10,20 @@ Two branches, told apart by their exit code:
     │   ├── MissingDependencyError  an optional package is missing (names the pip extra)
     │   ├── UnsupportedRouteError   no sound conversion from this source kind to this target
     │   └── CalibrationError        calibration data missing, empty or not fitting the input
-    └── RuntimeFailure              exit 1: an upstream converter, compiler, device or stream
-        │                           failed on input edgekit accepted
+    └── RuntimeFailure              exit 1: an upstream converter, compiler or device failed on
+        │                           input edgekit accepted, or the result missed a gate
         ├── ConversionError         a converter (onnx2tf, TFLite, OpenVINO, coremltools, ...) failed
         └── VerifyFailed            an artifact missed its parity gate (raised after all are written)
 
-A bare `EdgekitError` counts as bad input (exit 2), the safe reading for code written before
-the two branches existed; new raise sites pick a branch. A native runtime failing on a model
-that passed the structure checks is reported as bad input (ModelFormatError: the model file),
-because damaged files are what the fuzz corpus shows causes it (tests/test_fuzz.py).
+Errors of one area subclass a branch where they live: deploy's DeviceError and SshError are
+BadInput; bench's RegressionError and ArtifactsFailed (a finding, like VerifyFailed) are
+RuntimeFailure. A bare `EdgekitError` counts as bad input (exit 2), the safe reading for code
+written before the two branches existed; new raise sites pick a branch.
+
+Two judgement calls, pinned by tests: a native runtime failing on a model that passed the
+structure checks is bad input (ModelFormatError: the model file), because damaged files are
+what the fuzz corpus shows causes it (tests/test_fuzz.py); a live stream that stays down after
+its retries is bad input too (the address given), as tests/test_stream.py pins.
 """
 from __future__ import annotations
 
@@ -57,7 +62,8 @@ class BadInput(EdgekitError):
 
 
 class RuntimeFailure(EdgekitError):
-    """An upstream converter, compiler, device or stream failed on input edgekit accepted (exit 1)."""
+    """An upstream converter, compiler or device failed on input edgekit accepted, or the
+    result missed a gate (exit 1)."""
 
     exit_code = 1
 
