@@ -123,7 +123,7 @@ def test_convert_records_step_timings(request, conversions):
         assert spent.convert > 0 and spent.verify > 0
         assert sum(spent.bridges.values()) + spent.convert + spent.verify <= artifact.seconds + 0.005
     setup = result.timings
-    assert setup.load_source > 0 and setup.calibration > 0 and setup.verify_data >= 0
+    assert setup.load_source >= 0 and setup.calibration > 0 and setup.verify_data >= 0   # ms resolution
     assert setup.total + 0.005 >= setup.load_source + setup.calibration + sum(a.seconds for a in result.artifacts)
 
 
