@@ -21,16 +21,29 @@ VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 
 @dataclass
 class SampleSet:
+    """Preprocessed model inputs for calibration or verify, and where they came from."""
+
     samples: np.ndarray          # N x H x W x 3 float32, preprocessed, NHWC
     kind: str                    # images | video | npy | synthetic | photos
     origin: str
     real: bool                   # False for synthetic data: accuracy is then unmeasured
 
     def describe(self) -> dict:
+        """{kind, origin, samples (count), real}: what the manifest and ConvertResult record."""
         return {"kind": self.kind, "origin": self.origin, "samples": int(len(self.samples)), "real": self.real}
 
 
 def load_samples(spec: str | Path, pre: Preprocess, limit: int = DEFAULT_SAMPLES, progress=None) -> SampleSet:
+    """Up to LIMIT samples from SPEC, each preprocessed with PRE (the manifest's resize, colour
+    order and (pixel - mean) / std): float32 [N, H, W, 3], NHWC, H x W = PRE.input_size.
+
+    SPEC: an image folder (searched recursively; LIMIT files spread over the sorted list), a
+    video (LIMIT frames spread over its length), one image, a .npy array (uint8 N x H x W x 3
+    pixels are preprocessed; float32 is taken as model-ready), or "synthetic" (seeded random
+    pixels; `real` is then False). PROGRESS: a rich Progress, or None.
+
+    Raises CalibrationError (BadInput) for a missing, empty, unreadable or misshapen SPEC.
+    """
     if limit < 1:
         raise CalibrationError(f"--calib-samples must be at least 1, got {limit}")
     if str(spec) == "synthetic":

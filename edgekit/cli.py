@@ -57,7 +57,8 @@ LAZY_COMMANDS = {
 
 
 class EdgekitGroup(click.Group):
-    """Maps EdgekitError to one line on stderr and exit code 2 (1 for failed verify gates)."""
+    """Maps EdgekitError to one line on stderr and its exit code: 2 for BadInput (and a bare
+    EdgekitError), 1 for RuntimeFailure (a failed upstream step or verify gate); see errors.py."""
 
     def list_commands(self, ctx):
         return sorted(set(super().list_commands(ctx)) | {n for n in LAZY_COMMANDS if self._lazy(n)})

@@ -7,9 +7,8 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-from .errors import ModelFormatError
+from .errors import REMEDY_REEXPORT, ModelFormatError
 
-HINT_REEXPORT = "re-export or re-download the model"
 
 # magic prefix -> what it is, for files that are clearly not models
 _NOT_MODELS = {
@@ -32,7 +31,7 @@ def detect(path: Path) -> str:
         return _detect_dir(path)
     size = path.stat().st_size
     if size == 0:
-        raise ModelFormatError(f"{path} is empty (0 bytes)", HINT_REEXPORT)
+        raise ModelFormatError(f"{path} is empty (0 bytes)", REMEDY_REEXPORT)
     with open(path, "rb") as handle:
         head = handle.read(64)
     for magic, what in _NOT_MODELS.items():
@@ -68,7 +67,7 @@ def _detect_zip(path: Path) -> str:
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
     except (zipfile.BadZipFile, OSError) as exc:
-        raise ModelFormatError(f"{path} is a damaged zip archive ({exc})", HINT_REEXPORT) from None
+        raise ModelFormatError(f"{path} is a damaged zip archive ({exc})", REMEDY_REEXPORT) from None
     tails = {name.split("/", 1)[-1] for name in names}
     if "config.json" in names and ("model.weights.h5" in names or "metadata.json" in names):
         return "keras"
@@ -81,7 +80,7 @@ def _detect_zip(path: Path) -> str:
         raise ModelFormatError(f"{path} is a PyTorch checkpoint (state_dict or pickled module), not a "
                                "self-contained model", "export it with torch.jit.script/trace or "
                                "torch.export.save, or pass the nn.Module through the Python API")
-    raise ModelFormatError(f"{path} is a zip archive that holds no known model", HINT_REEXPORT)
+    raise ModelFormatError(f"{path} is a zip archive that holds no known model", REMEDY_REEXPORT)
 
 
 def _looks_like_onnx(head: bytes) -> bool:

@@ -1,7 +1,18 @@
 """The manifest: the sidecar `<artifact>.edgekit.json` that carries every fact a later stage needs.
 
 Later stages (verify, runtime, bench, deploy) read preprocessing, labels and quantization from
-here and never guess. The schema is versioned; readers refuse a newer major version.
+here and never guess. The schema is versioned; readers refuse a newer version.
+
+Schema 2 (this edgekit writes it) types what schema 1 kept in `options` or bare dicts:
+
+    inputs/outputs[].quantization   Quantization {scale, zero_point, axis}
+    int8_io                         "uint8" | "int8": the I/O dtype of a full-integer TFLite model
+    edgetpu                         EdgeTPUInfo {predicted, compiled {..., min_runtime_version}, compiler_note}
+    detection                       DetectionSpec {format, score_threshold, iou_threshold, max_detections}
+    options                         descriptive target facts no later stage reads (Core ML image input, ...)
+
+Schema 1 files (`options.int8_io`, `options.edgetpu`, `options.detection_format`, ...) are read
+and converted on load (`upgrade_v1`); a manifest from a newer edgekit is refused in one line.
 """
 from __future__ import annotations
 
@@ -10,12 +21,16 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from .edgetpu.report import EdgeTPUReport
 from .errors import ModelFormatError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SUFFIX = ".edgekit.json"
 
 from .frames import COLOR_ORDERS, LAYOUTS, RESIZE_MODES, TASKS  # noqa: F401  (their home: frames.py)
+INT8_IO_TYPES = ("uint8", "int8")          # I/O dtypes a full-integer TFLite model may take
 
 
 @dataclass
@@ -38,11 +53,100 @@ class Preprocess:
 
 
 @dataclass
+class Quantization:
+    """Affine quantization of an integer tensor: real = (q - zero_point) * scale.
+
+    One scale and zero point for the whole tensor (`axis` None), or one per channel along
+    `axis` (TFLite's quantized_dimension). `scale` is in the tensor's real units per step.
+    """
+
+    scale: list[float]
+    zero_point: list[int]
+    axis: int | None = None
+
+    @classmethod
+    def from_params(cls, scale, zero_point, axis: int = 0) -> Quantization:
+        """From a runtime's parameters (any sequences); AXIS is kept only for several scales."""
+        scale = [float(s) for s in scale]
+        return cls(scale, [int(z) for z in zero_point], int(axis) if len(scale) > 1 else None)
+
+    def broadcast(self, ndim: int) -> tuple[np.ndarray, np.ndarray]:
+        """float32 scale and zero point, shaped to broadcast over an array of rank NDIM."""
+        scale = np.asarray(self.scale, np.float32)
+        zero = np.asarray(self.zero_point, np.float32)
+        if self.axis is not None and scale.size > 1:
+            shape = [1] * ndim
+            shape[self.axis] = scale.size
+            scale, zero = scale.reshape(shape), zero.reshape(shape)
+        return scale, zero
+
+
+@dataclass
 class TensorInfo:
+    """One model input or output: name, shape (-1 where dynamic), numpy dtype name ('float32',
+    'uint8', ...; 'image' for a Core ML image input) and, for integer tensors, quantization."""
+
     name: str
     shape: list[int]
     dtype: str
-    quantization: dict[str, Any] | None = None     # {"scale": [...], "zero_point": [...]}
+    quantization: Quantization | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TensorInfo:
+        data = dict(data)
+        if data.get("quantization") is not None:
+            data["quantization"] = Quantization(**data["quantization"])
+        return cls(**data)
+
+
+@dataclass
+class DetectionSpec:
+    """How detection outputs become boxes (runtime/postprocess/detect.py). A field left None
+    takes the decoder's default; `edgekit predict` options override the recorded values."""
+
+    format: str | None = None              # runtime/postprocess/detect.FORMATS; None: read from the output shapes
+    score_threshold: float | None = None   # keep boxes scoring at least this, 0..1
+    iou_threshold: float | None = None     # NMS merges boxes overlapping more than this IoU, 0..1
+    max_detections: int | None = None      # at most this many boxes per image
+
+
+@dataclass
+class EdgeTPUCompiled:
+    """What edgetpu_compiler made of the int8 model, beside it in the output folder."""
+
+    artifact: str | None                   # file name of the compiled `_edgetpu.tflite`
+    compiler: str                          # the executable's name
+    compiler_version: str | None
+    min_runtime_version: int | None        # `-m` given to the compiler; None: its own default
+    report: EdgeTPUReport                  # the compiler's own verdict, parsed from its log
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EdgeTPUCompiled:
+        return cls(**{**data, "report": EdgeTPUReport.from_dict(data["report"])})
+
+
+@dataclass
+class EdgeTPUInfo:
+    """The Edge TPU target's report: the offline prediction, and the compiled model when a
+    compiler was available (else `compiler_note` says why not and how to get one)."""
+
+    predicted: EdgeTPUReport
+    compiled: EdgeTPUCompiled | None = None
+    compiler_note: str | None = None
+
+    @property
+    def min_runtime_version(self) -> int | None:
+        """The Edge TPU runtime (libedgetpu) version the compiled model needs; None when uncompiled."""
+        if self.compiled is None:
+            return None
+        return self.compiled.min_runtime_version or self.compiled.report.min_runtime_version
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EdgeTPUInfo:
+        compiled = data.get("compiled")
+        return cls(predicted=EdgeTPUReport.from_dict(data["predicted"]),
+                   compiled=EdgeTPUCompiled.from_dict(compiled) if compiled else None,
+                   compiler_note=data.get("compiler_note"))
 
 
 @dataclass
@@ -134,6 +238,8 @@ class ModelCard:
 
 @dataclass
 class Manifest:
+    """Everything later stages need about one artifact; `<artifact>.edgekit.json` beside it."""
+
     artifact: str                                   # file or directory name, beside the manifest
     target: str
     precision: str
@@ -147,7 +253,10 @@ class Manifest:
     route_candidates: list[dict[str, Any]] = field(default_factory=list)
     converters: dict[str, str] = field(default_factory=dict)   # library -> version
     calibration: dict[str, Any] | None = None
-    options: dict[str, Any] = field(default_factory=dict)      # target-specific (io dtype, ...)
+    int8_io: str | None = None                      # full-integer TFLite: I/O dtype, one of INT8_IO_TYPES
+    edgetpu: EdgeTPUInfo | None = None              # edgetpu target: prediction and compiled model
+    detection: DetectionSpec | None = None          # detection models: how outputs become boxes
+    options: dict[str, Any] = field(default_factory=dict)      # descriptive target facts nothing reads
     verify: VerifyReport | None = None
     model_card: ModelCard = field(default_factory=ModelCard)
     created: str = ""
@@ -162,16 +271,25 @@ class Manifest:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Manifest:
+    def from_dict(cls, data: dict[str, Any], origin: str = "this manifest") -> Manifest:
+        """A manifest from its JSON form: schema 2 as is, schema 1 converted (`upgrade_v1`).
+        Raises ModelFormatError for a schema this edgekit does not know (ORIGIN names the file)."""
         version = data.get("schema_version")
-        if not isinstance(version, int) or version > SCHEMA_VERSION:
-            raise ModelFormatError(f"manifest schema version {version!r} is not supported",
-                                   f"this edgekit reads versions up to {SCHEMA_VERSION}; upgrade edgekit")
+        if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= SCHEMA_VERSION:
+            raise ModelFormatError(f"{origin} has schema version {version!r}, which is not supported",
+                                   f"this edgekit reads versions 1 to {SCHEMA_VERSION}; upgrade edgekit, "
+                                   "or convert the model again")
+        if version == 1:
+            data = upgrade_v1(data)
         known = {f.name for f in fields(cls)}
         data = {k: v for k, v in data.items() if k in known}
         data["preprocess"] = Preprocess(**data.get("preprocess", {}))
-        data["inputs"] = [TensorInfo(**t) for t in data.get("inputs", [])]
-        data["outputs"] = [TensorInfo(**t) for t in data.get("outputs", [])]
+        data["inputs"] = [TensorInfo.from_dict(t) for t in data.get("inputs", [])]
+        data["outputs"] = [TensorInfo.from_dict(t) for t in data.get("outputs", [])]
+        if data.get("edgetpu"):
+            data["edgetpu"] = EdgeTPUInfo.from_dict(data["edgetpu"])
+        if data.get("detection"):
+            data["detection"] = DetectionSpec(**data["detection"])
         data["model_card"] = ModelCard(**data.get("model_card", {}))
         if data.get("verify"):
             report = dict(data["verify"])
@@ -180,6 +298,36 @@ class Manifest:
                                for step in report.get("steps", [])]
             data["verify"] = VerifyReport(**report)
         return cls(**data)
+
+
+# schema 1 kept these in `options`; schema 2 has DetectionSpec fields for them
+_V1_DETECTION = {"detection_format": "format", "score_threshold": "score_threshold",
+                 "iou_threshold": "iou_threshold", "max_detections": "max_detections"}
+
+
+def upgrade_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """A schema-1 manifest dict in schema 2's shape: `options.int8_io`, `options.edgetpu` and the
+    detection keys of `options` move to their typed fields; a quantization dict gains `axis`
+    (None for one scale; the last axis for several, which is how schema-1 readers applied them)."""
+    data = dict(data)
+    options = dict(data.get("options") or {})
+    data["int8_io"] = options.pop("int8_io", None)
+    data["edgetpu"] = options.pop("edgetpu", None)
+    detection = {new: options.pop(old) for old, new in _V1_DETECTION.items() if old in options}
+    data["detection"] = detection or None
+    data["options"] = options
+    for side in ("inputs", "outputs"):
+        tensors = []
+        for tensor in data.get(side, []):
+            tensor = dict(tensor)
+            quant = tensor.get("quantization")
+            if quant is not None:
+                several = len(quant.get("scale", [])) > 1
+                tensor["quantization"] = {**quant, "axis": len(tensor.get("shape", [])) - 1 if several else None}
+            tensors.append(tensor)
+        data[side] = tensors
+    data["schema_version"] = SCHEMA_VERSION
+    return data
 
 
 def manifest_path(artifact: Path) -> Path:
@@ -196,11 +344,11 @@ def read_manifest(artifact: Path) -> Manifest | None:
     if not path.is_file():
         return None
     try:
-        manifest = Manifest.from_dict(json.loads(path.read_text()))
+        manifest = Manifest.from_dict(json.loads(path.read_text()), origin=f"manifest {path}")
     except PermissionError:
         raise ModelFormatError(f"manifest {path} is not readable by this user (permission denied)",
                                f"ask its owner to make it readable: chmod a+r '{path}'") from None
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise ModelFormatError(f"manifest {path} is unreadable ({exc})",
                                "delete it and convert the model again") from None
     check_artifact(manifest, Path(artifact), path)

@@ -6,8 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .errors import ModelFormatError
-from .formats import HINT_REEXPORT
+from .errors import REMEDY_REEXPORT, ModelFormatError
 
 _PROBES = {
     "torchscript": "import torch; torch.jit.load(p, map_location='cpu')",
@@ -29,11 +28,11 @@ def probe_load(kind: str, path: Path, timeout: float = 300.0) -> None:
                               text=True, timeout=timeout, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         raise ModelFormatError(f"loading {path} as {kind} did not finish in {timeout:.0f} s",
-                               HINT_REEXPORT) from None
+                               REMEDY_REEXPORT) from None
     if proc.returncode < 0:
         raise ModelFormatError(f"{path} crashed the {kind} loader (signal {-proc.returncode}); "
-                               "the file is corrupt or malicious", HINT_REEXPORT)
+                               "the file is corrupt or malicious", REMEDY_REEXPORT)
     if proc.returncode != 0:
         lines = [l for l in proc.stderr.strip().splitlines() if l.strip()]
         last = lines[-1][:200] if lines else f"exit code {proc.returncode}"
-        raise ModelFormatError(f"{path} could not be loaded as {kind}: {last}", HINT_REEXPORT)
+        raise ModelFormatError(f"{path} could not be loaded as {kind}: {last}", REMEDY_REEXPORT)

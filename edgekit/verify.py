@@ -28,7 +28,8 @@ DECISIVE_MARGIN = 0.10   # probability by which the source's top class must lead
 
 
 def align(reference: np.ndarray, candidate: np.ndarray) -> np.ndarray | None:
-    """Bring candidate into the reference's shape (converters move channels last)."""
+    """CANDIDATE (an artifact output, [N, ...]) in REFERENCE's shape: as is, NHWC <-> NCHW
+    (converters move channels last) or squeezed; None when no such view exists."""
     if candidate.shape == reference.shape:
         return candidate
     if candidate.size != reference.size:
@@ -43,6 +44,14 @@ def align(reference: np.ndarray, candidate: np.ndarray) -> np.ndarray | None:
 
 
 def compare(name: str, reference: np.ndarray, candidate: np.ndarray, classification: bool) -> OutputParity:
+    """Parity of one output over N samples: REFERENCE (the source's) and CANDIDATE (the
+    artifact's, already `align`ed), both float [N, ...] in the model's own units.
+
+    cosine: per-sample cosine similarity of the flattened outputs, averaged (two all-zero rows
+    count 1.0); max/mean absolute error over every element. With CLASSIFICATION ([N, classes]
+    scores or logits): top-1 agreement over all samples, and over the decisive ones, where the
+    source's top class leads the runner-up by DECISIVE_MARGIN in probability (softmax of logits).
+    """
     ref = reference.reshape(len(reference), -1).astype(np.float64)
     cand = candidate.reshape(len(candidate), -1).astype(np.float64)
     dots = (ref * cand).sum(axis=1)
@@ -72,6 +81,8 @@ def _probabilities(scores: np.ndarray) -> np.ndarray:
 
 
 def gate(report: VerifyReport, precision: str, classification: bool) -> VerifyReport:
+    """Apply PRECISION's GATES to REPORT's outputs (top-1 only for CLASSIFICATION): sets
+    `gate`, `status` ("pass" or "fail") and a note per failed output; returns REPORT."""
     limits = dict(GATES.get(precision, GATES["int8"]))
     if not classification:
         limits.pop("top1_agreement_decisive", None)

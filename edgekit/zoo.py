@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from .errors import EdgekitError, UnknownNameError
+from .errors import BadInput, UnknownNameError
 from .resources import shared
 from .sources.base import read_labels
 
@@ -56,4 +56,4 @@ def load(name: str) -> ZooModel:
                         resize=info.get("resize", "stretch"), labels_path=(folder / info["labels"]).resolve(),
                         expect=info.get("expect", {}), info=info)
     except KeyError as exc:
-        raise EdgekitError(f"{folder / 'model.yaml'} lacks the field {exc}") from None
+        raise BadInput(f"{folder / 'model.yaml'} lacks the field {exc}") from None

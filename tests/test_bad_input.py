@@ -218,6 +218,12 @@ def test_input_size_garbage(run_cli, onnx_file, out_dir):
     assert_nothing_written(out_dir)
 
 
+def test_input_size_that_contradicts_a_static_model(convert_fails, onnx_file):
+    convert_fails(rf"--input-size 24,24 contradicts onnx model .*tiny\.onnx, whose input is {SIZE}x{SIZE}\. "
+                  rf"drop --input-size or pass --input-size {SIZE},{SIZE}$", onnx_file, "--to", "onnx",
+                  "--input-size", "24")
+
+
 def test_missing_optional_dependency(convert_fails, onnx_file, monkeypatch):
     import edgekit.deps
 

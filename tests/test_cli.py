@@ -41,6 +41,26 @@ def test_convert_json_schema(run_cli, onnx_file, photos_dir, tmp_path):
         assert artifact["verify"]["status"] == "pass" and artifact["size_bytes"] > 0
 
 
+def test_upstream_converter_failure_exits_1_with_one_line(run_cli, tmp_path):
+    """torch.onnx.export has no ONNX kernel for SVD: the converter failed on a model edgekit
+    accepted, a runtime failure (exit 1), not bad input (exit 2); nothing is left in -o."""
+    torch = pytest.importorskip("torch")
+
+    class Svd(torch.nn.Module):
+        def forward(self, x):
+            return torch.linalg.svd(x.mean(dim=1))[1]
+
+    model = tmp_path / "svd.pt"
+    torch.jit.save(torch.jit.script(Svd().eval()), str(model))
+    code, out, err = run_cli("convert", model, "--to", "onnx", "--input-size", "8", "-o", tmp_path / "out",
+                             "--mean", "0", "--std", "255", "--task", "other", "--no-verify")
+    assert code == 1 and out == ""
+    assert [line for line in err.strip().splitlines() if not line.startswith("warning:")] == [
+        "error: torch.onnx.export failed: UnsupportedOperatorError: Exporting the operator 'aten::linalg_svd' to "
+        "ONNX opset version 17 is not supported. check that the model exports with torch.onnx.export on its own"]
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
 def test_verify_failure_exits_nonzero_with_table(run_cli, onnx_file, tmp_path, monkeypatch):
     monkeypatch.setitem(__import__("edgekit.verify", fromlist=["GATES"]).GATES, "fp32", {"cosine": 1.01})
     code, out, err = run_cli("convert", onnx_file, "--to", "onnx", "-o", tmp_path, "--mean", "0", "--std", "255")

@@ -654,17 +654,23 @@ def _facts(**overrides) -> dict:
 
 def test_device_check_rules(artifact, compiled_lookalike, tmp_path):
     """The probe's answers from boards we cannot start here: old libedgetpu, full disk, old Python."""
+    from dataclasses import asdict
+
     from edgekit.deploy.bundle import build_bundle
     from edgekit.deploy.hosts import parse_host
     from edgekit.deploy.remote import Device
     from edgekit.deploy.ssh import SshOptions
+    from edgekit.edgetpu.report import EdgeTPUReport
+    from edgekit.manifest import EdgeTPUCompiled, EdgeTPUInfo
 
     edgetpu = tmp_path / "tiny_edgetpu.tflite"
     shutil.copy(compiled_lookalike, edgetpu)
     manifest = json.loads(artifact.with_name(artifact.name + ".edgekit.json").read_text())
     manifest["target"] = "edgetpu"
     manifest["artifact_sha256"] = sha256(edgetpu)
-    manifest["options"]["edgetpu"] = {"compiler_version": "16.0.384591198", "min_runtime_version": 14}
+    compiled = EdgeTPUCompiled(artifact=edgetpu.name, compiler="edgetpu_compiler", compiler_version="16.0.384591198",
+                               min_runtime_version=14, report=EdgeTPUReport("compiler", edgetpu.name))
+    manifest["edgetpu"] = asdict(EdgeTPUInfo(predicted=EdgeTPUReport("predicted", artifact.name), compiled=compiled))
     (tmp_path / "tiny_edgetpu.tflite.edgekit.json").write_text(json.dumps(manifest))
     bundle = build_bundle(edgetpu)
     assert bundle.edgetpu and bundle.min_runtime_version == 14

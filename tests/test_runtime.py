@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from edgekit.errors import EdgekitError, ModelFormatError
-from edgekit.manifest import Preprocess, TensorInfo
+from edgekit.manifest import Preprocess, Quantization, TensorInfo
 from edgekit.runtime import BACKENDS, open_runner
 from edgekit.runtime.predictor import open_predictor
 from edgekit.runtime.results import FrameMeta
@@ -245,7 +245,7 @@ def test_quantized_input_straight_from_pixels_equals_float_path(mean, std, dtype
     from edgekit.runtime.base import quantize
 
     pre = Preprocess(input_size=[48, 64], mean=[mean] * 3, std=[std] * 3)
-    model_input = TensorInfo("x", [1, 48, 64, 3], dtype, {"scale": [scale], "zero_point": [zero]})
+    model_input = TensorInfo("x", [1, 48, 64, 3], dtype, Quantization([scale], [zero]))
     rgb = np.random.default_rng(3).integers(0, 256, (120, 160, 3), dtype=np.uint8)
     fast, _ = prepare(rgb, FrameSpec.of(pre), dtype, [scale], [zero])
     slow = quantize(preprocess_image(rgb, pre), model_input)

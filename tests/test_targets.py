@@ -100,6 +100,27 @@ def test_manifest_travels_with_artifact(request, conversions, source, target_nam
             assert data["calibration"]["samples"] == 40 and data["calibration"]["real"] is True
 
 
+def test_convert_records_step_timings(request, conversions):
+    """Benchmarks read where the seconds went from the result, not from progress text: the
+    shared bridge is counted once, in the first artifact, and so are the reference outputs."""
+    status, result = conversions(request, "onnx_file", "tflite")
+    if status != "ok":
+        pytest.skip(str(result))
+    first, *later = result.artifacts
+    assert list(first.timings.bridges) == ["onnx → savedmodel (onnx2tf)"]
+    assert first.timings.bridges["onnx → savedmodel (onnx2tf)"] > 0
+    assert all(a.timings.bridges == {} for a in later)            # they reuse the SavedModel
+    assert first.timings.reference is not None and all(a.timings.reference is None for a in later)
+    assert 0 < first.timings.reference <= first.timings.verify
+    for artifact in result.artifacts:
+        spent = artifact.timings
+        assert spent.convert > 0 and spent.verify > 0
+        assert sum(spent.bridges.values()) + spent.convert + spent.verify <= artifact.seconds + 0.005
+    setup = result.timings
+    assert setup.load_source >= 0 and setup.calibration > 0 and setup.verify_data >= 0   # ms resolution
+    assert setup.total + 0.005 >= setup.load_source + setup.calibration + sum(a.seconds for a in result.artifacts)
+
+
 def test_tflite_int8_is_edgetpu_ready(request, conversions):
     status, result = conversions(request, "onnx_file", "tflite")
     if status != "ok":
@@ -123,7 +144,7 @@ def test_int8_io_type_int8(onnx_file, photos_dir, tmp_path):
                                                     mean=[127.5], std=[127.5], task="classification"))
     model = read_tflite(result.artifacts[0].path)
     assert model.inputs()[0].dtype == "int8" and model.outputs()[0].dtype == "int8"
-    assert json.loads(manifest_path(Path(result.artifacts[0].path)).read_text())["options"]["int8_io"] == "int8"
+    assert json.loads(manifest_path(Path(result.artifacts[0].path)).read_text())["int8_io"] == "int8"
 
 
 def test_coreml_package_has_image_input_and_classifier(request, conversions):

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import EdgekitError, ModelFormatError
+from ..errors import BadInput, ModelFormatError
 from ..manifest import manifest_path, read_manifest
 
 SUMS = "SHA256SUMS"
@@ -121,30 +121,19 @@ def _file(name: str, path: Path | None = None, data: bytes | None = None) -> Bun
 
 def check_name(name: str, what: str = "model name") -> str:
     if not name or name in (".", "..") or name.startswith(".") or not _NAME.match(name) or len(name) > 200:
-        raise EdgekitError(f"invalid {what} {name!r}",
-                           "use a plain name without '/', backslashes, newlines or a leading dot")
+        raise BadInput(f"invalid {what} {name!r}",
+                       "use a plain name without '/', backslashes, newlines or a leading dot")
     return name
-
-
-def find_min_runtime(data) -> int | None:
-    """The Edge TPU compiler's minimum runtime version, wherever the manifest records it."""
-    if isinstance(data, dict):
-        for key, value in data.items():
-            if key == "min_runtime_version" and str(value).isdigit():
-                return int(value)
-            found = find_min_runtime(value)
-            if found is not None:
-                return found
-    elif isinstance(data, list):
-        for value in data:
-            found = find_min_runtime(value)
-            if found is not None:
-                return found
-    return None
 
 
 def build_bundle(model: Path, name: str | None = None, labels: Path | None = None,
                  include: list[Path] | tuple[Path, ...] = (), warn=None) -> Bundle:
+    """The deploy bundle for MODEL, a .tflite (its manifest beside it is included when present):
+    the model, manifest, labels (LABELS, else the manifest's), the board runner and stats.py,
+    the INCLUDE files, bundle.json and a sha256 for every file. NAME defaults to the model's
+    stem. An Edge TPU model records the libedgetpu runtime version its manifest says it needs.
+    WARN gets a line when there is no manifest. Raises BadInput for a missing or non-TFLite
+    model, an invalid name, a missing --include file or two files with one name."""
     from ..formats import detect
 
     model = Path(model)
@@ -152,9 +141,9 @@ def build_bundle(model: Path, name: str | None = None, labels: Path | None = Non
         raise ModelFormatError(f"{model}: no such model file", "pass the .tflite artifact that `edgekit convert` wrote")
     kind = detect(model)
     if kind != "tflite":
-        raise EdgekitError(f"{model.name} is a {kind} model; edgekit deploy ships TFLite models "
-                           "(the board runner uses LiteRT / tflite_runtime)",
-                           "convert it first: edgekit convert MODEL --to tflite")
+        raise BadInput(f"{model.name} is a {kind} model; edgekit deploy ships TFLite models "
+                       "(the board runner uses LiteRT / tflite_runtime)",
+                       "convert it first: edgekit convert MODEL --to tflite")
     name = check_name(name or model.name.removesuffix(".tflite"))
     check_name(model.name, "model file name")
     manifest = read_manifest(model)
@@ -163,10 +152,8 @@ def build_bundle(model: Path, name: str | None = None, labels: Path | None = Non
              "(deploy the artifact `edgekit convert` wrote, with its .edgekit.json)")
     files = [_file(model.name, path=model)]
     manifest_name = None
-    manifest_data = None
     if manifest is not None:
         manifest_name = manifest_path(model).name
-        manifest_data = json.loads(manifest_path(model).read_text())
         files.append(_file(manifest_name, path=manifest_path(model)))
     label_lines = list(manifest.labels) if manifest and manifest.labels else None
     if labels is not None:
@@ -179,15 +166,15 @@ def build_bundle(model: Path, name: str | None = None, labels: Path | None = Non
     for extra in include:
         extra = Path(extra)
         if not extra.is_file():
-            raise EdgekitError(f"--include {extra}: no such file", "include regular files (labels, configs, anchors)")
+            raise BadInput(f"--include {extra}: no such file", "include regular files (labels, configs, anchors)")
         files.append(_file(check_name(extra.name, "included file name"), path=extra))
     names = [f.name for f in files]
     duplicates = sorted({n for n in names if names.count(n) > 1} | ({INFO, SUMS} & set(names)))
     if duplicates:
-        raise EdgekitError(f"two bundle files would be named {', '.join(duplicates)}", "rename the --include file")
+        raise BadInput(f"two bundle files would be named {', '.join(duplicates)}", "rename the --include file")
 
     edgetpu = compiled_for_edgetpu(model)   # the file says so, never its name or the manifest's target
-    min_runtime = find_min_runtime(manifest_data) if edgetpu else None
+    min_runtime = manifest.edgetpu.min_runtime_version if edgetpu and manifest and manifest.edgetpu else None
     content = hashlib.sha256("".join(f"{f.sha256}  {f.name}\n" for f in sorted(files, key=lambda f: f.name)).encode())
     version = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + content.hexdigest()[:12]
     info = {"name": name, "version": version, "model": model.name, "manifest": manifest_name,

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
-from ..errors import EdgekitError, summary
+from ..errors import BadInput, EdgekitError, summary
 from ..ui import human_size
 from .bundle import RUNNER, Bundle, check_name
 from .hosts import Host
@@ -34,7 +34,7 @@ BOOT_BUNDLE = ("import os,sys,json,runpy;sys.dont_write_bytecode=True;d=os.path.
                "runpy.run_path(p,run_name='__main__')")
 
 
-class DeviceError(EdgekitError):
+class DeviceError(BadInput):
     """The device answered, but refused or failed the operation."""
 
 
@@ -245,6 +245,9 @@ class Device:
 
 
 def deploy_one(device: Device, bundle: Bundle, keep: int, progress=None) -> DeployResult:
+    """Probe DEVICE, refuse what it cannot run (Device.check), upload BUNDLE and switch to it,
+    keeping KEEP versions. Never raises: a failure is the result's `error` (one line) and
+    status "failed"; `seconds` is wall time, `bytes` what was uploaded. PROGRESS(n) gets bytes sent."""
     start = time.monotonic()
     result = DeployResult(host=device.host.label, name=bundle.name)
     try:
@@ -269,7 +272,10 @@ def deploy_one(device: Device, bundle: Bundle, keep: int, progress=None) -> Depl
 
 def deploy_fleet(hosts: list[Host], bundle: Bundle, options: SshOptions, python: str, root: str, keep: int,
                  parallel: int, progress_for: Callable[[Host], Callable[[int], None] | None] | None = None) -> list[DeployResult]:
-    """Deploy to every host, at most `parallel` at a time; results in the order of `hosts`."""
+    """`edgekit deploy`: BUNDLE (build_bundle) to every host in HOSTS, at most PARALLEL at a time,
+    over the system ssh with OPTIONS; the board runs it with PYTHON under ROOT (~/.edgekit) and
+    keeps KEEP versions for rollback. One DeployResult per host, in the order of HOSTS; a host
+    that fails does not stop the others (see deploy_one). PROGRESS_FOR(host) gives its bytes callback."""
     def work(host: Host) -> DeployResult:
         try:
             device = Device(host, options, python, root)

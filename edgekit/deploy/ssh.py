@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import EdgekitError
+from ..errors import BadInput
 from .hosts import Host
 
 
@@ -35,7 +35,7 @@ def kill_all() -> None:
             proc.kill()
 
 
-class SshError(EdgekitError):
+class SshError(BadInput):
     """ssh could not connect, authenticate or verify the host."""
 
 
@@ -57,7 +57,7 @@ class Ssh:
 
     def __init__(self, host: Host, options: SshOptions):
         if shutil.which("ssh") is None:
-            raise EdgekitError("the OpenSSH client 'ssh' is not on PATH", "install it: sudo apt-get install openssh-client")
+            raise BadInput("the OpenSSH client 'ssh' is not on PATH", "install it: sudo apt-get install openssh-client")
         self.host = host
         self.options = options
         self.new_host_key: str | None = None   # the fingerprint recorded at first contact, if this session did

@@ -28,7 +28,7 @@ def manifest_from_model(path: Path, runner: Runner) -> tuple[Manifest, list[str]
         pre.mean, pre.std = metadata.facts.preprocess["mean"], metadata.facts.preprocess["std"]
         assumed.append("normalization from TFLite Metadata")
     elif first.quantization and first.dtype in ("uint8", "int8"):
-        scale, zero = float(first.quantization["scale"][0]), float(first.quantization["zero_point"][0])
+        scale, zero = float(first.quantization.scale[0]), float(first.quantization.zero_point[0])
         shift = 0.0 if first.dtype == "uint8" else 128.0
         pre.mean, pre.std = [zero + shift] * 3, [1.0 / scale] * 3   # raw pixels in, as Coral models take
         assumed.append(f"raw {first.dtype} pixels as the quantized input")

@@ -32,7 +32,7 @@ class Predictor:
 
     Detection keeps boxes scoring at least `score_threshold`, merges overlaps above
     `iou_threshold` (YOLO heads and SSD score maps; the TFLite_Detection_PostProcess op did its
-    own NMS) and returns at most `max_detections`. The manifest's `options` may set the three.
+    own NMS) and returns at most `max_detections`. The manifest's `detection` spec may set the three.
     Raises UnknownNameError for a task no decoder handles.
     """
 
@@ -100,6 +100,7 @@ class Predictor:
         return prediction
 
     def close(self) -> None:
+        """Close the Runner."""
         self.runner.close()
 
     def __enter__(self):
@@ -113,9 +114,11 @@ def open_predictor(artifact, backend: str | None = None, device: str | None = No
                    warn: Callable[[str], None] | None = None, score_threshold: float | None = None,
                    iou_threshold: float | None = None, max_detections: int | None = None,
                    **options) -> Predictor:
-    """A Predictor over ARTIFACT. Without a manifest beside it, what the model file says is used
+    """A Predictor over ARTIFACT (opened with `open_runner(artifact, backend, device, **options)`,
+    whose errors it raises). Without a manifest beside it, what the model file says is used
     (its input shape, TFLite Metadata, a labels file beside it, the output shapes) and `warn`
-    is told what had to be assumed."""
+    is told what had to be assumed. TOP_K: classes kept per image; SCORE_THRESHOLD (0..1),
+    IOU_THRESHOLD (0..1) and MAX_DETECTIONS override the manifest's detection spec."""
     path = Path(artifact)
     runner = open_runner(path, backend, device, **options)
     try:

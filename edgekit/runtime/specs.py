@@ -33,19 +33,19 @@ def decode_spec(manifest: Manifest | None, outputs: Sequence[TensorInfo] = (), t
                 score_threshold: float | None = None, iou_threshold: float | None = None,
                 max_detections: int | None = None) -> DecodeSpec:
     """How the outputs become a Prediction: the manifest's task and labels; detection thresholds
-    from the arguments, else the manifest's options, else 0.25 / 0.45 / 100; the recorded
+    from the arguments, else the manifest's detection spec, else 0.25 / 0.45 / 100; the recorded
     detection format (None: read from the output shapes). Raises UnknownNameError for a task no
     decoder handles."""
     task = manifest.task if manifest else "other"
     if task not in DECODERS:
         raise UnknownNameError("task", task, DECODERS)
-    recorded = manifest.options if manifest else {}
+    recorded = manifest.detection if manifest is not None else None   # a typed DetectionSpec, or None
     return DecodeSpec(
         task=task, labels=list(manifest.labels) if manifest else [], top_k=int(top_k),
-        score_threshold=float(_pick(score_threshold, recorded.get("score_threshold"), DEFAULT_SCORE_THRESHOLD)),
-        iou_threshold=float(_pick(iou_threshold, recorded.get("iou_threshold"), DEFAULT_IOU_THRESHOLD)),
-        max_detections=int(_pick(max_detections, recorded.get("max_detections"), DEFAULT_MAX_DETECTIONS)),
-        detection_format=recorded.get("detection_format") or None,
+        score_threshold=float(_pick(score_threshold, recorded and recorded.score_threshold, DEFAULT_SCORE_THRESHOLD)),
+        iou_threshold=float(_pick(iou_threshold, recorded and recorded.iou_threshold, DEFAULT_IOU_THRESHOLD)),
+        max_detections=int(_pick(max_detections, recorded and recorded.max_detections, DEFAULT_MAX_DETECTIONS)),
+        detection_format=(recorded and recorded.format) or None,
         layout=manifest.preprocess.layout if manifest else None,
         output_names=[t.name for t in outputs])
 

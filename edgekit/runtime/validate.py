@@ -21,8 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..errors import EdgekitError, ModelFormatError, summary
-from ..formats import HINT_REEXPORT
+from ..errors import REMEDY_REEXPORT, EdgekitError, ModelFormatError, summary
 
 # OpenVINO element types -> bits per element
 _OV_BITS = {"f64": 64, "i64": 64, "u64": 64, "f32": 32, "i32": 32, "u32": 32, "f16": 16, "bf16": 16,
@@ -47,14 +46,14 @@ def _tflite(path: Path) -> None:
 
     model = read_tflite(path)
     if not model.subgraphs or not model.inputs() or not model.outputs():
-        raise ModelFormatError(f"{path} has no subgraph with inputs and outputs", HINT_REEXPORT)
+        raise ModelFormatError(f"{path} has no subgraph with inputs and outputs", REMEDY_REEXPORT)
     for graph in model.subgraphs:   # a constant's bytes must be what its shape and type say
         for tensor in graph.tensors:
             size = model.buffers[tensor.buffer].size if 0 < tensor.buffer < len(model.buffers) else 0
             item = _ITEM_BYTES.get(tensor.dtype)
             if size and item and tensor.shape is not None and math.prod(tensor.shape) * item != size:
                 raise ModelFormatError(f"{path}: tensor '{tensor.name}' of shape {list(tensor.shape)} ({tensor.dtype}) "
-                                       f"has {size} bytes of data, not {math.prod(tensor.shape) * item}", HINT_REEXPORT)
+                                       f"has {size} bytes of data, not {math.prod(tensor.shape) * item}", REMEDY_REEXPORT)
 
 
 def _onnx(path: Path) -> None:
@@ -70,7 +69,7 @@ def _onnx(path: Path) -> None:
     for opset in model.opset_import:
         if opset.domain in ("", "ai.onnx") and not 1 <= opset.version <= newest:
             raise ModelFormatError(f"{path} imports ONNX opset {opset.version}; this onnx knows 1..{newest}",
-                                   HINT_REEXPORT)
+                                   REMEDY_REEXPORT)
     for init in model.graph.initializer:
         if init.data_location == onnx.TensorProto.EXTERNAL:
             continue
@@ -78,20 +77,20 @@ def _onnx(path: Path) -> None:
             numpy_helper.to_array(init)   # checks the data against dims and type
         except Exception as exc:
             raise ModelFormatError(f"{path}: initializer '{init.name}' (dims {list(init.dims)}) does not hold "
-                                   f"its data: {summary(exc)}", HINT_REEXPORT) from None
+                                   f"its data: {summary(exc)}", REMEDY_REEXPORT) from None
     try:
         onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
     except Exception as exc:
-        raise ModelFormatError(f"{path} fails ONNX shape inference: {summary(exc)}", HINT_REEXPORT) from None
+        raise ModelFormatError(f"{path} fails ONNX shape inference: {summary(exc)}", REMEDY_REEXPORT) from None
 
 
 def _int(value: str | None, what: str, path: Path) -> int:
     try:
         number = int(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise ModelFormatError(f"{path}: {what} is {value!r}, not a number", HINT_REEXPORT) from None
+        raise ModelFormatError(f"{path}: {what} is {value!r}, not a number", REMEDY_REEXPORT) from None
     if number < 0:
-        raise ModelFormatError(f"{path}: {what} is negative ({number})", HINT_REEXPORT)
+        raise ModelFormatError(f"{path}: {what} is negative ({number})", REMEDY_REEXPORT)
     return number
 
 
@@ -102,19 +101,19 @@ def _openvino(path: Path) -> None:
     try:
         root = ET.parse(path).getroot()
     except (ET.ParseError, UnicodeDecodeError, ValueError) as exc:
-        raise ModelFormatError(f"{path} is not a valid OpenVINO IR (XML: {summary(exc)})", HINT_REEXPORT) from None
+        raise ModelFormatError(f"{path} is not a valid OpenVINO IR (XML: {summary(exc)})", REMEDY_REEXPORT) from None
     if root.tag != "net" or root.find("layers") is None or root.find("edges") is None:
         raise ModelFormatError(f"{path} is XML but not an OpenVINO IR (no <net> with layers and edges)",
-                               HINT_REEXPORT)
+                               REMEDY_REEXPORT)
     weights = path.with_suffix(".bin")
     bin_size = weights.stat().st_size if weights.is_file() else None
     ports: dict[int, tuple[set[int], set[int]]] = {}
     for layer in root.find("layers"):
         lid = _int(layer.get("id"), "a layer id", path)
         if lid in ports:
-            raise ModelFormatError(f"{path}: layer id {lid} appears twice", HINT_REEXPORT)
+            raise ModelFormatError(f"{path}: layer id {lid} appears twice", REMEDY_REEXPORT)
         if not layer.get("type"):
-            raise ModelFormatError(f"{path}: layer {lid} has no type", HINT_REEXPORT)
+            raise ModelFormatError(f"{path}: layer {lid} has no type", REMEDY_REEXPORT)
         ins = {_int(p.get("id"), f"a port id of layer {lid}", path): _dims(p, path)
                for side in layer.findall("input") for p in side}
         outs = {_int(p.get("id"), f"a port id of layer {lid}", path): _dims(p, path)
@@ -123,7 +122,7 @@ def _openvino(path: Path) -> None:
         if layer.get("type") == "Const":
             _check_const(layer, lid, path, bin_size)
     if not ports:
-        raise ModelFormatError(f"{path} is an OpenVINO IR without layers", HINT_REEXPORT)
+        raise ModelFormatError(f"{path} is an OpenVINO IR without layers", REMEDY_REEXPORT)
     for edge in root.find("edges"):
         src, dst = _int(edge.get("from-layer"), "an edge's from-layer", path), _int(edge.get("to-layer"),
                                                                                      "an edge's to-layer", path)
@@ -131,14 +130,14 @@ def _openvino(path: Path) -> None:
         dst_port = _int(edge.get("to-port"), "an edge's to-port", path)
         if src not in ports or dst not in ports:
             raise ModelFormatError(f"{path}: an edge refers to layer {src if src not in ports else dst}, "
-                                   f"which does not exist", HINT_REEXPORT)
+                                   f"which does not exist", REMEDY_REEXPORT)
         if src_port not in ports[src][1] or dst_port not in ports[dst][0]:
             raise ModelFormatError(f"{path}: edge {src}:{src_port} -> {dst}:{dst_port} refers to a port "
-                                   "that does not exist", HINT_REEXPORT)
+                                   "that does not exist", REMEDY_REEXPORT)
         given, taken = ports[src][1][src_port], ports[dst][0][dst_port]
         if given != taken and -1 not in given + taken:   # -1: a dynamic dimension
             raise ModelFormatError(f"{path}: edge {src}:{src_port} -> {dst}:{dst_port} joins shapes {given} "
-                                   f"and {taken}", HINT_REEXPORT)
+                                   f"and {taken}", REMEDY_REEXPORT)
 
 
 def _dims(port, path: Path) -> list[int]:
@@ -152,7 +151,7 @@ def _dims(port, path: Path) -> list[int]:
 def _check_const(layer, lid: int, path: Path, bin_size: int | None) -> None:
     data = layer.find("data")
     if data is None:
-        raise ModelFormatError(f"{path}: Const layer {lid} has no data", HINT_REEXPORT)
+        raise ModelFormatError(f"{path}: Const layer {lid} has no data", REMEDY_REEXPORT)
     offset = _int(data.get("offset"), f"the offset of Const layer {lid}", path)
     size = _int(data.get("size"), f"the size of Const layer {lid}", path)
     if bin_size is None:
@@ -160,7 +159,7 @@ def _check_const(layer, lid: int, path: Path, bin_size: int | None) -> None:
                                "keep the .bin beside the .xml")
     if offset + size > bin_size:
         raise ModelFormatError(f"{path}: Const layer {lid} reads bytes {offset}..{offset + size} of "
-                               f"{path.with_suffix('.bin').name}, which has {bin_size}", HINT_REEXPORT)
+                               f"{path.with_suffix('.bin').name}, which has {bin_size}", REMEDY_REEXPORT)
     bits = _OV_BITS.get(data.get("element_type", ""))
     shape_text = data.get("shape")
     if bits and shape_text is not None and data.get("element_type") != "string":
@@ -168,7 +167,7 @@ def _check_const(layer, lid: int, path: Path, bin_size: int | None) -> None:
         expected = math.ceil(math.prod(dims) * bits / 8)
         if expected != size:
             raise ModelFormatError(f"{path}: Const layer {lid} of shape {dims} needs {expected} bytes, "
-                                   f"the IR says {size}", HINT_REEXPORT)
+                                   f"the IR says {size}", REMEDY_REEXPORT)
 
 
 def read_openvino_checked(ov, path: Path):
@@ -177,7 +176,7 @@ def read_openvino_checked(ov, path: Path):
     try:
         return ov.Core().read_model(str(path))
     except Exception as exc:  # RuntimeError, OpConversionFailure, ...
-        raise ModelFormatError(f"{path} is not a valid OpenVINO IR: {summary(exc, last=True)}", HINT_REEXPORT) from None
+        raise ModelFormatError(f"{path} is not a valid OpenVINO IR: {summary(exc, last=True)}", REMEDY_REEXPORT) from None
 
 
 def _coreml(path: Path) -> None:
@@ -185,14 +184,14 @@ def _coreml(path: Path) -> None:
     try:
         items = json.loads(manifest.read_text()).get("itemInfoEntries", {})
     except (OSError, ValueError, AttributeError) as exc:
-        raise ModelFormatError(f"{manifest} is unreadable ({summary(exc)})", HINT_REEXPORT) from None
+        raise ModelFormatError(f"{manifest} is unreadable ({summary(exc)})", REMEDY_REEXPORT) from None
     if not isinstance(items, dict) or not items:
-        raise ModelFormatError(f"{manifest} lists no items", HINT_REEXPORT)
+        raise ModelFormatError(f"{manifest} lists no items", REMEDY_REEXPORT)
     for entry in items.values():
         if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
-            raise ModelFormatError(f"{manifest} has a malformed item entry", HINT_REEXPORT)
+            raise ModelFormatError(f"{manifest} has a malformed item entry", REMEDY_REEXPORT)
         if not (path / "Data" / entry["path"]).exists():
-            raise ModelFormatError(f"{path} lacks {entry['path']}, which its Manifest.json lists", HINT_REEXPORT)
+            raise ModelFormatError(f"{path} lacks {entry['path']}, which its Manifest.json lists", REMEDY_REEXPORT)
 
 
 _CHECKS = {"tflite": _tflite, "onnx": _onnx, "openvino": _openvino, "coreml": _coreml}
@@ -244,16 +243,16 @@ def probe_in_child(path: Path, backend: str, device: str | None, options: dict) 
                               stdin=subprocess.DEVNULL, env=env)
     except subprocess.TimeoutExpired:
         raise ModelFormatError(f"loading {path} with {backend} did not finish in {timeout:.0f} s "
-                               "(checked in a child process)", HINT_REEXPORT) from None
+                               "(checked in a child process)", REMEDY_REEXPORT) from None
     if done.returncode < 0:
         raise ModelFormatError(f"{path} crashed the {backend} loader (signal {-done.returncode}, in a child "
-                               "process); the file is corrupt or malicious", HINT_REEXPORT)
+                               "process); the file is corrupt or malicious", REMEDY_REEXPORT)
     lines = [line for line in done.stdout.strip().splitlines() if line.strip()]
     message = lines[-1][:300] if lines else summary(done.stderr or f"exit code {done.returncode}", last=True)
     if done.returncode == 2:
         raise EdgekitError(message)
     if done.returncode != 0:
-        raise ModelFormatError(f"{path} could not be loaded by {backend}: {message}", HINT_REEXPORT)
+        raise ModelFormatError(f"{path} could not be loaded by {backend}: {message}", REMEDY_REEXPORT)
     _PROBED.add(key)
     try:
         marker.parent.mkdir(parents=True, exist_ok=True)

@@ -44,6 +44,8 @@ class _Job:
 
 @dataclass
 class RunResult:
+    """What one Pipeline.run did: frames, wall seconds, frames per second, mean latencies in ms."""
+
     source: str
     model: str
     backend: str
@@ -100,6 +102,18 @@ class _Stats:
 
 
 class Pipeline:
+    """The camera loop: frames from FEED (a camera, stream, video, folder or synthetic frame
+    input, opened by `open_feed`) -> Predictor.prepare -> Predictor.infer (one thread per
+    Predictor in PREDICTORS, one Runner each) -> decode and draw -> every sink in SINKS.
+
+    Frames are HxWx3 uint8 RGB; results carry boxes in original-image pixels and timings in
+    ms. A live feed keeps only the newest frame and queues drop the oldest, so latency stays
+    low; a file feed drops nothing. A dropped live feed is reopened up to MAX_RETRIES
+    times with backoff (then BadInput: gave up). MAX_FRAMES stops after that many frames;
+    QUEUE_SIZE bounds the file-feed queues. ON_EVENT gets StreamEvents (retry, reconnect,
+    skipped file), ON_RESULT every FrameResult. Raises ValueError without a predictor.
+    """
+
     def __init__(self, feed, predictors: Sequence, sinks: Sequence = (), *,
                  on_event: Callable[[StreamEvent], None] | None = None,
                  on_result: Callable[[FrameResult], None] | None = None,
@@ -135,7 +149,9 @@ class Pipeline:
 
     # -- public ------------------------------------------------------------------------------
     def run(self) -> RunResult:
-        """Run until the feed ends, `max_frames`, a sink asks to stop, stop() or Ctrl-C."""
+        """Run until the feed ends, `max_frames`, a sink asks to stop, stop() or Ctrl-C, then
+        finalize every sink (a video is closed properly) and return the RunResult. An error in
+        a stage (e.g. an EdgekitError from a sink or the feed) is raised here after shutdown."""
         with _opencv_single_threaded():
             return self._run()
 
@@ -181,6 +197,8 @@ class Pipeline:
             channel.cancel()
 
     def snapshot(self) -> dict[str, Any]:
+        """Live numbers (frames, fps, latency/infer ms, dropped, reconnects, the latest result)
+        for the web page and HUD; safe to call from any thread."""
         stats = self.stats
         with stats.lock:
             latency, infer, latest, frames = stats.latency_ema, stats.infer_ema, stats.latest, stats.frames

@@ -10,14 +10,13 @@ from pathlib import Path
 
 from .. import deps
 from ..bridges.base import ConvertContext
-from ..errors import CalibrationError, ConversionError, EdgekitError, summary
+from ..errors import BadInput, CalibrationError, ConversionError, UnsupportedRouteError, summary
+from ..manifest import INT8_IO_TYPES
 from ..modelcard import for_artifact
 from ..sources.base import SourceModel
 from ..sources.tflite import tensor_info
 from ..tflite_model import parse_tflite, read_tflite
 from .base import Target, TargetOutput, register
-
-INT8_IO_TYPES = ("uint8", "int8")
 
 
 def _static_converter(tf, model: SourceModel):
@@ -42,7 +41,7 @@ class TFLiteTarget(Target):
         import tensorflow as tf
 
         converter = _static_converter(tf, model)
-        io_type = ctx.options.get("int8_io", "uint8")
+        io_type = ctx.int8_io
         if precision == "fp16":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
             converter.target_spec.supported_types = [tf.float16]
@@ -50,12 +49,12 @@ class TFLiteTarget(Target):
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
         elif precision == "int8":
             if io_type not in INT8_IO_TYPES:
-                raise EdgekitError(f"unknown int8 I/O type '{io_type}'", f"choose one of {', '.join(INT8_IO_TYPES)}")
+                raise BadInput(f"unknown int8 I/O type '{io_type}'", f"choose one of {', '.join(INT8_IO_TYPES)}")
             if ctx.calibration is None:
                 raise CalibrationError("int8 needs calibration data", "pass --calib")
             if len(model.inputs()) != 1:
-                raise ConversionError("int8 calibration supports single-input models only",
-                                      "export the model with one image input")
+                raise UnsupportedRouteError("int8 calibration supports single-input models only",
+                                            "export the model with one image input")
             samples = ctx.calibration
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
             converter.representative_dataset = lambda: ([sample[None]] for sample in samples)
@@ -73,11 +72,10 @@ class TFLiteTarget(Target):
         if precision == "int8" and (not parsed.is_fully_integer() or parsed.has_dynamic_shapes()):
             raise ConversionError("the int8 model is not full-integer with static shapes",
                                   "the Edge TPU needs every op quantized; check the op list with `edgekit inspect`")
-        options = {"int8_io": io_type} if precision == "int8" else {}
         return TargetOutput(files=[artifact], inputs=[tensor_info(t) for t in parsed.inputs()],
                             outputs=[tensor_info(t) for t in parsed.outputs()],
                             converters={"tensorflow": deps.version("tensorflow") or "?"},
-                            options=options, layout="NHWC")
+                            layout="NHWC", int8_io=io_type if precision == "int8" else None)
 
 
 LABELS_FILE = "labels.txt"
