@@ -7,9 +7,11 @@ fp32 latency on LiteRT and OpenVINO, through edgekit's Runner.infer and through 
 Everything is measured in one run on one machine, and reported as ratios measured side by side:
 these machines are noisy, so absolute milliseconds from two runs are not comparable.
 
-1. Conversion time per target and precision (`ArtifactResult.seconds`). convert() shares bridge
-   steps between targets (torch -> onnx -> savedmodel), so the first artifact of a route pays for
-   them; the table names those steps and their seconds, and the verify seconds, beside the total.
+1. Conversion time per target and precision, as convert() records it (`ArtifactResult.seconds`
+   and its step timings, `ArtifactResult.timings`: bridges, converter, verify, reference outputs).
+   convert() shares bridge steps between targets (torch -> onnx -> savedmodel), so the first
+   artifact of a route pays for them; the table names those steps and their seconds, and the
+   converter and verify seconds, beside the total.
 2. Latency, batch 1, on one preprocessed real photo. For each runtime the fp32 and int8 artifacts
    are opened twice: through edgekit (Runner) and through the runtime's own API (raw), with the
    same explicit thread count. After a warm-up, blocks of inferences alternate fp32/int8 and
@@ -25,23 +27,23 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import gc
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 import hostinfo  # noqa: E402  (benchmarks/hostinfo.py: light, imports no framework)
+from hostinfo import markdown_table  # noqa: E402
+from timing import interleaved_blocks, median, ratio_summary, stats_ms  # noqa: E402
 
 MODEL = "efficientnet_lite0"
 TARGETS = ("tflite", "openvino", "onnx", "coreml")
@@ -77,38 +79,6 @@ def missing_dependency(targets: list[str]) -> str | None:
     return deps.missing(*dict.fromkeys(modules))
 
 
-def stats_ms(samples_ns: list[int]) -> dict[str, Any]:
-    ms = sorted(t / 1e6 for t in samples_ns)
-    n = len(ms)
-
-    def pct(p: float) -> float:
-        return ms[min(n - 1, max(0, round(p * (n - 1))))]
-
-    return {"n": n, "median_ms": statistics.median(ms), "mean_ms": statistics.fmean(ms),
-            "stdev_ms": statistics.stdev(ms) if n > 1 else 0.0, "min_ms": ms[0], "p10_ms": pct(0.10),
-            "p90_ms": pct(0.90), "max_ms": ms[-1]}
-
-
-def _p10(values) -> float:
-    ordered = sorted(values)
-    return ordered[round(0.10 * (len(ordered) - 1))]
-
-
-def ratio_summary(numerator: list[list[int]], denominator: list[list[int]], paired: bool = False) -> dict[str, Any]:
-    """numerator/denominator: the ratio of the medians over all samples (the headline), the ratio
-    of the 10th percentiles (less sensitive to other processes stealing the CPU), the ratio within
-    each round, and for paired samples (alternating calls) the median of the per-call ratios."""
-    flat_n = [t for block in numerator for t in block]
-    flat_d = [t for block in denominator for t in block]
-    per_round = [statistics.median(a) / statistics.median(b) for a, b in zip(numerator, denominator)]
-    summary = {"ratio": statistics.median(flat_n) / statistics.median(flat_d), "ratio_p10": _p10(flat_n) / _p10(flat_d),
-               "per_round": per_round, "per_round_median": statistics.median(per_round),
-               "per_round_min": min(per_round), "per_round_max": max(per_round)}
-    if paired:
-        summary["paired_median"] = statistics.median(a / b for a, b in zip(flat_n, flat_d))
-    return summary
-
-
 @contextlib.contextmanager
 def stdout_to_stderr():
     """Converters print progress to stdout (NNCF bars, weight loading); keep stdout for results."""
@@ -121,94 +91,6 @@ def stdout_to_stderr():
         sys.stdout.flush()
         os.dup2(saved, 1)
         os.close(saved)
-
-
-class _JobTracker:
-    """Stands in for convert()'s progress bar to learn which artifact is being made, forwarding
-    everything to the real bar (if any). convert() announces each job as '<target> <precision>'."""
-
-    def __init__(self, inner, jobs: set[str]):
-        self.inner, self.jobs, self.current, self._next_id = inner, jobs, None, 0
-
-    def add_task(self, description, *args, **kwargs):
-        if self.inner:
-            return self.inner.add_task(description, *args, **kwargs)
-        self._next_id += 1
-        return self._next_id
-
-    def update(self, task, *args, description=None, **kwargs):
-        if description in self.jobs:
-            self.current = description
-        if self.inner:
-            self.inner.update(task, *args, description=description, **kwargs)
-
-    def advance(self, task, *args, **kwargs):
-        if self.inner:
-            self.inner.advance(task, *args, **kwargs)
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-
-class _Instrument:
-    """Times the shared bridge steps and each verification inside convert() by wrapping them for
-    the duration of one call. Best effort: a renamed internal just leaves its column empty."""
-
-    def __init__(self, tracker: _JobTracker):
-        self.tracker, self.events, self._undo = tracker, [], []
-
-    def _record(self, kind: str, name: str, seconds: float) -> None:
-        self.events.append({"job": self.tracker.current, "kind": kind, "name": name, "seconds": seconds})
-
-    def __enter__(self):
-        from edgekit.bridges.base import BRIDGES
-
-        for bridge in BRIDGES.values():
-            original = bridge.convert
-
-            def timed(*args, _original=original, _name=bridge.describe(), **kwargs):
-                started = time.perf_counter()
-                try:
-                    return _original(*args, **kwargs)
-                finally:
-                    self._record("bridge", _name, time.perf_counter() - started)
-
-            bridge.convert = timed
-            self._undo.append(lambda b=bridge: b.__dict__.pop("convert", None))
-
-        import edgekit.convert as ec
-
-        original_verify = getattr(ec, "_verify", None)
-        if callable(original_verify):
-            def verify(*args, **kwargs):
-                started = time.perf_counter()
-                try:
-                    return original_verify(*args, **kwargs)
-                finally:
-                    self._record("verify", "verify", time.perf_counter() - started)
-
-            ec._verify = verify
-            self._undo.append(lambda: setattr(ec, "_verify", original_verify))
-        reference = getattr(ec, "_Reference", None)
-        original_outputs = getattr(reference, "outputs", None)
-        if callable(original_outputs):
-            def outputs(ref_self):
-                fresh = getattr(ref_self, "_outputs", None) is None
-                started = time.perf_counter()
-                try:
-                    return original_outputs(ref_self)
-                finally:
-                    if fresh:
-                        self._record("reference", "PyTorch reference outputs on the verify set",
-                                     time.perf_counter() - started)
-
-            reference.outputs = outputs
-            self._undo.append(lambda: setattr(reference, "outputs", original_outputs))
-        return self
-
-    def __exit__(self, *exc):
-        for undo in reversed(self._undo):
-            undo()
 
 
 # -------------------------------------------------------------------------------- conversion
@@ -228,49 +110,37 @@ def run_conversion(targets: list[str], work: Path, show_progress: bool) -> dict[
     module = model.build()
     build_seconds = time.perf_counter() - started
 
-    from edgekit.targets.base import TARGETS as REGISTRY
-
-    registry = REGISTRY
-    jobs = {f"{t} {p}" for t in targets for p in registry.get(t).precisions}
     warnings: list[str] = []
     with progress_bar(show_progress) as bar:
-        tracker = _JobTracker(bar, jobs)
-        with _Instrument(tracker) as instrument:
-            before, started = hostinfo.cpu_snapshot(), time.perf_counter()
-            result = convert(module, request, progress=tracker, warn=warnings.append)
-            wall, after = time.perf_counter() - started, hostinfo.cpu_snapshot()
+        before = hostinfo.cpu_snapshot()
+        result = convert(module, request, progress=bar, warn=warnings.append)
+        after = hostinfo.cpu_snapshot()
 
     artifacts = []
-    for artifact in result.artifacts:
-        job = f"{artifact.target} {artifact.precision}"
-        mine = [e for e in instrument.events if e["job"] == job]
-        bridges = [e for e in mine if e["kind"] == "bridge"]
-        verify = [e for e in mine if e["kind"] == "verify"]
-        reference = [e for e in mine if e["kind"] == "reference"]
-        shared = sum(e["seconds"] for e in bridges)
-        verify_s = sum(e["seconds"] for e in verify) if verify else None
+    for artifact in result.artifacts:   # step timings as convert() records them (ArtifactResult.timings)
+        spent = artifact.timings
         summary = artifact.verify.summary()
         artifacts.append({
             "target": artifact.target, "precision": artifact.precision, "seconds": artifact.seconds,
-            "includes_shared_route_steps": [e["name"] for e in bridges],
-            "shared_route_steps_seconds": round(shared, 2),
-            "verify_seconds": round(verify_s, 2) if verify_s is not None else None,
-            "includes_reference_outputs_seconds": round(reference[0]["seconds"], 2) if reference else None,
-            "converter_seconds": (round(artifact.seconds - shared - (verify_s or 0.0), 2)
-                                  if verify_s is not None else None),
+            "includes_shared_route_steps": list(spent.bridges),
+            "shared_route_steps_seconds": round(sum(spent.bridges.values()), 2),
+            "converter_seconds": round(spent.convert, 2),
+            "verify_seconds": round(spent.verify, 2),
+            "includes_reference_outputs_seconds": round(spent.reference, 2) if spent.reference is not None else None,
             "route": artifact.route, "size_bytes": artifact.size_bytes, "path": artifact.path,
             "verify": {k: summary[k] for k in ("status", "cosine", "top1_agreement", "max_abs_error",
                                                 "runtime", "samples", "notes")},
         })
-    sum_artifacts = sum(a["seconds"] for a in artifacts)
+    setup = result.timings
     return {"model": MODEL, "targets": list(targets), "precisions": "all", "calibration": result.calibration,
             "verify_data": result.verify_data, "warnings": warnings + result.warnings,
-            "build_model_seconds": round(build_seconds, 2), "convert_wall_seconds": round(wall, 2),
-            "setup_seconds": round(wall - sum_artifacts, 2),
+            "build_model_seconds": round(build_seconds, 2), "convert_wall_seconds": round(setup.total, 2),
+            "setup_seconds": round(setup.load_source + setup.calibration + setup.verify_data, 2),
+            "setup": {"load_source": setup.load_source, "calibration": setup.calibration,
+                      "verify_data": setup.verify_data},
             "setup_note": "inside convert() before the first artifact: load the source, calibration and "
                           "verify photos (not part of any artifact's seconds)",
             "contention": hostinfo.contention(before, after),
-            "unattributed_events": [e for e in instrument.events if e["job"] not in jobs],
             "artifacts": artifacts}
 
 
@@ -281,9 +151,9 @@ def _open_litert(path: Path, threads: int, batch):
     thread count, fed the already-quantized tensor, as a user calling LiteRT directly would."""
     import numpy as np
     from ai_edge_litert.interpreter import Interpreter
-    from edgekit.runtime.base import BACKENDS
+    from edgekit.runtime import open_runner
 
-    runner = BACKENDS.get("litert")(path, threads=threads)   # open_runner() takes no threads
+    runner = open_runner(path, "litert", threads=threads)
     interpreter = Interpreter(model_path=str(path), num_threads=threads)
     interpreter.allocate_tensors()
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
@@ -305,7 +175,7 @@ def _open_litert(path: Path, threads: int, batch):
 
     facts = {"num_threads": threads, "input_dtype": np.dtype(inp["dtype"]).name,
              "output_dtype": np.dtype(out["dtype"]).name,
-             "runner": "BACKENDS['litert'](path, threads=N) -> Runner.infer([float batch]) "
+             "runner": "open_runner(path, 'litert', threads=N) -> Runner.infer([float batch]) "
                        "(quantizes the input, dequantizes the output)",
              "raw": "Interpreter(num_threads=N): set_tensor(pre-quantized input); invoke(); get_tensor(output)"}
     return runner, raw, raw_float, facts
@@ -317,7 +187,8 @@ def _open_openvino(path: Path, threads: int, batch):
     import openvino as ov
     from edgekit.runtime import open_runner
 
-    config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
+    config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1,
+              "INFERENCE_PRECISION_HINT": "f32"}  # as the Runner: no bf16 on CPUs that have it
     runner = open_runner(path, "openvino", threads=threads, hint="latency")
     compiled = ov.Core().compile_model(str(path), "CPU", config)
     request = compiled.create_infer_request()
@@ -351,50 +222,13 @@ def _ov_properties(compiled) -> dict[str, str]:
     return found
 
 
-def interleaved_blocks(calls: dict[tuple[str, str], Callable[[], Any]], rounds: int, runs: int,
-                       warmup: int) -> tuple[dict[tuple[str, str], list[list[int]]], dict | None]:
-    """Time CALLS, keyed (precision, kind), in interleaved blocks; returns per-round ns samples and
-    the CPU contention seen meanwhile.
-
-    Each round runs one fp32 block and one int8 block (which comes first flips every round); inside
-    a block the kinds alternate call by call (their order flips every other round: ABAB, then BABA),
-    so kinds are paired call by call and precisions block by block, cancelling the machine's drift.
-    """
-    for call in calls.values():
-        for _ in range(warmup):
-            call()
-    samples: dict[tuple[str, str], list[list[int]]] = {v: [] for v in calls}
-    clock = time.perf_counter_ns
-    gc.collect()
-    gc.disable()
-    before = hostinfo.cpu_snapshot()
-    try:
-        for index in range(rounds):
-            for precision in (("fp32", "int8") if index % 2 == 0 else ("int8", "fp32")):
-                kinds = [k for (p, k) in calls if p == precision]
-                kinds = kinds if (index // 2) % 2 == 0 else kinds[::-1]
-                block: dict[str, list[int]] = {k: [] for k in kinds}
-                for _ in range(runs):
-                    for kind in kinds:
-                        call = calls[(precision, kind)]
-                        started = clock()
-                        call()
-                        block[kind].append(clock() - started)
-                for kind in kinds:
-                    samples[(precision, kind)].append(block[kind])
-    finally:
-        after = hostinfo.cpu_snapshot()
-        gc.enable()
-    return samples, hostinfo.contention(before, after)
-
-
 def measure_latency(runtime: str, fp32: Path, int8: Path, threads: int, rounds: int, runs: int,
                     warmup: int) -> dict[str, Any]:
     """Runs in a subprocess that loads only this runtime."""
     import numpy as np
     from edgekit import photos
     from edgekit.manifest import read_manifest
-    from edgekit.preprocess import preprocess_image, to_layout
+    from edgekit.frames import preprocess_image, to_layout
 
     opener = {"litert": _open_litert, "openvino": _open_openvino}[runtime]
     image = photos.photo(PHOTO)
@@ -425,7 +259,7 @@ def measure_latency(runtime: str, fp32: Path, int8: Path, threads: int, rounds: 
     for precision, path_kind in variants:
         flat = [t for block in blocks[(precision, path_kind)] for t in block]
         entry = stats_ms(flat)
-        entry["per_round_median_ms"] = [statistics.median(b) / 1e6 for b in blocks[(precision, path_kind)]]
+        entry["per_round_median_ms"] = [median(b) / 1e6 for b in blocks[(precision, path_kind)]]
         result["variants"].setdefault(precision, {})[path_kind] = entry
     for path_kind in ("runner", "raw"):
         result["ratios"][f"int8_over_fp32_{path_kind}"] = ratio_summary(blocks[("int8", path_kind)],
@@ -540,12 +374,6 @@ def _load_rows(result: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
-def markdown_table(columns: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
-    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def render_markdown(result: dict[str, Any]) -> str:
     host, conv, config = result["host"], result["conversion"], result["config"]
     speed, overhead = latency_rows(result["latency"])
@@ -559,8 +387,9 @@ def render_markdown(result: dict[str, Any]) -> str:
              "## Conversion time", "",
              "`seconds` is `ArtifactResult.seconds`: it includes verification and, for the first artifact of a "
              "route, the bridge steps that later artifacts reuse (named in *includes shared route steps*). "
-             "*converter s* = seconds − shared steps − verify. The first verified artifact also computes the "
-             "PyTorch reference outputs for every later one.", "",
+             "*converter s* is `Target.convert` alone; each column is a step timing convert() records "
+             "(`ArtifactResult.timings`). The first verified artifact also computes the PyTorch reference "
+             "outputs for every later one (inside its verify s).", "",
              markdown_table(CONVERSION_COLUMNS, conversion_rows(conv)), "",
              f"convert() wall time {conv['convert_wall_seconds']:.1f} s, of which "
              f"{conv['setup_seconds']:.1f} s before the first artifact (source, calibration and verify photos); "
@@ -724,7 +553,7 @@ def main(argv=None) -> int:
 
     date = host["timestamp_utc"][:10]
     json_path, md_path = hostinfo.results_paths(args.out_dir, "convert", date)
-    result = {"benchmark": "convert", "schema": 1, "date": date, "json_name": json_path.name,
+    result = {"benchmark": "convert", "schema": 2, "date": date, "json_name": json_path.name,
               "duration_seconds": round(time.perf_counter() - started, 1), "host": host,
               "config": {"model": MODEL, "input_size": model.input_size, "targets": targets,
                          "threads": args.threads, "rounds": args.rounds, "runs_per_round": args.runs_per_round,

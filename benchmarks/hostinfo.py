@@ -67,6 +67,13 @@ def show(result: dict, as_json: bool, title: str, columns: list[str], rows: list
     print(f"wrote {json_path} and {md_path}; updated {json_path.parent / 'README.md'}")
 
 
+def markdown_table(columns: list[str], rows: list[list[str]]) -> str:
+    """COLUMNS and ROWS as a Markdown table (a '|' inside a cell is escaped)."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
 def update_readme(readme: Path, entry: str) -> None:
     """Put ENTRY (a '## ...' section) at the top of the results index, newest first, atomically."""
     from edgekit.fsutil import write_atomic

@@ -29,8 +29,6 @@ from __future__ import annotations
 import argparse
 import collections
 import gc
-import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -41,8 +39,11 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 import hostinfo  # noqa: E402  (light: imports no framework)
-from convert import markdown_table  # noqa: E402
-from runner_overhead import MODEL, PHOTO, find_or_convert  # noqa: E402
+from artifacts import CACHE_DIR, MODEL, find_or_convert  # noqa: E402
+from hostinfo import markdown_table  # noqa: E402
+from timing import clock, median  # noqa: E402
+
+PHOTO = "coffee"   # the photo runner_overhead.py times, so the two scripts time the same input
 
 GOAL = 0.7
 NEEDS = ("numpy", "cv2", "skimage", "openvino")
@@ -65,10 +66,11 @@ def measure(paths: dict[str, Path], threads: int, rounds: int, runs: int) -> dic
 
     from edgekit import photos
     from edgekit.manifest import read_manifest
-    from edgekit.preprocess import preprocess_image, to_layout
+    from edgekit.frames import preprocess_image, to_layout
 
     core = ov.Core()
-    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads, "PERF_COUNT": True}
+    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads, "PERF_COUNT": True,
+              "INFERENCE_PRECISION_HINT": "f32"}  # as the Runner
     requests, kernels, nodes = {}, {}, {}
     for precision, path in paths.items():
         manifest = read_manifest(path)
@@ -89,9 +91,9 @@ def measure(paths: dict[str, Path], threads: int, rounds: int, runs: int) -> dic
             for precision in (list(paths) if index % 2 == 0 else list(paths)[::-1]):
                 request = requests[precision]
                 for call in range(runs + 1):
-                    started = time.perf_counter_ns()
+                    started = clock()
                     request.infer()
-                    wall = (time.perf_counter_ns() - started) / 1e6
+                    wall = (clock() - started) / 1e6
                     if call == 0:  # the other model just ran: this call warms the caches
                         continue
                     sums = dict.fromkeys(GROUPS, 0.0)
@@ -104,7 +106,7 @@ def measure(paths: dict[str, Path], threads: int, rounds: int, runs: int) -> dic
                     per_call[precision]["wall"].append(wall)
     finally:
         gc.enable()
-    medians = {p: {g: statistics.median(v) for g, v in groups.items()} for p, groups in per_call.items()}
+    medians = {p: {g: median(v) for g, v in groups.items()} for p, groups in per_call.items()}
     return {"medians_ms": medians, "nodes": nodes, "kernels": {p: {g: dict(c) for g, c in k.items()} for p, k in kernels.items()},
             "config": {k: str(v) for k, v in config.items()}}
 
@@ -162,8 +164,7 @@ def parse_args(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--artifacts-dir", type=Path, default=HERE.parent / "out" / "demo",
                         help="where efficientnet_lite0_{fp32,int8}.xml are (default: out/demo)")
-    parser.add_argument("--cache-dir", type=Path,
-                        default=Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgekit" / "bench-artifacts",
+    parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR,
                         help="where to convert them once when --artifacts-dir lacks them")
     parser.add_argument("--out-dir", type=Path, default=HERE / "results")
     parser.add_argument("--rounds", type=int, default=8)
@@ -184,7 +185,7 @@ def main(argv=None) -> int:
         return 2
     started = time.perf_counter()
     host = hostinfo.collect()
-    paths = find_or_convert(args.artifacts_dir, args.cache_dir)["openvino"]
+    paths = find_or_convert(args.artifacts_dir, args.cache_dir, runtimes=("openvino",))["openvino"]
     if not args.json:
         print(f"timing {args.rounds} rounds × {args.runs_per_round} calls per precision ...", file=sys.stderr)
     latency = measure(paths, args.threads, args.rounds, args.runs_per_round)

@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -43,6 +42,7 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 import hostinfo  # noqa: E402  (light: imports no framework)
+from timing import median  # noqa: E402  (the one percentile definition)
 
 MODEL = "efficientnet_lite0"
 DEMO_ARTIFACT = ROOT / "out" / "demo" / f"{MODEL}_int8.tflite"
@@ -164,10 +164,10 @@ def run_sequential(video: Path, predictor) -> dict[str, Any]:
 
 
 def run_pipelined(video: Path, predictors) -> dict[str, Any]:
-    from edgekit.stream import Pipeline, open_source
+    from edgekit.stream import Pipeline, open_feed
 
     start = time.perf_counter()
-    result = Pipeline(open_source(str(video)), predictors).run()
+    result = Pipeline(open_feed(str(video)), predictors).run()
     seconds = time.perf_counter() - start   # thread start-up and shutdown included
     return {"frames": result.frames, "seconds": seconds, "latency_ms": result.latency_ms,
             "infer_ms": result.infer_ms}
@@ -219,14 +219,14 @@ def measure(model: Path, video: Path, frames: int, rounds: int, threads: int) ->
 # ----------------------------------------------------------------------------------- report
 
 def summarize(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    fps = {name: statistics.median(r["fps"] for r in data) for name, data in runs.items()}
+    fps = {name: median(r["fps"] for r in data) for name, data in runs.items()}
     bound = min(fps["source"], fps["model"])
     per_round = [min(s["fps"], m["fps"]) for s, m in zip(runs["source"], runs["model"])]
-    stage_ms = {k: statistics.median(r["stage_ms"][k] for r in runs["sequential"]) for k in
+    stage_ms = {k: median(r["stage_ms"][k] for r in runs["sequential"]) for k in
                 runs["sequential"][0]["stage_ms"]}
     non_infer = sum(v for k, v in stage_ms.items() if k != "infer")
     others = [r["contention"]["other_processes"] for data in runs.values() for r in data if r.get("contention")]
-    cpu = {name: round(statistics.median(r["cpu_ms_per_frame"] for r in data), 2) for name, data in runs.items()
+    cpu = {name: round(median(r["cpu_ms_per_frame"] for r in data), 2) for name, data in runs.items()
            if all("cpu_ms_per_frame" in r for r in data)}
     return {
         "fps_median": {k: round(v, 2) for k, v in fps.items()},

@@ -32,8 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import statistics
 import subprocess
 import sys
 import time
@@ -45,39 +43,14 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 import hostinfo  # noqa: E402  (light: imports no framework)
-from convert import interleaved_blocks, markdown_table, ratio_summary, stats_ms  # noqa: E402  (generic helpers)
+from artifacts import CACHE_DIR, MODEL, find_or_convert  # noqa: E402
+from hostinfo import markdown_table  # noqa: E402
+from timing import clock, interleaved_blocks, median, percentile_of, ratio_summary, stats_ms  # noqa: E402
 
-MODEL = "efficientnet_lite0"
 PHOTO = "coffee"
 GOAL = 1.03
-RUNTIMES = {"litert": ("tflite", ".tflite", "LiteRT (CPU, XNNPACK)"), "openvino": ("openvino", ".xml", "OpenVINO CPU")}
+RUNTIMES = {"litert": "LiteRT (CPU, XNNPACK)", "openvino": "OpenVINO CPU"}   # runtime -> display name
 NEEDS = ("numpy", "cv2", "skimage", "ai_edge_litert", "openvino")
-
-
-# ----------------------------------------------------------------------------- artifacts
-
-def find_or_convert(artifacts_dir: Path, cache_dir: Path) -> dict[str, dict[str, Path]]:
-    """runtime -> precision -> artifact path."""
-    def paths(folder: Path):
-        return {rt: {p: folder / f"{MODEL}_{p}{suffix}" for p in ("fp32", "int8")}
-                for rt, (_, suffix, _) in RUNTIMES.items()}
-
-    for folder in (artifacts_dir, cache_dir):
-        found = paths(folder)
-        if all(p.exists() and Path(str(p) + ".edgekit.json").exists() for v in found.values() for p in v.values()):
-            return found
-    from edgekit import photos, zoo
-    from edgekit.convert import ConvertRequest, convert
-
-    print(f"converting {MODEL} to tflite and openvino (fp32, int8) into {cache_dir} (once) ...", file=sys.stderr)
-    model = zoo.load(MODEL)
-    calib = photos.write_photo_folder(cache_dir / "photos")
-    convert(model.build(), ConvertRequest(targets=["tflite", "openvino"], precisions=["fp32", "int8"],
-                                          calib=str(calib), out_dir=cache_dir, input_size=model.input_size,
-                                          mean=model.mean, std=model.std, bgr=model.color_order == "BGR",
-                                          resize=model.resize, task=model.task, labels=model.labels_path,
-                                          name=model.name))
-    return paths(cache_dir)
 
 
 # ----------------------------------------------------------------------------- worker
@@ -123,22 +96,21 @@ def _raw_openvino(path: Path, threads: int, config: dict):
 def _wrapper_cost_us(runner, batch, calls: int = 300) -> dict[str, float]:
     """What Runner.infer adds around the native calls (input checks, quantize, the finiteness
     check, dequantize), timed alone: a load-independent view of the overhead, next to the noisy
-    end-to-end ratio."""
+    end-to-end ratio. Public API only: the model's own (quantized) outputs are the dequantized
+    results quantized back, which gives the same integers."""
     from edgekit.runtime.base import check_finite, dequantize, quantize
 
-    runner.load(batch)
-    runner.run()
-    outputs = runner._results()  # still quantized
+    outputs = [quantize(r, t) for r, t in zip(runner.infer(batch), runner.outputs)]
     samples = []
     for _ in range(calls):
-        started = time.perf_counter_ns()
-        arrays = runner._arrays(batch)
+        started = clock()
+        arrays = runner.check_feeds(batch)
         [quantize(a, t) for a, t in zip(arrays, runner.inputs)]
         for array, info in zip(arrays, runner.inputs):
             check_finite(array, info, runner.path.name)
         [dequantize(r, t) for r, t in zip(outputs, runner.outputs)]
-        samples.append(time.perf_counter_ns() - started)
-    return {"median_us": statistics.median(samples) / 1e3, "p10_us": sorted(samples)[calls // 10] / 1e3}
+        samples.append(clock() - started)
+    return {"median_us": median(samples) / 1e3, "p10_us": percentile_of(samples, 10) / 1e3}
 
 
 def measure(runtime: str, paths: dict[str, str], threads: int, rounds: int, runs: int, warmup: int,
@@ -149,7 +121,7 @@ def measure(runtime: str, paths: dict[str, str], threads: int, rounds: int, runs
     import numpy as np
 
     from edgekit import photos
-    from edgekit.preprocess import preprocess_image, to_layout
+    from edgekit.frames import preprocess_image, to_layout
     from edgekit.runtime.predictor import open_predictor
 
     image = photos.photo(PHOTO)
@@ -157,7 +129,8 @@ def measure(runtime: str, paths: dict[str, str], threads: int, rounds: int, runs
     facts: dict[str, Any] = {}
     for precision, path in paths.items():
         open_raw = {"litert": _raw_litert, "openvino": _raw_openvino}[runtime]
-        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads}  # the Runner's own
+        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads,
+                  "INFERENCE_PRECISION_HINT": "f32"}  # the Runner's own
         if raw_first:
             bind_raw, raw_doc = open_raw(Path(path), threads, config)
         predictor = open_predictor(path, runtime, threads=threads)
@@ -205,7 +178,7 @@ def summarize(samples: dict[tuple[str, str], list[list[int]]]) -> dict[str, Any]
     result: dict[str, Any] = {"variants": {}, "ratios": {}}
     for (precision, kind), blocks in samples.items():
         entry = stats_ms([t for b in blocks for t in b])
-        entry["per_round_median_ms"] = [statistics.median(b) / 1e6 for b in blocks]
+        entry["per_round_median_ms"] = [median(b) / 1e6 for b in blocks]
         result["variants"].setdefault(precision, {})[kind] = entry
         if kind != "raw":
             result["ratios"][f"{kind}_over_raw_{precision}"] = ratio_summary(blocks, samples[(precision, "raw")],
@@ -222,7 +195,7 @@ COLUMNS = ["runtime", "precision", "input", "Runner.infer ms", "raw ms", "Runner
 def rows(latency: dict[str, Any]) -> list[list[str]]:
     table = []
     for runtime, data in latency.items():
-        name = RUNTIMES[runtime][2]
+        name = RUNTIMES[runtime]
         if "error" in data:
             table.append([name, "—", "—", "—", "—", "—", "—", "—", "—", "—", "—", data["error"].splitlines()[0]])
             continue
@@ -265,12 +238,12 @@ def render_markdown(result: dict[str, Any]) -> str:
     for runtime, data in result["latency"].items():
         for index, c in enumerate(data.get("contention") or []):
             if c:
-                lines.append(f"- {RUNTIMES[runtime][2]}, process {index + 1}: {c['wall_seconds']:.0f} s, this benchmark "
+                lines.append(f"- {RUNTIMES[runtime]}, process {index + 1}: {c['wall_seconds']:.0f} s, this benchmark "
                              f"{c['this_process']:.0%}, other processes {c['other_processes']:.0%}, steal {c['steal']:.0%}")
     lines += ["", "## Outputs", ""]
     for runtime, data in result["latency"].items():
         for precision, fact in data.get("facts", {}).items():
-            lines.append(f"- {RUNTIMES[runtime][2]} {precision}: top-1 `{fact['top1']}`, same as raw: "
+            lines.append(f"- {RUNTIMES[runtime]} {precision}: top-1 `{fact['top1']}`, same as raw: "
                          f"{fact['top1_raw_same']}; input {fact['input_dtype']} {fact['input_shape']}")
     return "\n".join(lines) + "\n"
 
@@ -279,10 +252,10 @@ def readme_entry(result: dict[str, Any], md_name: str, json_name: str) -> str:
     parts = []
     for runtime, data in result["latency"].items():
         if "error" in data:
-            parts.append(f"{RUNTIMES[runtime][2]}: error")
+            parts.append(f"{RUNTIMES[runtime]}: error")
             continue
         r = data["ratios"]
-        part = (f"{RUNTIMES[runtime][2].split(' (')[0]} Runner/raw fp32 **{r['runner_over_raw_fp32']['ratio']:.3f}**, "
+        part = (f"{RUNTIMES[runtime].split(' (')[0]} Runner/raw fp32 **{r['runner_over_raw_fp32']['ratio']:.3f}**, "
                 f"int8 **{r['runner_over_raw_int8']['ratio']:.3f}**")
         if "runner_float_over_raw_int8" in r:
             part += f" (int8 fed float, quantized per call: {r['runner_float_over_raw_int8']['ratio']:.3f})"
@@ -299,8 +272,7 @@ def parse_args(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--artifacts-dir", type=Path, default=HERE.parent / "out" / "demo",
                         help="where efficientnet_lite0_{fp32,int8}.{tflite,xml} are (default: out/demo)")
-    parser.add_argument("--cache-dir", type=Path,
-                        default=Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgekit" / "bench-artifacts",
+    parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR,
                         help="where to convert them once when --artifacts-dir lacks them")
     parser.add_argument("--out-dir", type=Path, default=HERE / "results")
     parser.add_argument("--processes", type=int, default=3,

@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -50,6 +49,7 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 import hostinfo  # noqa: E402  (re-exports edgekit.bench.sysinfo: light, imports no framework)
+from timing import clock, median  # noqa: E402  (the one percentile definition)
 
 MODEL = "efficientnet_lite0"
 DEMO_DIR = ROOT / "out" / "demo"
@@ -126,7 +126,8 @@ def input_precision(ir: Path) -> str:
 def run_benchmark_app(command: list[str], ir: Path, threads: int, runs: int, inference_only: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="edgekit-benchmark-app-") as folder:
         config = Path(folder) / "config.json"
-        config.write_text(json.dumps({"CPU": {"INFERENCE_NUM_THREADS": str(threads), "NUM_STREAMS": "1"}}))
+        config.write_text(json.dumps({"CPU": {"INFERENCE_NUM_THREADS": str(threads), "NUM_STREAMS": "1",
+                                                    "INFERENCE_PRECISION_HINT": "f32"}}))
         # benchmark_app has no warm-up count: it excludes only the first inference, so WARMUP extra
         # iterations are not added; its median is over `runs` calls like ours.
         args = command + ["-m", str(ir), "-d", "CPU", "-api", "sync", "-hint", "latency", "-load_config", str(config),
@@ -149,13 +150,12 @@ def run_raw_loop(ir: Path, threads: int, runs: int) -> dict[str, Any]:
     `request.infer()` timed two ways: wall clock around the call, and OpenVINO's own
     `request.latency` for the same calls, which is what benchmark_app reports. Splits the gap:
     edgekit/raw wall = what Runner.run adds; raw wall/raw latency = the Python binding's share."""
-    import time
-
     import numpy as np
     import openvino as ov
 
     compiled = ov.Core().compile_model(str(ir), "CPU", {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1,
-                                                        "INFERENCE_NUM_THREADS": threads})
+                                                        "INFERENCE_NUM_THREADS": threads,
+                                                        "INFERENCE_PRECISION_HINT": "f32"})
     request = compiled.create_infer_request()
     port = compiled.inputs[0]
     data = np.random.default_rng(0).uniform(-1, 1, tuple(port.shape)).astype(port.get_element_type().to_dtype())
@@ -164,11 +164,11 @@ def run_raw_loop(ir: Path, threads: int, runs: int) -> dict[str, Any]:
         request.infer()
     wall, internal = [], []
     for _ in range(runs):
-        start = time.perf_counter()
+        start = clock()
         request.infer()
-        wall.append((time.perf_counter() - start) * 1e3)
+        wall.append((clock() - start) / 1e6)
         internal.append(request.latency)
-    return {"p50": statistics.median(wall), "latency_p50": statistics.median(internal)}
+    return {"p50": median(wall), "latency_p50": median(internal)}
 
 
 def measure(args, command: list[str]) -> dict[str, Any]:
@@ -199,18 +199,18 @@ def measure(args, command: list[str]) -> dict[str, Any]:
         ratios = [r[precision]["ratio"] for r in result["rounds"]]
         edgekit = [r[precision]["edgekit"]["p50"] for r in result["rounds"]]
         tool = [r[precision]["benchmark_app"]["p50"] for r in result["rounds"]]
-        ratio = statistics.median(ratios)
+        ratio = median(ratios)
         result["summary"][precision] = {
             "ratio_median": ratio, "difference_pct": (ratio - 1) * 100, "within_goal": abs(ratio - 1) * 100 <= GOAL_PCT,
             "ratio_min": min(ratios), "ratio_max": max(ratios),
-            "min_latency_ratio_median": statistics.median(r[precision]["min_ratio"] for r in result["rounds"]),
-            "edgekit_p50_median_ms": statistics.median(edgekit), "benchmark_app_p50_median_ms": statistics.median(tool),
+            "min_latency_ratio_median": median(r[precision]["min_ratio"] for r in result["rounds"]),
+            "edgekit_p50_median_ms": median(edgekit), "benchmark_app_p50_median_ms": median(tool),
             # where the gap comes from (medians over rounds of per-round ratios)
-            "edgekit_over_raw_wall": statistics.median(
+            "edgekit_over_raw_wall": median(
                 r[precision]["edgekit"]["p50"] / r[precision]["raw"]["p50"] for r in result["rounds"]),
-            "raw_wall_over_raw_latency": statistics.median(
+            "raw_wall_over_raw_latency": median(
                 r[precision]["raw"]["p50"] / r[precision]["raw"]["latency_p50"] for r in result["rounds"]),
-            "raw_latency_over_benchmark_app": statistics.median(
+            "raw_latency_over_benchmark_app": median(
                 r[precision]["raw"]["latency_p50"] / r[precision]["benchmark_app"]["p50"] for r in result["rounds"])}
     return result
 

@@ -1,7 +1,7 @@
 """Calibration and verify data: an image folder, a video, a .npy array, or `synthetic`.
 
-Every sample goes through preprocess.preprocess_image with the manifest's Preprocess, so int8
-ranges are measured on exactly what the deployed model will see.
+Every sample goes through frames.preprocess_image with the manifest's Preprocess (the code the
+runtime and the board use), so int8 ranges are measured on exactly what the deployed model will see.
 """
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
+from . import frames
 from .errors import CalibrationError
 from .manifest import Preprocess
-from .preprocess import preprocess_image
 
 DEFAULT_SAMPLES = 128    # enough for stable int8 ranges on CNNs; more adds time, not accuracy
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
@@ -21,23 +21,36 @@ VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 
 @dataclass
 class SampleSet:
+    """Preprocessed model inputs for calibration or verify, and where they came from."""
+
     samples: np.ndarray          # N x H x W x 3 float32, preprocessed, NHWC
     kind: str                    # images | video | npy | synthetic | photos
     origin: str
     real: bool                   # False for synthetic data: accuracy is then unmeasured
 
     def describe(self) -> dict:
+        """{kind, origin, samples (count), real}: what the manifest and ConvertResult record."""
         return {"kind": self.kind, "origin": self.origin, "samples": int(len(self.samples)), "real": self.real}
 
 
 def load_samples(spec: str | Path, pre: Preprocess, limit: int = DEFAULT_SAMPLES, progress=None) -> SampleSet:
+    """Up to LIMIT samples from SPEC, each preprocessed with PRE (the manifest's resize, colour
+    order and (pixel - mean) / std): float32 [N, H, W, 3], NHWC, H x W = PRE.input_size.
+
+    SPEC: an image folder (searched recursively; LIMIT files spread over the sorted list), a
+    video (LIMIT frames spread over its length), one image, a .npy array (uint8 N x H x W x 3
+    pixels are preprocessed; float32 is taken as model-ready), or "synthetic" (seeded random
+    pixels; `real` is then False). PROGRESS: a rich Progress, or None.
+
+    Raises CalibrationError (BadInput) for a missing, empty, unreadable or misshapen SPEC.
+    """
     if limit < 1:
         raise CalibrationError(f"--calib-samples must be at least 1, got {limit}")
     if str(spec) == "synthetic":
         rng = np.random.default_rng(0)
         height, width = pre.input_size
         pixels = rng.integers(0, 256, size=(limit, height, width, 3), dtype=np.uint8)
-        return SampleSet(np.concatenate([preprocess_image(p, pre) for p in pixels]), "synthetic", "synthetic", False)
+        return SampleSet(np.concatenate([_preprocess(p, pre) for p in pixels]), "synthetic", "synthetic", False)
     path = Path(spec)
     if not path.exists():
         raise CalibrationError(f"calibration data {path} does not exist",
@@ -86,7 +99,7 @@ def _stack(items, pre: Preprocess, kind: str, origin: str, progress) -> SampleSe
     batches = []
     for item in items:
         image = _read_image(item) if isinstance(item, Path) else item
-        batches.append(preprocess_image(image, pre))
+        batches.append(_preprocess(image, pre))
         if progress:
             progress.advance(task)
     return SampleSet(np.concatenate(batches), kind, origin, True)
@@ -99,16 +112,16 @@ def _from_video(path: Path, pre: Preprocess, limit: int, progress) -> SampleSet:
     total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
     if not capture.isOpened() or total <= 0:
         raise CalibrationError(f"video {path} cannot be read (no frames)", "check the file with ffprobe")
-    frames = []
+    pictures = []
     for index in np.unique(np.linspace(0, total - 1, min(limit, total)).astype(int)):
         capture.set(cv2.CAP_PROP_POS_FRAMES, int(index))
         ok, frame = capture.read()
         if ok:
-            frames.append(frame[:, :, ::-1])
+            pictures.append(frame[:, :, ::-1])
     capture.release()
-    if not frames:
+    if not pictures:
         raise CalibrationError(f"video {path} yielded no decodable frames", "re-encode it (H.264 MP4)")
-    return _stack(frames, pre, "video", str(path), progress)
+    return _stack(pictures, pre, "video", str(path), progress)
 
 
 def _from_npy(path: Path, pre: Preprocess, limit: int) -> SampleSet:
@@ -126,7 +139,7 @@ def _from_npy(path: Path, pre: Preprocess, limit: int) -> SampleSet:
     if array.dtype == np.uint8:
         if array.shape[3] != 3:
             array = array.transpose(0, 2, 3, 1)
-        return SampleSet(np.concatenate([preprocess_image(a, pre) for a in array]), "npy", str(path), True)
+        return SampleSet(np.concatenate([_preprocess(a, pre) for a in array]), "npy", str(path), True)
     if array.shape[1] == 3 and array.shape[3] != 3:
         array = array.transpose(0, 2, 3, 1)
     expected = tuple(pre.input_size)
@@ -134,3 +147,12 @@ def _from_npy(path: Path, pre: Preprocess, limit: int) -> SampleSet:
         raise CalibrationError(f"{path} holds float samples of size {array.shape[1:3]}, the model takes {expected}",
                                "save uint8 pixels instead (they are resized) or resize the floats")
     return SampleSet(array.astype(np.float32), "npy", str(path), True)
+
+
+def _preprocess(image: np.ndarray, pre: Preprocess) -> np.ndarray:
+    """uint8 RGB [H, W, 3] -> float32 [1, h, w, C] NHWC (frames.preprocess_image), or one
+    CalibrationError line."""
+    try:
+        return frames.preprocess_image(image, pre)
+    except frames.FrameError as exc:
+        raise CalibrationError(str(exc), exc.remedy) from None

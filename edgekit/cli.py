@@ -10,8 +10,9 @@ import sys
 
 import click
 
+from . import __version__
 from .commands.common import debug_enabled
-from .errors import EdgekitError, summary
+from .errors import EdgekitError, RuntimeFailure, summary
 
 # command name -> "module:attribute" of its click command
 LAZY_COMMANDS = {
@@ -30,11 +31,9 @@ LAZY_COMMANDS = {
 }
 
 
-class CommandLoadError(EdgekitError):
+class CommandLoadError(RuntimeFailure):
     """A command's module failed to import. Exit code 1: the command line was fine, this
     installation is broken (exit 2 is kept for input the user can correct)."""
-
-    exit_code = 1
 
 
 def load_command(name: str) -> click.Command:
@@ -63,7 +62,8 @@ def _fail(exc: EdgekitError) -> None:
 
 class EdgekitGroup(click.Group):
     """Loads commands from LAZY_COMMANDS; maps EdgekitError to one line on stderr and its exit
-    code (2 bad input; 1 failed verify gate, regression, broken command)."""
+    code: 2 for BadInput (and a bare EdgekitError), 1 for RuntimeFailure (a failed upstream step
+    or verify gate, a regression, a command that cannot load); see errors.py."""
 
     def list_commands(self, ctx):
         return sorted(LAZY_COMMANDS)
@@ -90,15 +90,13 @@ class EdgekitGroup(click.Group):
             if debug:
                 raise
             _fail(exc)
-        except KeyboardInterrupt:
-            click.echo("interrupted: no partial artifact was left behind", err=True)
-            sys.exit(130)
+        except KeyboardInterrupt:  # Ctrl-C, SIGTERM, SIGHUP: outputs were finalized or removed on the way
+            _stopped()
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except Exception as exc:  # an upstream library failed in a way we did not foresee
-            if interrupt.interrupted():  # Ctrl-C, disguised by native bindings
-                click.echo("interrupted: no partial artifact was left behind", err=True)
-                sys.exit(130)
+            if interrupt.interrupted():  # a stop signal, disguised by native bindings
+                _stopped()
             if debug:
                 raise
             click.echo(f"error: unexpected {type(exc).__name__}: {summary(exc, limit=300)} (rerun with --debug for the traceback)",
@@ -106,8 +104,15 @@ class EdgekitGroup(click.Group):
             sys.exit(1)
 
 
+def _stopped():
+    from . import interrupt
+
+    click.echo(f"interrupted ({interrupt.describe()}): no partial artifact was left behind", err=True)
+    sys.exit(interrupt.exit_code())
+
+
 @click.group(cls=EdgekitGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="edgekit")
+@click.version_option(__version__, prog_name="edgekit")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 def main(debug):
     """Convert, quantize, verify, run and benchmark vision models for edge hardware.

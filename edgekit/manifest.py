@@ -1,7 +1,18 @@
 """The manifest: the sidecar `<artifact>.edgekit.json` that carries every fact a later stage needs.
 
 Later stages (verify, runtime, bench, deploy) read preprocessing, labels and quantization from
-here and never guess. The schema is versioned; readers refuse a newer major version.
+here and never guess. The schema is versioned; readers refuse a newer version.
+
+Schema 2 (this edgekit writes it) types what schema 1 kept in `options` or bare dicts:
+
+    inputs/outputs[].quantization   Quantization {scale, zero_point, axis}
+    int8_io                         "uint8" | "int8": the I/O dtype of a full-integer TFLite model
+    edgetpu                         EdgeTPUInfo {predicted, compiled {..., min_runtime_version}, compiler_note}
+    detection                       DetectionSpec {format, score_threshold, iou_threshold, max_detections}
+    options                         descriptive target facts no later stage reads (Core ML image input, ...)
+
+Schema 1 files (`options.int8_io`, `options.edgetpu`, `options.detection_format`, ...) are read
+and converted on load (`upgrade_v1`); a manifest from a newer edgekit is refused in one line.
 """
 from __future__ import annotations
 
@@ -10,15 +21,16 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from .edgetpu.report import EdgeTPUReport
 from .errors import ModelFormatError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SUFFIX = ".edgekit.json"
 
-LAYOUTS = ("NHWC", "NCHW")
-COLOR_ORDERS = ("RGB", "BGR")
-RESIZE_MODES = ("stretch", "letterbox", "center-crop")
-TASKS = ("classification", "detection", "segmentation", "other")
+from .frames import COLOR_ORDERS, LAYOUTS, RESIZE_MODES, TASKS  # noqa: F401  (their home: frames.py)
+INT8_IO_TYPES = ("uint8", "int8")          # I/O dtypes a full-integer TFLite model may take
 
 
 @dataclass
@@ -41,11 +53,100 @@ class Preprocess:
 
 
 @dataclass
+class Quantization:
+    """Affine quantization of an integer tensor: real = (q - zero_point) * scale.
+
+    One scale and zero point for the whole tensor (`axis` None), or one per channel along
+    `axis` (TFLite's quantized_dimension). `scale` is in the tensor's real units per step.
+    """
+
+    scale: list[float]
+    zero_point: list[int]
+    axis: int | None = None
+
+    @classmethod
+    def from_params(cls, scale, zero_point, axis: int = 0) -> Quantization:
+        """From a runtime's parameters (any sequences); AXIS is kept only for several scales."""
+        scale = [float(s) for s in scale]
+        return cls(scale, [int(z) for z in zero_point], int(axis) if len(scale) > 1 else None)
+
+    def broadcast(self, ndim: int) -> tuple[np.ndarray, np.ndarray]:
+        """float32 scale and zero point, shaped to broadcast over an array of rank NDIM."""
+        scale = np.asarray(self.scale, np.float32)
+        zero = np.asarray(self.zero_point, np.float32)
+        if self.axis is not None and scale.size > 1:
+            shape = [1] * ndim
+            shape[self.axis] = scale.size
+            scale, zero = scale.reshape(shape), zero.reshape(shape)
+        return scale, zero
+
+
+@dataclass
 class TensorInfo:
+    """One model input or output: name, shape (-1 where dynamic), numpy dtype name ('float32',
+    'uint8', ...; 'image' for a Core ML image input) and, for integer tensors, quantization."""
+
     name: str
     shape: list[int]
     dtype: str
-    quantization: dict[str, Any] | None = None     # {"scale": [...], "zero_point": [...]}
+    quantization: Quantization | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TensorInfo:
+        data = dict(data)
+        if data.get("quantization") is not None:
+            data["quantization"] = Quantization(**data["quantization"])
+        return cls(**data)
+
+
+@dataclass
+class DetectionSpec:
+    """How detection outputs become boxes (runtime/postprocess/detect.py). A field left None
+    takes the decoder's default; `edgekit predict` options override the recorded values."""
+
+    format: str | None = None              # runtime/postprocess/detect.FORMATS; None: read from the output shapes
+    score_threshold: float | None = None   # keep boxes scoring at least this, 0..1
+    iou_threshold: float | None = None     # NMS merges boxes overlapping more than this IoU, 0..1
+    max_detections: int | None = None      # at most this many boxes per image
+
+
+@dataclass
+class EdgeTPUCompiled:
+    """What edgetpu_compiler made of the int8 model, beside it in the output folder."""
+
+    artifact: str | None                   # file name of the compiled `_edgetpu.tflite`
+    compiler: str                          # the executable's name
+    compiler_version: str | None
+    min_runtime_version: int | None        # `-m` given to the compiler; None: its own default
+    report: EdgeTPUReport                  # the compiler's own verdict, parsed from its log
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EdgeTPUCompiled:
+        return cls(**{**data, "report": EdgeTPUReport.from_dict(data["report"])})
+
+
+@dataclass
+class EdgeTPUInfo:
+    """The Edge TPU target's report: the offline prediction, and the compiled model when a
+    compiler was available (else `compiler_note` says why not and how to get one)."""
+
+    predicted: EdgeTPUReport
+    compiled: EdgeTPUCompiled | None = None
+    compiler_note: str | None = None
+
+    @property
+    def min_runtime_version(self) -> int | None:
+        """The Edge TPU runtime (libedgetpu) version the compiled model needs; None when uncompiled."""
+        if self.compiled is None:
+            return None
+        return self.compiled.min_runtime_version or self.compiled.report.min_runtime_version
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EdgeTPUInfo:
+        compiled = data.get("compiled")
+        return cls(predicted=EdgeTPUReport.from_dict(data["predicted"]),
+                   compiled=EdgeTPUCompiled.from_dict(compiled) if compiled else None,
+                   compiler_note=data.get("compiler_note"))
 
 
 @dataclass
@@ -60,6 +161,24 @@ class OutputParity:
 
 
 @dataclass
+class StepParity:
+    """An intermediate model checked against the source on the verify inputs: a bridge's output
+    (onnx2tf's SavedModel, tf2onnx's ONNX) or the program handed to a converter (the traced torch
+    module or TensorFlow concrete function coremltools converts). Gated like fp32 (float models)."""
+
+    step: str                                       # "onnx → savedmodel (onnx2tf)", "coremltools input ..."
+    runtime: str                                    # what ran it: tensorflow, torch, onnxruntime
+    status: str                                     # pass | fail
+    samples: int = 0
+    outputs: list[OutputParity] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def cosine(self) -> float | None:
+        return min((o.cosine for o in self.outputs), default=None)
+
+
+@dataclass
 class VerifyReport:
     status: str                                     # pass | fail | structure-only | skipped | error
     runtime: str | None = None
@@ -69,6 +188,7 @@ class VerifyReport:
     outputs: list[OutputParity] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     cross_checks: dict[str, dict] = field(default_factory=dict)  # other runtimes, not gated
+    steps: list[StepParity] = field(default_factory=list)  # intermediates on the route, checked in order
 
     @property
     def cosine(self) -> float | None:
@@ -96,11 +216,30 @@ class VerifyReport:
         return {"status": self.status, "cosine": self.cosine, "max_abs_error": self.max_abs_error,
                 "top1_agreement": self.top1_agreement, "top1_agreement_decisive": self.top1_agreement_decisive,
                 "decisive_samples": self.decisive_samples, "runtime": self.runtime,
-                "samples": self.samples, "notes": self.notes, "cross_checks": self.cross_checks}
+                "samples": self.samples, "notes": self.notes, "cross_checks": self.cross_checks,
+                "steps": [{"step": s.step, "runtime": s.runtime, "status": s.status, "cosine": s.cosine}
+                          for s in self.steps]}
+
+
+@dataclass
+class ModelCard:
+    """Who made the model and what it is for, written into every format's own metadata (Core ML
+    author/license/version/description, TFLite Metadata, OpenVINO rt_info, ONNX metadata_props).
+    Tensor descriptions are keyed by the SOURCE model's input/output names."""
+
+    name: str = ""
+    description: str = ""
+    author: str = ""
+    license: str = ""
+    version: str = ""
+    inputs: dict[str, str] = field(default_factory=dict)
+    outputs: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
 class Manifest:
+    """Everything later stages need about one artifact; `<artifact>.edgekit.json` beside it."""
+
     artifact: str                                   # file or directory name, beside the manifest
     target: str
     precision: str
@@ -114,11 +253,16 @@ class Manifest:
     route_candidates: list[dict[str, Any]] = field(default_factory=list)
     converters: dict[str, str] = field(default_factory=dict)   # library -> version
     calibration: dict[str, Any] | None = None
-    options: dict[str, Any] = field(default_factory=dict)      # target-specific (io dtype, ...)
+    int8_io: str | None = None                      # full-integer TFLite: I/O dtype, one of INT8_IO_TYPES
+    edgetpu: EdgeTPUInfo | None = None              # edgetpu target: prediction and compiled model
+    detection: DetectionSpec | None = None          # detection models: how outputs become boxes
+    options: dict[str, Any] = field(default_factory=dict)      # descriptive target facts nothing reads
     verify: VerifyReport | None = None
+    model_card: ModelCard = field(default_factory=ModelCard)
     created: str = ""
     edgekit_version: str = ""
     schema_version: int = SCHEMA_VERSION
+    artifact_sha256: str | None = None              # artifact_digest() of the artifact it describes
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -127,21 +271,63 @@ class Manifest:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Manifest:
+    def from_dict(cls, data: dict[str, Any], origin: str = "this manifest") -> Manifest:
+        """A manifest from its JSON form: schema 2 as is, schema 1 converted (`upgrade_v1`).
+        Raises ModelFormatError for a schema this edgekit does not know (ORIGIN names the file)."""
         version = data.get("schema_version")
-        if not isinstance(version, int) or version > SCHEMA_VERSION:
-            raise ModelFormatError(f"manifest schema version {version!r} is not supported",
-                                   f"this edgekit reads versions up to {SCHEMA_VERSION}; upgrade edgekit")
+        if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= SCHEMA_VERSION:
+            raise ModelFormatError(f"{origin} has schema version {version!r}, which is not supported",
+                                   f"this edgekit reads versions 1 to {SCHEMA_VERSION}; upgrade edgekit, "
+                                   "or convert the model again")
+        if version == 1:
+            data = upgrade_v1(data)
         known = {f.name for f in fields(cls)}
         data = {k: v for k, v in data.items() if k in known}
         data["preprocess"] = Preprocess(**data.get("preprocess", {}))
-        data["inputs"] = [TensorInfo(**t) for t in data.get("inputs", [])]
-        data["outputs"] = [TensorInfo(**t) for t in data.get("outputs", [])]
+        data["inputs"] = [TensorInfo.from_dict(t) for t in data.get("inputs", [])]
+        data["outputs"] = [TensorInfo.from_dict(t) for t in data.get("outputs", [])]
+        if data.get("edgetpu"):
+            data["edgetpu"] = EdgeTPUInfo.from_dict(data["edgetpu"])
+        if data.get("detection"):
+            data["detection"] = DetectionSpec(**data["detection"])
+        data["model_card"] = ModelCard(**data.get("model_card", {}))
         if data.get("verify"):
             report = dict(data["verify"])
             report["outputs"] = [OutputParity(**o) for o in report.get("outputs", [])]
+            report["steps"] = [StepParity(**{**step, "outputs": [OutputParity(**o) for o in step.get("outputs", [])]})
+                               for step in report.get("steps", [])]
             data["verify"] = VerifyReport(**report)
         return cls(**data)
+
+
+# schema 1 kept these in `options`; schema 2 has DetectionSpec fields for them
+_V1_DETECTION = {"detection_format": "format", "score_threshold": "score_threshold",
+                 "iou_threshold": "iou_threshold", "max_detections": "max_detections"}
+
+
+def upgrade_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """A schema-1 manifest dict in schema 2's shape: `options.int8_io`, `options.edgetpu` and the
+    detection keys of `options` move to their typed fields; a quantization dict gains `axis`
+    (None for one scale; the last axis for several, which is how schema-1 readers applied them)."""
+    data = dict(data)
+    options = dict(data.get("options") or {})
+    data["int8_io"] = options.pop("int8_io", None)
+    data["edgetpu"] = options.pop("edgetpu", None)
+    detection = {new: options.pop(old) for old, new in _V1_DETECTION.items() if old in options}
+    data["detection"] = detection or None
+    data["options"] = options
+    for side in ("inputs", "outputs"):
+        tensors = []
+        for tensor in data.get(side, []):
+            tensor = dict(tensor)
+            quant = tensor.get("quantization")
+            if quant is not None:
+                several = len(quant.get("scale", [])) > 1
+                tensor["quantization"] = {**quant, "axis": len(tensor.get("shape", [])) - 1 if several else None}
+            tensors.append(tensor)
+        data[side] = tensors
+    data["schema_version"] = SCHEMA_VERSION
+    return data
 
 
 def manifest_path(artifact: Path) -> Path:
@@ -149,12 +335,73 @@ def manifest_path(artifact: Path) -> Path:
 
 
 def read_manifest(artifact: Path) -> Manifest | None:
-    """The manifest beside an artifact, or None when there is none."""
+    """The manifest beside an artifact, or None when there is none.
+
+    Raises ModelFormatError when it cannot be read or parsed, and StaleManifestError when it
+    records another artifact's sha256 (a file copied over the artifact's name after conversion).
+    """
     path = manifest_path(Path(artifact))
     if not path.is_file():
         return None
     try:
-        return Manifest.from_dict(json.loads(path.read_text()))
-    except (ValueError, TypeError) as exc:
+        manifest = Manifest.from_dict(json.loads(path.read_text()), origin=f"manifest {path}")
+    except PermissionError:
+        raise ModelFormatError(f"manifest {path} is not readable by this user (permission denied)",
+                               f"ask its owner to make it readable: chmod a+r '{path}'") from None
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise ModelFormatError(f"manifest {path} is unreadable ({exc})",
                                "delete it and convert the model again") from None
+    check_artifact(manifest, Path(artifact), path)
+    return manifest
+
+
+class StaleManifestError(ModelFormatError):
+    """A manifest that describes another file than the artifact beside it."""
+
+
+def artifact_files(artifact: Path) -> list[Path]:
+    """The files whose bytes make up an artifact: the file itself, every file of a directory
+    artifact (SavedModel, .mlpackage), an OpenVINO .xml with its .bin weights."""
+    artifact = Path(artifact)
+    if artifact.is_dir():
+        return sorted(p for p in artifact.rglob("*") if p.is_file())
+    weights = artifact.with_suffix(".bin")
+    return [artifact, weights] if artifact.suffix == ".xml" and weights.is_file() else [artifact]
+
+
+_DIGESTS: dict[tuple, str] = {}
+
+
+def artifact_digest(artifact: Path) -> str:
+    """sha256 over artifact_files(artifact) (names relative to the artifact, then bytes); cached
+    per file identity and modification time, since every reader checks it."""
+    import hashlib
+
+    files = artifact_files(artifact)
+    key = tuple((str(f.resolve()), st.st_ino, st.st_size, st.st_mtime_ns) for f in files for st in [f.stat()])
+    if key in _DIGESTS:
+        return _DIGESTS[key]
+    digest = hashlib.sha256()
+    root = Path(artifact) if Path(artifact).is_dir() else Path(artifact).parent
+    for file in files:
+        if len(files) > 1:
+            digest.update(str(file.relative_to(root)).encode() + b"\0")
+        with open(file, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    _DIGESTS[key] = digest.hexdigest()
+    return _DIGESTS[key]
+
+
+def check_artifact(manifest: Manifest, artifact: Path, manifest_file: Path | None = None) -> None:
+    """Refuse a manifest whose recorded sha256 is not the artifact's (manifests without one, from
+    before it was recorded, are taken as they are)."""
+    if not manifest.artifact_sha256 or not Path(artifact).exists():
+        return
+    found = artifact_digest(artifact)
+    if found != manifest.artifact_sha256:
+        manifest_file = manifest_file or manifest_path(Path(artifact))
+        raise StaleManifestError(
+            f"{artifact} is not the file its manifest {manifest_file} describes (sha256 {found[:12]}, the manifest "
+            f"records {manifest.artifact_sha256[:12]}: the artifact was replaced after conversion)",
+            "convert the model again, or delete the stale manifest")

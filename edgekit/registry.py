@@ -17,6 +17,11 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
+    """Names -> objects of one KIND (target, bridge, backend, source format, ...). With PACKAGE,
+    the first lookup imports every module of that package but `base`, so registering is a
+    module-level decorator. An unknown name raises UnknownNameError (BadInput) that lists the
+    valid names and suggests the closest one."""
+
     def __init__(self, kind: str, package: str | None = None):
         self.kind = kind
         self._items: dict[str, T] = {}
@@ -24,6 +29,8 @@ class Registry(Generic[T]):
         self._loaded = package is None
 
     def register(self, name: str) -> Callable[[T], T]:
+        """Decorator registering its object under NAME; a second registration of NAME raises
+        ValueError (a programming error, found at import)."""
         def decorate(obj: T) -> T:
             if name in self._items:
                 raise ValueError(f"{self.kind} '{name}' is registered twice")
@@ -40,6 +47,7 @@ class Registry(Generic[T]):
                     importlib.import_module(f"{self._package}.{module.name}")
 
     def get(self, name: str) -> T:
+        """The object registered as NAME; raises UnknownNameError naming the valid ones."""
         self._load()
         try:
             return self._items[name]
@@ -47,6 +55,7 @@ class Registry(Generic[T]):
             raise UnknownNameError(self.kind, name, self._items) from None
 
     def names(self) -> list[str]:
+        """Registered names, in registration order."""
         self._load()
         return list(self._items)
 

@@ -6,6 +6,8 @@ import json
 import os
 import sys
 import tempfile
+import threading
+import time
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
@@ -72,8 +74,21 @@ def native_output_captured(enabled: bool = True):
 
 @contextmanager
 def progress_bar(enabled: bool):
-    """A rich progress bar on stderr, or None when quiet (--json, or not a terminal)."""
-    if not enabled or not _own_stream(True).isatty():
+    """A rich progress bar on stderr on a terminal (None under --json); where stderr is not a
+    terminal (CI logs, pipes, files), a PlainProgress that prints one line when each step starts
+    and one when it ends, with its duration, so a log is never silent for minutes."""
+    err = _own_stream(True)
+    if not err.isatty():
+        plain = PlainProgress(err)
+        with _steps_to(plain):
+            try:
+                yield plain
+            except BaseException:
+                plain.close("stopped after")
+                raise
+            plain.close("done in")
+        return
+    if not enabled:
         yield None
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -81,6 +96,97 @@ def progress_bar(enabled: bool):
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console(stderr=True), transient=True) as progress:
         yield progress
+
+
+class PlainProgress:
+    """The subset of rich.progress.Progress that edgekit uses (add_task, update, advance,
+    remove_task), as plain log lines: `progress: STEP started` and `progress: STEP done in 1.2 s`.
+    A task's description changing (convert: "tflite int8" -> "openvino int8") ends one step and
+    starts the next; a task reaching its total ends its step."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self._tasks: dict[int, dict] = {}
+        self._lock = threading.Lock()
+
+    def line(self, text: str) -> None:
+        with self._lock:
+            self.stream.write(f"progress: {text}\n")
+            self.stream.flush()
+
+    def add_task(self, description: str, total: float | None = None, **_) -> int:
+        task = len(self._tasks)
+        self._tasks[task] = {"description": description, "total": total, "completed": 0, "started": None}
+        self._start(task)
+        return task
+
+    def update(self, task: int, description: str | None = None, total: float | None = None,
+               completed: float | None = None, advance: float | None = None, **_) -> None:
+        state = self._tasks[task]
+        if description is not None and description != state["description"]:
+            self._end(task)
+            state["description"] = description
+            self._start(task)
+        if total is not None:
+            state["total"] = total
+        if completed is not None:
+            state["completed"] = completed
+        if advance:
+            self.advance(task, advance)
+
+    def advance(self, task: int, advance: float = 1) -> None:
+        state = self._tasks[task]
+        state["completed"] += advance
+        if state["total"] and state["completed"] >= state["total"]:
+            self._end(task)
+
+    def remove_task(self, task: int) -> None:
+        self._end(task)
+
+    def close(self, outcome: str = "done in") -> None:
+        for task in self._tasks:
+            self._end(task, outcome)
+
+    def _start(self, task: int) -> None:
+        state = self._tasks[task]
+        state["started"] = time.perf_counter()
+        self.line(f"{state['description']} started")
+
+    def _end(self, task: int, outcome: str = "done in") -> None:
+        state = self._tasks[task]
+        if state["started"] is not None:
+            self.line(f"{state['description']} {outcome} {time.perf_counter() - state['started']:.1f} s")
+            state["started"] = None
+
+
+_PLAIN: list[PlainProgress] = []   # the log-line reporter of the command running now, if any
+
+
+@contextmanager
+def _steps_to(plain: PlainProgress):
+    _PLAIN.append(plain)
+    try:
+        yield
+    finally:
+        _PLAIN.remove(plain)
+
+
+@contextmanager
+def step(description: str):
+    """Mark a long step inside a library call (onnx2tf, NNCF, the Edge TPU compiler): in logs it
+    gets its start and end lines with the duration; on a terminal the command's bar shows progress."""
+    plain = _PLAIN[-1] if _PLAIN else None
+    if plain is None:
+        yield
+        return
+    plain.line(f"{description} started")
+    started = time.perf_counter()
+    outcome = "failed after"
+    try:
+        yield
+        outcome = "done in"
+    finally:
+        plain.line(f"{description} {outcome} {time.perf_counter() - started:.1f} s")
 
 
 def print_json(data: Any) -> None:
@@ -109,7 +215,7 @@ class FitTable:
         from rich.text import Text
 
         self.title, self.columns, self.wrap, self.optional = title, list(columns), wrap, optional
-        self.rows = [["" if cell is None else str(cell) for cell in row] for row in rows]
+        self.rows = [["" if cell is None else _cell(str(cell)) for cell in row] for row in rows]
         cells = [max([0, *(Text.from_markup(row[i]).cell_len for row in self.rows)]) for i in range(len(columns))]
         # whole cells on one line, and the whole header if there is room (else one word a line)
         self.natural = [max(len(c), cells[i]) for i, c in enumerate(columns)]
@@ -187,6 +293,21 @@ class FitTable:
         from rich.measure import Measurement
 
         return Measurement.get(console, options, self.fitted(options.max_width))
+
+
+def _cell(text: str) -> str:
+    """Our own markup always closes its tags ("[green]ok[/]"); any other text is shown as it is,
+    so "pip install 'edgekit-vision[media]'" keeps its "[media]"."""
+    from rich.markup import escape
+
+    return text if "[/" in text else escape(text)
+
+
+def warning(message: str) -> None:
+    """`warning: MESSAGE` on stderr (yellow on a terminal), the message shown as it is."""
+    from rich.markup import escape
+
+    console(stderr=True).print(f"[yellow]warning:[/] {escape(message)}")
 
 
 def human_size(size: int) -> str:

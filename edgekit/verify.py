@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .manifest import OutputParity, VerifyReport
+from typing import Callable
+
+from .manifest import OutputParity, StepParity, VerifyReport
 
 GATES = {
     "fp32": {"cosine": 0.9999},
@@ -26,7 +28,8 @@ DECISIVE_MARGIN = 0.10   # probability by which the source's top class must lead
 
 
 def align(reference: np.ndarray, candidate: np.ndarray) -> np.ndarray | None:
-    """Bring candidate into the reference's shape (converters move channels last)."""
+    """CANDIDATE (an artifact output, [N, ...]) in REFERENCE's shape: as is, NHWC <-> NCHW
+    (converters move channels last) or squeezed; None when no such view exists."""
     if candidate.shape == reference.shape:
         return candidate
     if candidate.size != reference.size:
@@ -41,6 +44,14 @@ def align(reference: np.ndarray, candidate: np.ndarray) -> np.ndarray | None:
 
 
 def compare(name: str, reference: np.ndarray, candidate: np.ndarray, classification: bool) -> OutputParity:
+    """Parity of one output over N samples: REFERENCE (the source's) and CANDIDATE (the
+    artifact's, already `align`ed), both float [N, ...] in the model's own units.
+
+    cosine: per-sample cosine similarity of the flattened outputs, averaged (two all-zero rows
+    count 1.0); max/mean absolute error over every element. With CLASSIFICATION ([N, classes]
+    scores or logits): top-1 agreement over all samples, and over the decisive ones, where the
+    source's top class leads the runner-up by DECISIVE_MARGIN in probability (softmax of logits).
+    """
     ref = reference.reshape(len(reference), -1).astype(np.float64)
     cand = candidate.reshape(len(candidate), -1).astype(np.float64)
     dots = (ref * cand).sum(axis=1)
@@ -70,6 +81,8 @@ def _probabilities(scores: np.ndarray) -> np.ndarray:
 
 
 def gate(report: VerifyReport, precision: str, classification: bool) -> VerifyReport:
+    """Apply PRECISION's GATES to REPORT's outputs (top-1 only for CLASSIFICATION): sets
+    `gate`, `status` ("pass" or "fail") and a note per failed output; returns REPORT."""
     limits = dict(GATES.get(precision, GATES["int8"]))
     if not classification:
         limits.pop("top1_agreement_decisive", None)
@@ -89,3 +102,55 @@ def gate(report: VerifyReport, precision: str, classification: bool) -> VerifyRe
     report.status = "fail" if failed else "pass"
     report.notes.extend(failed + notes)
     return report
+
+
+def match_outputs(expected: list[np.ndarray], got: list[np.ndarray], names: list[str],
+                  classification: bool) -> tuple[list[OutputParity], str | None]:
+    """Pair each source output with the artifact output that agrees with it best.
+
+    Converters may reorder outputs (TFLite does for multi-output detectors): each source output
+    takes the remaining output of a compatible shape (see `align`) with the highest cosine.
+    Returns the parities in source order, or ([], why) when the outputs cannot be paired.
+    """
+    if len(got) != len(expected):
+        return [], f"{len(got)} outputs, the source has {len(expected)}"
+    results = []
+    unmatched = list(range(len(got)))
+    for position, ref in enumerate(expected):
+        options = [(j, aligned) for j in unmatched if (aligned := align(ref, got[j])) is not None]
+        if not options:
+            return [], f"output {position} of the source (shape {ref.shape}) matches no artifact output shape"
+        parities = [(compare(names[j], ref, aligned, classification), j) for j, aligned in options]
+        best, j = max(parities, key=lambda pair: (pair[0].cosine, pair[1] == position))
+        unmatched.remove(j)
+        results.append(best)
+    return results, None
+
+
+def check_step(step: str, runtime: str, run: Callable[[np.ndarray], list[np.ndarray]], inputs: np.ndarray,
+               expected: list[np.ndarray], classification: bool, names: list[str] | None = None) -> StepParity:
+    """Run an intermediate model (a bridge's output, or the program handed to a converter) on the
+    verify inputs and compare it with the source's outputs, gated like fp32.
+
+    run: float32 [1, H, W, C] normalized NHWC sample -> outputs (the caller converts layout);
+    inputs: float32 [N, H, W, C]; expected: the source's outputs on them, each [N, ...].
+    An intermediate that raises is a failed step, with the error as its note.
+    """
+    parity = StepParity(step=step, runtime=runtime, status="pass", samples=len(inputs))
+    try:
+        batches = [[np.asarray(o) for o in run(sample[None])] for sample in inputs]
+    except Exception as exc:  # an upstream runtime: its own message says what broke
+        parity.status = "fail"
+        parity.notes.append(f"{runtime} could not run it: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+                            if str(exc) else f"{runtime} could not run it: {type(exc).__name__}")
+        return parity
+    got = [np.concatenate([b[i] for b in batches]) for i in range(len(batches[0]))]
+    names = names or [f"output_{i}" for i in range(len(got))]
+    parity.outputs, problem = match_outputs(expected, got, names, classification)
+    limit = GATES["fp32"]["cosine"]
+    if problem:
+        parity.status, parity.notes = "fail", [problem]
+    elif parity.cosine < limit:
+        parity.status = "fail"
+        parity.notes.append(f"cosine {parity.cosine:.6f} < {limit} against the source")
+    return parity

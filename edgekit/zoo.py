@@ -9,10 +9,11 @@ from pathlib import Path
 
 import yaml
 
-from .errors import EdgekitError, UnknownNameError
+from .errors import BadInput, UnknownNameError
+from .resources import shared
 from .sources.base import read_labels
 
-ZOO_DIR = Path(__file__).resolve().parent.parent / "models"
+ZOO_DIR = shared("models")
 
 
 @dataclass
@@ -55,4 +56,4 @@ def load(name: str) -> ZooModel:
                         resize=info.get("resize", "stretch"), labels_path=(folder / info["labels"]).resolve(),
                         expect=info.get("expect", {}), info=info)
     except KeyError as exc:
-        raise EdgekitError(f"{folder / 'model.yaml'} lacks the field {exc}") from None
+        raise BadInput(f"{folder / 'model.yaml'} lacks the field {exc}") from None

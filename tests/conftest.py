@@ -63,7 +63,7 @@ def _photo_batch() -> np.ndarray:
     """The real photos at the tiny models' input size, normalized as the tests convert them."""
     from edgekit.manifest import Preprocess
     from edgekit.photos import photo_set
-    from edgekit.preprocess import preprocess_image
+    from edgekit.frames import preprocess_image
 
     pre = Preprocess(input_size=[SIZE, SIZE], mean=[127.5] * 3, std=[127.5] * 3)
     return np.concatenate([preprocess_image(image, pre) for _, image in photo_set()])

@@ -34,12 +34,14 @@ STAGING = ".edgekit-staging-*"
 
 
 def assert_one_line_error(code: int, stderr: str, pattern: str) -> str:
-    """Exit 2; stderr is `warning:` lines then exactly one `error: ` line matching `pattern`."""
+    """Exit 2; stderr is `warning:` lines (and, stderr not being a terminal, the `progress:` lines
+    of steps that had started) then exactly one `error: ` line matching `pattern`."""
     assert "Traceback" not in stderr, f"traceback on stderr:\n{stderr}"
     assert code == 2, f"exit code {code}, expected 2; stderr:\n{stderr}"
     lines = stderr.rstrip("\n").split("\n")
     *before, last = lines
-    assert all(line.startswith("warning:") for line in before), f"stderr is not one error line:\n{stderr}"
+    assert all(line.startswith(("warning:", "progress:")) for line in before), \
+        f"stderr is not one error line:\n{stderr}"
     assert last.startswith("error: "), f"last stderr line is not 'error: ...':\n{stderr}"
     assert re.search(pattern, last, re.IGNORECASE), f"{pattern!r} not found in: {last}"
     return last
@@ -217,6 +219,12 @@ def test_input_size_garbage(run_cli, onnx_file, out_dir):
     assert_nothing_written(out_dir)
 
 
+def test_input_size_that_contradicts_a_static_model(convert_fails, onnx_file):
+    convert_fails(rf"--input-size 24,24 contradicts onnx model .*tiny\.onnx, whose input is {SIZE}x{SIZE}\. "
+                  rf"drop --input-size or pass --input-size {SIZE},{SIZE}$", onnx_file, "--to", "onnx",
+                  "--input-size", "24")
+
+
 def test_missing_optional_dependency(convert_fails, onnx_file, monkeypatch):
     import edgekit.deps
 
@@ -228,7 +236,7 @@ def test_missing_optional_dependency(convert_fails, onnx_file, monkeypatch):
         return real_find_spec(name, *args, **kwargs)
 
     monkeypatch.setattr(edgekit.deps.importlib.util, "find_spec", find_spec)
-    convert_fails(r"openvino.*(not installed|unavailable).*pip install 'edgekit\[openvino\]'", onnx_file,
+    convert_fails(r"openvino.*(not installed|unavailable).*pip install 'edgekit-vision\[openvino\]'", onnx_file,
                   "--to", "openvino")
 
 

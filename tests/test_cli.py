@@ -41,6 +41,26 @@ def test_convert_json_schema(run_cli, onnx_file, photos_dir, tmp_path):
         assert artifact["verify"]["status"] == "pass" and artifact["size_bytes"] > 0
 
 
+def test_upstream_converter_failure_exits_1_with_one_line(run_cli, tmp_path):
+    """torch.onnx.export has no ONNX kernel for SVD: the converter failed on a model edgekit
+    accepted, a runtime failure (exit 1), not bad input (exit 2); nothing is left in -o."""
+    torch = pytest.importorskip("torch")
+
+    class Svd(torch.nn.Module):
+        def forward(self, x):
+            return torch.linalg.svd(x.mean(dim=1))[1]
+
+    model = tmp_path / "svd.pt"
+    torch.jit.save(torch.jit.script(Svd().eval()), str(model))
+    code, out, err = run_cli("convert", model, "--to", "onnx", "--input-size", "8", "-o", tmp_path / "out",
+                             "--mean", "0", "--std", "255", "--task", "other", "--no-verify")
+    assert code == 1 and out == ""
+    assert [line for line in err.strip().splitlines() if not line.startswith("warning:")] == [
+        "error: torch.onnx.export failed: UnsupportedOperatorError: Exporting the operator 'aten::linalg_svd' to "
+        "ONNX opset version 17 is not supported. check that the model exports with torch.onnx.export on its own"]
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
 def test_verify_failure_exits_nonzero_with_table(run_cli, onnx_file, tmp_path, monkeypatch):
     monkeypatch.setitem(__import__("edgekit.verify", fromlist=["GATES"]).GATES, "fp32", {"cosine": 1.01})
     code, out, err = run_cli("convert", onnx_file, "--to", "onnx", "-o", tmp_path, "--mean", "0", "--std", "255")
@@ -87,7 +107,22 @@ def test_doctor_reports_targets_runtimes_and_route_matrix(run_cli):
     assert {"litert", "openvino", "onnxruntime", "coreml"} <= {r["name"] for r in report["runtimes"]}
     routes = report["routes"]
     assert routes["torch"]["tflite"] == "torch → onnx → savedmodel → tflite"
-    assert routes["tflite"]["coreml"].startswith("refused:")
+    assert routes["tflite"]["coreml"] == "tflite → onnx → savedmodel → coreml"
+    assert not any(route.startswith("refused") for row in routes.values() for route in row.values())
     assert "edgetpu_compiler" in report["tools"]
     code, out, _ = run_cli("doctor")
     assert code == 0 and "routes" in out
+
+
+def test_long_steps_print_start_and_end_lines_in_logs(run_cli, onnx_file, photos_dir, tmp_path):
+    """stderr is not a terminal here (as in CI): each long step says when it starts and ends."""
+    import re
+
+    code, out, err = run_cli("convert", onnx_file, "--to", "onnx", "--precision", "int8", "--calib", photos_dir,
+                             "--calib-samples", "16", "--mean", "127.5", "--std", "127.5", "-o", tmp_path, "--json")
+    assert code == 0, err
+    json.loads(out)   # stdout stays the JSON alone
+    lines = [line for line in err.splitlines() if line.startswith("progress: ")]
+    for step in ("calibration images", "onnx int8", r"onnx int8 conversion \(onnx → onnx\)", "onnx int8 verify"):
+        assert any(re.fullmatch(f"progress: {step} started", line) for line in lines), (step, lines)
+        assert any(re.fullmatch(rf"progress: {step} done in \d+\.\d s", line) for line in lines), (step, lines)

@@ -80,6 +80,34 @@ def board(tmp_path_factory, keys):
 
 
 @pytest.fixture(scope="module")
+def compiled_lookalike(artifact, tmp_path_factory) -> Path:
+    """The tiny model with its ops replaced by one `edgetpu-custom-op`, as edgetpu_compiler lays out
+    a fully mapped model (the payload is opaque bytes: nothing here can execute it), under a name
+    that does not say "edgetpu": only the file tells."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    import flatbuffers
+
+    model = schema.ModelT.InitFromPackedBuf(artifact.read_bytes(), 0)
+    code = schema.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.CUSTOM
+    code.customCode = "edgetpu-custom-op"
+    code.version = 1
+    model.operatorCodes.append(code)
+    graph = model.subgraphs[0]
+    op = schema.OperatorT()
+    op.opcodeIndex = len(model.operatorCodes) - 1
+    op.inputs, op.outputs = list(graph.inputs), list(graph.outputs)
+    op.customOptions = list(b"\x01" * 256)
+    graph.operators = [op]
+    builder = flatbuffers.Builder(1 << 20)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    path = tmp_path_factory.mktemp("compiled") / "tiny_compiled.tflite"
+    path.write_bytes(bytes(builder.Output()))
+    return path
+
+
+@pytest.fixture(scope="module")
 def artifact(keras_file, tmp_path_factory) -> Path:
     """A converted TFLite with its manifest and labels, as `edgekit convert` writes it."""
     from edgekit.convert import ConvertRequest, convert
@@ -134,7 +162,7 @@ def wait_unlocked(model_dir: Path, timeout: float = 20) -> None:
 # ------------------------------------------------------------------ deploy, verify, bench, run
 
 def test_deploy_verifies_checksums_and_remote_bench_runs_the_model(board, artifact):
-    code, out, err = cli("deploy", artifact, "--to", board.target, *board.options(), "--json")
+    code, out, err = cli("deploy", artifact, "--host", board.target, *board.options(), "--json")
     assert code == 0, err
     report = json.loads(out)
     result = report["results"][0]
@@ -146,9 +174,10 @@ def test_deploy_verifies_checksums_and_remote_bench_runs_the_model(board, artifa
     assert sums["tiny_fp32.tflite"] == sha256(artifact)
     assert sums["tiny_fp32.tflite.edgekit.json"] == sha256(artifact.with_name("tiny_fp32.tflite.edgekit.json"))
     assert set(sums) == {"tiny_fp32.tflite", "tiny_fp32.tflite.edgekit.json", "labels.txt", "edgekit_runner.py", "stats.py",
-                         "bundle.json"}
-    bundled_stats = board.model_dir("tiny_fp32") / version / "stats.py"
-    assert bundled_stats.read_bytes() == (Path(__file__).parents[1] / "edgekit" / "bench" / "stats.py").read_bytes()
+                         "frames.py", "bundle.json"}
+    for vendored in ("bench/stats.py", "frames.py"):   # verbatim copies of edgekit's own modules
+        bundled = board.model_dir("tiny_fp32") / version / Path(vendored).name
+        assert bundled.read_bytes() == (Path(__file__).parents[1] / "edgekit" / vendored).read_bytes()
     assert (board.model_dir("tiny_fp32") / version / "labels.txt").read_text().split() == LABELS
 
     code, out, err = cli("remote", "bench", board.target, *board.options(), "--runs", 7, "--warmup", 2, "--json")
@@ -173,14 +202,15 @@ def test_deploy_verifies_checksums_and_remote_bench_runs_the_model(board, artifa
     assert code == 0, err
     frames = [json.loads(line) for line in out.splitlines()]
     assert [f["frame"] for f in frames] == [0, 1, 2]
-    assert all(f["top"][0]["label"] in LABELS and f["latency_ms"] > 0 for f in frames)
+    assert all(f["results"]["classes"][0]["label"] in LABELS and f["latency_ms"] > 0 for f in frames)
+    assert all(sum(c["score"] for c in f["results"]["classes"]) <= 1.0 + 1e-6 for f in frames)  # probabilities
 
     code, out, err = cli("remote", "bench", board.target, *board.options(), "--runs", 3)
     assert code == 0 and "tiny_fp32.tflite" in out and "litert" in out
 
 
 def test_remote_run_reads_an_image_folder_on_the_board(board, artifact, photos_dir):
-    code, _, err = cli("deploy", artifact, "--to", board.target, *board.options(), "--name", "photos", "--json")
+    code, _, err = cli("deploy", artifact, "--host", board.target, *board.options(), "--name", "photos", "--json")
     assert code == 0, err
     code, out, err = cli("remote", "run", board.target, *board.options(), "--name", "photos", "--source", photos_dir,
                          "--frames", 4, "--json")
@@ -193,13 +223,13 @@ def test_remote_run_reads_an_image_folder_on_the_board(board, artifact, photos_d
 def test_second_version_then_rollback_restores_the_first(board, artifact, tmp_path):
     notes = tmp_path / "notes.txt"
     notes.write_text("first\n")
-    code, out, err = cli("deploy", artifact, "--to", board.target, *board.options(), "--name", "rb", "--include", notes,
+    code, out, err = cli("deploy", artifact, "--host", board.target, *board.options(), "--name", "rb", "--include", notes,
                          "--json")
     assert code == 0, err
     first = json.loads(out)["version"]
     time.sleep(1.1)  # versions carry a one-second timestamp
     notes.write_text("second\n")
-    code, out, err = cli("deploy", artifact, "--to", board.target, *board.options(), "--name", "rb", "--include", notes,
+    code, out, err = cli("deploy", artifact, "--host", board.target, *board.options(), "--name", "rb", "--include", notes,
                          "--json")
     assert code == 0, err
     second = json.loads(out)["version"]
@@ -219,7 +249,7 @@ def test_second_version_then_rollback_restores_the_first(board, artifact, tmp_pa
     assert board.current("rb") == second
 
     notes.write_text("third\n")  # a third version with --keep 2: the oldest goes, current and previous stay
-    code, out, err = cli("deploy", artifact, "--to", board.target, *board.options(), "--name", "rb", "--include", notes,
+    code, out, err = cli("deploy", artifact, "--host", board.target, *board.options(), "--name", "rb", "--include", notes,
                          "--keep", 2, "--json")
     assert code == 0, err
     third = json.loads(out)["version"]
@@ -228,12 +258,65 @@ def test_second_version_then_rollback_restores_the_first(board, artifact, tmp_pa
     assert os.readlink(board.model_dir("rb") / "previous") == second
 
 
+def test_identical_content_is_no_new_version_and_remote_status_lists_versions(board, artifact, tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("one\n")
+    options = [*board.options(), "--name", "same", "--include", notes, "--json"]
+    code, out, err = cli("deploy", artifact, "--host", board.target, *options)
+    assert code == 0, err
+    first = json.loads(out)["version"]
+    time.sleep(1.1)   # versions carry a one-second timestamp: a new one would differ
+    notes.write_text("two\n")
+    code, out, err = cli("deploy", artifact, "--host", board.target, *options)
+    assert code == 0, err
+    second = json.loads(out)["version"]
+    for _ in range(2):   # the same content again: nothing uploaded, no version made, `previous` stays the real one
+        time.sleep(1.1)
+        code, out, err = cli("deploy", artifact, "--host", board.target, *options)
+        assert code == 0, err
+        result = json.loads(out)["results"][0]
+        assert (result["status"], result["unchanged"], result["version"], result["bytes"]) == ("ok", True, second, 0)
+        assert result["previous"] == first and result["verified"]
+    kept = sorted(p.name for p in board.model_dir("same").iterdir() if not p.name.startswith("."))
+    assert kept == sorted([first, second, "current", "previous"])
+    assert board.current("same") == second and os.readlink(board.model_dir("same") / "previous") == first
+    code, out, err = cli("deploy", artifact, "--host", board.target, *options[:-1])
+    assert code == 0 and "unchanged: this content is already current" in out
+
+    code, out, err = cli("remote", "status", board.target, *board.options(), "--name", "same", "--json")
+    assert code == 0, err
+    rows = json.loads(out)["versions"]
+    assert [(r["version"], r["state"]) for r in rows] == [(second, "current"), (first, "previous")]
+    for row in rows:
+        version_dir = board.model_dir("same") / row["version"]
+        info = json.loads((version_dir / "bundle.json").read_text())
+        assert row["created"] == info["created"] and row["content_sha256"] == info["content_sha256"]
+        assert row["model"] == "tiny_fp32.tflite" and row["model_sha256"] == sha256(artifact)
+        assert row["size_bytes"] == sum(f.stat().st_size for f in version_dir.iterdir())
+    code, out, err = cli("remote", "status", board.target, *board.options(), "--name", "same")
+    assert code == 0 and second in out and "current" in out and "previous" in out and sha256(artifact)[:16] in out
+    code, _, err = cli("remote", "status", board.target, *board.options(), "--name", "ghost")
+    assert code == 2 and "no model named 'ghost' is deployed" in err
+
+
+def test_old_option_spellings_still_work_and_warn(board, artifact):
+    code, out, err = cli("deploy", artifact, "--to", board.target, *board.options(), "--name", "alias")
+    assert code == 0, err
+    assert "warning: deploy --to is deprecated here and will be removed in the next release; use --host" in err
+    code, out, err = cli("rollback", board.target, *board.options(), "--name", "alias", "--to", "nope")
+    assert code == 2 and "rollback --to is deprecated" in err and "version 'nope' is not on the device" in err
+    code, _, err = cli("rollback", board.target, *board.options(), "--name", "alias", "--to", "a", "--version", "b")
+    assert code == 2 and "--version and --to both given" in err
+    code, _, err = cli("deploy", artifact, *board.options())
+    assert code == 2 and "no hosts given" in err and "--host" in err
+
+
 def test_rollback_with_nothing_to_return_to_is_refused(board, artifact):
-    code, _, err = cli("deploy", artifact, "--to", board.target, *board.options(), "--name", "solo")
+    code, _, err = cli("deploy", artifact, "--host", board.target, *board.options(), "--name", "solo")
     assert code == 0, err
     code, _, err = cli("rollback", board.target, *board.options(), "--name", "solo")
     assert code == 2 and "nothing to roll back to" in err
-    code, _, err = cli("rollback", board.target, *board.options(), "--name", "solo", "--to", "nope")
+    code, _, err = cli("rollback", board.target, *board.options(), "--name", "solo", "--version", "nope")
     assert code == 2 and "version 'nope' is not on the device" in err
     code, _, err = cli("remote", "bench", board.target, *board.options(), "--name", "ghost")
     assert code == 2 and "no deployed bundle at" in err and "edgekit deploy MODEL --to HOST" in err
@@ -243,24 +326,41 @@ def test_rollback_with_nothing_to_return_to_is_refused(board, artifact):
 
 # ------------------------------------------------------------------ host keys
 
+def host_fingerprint(board: Board) -> str:
+    """The board's host key fingerprint, as its owner reads it on the board itself."""
+    out = subprocess.run(["ssh-keygen", "-lf", str(board.server.dir / "host_key.pub")], capture_output=True, text=True,
+                         check=True).stdout.split()
+    return f"{out[-1].strip('()')} {out[1]}"   # "ED25519 SHA256:..."
+
+
 def test_unknown_and_changed_host_keys_are_refused(tmp_path, keys, artifact):
     board = Board(tmp_path, keys).start(trusted=False)
     try:
-        code, _, err = cli("deploy", artifact, "--to", board.target, *board.options())
+        fingerprint = host_fingerprint(board)
+        code, _, err = cli("deploy", artifact, "--host", board.target, *board.options())
         assert code == 2
-        assert "unknown host key (first contact); refusing to connect" in err and "--trust-new-host" in err
+        assert (f"unknown host key (first contact: it offers {fingerprint}); refusing to connect. check that "
+                "fingerprint on the board") in err and "--trust-new-host" in err
         assert len(err.strip().splitlines()) == 1 and not board.root.exists()
 
-        code, _, err = cli("deploy", artifact, "--to", board.target, *board.options(), "--trust-new-host")
+        code, _, err = cli("deploy", artifact, "--host", board.target, *board.options(), "--trust-new-host")
         assert code == 0, err
         assert board.known_hosts.read_text().startswith(f"[127.0.0.1]:{board.server.port} ssh-ed25519 ")
+        # first contact: the user is shown the fingerprint that was recorded, to check against the board's
+        warnings = [line for line in err.splitlines() if not line.startswith("progress: ")]
+        assert warnings == [f"warning: first contact with {board.target}: recorded its host key {fingerprint}. "
+                            "Check it is the board's own (on the board: ssh-keygen -lf "
+                            "/etc/ssh/ssh_host_ed25519_key.pub); a changed key will be refused from now on"]
         recorded = board.known_hosts.read_text()
+        code, _, err = cli("deploy", artifact, "--host", board.target, *board.options(), "--trust-new-host",
+                           "--name", "again")
+        assert code == 0 and "first contact" not in err   # known now: nothing to check
 
         board.server.stop()  # the board is re-flashed (or impersonated): same address, another host key
         board.server.new_host_key()
         board.server.start()
         for extra in ((), ("--trust-new-host",)):
-            code, _, err = cli("deploy", artifact, "--to", board.target, *board.options(), *extra)
+            code, _, err = cli("deploy", artifact, "--host", board.target, *board.options(), *extra)
             assert code == 2
             assert "the host key has CHANGED" in err and "ssh-keygen -R" in err and len(err.strip().splitlines()) == 1
             assert board.known_hosts.read_text() == recorded
@@ -302,7 +402,7 @@ def test_connection_killed_mid_upload_keeps_the_previous_version(board, artifact
     pad.write_bytes(os.urandom(PAD_BYTES))
     root = tmp_path / "root"
     options = board.options(root=root)
-    code, out, err = cli("deploy", artifact, "--to", board.target, *options, "--name", "kill", "--json")
+    code, out, err = cli("deploy", artifact, "--host", board.target, *options, "--name", "kill", "--json")
     assert code == 0, err
     first = json.loads(out)["version"]
     model_dir = board.model_dir("kill", root)
@@ -314,7 +414,7 @@ def test_connection_killed_mid_upload_keeps_the_previous_version(board, artifact
         mode = modes[attempt % len(modes)]
         offset = int(PAD_BYTES * rng.uniform(0.05, 0.8))
         stale = set(model_dir.glob(".incoming-*"))  # a killed receiver leaves its folder to the next deploy
-        proc = subprocess.Popen([sys.executable, "-m", "edgekit", "deploy", str(artifact), "--to", board.target,
+        proc = subprocess.Popen([sys.executable, "-m", "edgekit", "deploy", str(artifact), "--host", board.target,
                                  *options, "--name", "kill", "--include", str(pad), "--json"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
         deadline = time.monotonic() + 60
@@ -341,10 +441,46 @@ def test_connection_killed_mid_upload_keeps_the_previous_version(board, artifact
         assert {p.name: sha256(p) for p in (model_dir / first).iterdir()} == before
         assert sorted(p.name for p in model_dir.iterdir() if not p.name.startswith(".")) == sorted([first, "current"])
 
-    code, out, err = cli("deploy", artifact, "--to", board.target, *options, "--name", "kill", "--json")
+    code, out, err = cli("deploy", artifact, "--host", board.target, *options, "--name", "kill", "--include", pad,
+                         "--json")
     assert code == 0, err  # the next deploy goes through and clears what the interrupted ones left
     assert not list(model_dir.glob(".incoming-*"))
     assert os.readlink(model_dir / "previous") == first
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)], ids=["SIGTERM", "SIGHUP"])
+def test_deploy_stopped_by_signal_keeps_the_previous_version(board, artifact, tmp_path, signum, code):
+    """systemd, docker stop or a closed terminal mid-upload: ssh is ended, the board keeps running
+    the previous version, and edgekit exits 128 + the signal."""
+    import psutil
+
+    pad = tmp_path / "pad.bin"
+    pad.write_bytes(os.urandom(PAD_BYTES))
+    root = tmp_path / "root"
+    options = board.options(root=root)
+    code0, out, err = cli("deploy", artifact, "--host", board.target, *options, "--name", "term", "--json")
+    assert code0 == 0, err
+    first = json.loads(out)["version"]
+    model_dir = board.model_dir("term", root)
+    proc = subprocess.Popen([sys.executable, "-m", "edgekit", "deploy", str(artifact), "--host", board.target,
+                             *options, "--name", "term", "--include", str(pad)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while _incoming_bytes(model_dir) < PAD_BYTES // 10:
+        assert proc.poll() is None, f"deploy ended before the signal: {proc.communicate()}"
+        assert time.monotonic() < deadline, "the upload never got going"
+        time.sleep(0.002)
+    children = psutil.Process(proc.pid).children(recursive=True)
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert err.strip().splitlines()[-1] == (f"interrupted ({signal.Signals(signum).name}): no partial artifact was "
+                                            "left behind") and "Traceback" not in err
+    gone, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive, f"ssh outlived edgekit: {alive}"
+    wait_unlocked(model_dir)
+    assert os.readlink(model_dir / "current") == first
+    assert sorted(p.name for p in model_dir.iterdir() if not p.name.startswith(".")) == sorted([first, "current"])
 
 
 # ------------------------------------------------------------------ fleets
@@ -370,9 +506,9 @@ all:
         coral-c: {{ansible_host: 127.0.0.1, ansible_port: {down.server.port}, edgekit_remote_root: {tmp_path}/c}}
 """)
     try:
-        code, out, err = cli("deploy", artifact, "--to", f"@{inventory}", *board.options(known_hosts=known_hosts),
+        code, out, err = cli("deploy", artifact, "--host", f"@{inventory}", *board.options(known_hosts=known_hosts),
                              "--parallel", 3, "--json")
-        assert code == 2
+        assert code == 1   # partial failure: 0 all ok, 1 some failed, 2 bad input or nothing done
         report = json.loads(out)
         rows = {r["host"]: r for r in report["results"]}
         assert list(rows) == ["coral-a", "coral-b", "coral-c"]
@@ -387,10 +523,10 @@ all:
 
         hosts = tmp_path / "fleet.txt"  # the same fleet as a plain host list with comments
         hosts.write_text(f"# boards\n{board.target}   # bench\n\n{second.target}\n127.0.0.1:{down.server.port}\n")
-        code, out, err = cli("deploy", artifact, "--to", f"@{hosts}", *board.options(known_hosts=known_hosts),
+        code, out, err = cli("deploy", artifact, "--host", f"@{hosts}", *board.options(known_hosts=known_hosts),
                              "--remote-root", tmp_path / "plain", "--parallel", 1)
         # the two live "boards" share one disk here: run one at a time so they do not race for the same folder
-        assert code == 2
+        assert code == 1
         table = out.splitlines()
         assert sum("ok" in line and "yes" in line for line in table) == 2
         assert sum("failed" in line and "connection refused" in line for line in table) == 1
@@ -418,14 +554,14 @@ def test_hostile_names_cannot_inject_shell_commands(board, artifact, tmp_path):
     root = tmp_path / "r; touch pwned-e $(touch pwned-f)"
     options = board.options(root=root)
     try:
-        code, out, err = cli("deploy", model, "--to", board.target, *options, "--json")
+        code, out, err = cli("deploy", model, "--host", board.target, *options, "--json")
         assert code == 0, err
         version = json.loads(out)["version"]
         deployed = root / "models" / HOSTILE / version
         verify_on_disk(deployed)
         assert (deployed / model.name).read_bytes() == artifact.read_bytes()
 
-        code, out, err = cli("deploy", artifact, "--to", board.target, *options, "--name", "$(id)", "--json")
+        code, out, err = cli("deploy", artifact, "--host", board.target, *options, "--name", "$(id)", "--json")
         assert code == 0, err
         assert (root / "models" / "$(id)" / "current").is_symlink()
 
@@ -442,43 +578,53 @@ def test_hostile_names_cannot_inject_shell_commands(board, artifact, tmp_path):
 
 
 def test_model_names_that_are_paths_are_refused(board, artifact):
-    code, _, err = cli("deploy", artifact, "--to", board.target, *board.options(), "--name", "../../etc")
+    code, _, err = cli("deploy", artifact, "--host", board.target, *board.options(), "--name", "../../etc")
     assert code == 2 and "invalid model name '../../etc'" in err
-    code, _, err = cli("deploy", artifact, "--to", "-oProxyCommand=touch_pwned", *board.options())
+    code, _, err = cli("deploy", artifact, "--host", "-oProxyCommand=touch_pwned", *board.options())
     assert code == 2 and "is not a host" in err
 
 
 # ------------------------------------------------------------------ device checks
 
-def test_device_checks_name_the_fix(board, artifact, tmp_path):
+def test_device_checks_name_the_fix(board, artifact, compiled_lookalike, tmp_path):
     bare = tmp_path / "bare"  # a Python without numpy or a TFLite runtime, like a fresh board
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
     options = board.options(root=tmp_path / "root")
-    code, _, err = cli("deploy", artifact, "--to", board.target, *options, "--remote-python", bare / "bin" / "python")
+    code, _, err = cli("deploy", artifact, "--host", board.target, *options, "--remote-python", bare / "bin" / "python")
     assert code == 2 and "numpy is not installed" in err and "pip3 install numpy" in err
     assert not (tmp_path / "root" / "models" / "tiny_fp32").exists() or not list((tmp_path / "root" / "models" / "tiny_fp32").glob("2*"))
 
-    code, _, err = cli("deploy", artifact, "--to", board.target, *options, "--remote-python", tmp_path / "no-python")
+    code, _, err = cli("deploy", artifact, "--host", board.target, *options, "--remote-python", tmp_path / "no-python")
     assert code == 2 and "was not found on the device" in err and "--remote-python" in err
 
-    edgetpu = tmp_path / "tiny_edgetpu.tflite"  # named like a compiled model: the board has no libedgetpu
-    shutil.copy(artifact, edgetpu)
-    code, _, err = cli("deploy", edgetpu, "--to", board.target, *options)
+    code, _, err = cli("deploy", compiled_lookalike, "--host", board.target, *options)   # the board has no libedgetpu
     assert code == 2 and "libedgetpu is not installed" in err and "libedgetpu1-std" in err
 
-    code, _, err = cli("deploy", artifact, "--to", board.target, *options, "--name", "web")
+    code, _, err = cli("deploy", artifact, "--host", board.target, *options, "--name", "web")
     assert code == 0, err
     code, out, err = cli("remote", "run", board.target, *options, "--name", "web", "--serve", "0.0.0.0:8080",
                          "--remote-python", bare / "bin" / "python")  # a board without edgekit
     assert code == 2 and "the web view needs edgekit on the device" in err and "--jsonl" in err
 
 
-def test_profile_and_option_refusals(artifact, run_cli):
-    code, _, err = run_cli("deploy", artifact, "--to", "mendel@coral.local", "--profile", "coral-dev-board")
+def test_profile_and_option_refusals(artifact, compiled_lookalike, run_cli, tmp_path):
+    code, _, err = run_cli("deploy", artifact, "--host", "mendel@coral.local", "--profile", "coral-dev-board")
     assert code == 2 and "is not compiled for the Edge TPU" in err
-    code, _, err = run_cli("deploy", artifact, "--to", "mendel@coral.local", "--profile", "coral-devboard")
+    # the name says compiled, the file does not: the file decides
+    named = tmp_path / "tiny_int8_edgetpu.tflite"
+    shutil.copy(artifact, named)
+    code, _, err = run_cli("deploy", named, "--host", "mendel@coral.local", "--profile", "coral-dev-board")
+    assert code == 2 and err.strip().splitlines()[-1] == (
+        "error: profile 'coral-dev-board' runs Edge TPU models, and tiny_int8_edgetpu.tflite is not compiled for "
+        "the Edge TPU (it has no edgetpu-custom-op; it would run on the board's CPU). compile it first: edgekit "
+        f"edgetpu compile {named} (writes *_edgetpu.tflite), or pass --allow-cpu to deploy it as a CPU model")
+    code, _, err = run_cli("deploy", compiled_lookalike, "--host", "mendel@coral.local", "--profile", "intel-cpu")
+    assert code == 2 and "is compiled for the Edge TPU, and profile 'intel-cpu' has no Edge TPU" in err
+    code, _, err = run_cli("deploy", artifact, "--host", "mendel@coral.local", "--allow-cpu")
+    assert code == 2 and "--allow-cpu applies only with an Edge TPU --profile" in err
+    code, _, err = run_cli("deploy", artifact, "--host", "mendel@coral.local", "--profile", "coral-devboard")
     assert code == 2 and "did you mean 'coral-dev-board'" in err
-    code, _, err = run_cli("deploy", artifact, "--to", "mendel@coral.local", "--ssh-option", "StrictHostKeyChecking=no")
+    code, _, err = run_cli("deploy", artifact, "--host", "mendel@coral.local", "--ssh-option", "StrictHostKeyChecking=no")
     assert code == 2 and "is not allowed" in err
 
 
@@ -506,18 +652,25 @@ def _facts(**overrides) -> dict:
     return facts
 
 
-def test_device_check_rules(artifact, tmp_path):
+def test_device_check_rules(artifact, compiled_lookalike, tmp_path):
     """The probe's answers from boards we cannot start here: old libedgetpu, full disk, old Python."""
+    from dataclasses import asdict
+
     from edgekit.deploy.bundle import build_bundle
     from edgekit.deploy.hosts import parse_host
     from edgekit.deploy.remote import Device
     from edgekit.deploy.ssh import SshOptions
+    from edgekit.edgetpu.report import EdgeTPUReport
+    from edgekit.manifest import EdgeTPUCompiled, EdgeTPUInfo
 
     edgetpu = tmp_path / "tiny_edgetpu.tflite"
-    shutil.copy(artifact, edgetpu)
+    shutil.copy(compiled_lookalike, edgetpu)
     manifest = json.loads(artifact.with_name(artifact.name + ".edgekit.json").read_text())
     manifest["target"] = "edgetpu"
-    manifest["options"]["edgetpu"] = {"compiler_version": "16.0.384591198", "min_runtime_version": 14}
+    manifest["artifact_sha256"] = sha256(edgetpu)
+    compiled = EdgeTPUCompiled(artifact=edgetpu.name, compiler="edgetpu_compiler", compiler_version="16.0.384591198",
+                               min_runtime_version=14, report=EdgeTPUReport("compiler", edgetpu.name))
+    manifest["edgetpu"] = asdict(EdgeTPUInfo(predicted=EdgeTPUReport("predicted", artifact.name), compiled=compiled))
     (tmp_path / "tiny_edgetpu.tflite.edgekit.json").write_text(json.dumps(manifest))
     bundle = build_bundle(edgetpu)
     assert bundle.edgetpu and bundle.min_runtime_version == 14
@@ -623,9 +776,10 @@ def test_remote_run_serve_starts_edgekit_run_on_the_board_and_stops_with_the_cli
     """--serve hands over to `edgekit run` on the board (edgekit is installed in the test "board"'s
     python): the page and its stats answer, and closing the client stops the board's process."""
     import signal
+    import urllib.error
     import urllib.request
 
-    code, _, err = cli("deploy", artifact, "--to", board.target, *board.options(), "--name", "served", "--json")
+    code, _, err = cli("deploy", artifact, "--host", board.target, *board.options(), "--name", "served", "--json")
     assert code == 0, err
     port = sshd_helper.free_port()
     client = subprocess.Popen([sys.executable, "-m", "edgekit", "remote", "run", board.target, *board.options(),
@@ -633,20 +787,24 @@ def test_remote_run_serve_starts_edgekit_run_on_the_board_and_stops_with_the_cli
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         first = json.loads(client.stdout.readline())
-        assert first == {"url": f"http://127.0.0.1:{port}/"}
+        assert first["url"].startswith(f"http://127.0.0.1:{port}/?token=")   # the board's page needs its token
+        token = first["url"].split("token=")[1]
         stats = None
         deadline = time.monotonic() + 90       # the board's edgekit imports LiteRT and OpenCV first
         while time.monotonic() < deadline:
             try:
                 page = urllib.request.urlopen(first["url"], timeout=5).read().decode()
-                stats = json.loads(urllib.request.urlopen(first["url"] + "stats", timeout=5).read())
+                stats = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/stats?token={token}",
+                                                          timeout=5).read())
                 if stats.get("frames"):
                     break
             except OSError:
                 pass
             time.sleep(0.5)
         assert stats and stats.get("frames"), (stats, client.poll())
-        assert 'src="/stream.mjpg"' in page
+        assert '"/stream.mjpg" + auth' in page
+        with pytest.raises(urllib.error.HTTPError, match="401"):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/stats", timeout=5)
     finally:
         client.send_signal(signal.SIGINT)
         client.wait(timeout=30)
@@ -659,3 +817,16 @@ def test_remote_run_serve_starts_edgekit_run_on_the_board_and_stops_with_the_cli
         time.sleep(0.5)
     else:
         raise AssertionError("edgekit run kept serving after the client went away")
+
+
+def test_runner_names_the_package_by_its_pypi_name():
+    """The board runner cannot import edgekit: its copy of the distribution name must match."""
+    import ast
+
+    from edgekit import DISTRIBUTION
+    from edgekit.deploy.bundle import RUNNER
+
+    tree = ast.parse(RUNNER.read_text())
+    values = [node.value.value for node in tree.body if isinstance(node, ast.Assign)
+              and any(getattr(t, "id", None) == "DISTRIBUTION" for t in node.targets)]
+    assert values == [DISTRIBUTION] == ["edgekit-vision"]

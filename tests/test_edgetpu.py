@@ -300,7 +300,7 @@ def test_convert_to_edgetpu_stores_the_report_and_says_how_to_get_the_compiler(t
     (artifact,) = json.loads(out)
     ready = Path(artifact["path"])
     assert ready.name == "mobilenet_int8_edgetpu_ready.tflite" and artifact["verify"]["status"] == "skipped"
-    edgetpu = json.loads(manifest_path(ready).read_text())["options"]["edgetpu"]
+    edgetpu = json.loads(manifest_path(ready).read_text())["edgetpu"]
     assert edgetpu["predicted"]["ops_on_cpu"] == 0 and edgetpu["predicted"]["partitions"] == 1
     assert edgetpu["predicted"] == analyze(ready).to_dict()
     if find_compiler() is None:

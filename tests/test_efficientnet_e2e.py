@@ -101,7 +101,7 @@ def test_edgetpu_analyzer_predicts_efficientnet_lite0_int8_fully_mapped(demo):
     assert report.off_chip_bytes == 0   # ~4.7 MB fits the on-chip cache
     ready = Path(demo.out_dir) / "efficientnet_lite0_int8_edgetpu_ready.tflite"
     if ready.exists():  # the edgetpu target ran in the demo: its manifest carries the same prediction
-        predicted = json.loads(manifest_path(ready).read_text())["options"]["edgetpu"]["predicted"]
+        predicted = json.loads(manifest_path(ready).read_text())["edgetpu"]["predicted"]
         assert predicted["ops_on_cpu"] == 0 and predicted["partitions"] == 1
 
 

@@ -128,7 +128,7 @@ def test_source_kinds(name):
     assert name in FORMATS or name == TORCH_MODULE, f"source '{name}' reads no registered format"
     assert cls.kind in FORMS and cls.layout in LAYOUTS
     assert callable(getattr(cls, "from_path", None)) or name == TORCH_MODULE
-    for method in ("inputs", "outputs", "run"):
+    for method in ("inputs", "outputs", "infer"):
         assert getattr(cls, method) is not getattr(SourceModel, method), f"{cls.__name__} lacks {method}"
 
 
@@ -208,16 +208,11 @@ def _all_commands():
                 yield f"{name} {sub_name}", sub
 
 
-@pytest.mark.parametrize("name", [n for n, _ in _all_commands()])
-def test_every_command_has_examples_that_fit_100_columns(run_cli, name):
-    code, out, _ = run_cli(*name.split(), "--help")
-    assert code == 0 and "Examples:" in out, out
-    examples = out[out.index("Examples:"):].split("\n\n")[0].splitlines()[1:]
-    assert examples and all(line.strip().startswith(("edgekit", "EDGEKIT_")) or line.startswith("      ")
-                            for line in examples), examples
-    assert max(len(line) for line in examples) <= 100, [line for line in examples if len(line) > 100]
-    if not isinstance(dict(_all_commands())[name], click.Group):
-        assert "--json" in out, f"edgekit {name} has no --json"
+@pytest.mark.parametrize("name", [n for n, c in _all_commands() if not isinstance(c, click.Group)])
+def test_every_command_takes_json(name):
+    """Every command offers --json (tests/test_cli_options.py checks help texts and examples)."""
+    command = dict(_all_commands())[name]
+    assert "--json" in {opt for param in command.params for opt in getattr(param, "opts", [])}, name
 
 
 def test_a_command_that_fails_to_import_is_an_error_not_a_hidden_command(run_cli, monkeypatch):

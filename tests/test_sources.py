@@ -41,13 +41,38 @@ def test_torch_export_file_is_a_source(torch_module, tmp_path):
     x = np.random.default_rng(0).standard_normal((1, 3, SIZE, SIZE)).astype(np.float32)
     with torch.no_grad():
         expected = torch_module(torch.from_numpy(x)).numpy()
-    np.testing.assert_allclose(source.run([x])[0], expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(source.infer([x])[0], expected, rtol=1e-5, atol=1e-5)
 
 
 def test_torchscript_without_input_size_asks_for_it(torchscript_file):
     source = load_source(torchscript_file)
     with pytest.raises(ModelFormatError, match="does not record its input size.*--input-size"):
         source.inputs()
+    source.set_input_size([24, 20])    # what convert() resolved: a module records no shape, so it takes it
+    assert source.inputs()[0].shape == [1, 3, 24, 20] and source.spatial_size() == [24, 20]
+
+
+def test_set_input_size_keeps_a_static_size_and_fills_a_dynamic_one(onnx_file, torch_module, tmp_path):
+    import torch
+
+    from edgekit.errors import BadInput
+
+    static = load_source(onnx_file)
+    static.set_input_size([SIZE, SIZE])                      # the file's own size: accepted
+    with pytest.raises(BadInput, match=rf"--input-size 24,24 contradicts onnx model .*, whose input is {SIZE}x{SIZE}"):
+        static.set_input_size([24, 24])
+    path = tmp_path / "dynamic.onnx"
+    torch.onnx.export(torch_module, (torch.zeros(1, 3, SIZE, SIZE),), str(path), input_names=["images"],
+                      dynamic_axes={"images": {2: "height", 3: "width"}}, dynamo=False)
+    dynamic = load_source(path)
+    with pytest.raises(ModelFormatError, match="dynamic dimensions"):
+        dynamic.inputs()
+    dynamic.set_input_size([24, 20])
+    assert dynamic.inputs()[0].shape == [1, 3, 24, 20]
+    x = np.random.default_rng(0).standard_normal((1, 3, 24, 20)).astype(np.float32)
+    with torch.no_grad():
+        expected = torch_module(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(dynamic.infer([x])[0], expected, rtol=1e-5, atol=1e-5)
 
 
 def _with_metadata(tflite_path: Path, out: Path, labels: list[str]) -> Path:

@@ -84,10 +84,16 @@ def edgekit(*args, timeout: float = 120, **kwargs) -> subprocess.CompletedProces
 
 
 def frame_count(video: Path) -> int:
+    return int(probe_video(video)["nb_read_frames"])
+
+
+def probe_video(video: Path) -> dict:
+    """ffprobe's view of the first video stream: codec, frame rates, duration, decoded frame count.
+    ffprobe fails on an MP4 without its index (moov atom), so a result means the file plays."""
     probe = subprocess.run([FFPROBE, "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
-                            "stream=nb_read_frames,codec_name,width,height", "-of", "json", str(video)],
-                           capture_output=True, text=True, check=True)
-    return int(json.loads(probe.stdout)["streams"][0]["nb_read_frames"])
+                            "stream=nb_read_frames,codec_name,width,height,pix_fmt,avg_frame_rate,r_frame_rate,duration",
+                            "-of", "json", str(video)], capture_output=True, text=True, check=True)
+    return json.loads(probe.stdout)["streams"][0]
 
 
 def lines_of(text: str) -> list[str]:
@@ -102,28 +108,28 @@ def test_run_help_has_examples_and_json(run_cli):
     assert code == 0 and " run " in out
 
 
-def test_source_kinds_are_picked_from_the_spec(tmp_path, clip, photos_dir):
-    from edgekit.stream import open_source
+def test_feed_kinds_are_picked_from_the_spec(tmp_path, clip, photos_dir):
+    from edgekit.stream import open_feed
 
-    assert open_source("synthetic").kind == "synthetic"
-    assert open_source(str(clip)).kind == "video file"
-    assert open_source(str(photos_dir)).kind == "image folder"
-    assert open_source(str(photos_dir / "*_chelsea*.png")).kind == "image folder"
+    assert open_feed("synthetic").kind == "synthetic"
+    assert open_feed(str(clip)).kind == "video file"
+    assert open_feed(str(photos_dir)).kind == "image folder"
+    assert open_feed(str(photos_dir / "*_chelsea*.png")).kind == "image folder"
     for url in ("rtsp://cam.local/stream", "http://127.0.0.1:9/x.mjpg", "udp://127.0.0.1:5000"):
-        assert open_source(url).kind == "network"
+        assert open_feed(url).kind == "network"
     with pytest.raises(EdgekitError, match=r"source 'nothing-here\.mp4' is not a camera index, /dev/videoN, URL"):
-        open_source("nothing-here.mp4")
+        open_feed("nothing-here.mp4")
     with pytest.raises(EdgekitError, match=r"--size is not supported by video file sources"):
-        open_source(str(clip), size=(640, 480))
+        open_feed(str(clip), size=(640, 480))
 
 
 def test_missing_camera_is_one_line_naming_the_device():
-    from edgekit.stream import open_source
-    from edgekit.stream.sources.camera import cameras
+    from edgekit.stream import open_feed
+    from edgekit.stream.feeds.camera import cameras
 
     index = next(i for i in range(60, 100) if f"/dev/video{i}" not in cameras())
     with pytest.raises(EdgekitError, match=rf"camera {index} does not exist \(no /dev/video{index}\)"):
-        open_source(str(index))
+        open_feed(str(index))
 
 
 def test_live_channel_drops_oldest_and_file_channel_blocks():
@@ -150,7 +156,7 @@ def test_live_channel_drops_oldest_and_file_channel_blocks():
 
 
 def test_overlay_draws_classes_boxes_mask_and_hud():
-    from edgekit.runtime.predictor import Classification, Detection, Prediction
+    from edgekit.runtime.results import Classification, Detection, Prediction
     from edgekit.stream.overlay import annotate, palette
 
     image = np.full((240, 320, 3), 128, np.uint8)
@@ -284,7 +290,7 @@ def through_an_outage(model: Path, url: str, start_server) -> list:
     import psutil
 
     from edgekit.runtime.predictor import open_predictor
-    from edgekit.stream import Pipeline, open_source
+    from edgekit.stream import Pipeline, open_feed
 
     baseline = set(threading.enumerate())
     results: list = []   # (perf_counter at delivery, FrameResult)
@@ -293,7 +299,7 @@ def through_an_outage(model: Path, url: str, start_server) -> list:
     servers = [start_server()]
     try:
         with open_predictor(model) as predictor:
-            pipeline = Pipeline(open_source(url), [predictor], max_retries=30, on_event=events.append,
+            pipeline = Pipeline(open_feed(url), [predictor], max_retries=30, on_event=events.append,
                                 on_result=lambda r: results.append((time.perf_counter(), r)))
 
             def since_drop(kind: str) -> bool:
@@ -343,7 +349,7 @@ def test_stop_with_a_web_viewer_connected_leaves_no_thread(stream_model):
     import psutil
 
     from edgekit.runtime.predictor import open_predictor
-    from edgekit.stream import SINKS, Pipeline, open_source
+    from edgekit.stream import SINKS, Pipeline, open_feed
 
     baseline = set(threading.enumerate())
     web = SINKS.get("web")("127.0.0.1:0")
@@ -361,7 +367,7 @@ def test_stop_with_a_web_viewer_connected_leaves_no_thread(stream_model):
     count = []
 
     with open_predictor(stream_model) as predictor:
-        pipeline = Pipeline(open_source("synthetic", size=(160, 120), fps=30), [predictor], [web],
+        pipeline = Pipeline(open_feed("synthetic", size=(160, 120), fps=30), [predictor], [web],
                             on_result=lambda r: count.append(r))
         def stop_when_watched():
             try:
@@ -386,7 +392,7 @@ def test_live_source_faster_than_the_sinks_drops_frames_instead_of_lagging(strea
     """A slow consumer (here a sink that takes 20 ms a frame, like a slow display) must not make
     a live source's backlog grow: the lag in frames stays within the pipeline's queue capacity."""
     from edgekit.runtime.predictor import open_predictor
-    from edgekit.stream import Pipeline, Sink, open_source
+    from edgekit.stream import Pipeline, Sink, open_feed
 
     class SlowSink(Sink):
         name = "slow"
@@ -396,7 +402,7 @@ def test_live_source_faster_than_the_sinks_drops_frames_instead_of_lagging(strea
 
     lags = []
     with open_predictor(stream_model) as predictor:
-        pipeline = Pipeline(open_source("synthetic", size=(96, 64), fps=300), [predictor], [SlowSink()],
+        pipeline = Pipeline(open_feed("synthetic", size=(96, 64), fps=300), [predictor], [SlowSink()],
                             max_frames=60, on_result=lambda r: lags.append(pipeline.capture.frames - 1 - r.frame_id))
         summary = pipeline.run()
     assert summary.frames == 60 and summary.dropped > 0
@@ -518,17 +524,17 @@ def test_web_page_shows_live_frames_and_stats_in_headless_chromium(tmp_path, str
     import cv2
 
     port = free_port()
-    url = f"http://127.0.0.1:{port}/"
+    url = f"http://127.0.0.1:{port}/?token=chromium-test-token"   # the page passes the token on to the stream and stats
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     server = subprocess.Popen([*EDGEKIT, "run", str(stream_model), "--source", "synthetic", "--size", "320x240",
-                               "--fps", "15", "--serve", f"127.0.0.1:{port}"],
+                               "--fps", "15", "--serve", f"127.0.0.1:{port}", "--serve-token", "chromium-test-token"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     profile = tmp_path / "chromium-profile"
     browser = None
     devtools = None
     try:
         def stats():
-            with urllib.request.urlopen(url + "stats", timeout=5) as reply:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats?token=chromium-test-token", timeout=5) as reply:
                 return json.load(reply)
 
         def serving():

@@ -74,6 +74,7 @@ def test_demo_table_fits(tmp_path):
 
 
 def test_inspect_tables_fit():
+    from edgekit.formats import metadata_card
     from edgekit.inspect import InspectReport
     from edgekit.views.inspect import render_inspect
 
@@ -92,9 +93,13 @@ def test_inspect_tables_fit():
                            [TensorInfo("StatefulPartitionedCall_classification_head_logits:0", [1, 1000], "uint8",
                                        quant)],
                            {"CONV_2D": 33, "DEPTHWISE_CONV_2D": 16, "QUANTIZE": 2, "TFLITE_DETECTION_POSTPROCESS": 1},
-                           {"signatures": "serving_default", "custom ops": "none"}, manifest.to_dict())
+                           {"signatures": "serving_default", "custom ops": "none"},
+                           metadata=metadata_card("EfficientNet-Lite0", "ImageNet classifier, int8", "Jane Doe",
+                                                  "Apache-2.0", "1.2", {"images": "RGB photo, 224x224"}),
+                           manifest=manifest.to_dict())
     assert_fits(render(lambda out: render_inspect(report, out)), "serving_default_images_with_a_long_signature_name:0",
-                "[1, 224, 224, 3]", "0.0078125, 128", "TFLITE_DETECTION_POSTPROCESS", "target / precision")
+                "[1, 224, 224, 3]", "0.0078125, 128", "TFLITE_DETECTION_POSTPROCESS", "target / precision",
+                "EfficientNet-Lite0", "Apache-2.0")
 
 
 def test_doctor_tables_fit():

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import EdgekitError, summary
+from ..errors import BadInput, EdgekitError, RuntimeFailure, summary
 from . import stats
 
 PREPOST_LOOPS = 30  # pre/post are cheap and steady; a few dozen calls give a stable median
@@ -46,6 +46,8 @@ PREPOST_LOOPS = 30  # pre/post are cheap and steady; a few dozen calls give a st
 
 @dataclass
 class BenchOptions:
+    """How to benchmark, as `edgekit bench` takes it. Invalid values raise BadInput on creation."""
+
     runs: int | None = 100               # warm runs; None when `duration` is given
     duration: float | None = None        # seconds of warm runs instead of a count
     warmup: int = 10
@@ -57,22 +59,24 @@ class BenchOptions:
 
     def __post_init__(self):
         if (self.runs is None) == (self.duration is None):
-            raise EdgekitError("give either a number of runs or a duration, not both",
-                               "use --runs N or --duration SECONDS")
+            raise BadInput("give either a number of runs or a duration, not both",
+                           "use --runs N or --duration SECONDS")
         if self.runs is not None and self.runs < 1:
-            raise EdgekitError(f"--runs must be at least 1, got {self.runs}")
+            raise BadInput(f"--runs must be at least 1, got {self.runs}")
         if self.duration is not None and self.duration <= 0:
-            raise EdgekitError(f"--duration must be positive, got {self.duration}")
+            raise BadInput(f"--duration must be positive, got {self.duration}")
         if self.warmup < 0:
-            raise EdgekitError(f"--warmup must be 0 or more, got {self.warmup}")
+            raise BadInput(f"--warmup must be 0 or more, got {self.warmup}")
         if self.hint not in (None, "latency", "throughput"):
-            raise EdgekitError(f"unknown hint '{self.hint}'", "valid hints: latency, throughput")
+            raise BadInput(f"unknown hint '{self.hint}'", "valid hints: latency, throughput")
         if self.input != "random" and not Path(self.input).is_file():
-            raise EdgekitError(f"--input {self.input}: no such file", "give an image, a .npy tensor, or 'random'")
+            raise BadInput(f"--input {self.input}: no such file", "give an image, a .npy tensor, or 'random'")
 
 
 @dataclass
 class BenchRecord:
+    """One (artifact, thread count) result; the fields and units are the record schema in stats.py."""
+
     artifact: str
     format: str | None = None
     precision: str | None = None
@@ -105,6 +109,8 @@ class BenchRecord:
 
 @dataclass
 class BenchReport:
+    """Every record of one run, with the host facts (bench/sysinfo.py) and the options used."""
+
     host: dict[str, Any]
     options: dict[str, Any]
     results: list[BenchRecord]
@@ -120,7 +126,15 @@ class BenchReport:
 
 
 def run_bench(artifacts: list[str | Path], options: BenchOptions, progress=None) -> BenchReport:
-    """Benchmark every artifact at every thread count, in order; failures become records."""
+    """Benchmark every artifact (.tflite, OpenVINO .xml, .onnx, .mlpackage) at every thread count
+    of OPTIONS, in order, one at a time in this process (`edgekit bench`).
+
+    Each gives a BenchRecord: milliseconds for check, load, first inference, the warm latency
+    distribution of the runtime call alone (Runner.run) and the I/O around it, pre/postprocess
+    medians; peak and added resident memory in MiB (see the module docstring for what each
+    covers). An artifact that cannot be opened or run becomes a record with status "failed"
+    and its one-line reason; nothing is raised for it. PROGRESS: a rich Progress, or None.
+    """
     from .sysinfo import collect
 
     jobs = [(Path(a), threads) for a in artifacts for threads in options.threads]
@@ -151,6 +165,8 @@ def run_bench(artifacts: list[str | Path], options: BenchOptions, progress=None)
 
 def bench_artifact(path: Path, options: BenchOptions, threads: int | None = None,
                    tick: Callable[[int], None] = lambda n=1: None) -> BenchRecord:
+    """One BenchRecord for PATH at THREADS (None: the backend's default); never raises for the
+    artifact: failures are recorded. TICK(n) is called as inferences complete (progress)."""
     record = BenchRecord(artifact=str(path), threads=threads, hint=options.hint, warmup=options.warmup,
                          input=options.input)
     try:
@@ -290,10 +306,10 @@ def _input(predictor, spec: str) -> tuple[np.ndarray, np.ndarray | None]:
         try:
             tensor = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as exc:
-            raise EdgekitError(f"--input {path} is not a readable .npy array ({summary(exc)})") from None
+            raise BadInput(f"--input {path} is not a readable .npy array ({summary(exc)})") from None
         if list(tensor.shape) != list(info.shape):
-            raise EdgekitError(f"--input {path} has shape {list(tensor.shape)}; the model takes {list(info.shape)}",
-                               "save the preprocessed input tensor, or pass an image")
+            raise BadInput(f"--input {path} has shape {list(tensor.shape)}; the model takes {list(info.shape)}",
+                           "save the preprocessed input tensor, or pass an image")
         return tensor.astype(np.float32, copy=False), None
     image = _read_rgb(path)
     return predictor.prepare(image)[0], image
@@ -308,7 +324,7 @@ def _read_rgb(path: Path) -> np.ndarray:
 
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
-        raise EdgekitError(f"--input {path} is not an image OpenCV can decode", "give a JPEG/PNG, a .npy or 'random'")
+        raise BadInput(f"--input {path} is not an image OpenCV can decode", "give a JPEG/PNG, a .npy or 'random'")
     return np.ascontiguousarray(image[:, :, ::-1])
 
 
@@ -361,39 +377,36 @@ def _options_dict(options: BenchOptions) -> dict[str, Any]:
     return asdict(options)
 
 
-class RegressionError(EdgekitError):
+class RegressionError(RuntimeFailure):
     """A median got slower than the baseline allows. Exit code 1: a finding, not bad input."""
 
-    exit_code = 1
 
-
-class ArtifactsFailed(EdgekitError):
+class ArtifactsFailed(RuntimeFailure):
     """Some artifacts could not be benchmarked (the others were). Exit code 1, like a failed gate."""
-
-    exit_code = 1
 
 
 def load_baseline(path: Path) -> list[dict[str, Any]]:
-    """The `results` of an earlier `edgekit bench --json` (or a bare list of records)."""
+    """The `results` of an earlier `edgekit bench --json` (or a bare list of records). Raises
+    BadInput for an unreadable file, no results, or record schema 1 (its latency also counted I/O)."""
     import json
 
     path = Path(path)
     try:
         data = json.loads(path.read_text())
     except OSError as exc:
-        raise EdgekitError(f"baseline {path} cannot be read ({exc.strerror or exc})",
-                           "write one with: edgekit bench ... --json > baseline.json") from None
+        raise BadInput(f"baseline {path} cannot be read ({exc.strerror or exc})",
+                       "write one with: edgekit bench ... --json > baseline.json") from None
     except ValueError as exc:
-        raise EdgekitError(f"baseline {path} is not JSON ({exc})",
-                           "write one with: edgekit bench ... --json > baseline.json") from None
+        raise BadInput(f"baseline {path} is not JSON ({exc})",
+                       "write one with: edgekit bench ... --json > baseline.json") from None
     results = data.get("results") if isinstance(data, dict) else data
     if not isinstance(results, list) or not all(isinstance(r, dict) and "latency_ms" in r for r in results):
-        raise EdgekitError(f"baseline {path} has no benchmark results",
-                           "write one with: edgekit bench ... --json > baseline.json")
+        raise BadInput(f"baseline {path} has no benchmark results",
+                       "write one with: edgekit bench ... --json > baseline.json")
     if any("io_ms" not in r for r in results):  # record schema 1: latency was the whole Runner.infer
-        raise EdgekitError(f"baseline {path} was written before edgekit bench timed the runtime call alone, "
-                           "so its medians also count loading inputs and reading outputs",
-                           "write a new one with: edgekit bench ... --json > baseline.json")
+        raise BadInput(f"baseline {path} was written before edgekit bench timed the runtime call alone, "
+                       "so its medians also count loading inputs and reading outputs",
+                       "write a new one with: edgekit bench ... --json > baseline.json")
     return results
 
 
@@ -436,8 +449,10 @@ class Comparison:
 
 def compare_baseline(report: BenchReport, baseline: list[dict[str, Any]], max_regression: float,
                      baseline_path: str | Path = "") -> Comparison:
-    """REPORT's medians against BASELINE's records (from `load_baseline`), row by matching row."""
+    """REPORT's median latencies against BASELINE's records (from `load_baseline`), row by
+    matching (artifact file name, backend, device, threads) key (stats.compare_medians);
+    MAX_REGRESSION is in percent (>= 0, else BadInput)."""
     if max_regression < 0:
-        raise EdgekitError(f"--max-regression must be 0 or more, got {max_regression}")
+        raise BadInput(f"--max-regression must be 0 or more, got {max_regression}")
     rows = stats.compare_medians(baseline, [r.to_dict() for r in report.results], max_regression)
     return Comparison(str(baseline_path), max_regression, [ComparisonRow(**row) for row in rows])

@@ -22,17 +22,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from ..errors import EdgekitError, UnknownNameError
+from ..errors import BadInput, UnknownNameError
+from ..resources import shared
 
 
-def _devices_dir() -> Path:
-    """The checkout's devices/ (editable installs, tests), else the copy a wheel installs."""
-    checkout = Path(__file__).resolve().parents[2] / "devices"
-    installed = Path(sys.prefix) / "share" / "edgekit" / "devices"
-    return checkout if checkout.is_dir() or not installed.is_dir() else installed
-
-
-DEVICES_DIR = _devices_dir()
+DEVICES_DIR = shared("devices")   # the checkout's devices/, else the copy a wheel installs
 REQUIRED = ("name", "title", "runtime", "backend", "device", "precisions", "constraints", "detect", "references")
 
 
@@ -84,20 +78,20 @@ def _load(folder: str) -> dict[str, Profile]:
         try:
             data = yaml.safe_load(path.read_text())
         except yaml.YAMLError as exc:
-            raise EdgekitError(f"device profile {path} is not valid YAML ({str(exc).splitlines()[0]})") from None
+            raise BadInput(f"device profile {path} is not valid YAML ({str(exc).splitlines()[0]})") from None
         missing = [key for key in REQUIRED if not isinstance(data, dict) or key not in data]
         if missing:
-            raise EdgekitError(f"device profile {path} lacks {', '.join(missing)}", "see devices/README.md")
+            raise BadInput(f"device profile {path} lacks {', '.join(missing)}", "see devices/README.md")
         refs = []
         for ref in data["references"] or []:
             if not str(ref.get("source", "")).startswith("https://"):
-                raise EdgekitError(f"device profile {path}: reference '{ref.get('model')}' has no source URL",
-                                   "every published number needs the https:// address it comes from")
+                raise BadInput(f"device profile {path}: reference '{ref.get('model')}' has no source URL",
+                               "every published number needs the https:// address it comes from")
             refs.append(Reference(**ref))
         fields = {k: data[k] for k in REQUIRED if k != "references"}
         profile = Profile(**fields, references=refs, notes=data.get("notes", ""), path=str(path))
         if profile.name in profiles:
-            raise EdgekitError(f"device profile '{profile.name}' is defined twice ({path})")
+            raise BadInput(f"device profile '{profile.name}' is defined twice ({path})")
         profiles[profile.name] = profile
     return profiles
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import ConversionError
+from ..errors import UnsupportedRouteError
 from ..sources.base import SourceModel
 from ..sources.onnx import OnnxSource, load_checked
 from .base import Bridge, ConvertContext, register
@@ -20,8 +20,8 @@ class TFLiteToOnnx(Bridge):
 
     def convert(self, source: SourceModel, workdir: Path, ctx: ConvertContext) -> SourceModel:
         if not source.is_float():
-            raise ConversionError(f"{source.path} is already quantized; re-quantizing an integer model "
-                                  "compounds rounding error", "convert from the float model")
+            raise UnsupportedRouteError(f"{source.path} is already quantized; re-quantizing an integer model "
+                                        "compounds rounding error", "convert from the float model")
         path = workdir / "from_tflite.onnx"
         run_tf2onnx(["--tflite", str(source.path)], path)
         return OnnxSource(path, load_checked(path))

@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from ..errors import EdgekitError
-from .common import debug_enabled, json_option
+from .common import debug_enabled, hint_option, json_option
 
 
 def _threads(ctx, param, value):
@@ -25,8 +25,9 @@ def _threads(ctx, param, value):
 @click.argument("artifacts", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--backend", help="Runtime backend (default: by format): litert, openvino, onnxruntime, coreml, edgetpu.")
 @click.option("--device", help="Device for the backend, e.g. CPU, GPU, NPU, AUTO (OpenVINO).")
-@click.option("--threads", callback=_threads, help="Comma-separated thread counts; one row per count (e.g. 1,2).")
-@click.option("--hint", type=click.Choice(["latency", "throughput"]), help="OpenVINO performance hint.")
+@click.option("--threads", callback=_threads, metavar="N[,N...]",
+              help="CPU threads (litert, openvino CPU, onnxruntime); several comma-separated: one row per count.")
+@hint_option
 @click.option("--runs", type=int, help="Warm runs per artifact (default 100).")
 @click.option("--duration", type=float, help="Seconds of warm runs per artifact, instead of --runs.")
 @click.option("--warmup", type=int, default=10, show_default=True, help="Untimed runs after the first inference.")

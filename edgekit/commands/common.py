@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 
 import click
 
@@ -46,9 +45,12 @@ def size(ctx, param, value) -> list[int] | None:
     return dims
 
 
-def stderr_warnings() -> Callable[[str], None]:
-    """A `warn` callback for library calls: each warning one yellow line on stderr."""
-    from ..ui import console
+# OpenVINO's performance hints (edgekit.runtime.openvino.HINTS maps them; a test keeps the two equal).
+# Not imported from there: the CLI must not load a runtime module to build --help.
+HINTS = ("latency", "throughput")
+THREADS = click.IntRange(min=1)   # every --threads that takes one count
 
-    err = console(stderr=True)
-    return lambda message: err.print(f"[yellow]warning:[/] {message}")
+
+def hint_option(func):
+    return click.option("--hint", type=click.Choice(HINTS),
+                        help="OpenVINO performance hint: latency or throughput (default: latency).")(func)

@@ -5,11 +5,12 @@ from pathlib import Path
 
 import click
 
-from .common import debug_enabled, json_option, stderr_warnings
+from .common import debug_enabled, json_option
 
 
 @click.command()
-@click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), default=Path("out/demo"), show_default=True)
+@click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), default=Path("out/demo"), show_default=True,
+              help="Folder for the demo's artifacts, manifests and photos.")
 @click.option("--model", "model_name", default="efficientnet_lite0", show_default=True, help="Zoo model in models/.")
 @json_option
 def demo(out_dir, model_name, as_json):
@@ -25,11 +26,11 @@ def demo(out_dir, model_name, as_json):
       edgekit demo -o /tmp/demo --json
     """
     from ..demo import run_demo
-    from ..ui import console, native_output_captured, print_json, progress_bar
+    from ..ui import console, native_output_captured, print_json, progress_bar, warning
     from ..views.convert import render_demo
 
     with progress_bar(not as_json) as progress, native_output_captured(not debug_enabled()):
-        result = run_demo(model_name, out_dir, progress=progress, warn=stderr_warnings())
+        result = run_demo(model_name, out_dir, progress=progress, warn=warning)
     if as_json:
         print_json(result.to_dict())
     else:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from .common import json_option, stderr_warnings
+from .common import THREADS, json_option
 
 DEFAULT_ROOT = "~/.edgekit"  # mirrors edgekit.deploy.remote.DEFAULT_ROOT without importing it at start-up
 
@@ -36,6 +36,7 @@ def ssh_options(func):
 
 def _ssh(kw) -> tuple:
     from ..deploy.ssh import SshOptions
+    from ..ui import console
 
     for option in kw["ssh_extra"]:
         if "=" not in option or option.split("=", 1)[0].strip().lower() in ("batchmode", "stricthostkeychecking"):
@@ -43,9 +44,28 @@ def _ssh(kw) -> tuple:
 
             raise EdgekitError(f"--ssh-option '{option}' is not allowed",
                                "use NAME=VALUE; BatchMode and StrictHostKeyChecking are fixed (see --trust-new-host)")
+    err = console(stderr=True)
+
+    def first_contact(label: str, fingerprint: str) -> None:
+        err.print(f"warning: first contact with {label}: recorded its host key {fingerprint}. Check it is the "
+                  "board's own (on the board: ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub); "
+                  "a changed key will be refused from now on", markup=False)
+
     options = SshOptions(key=kw["key"], known_hosts=kw["known_hosts"], config=kw["ssh_config"], port=kw["port"],
-                         trust_new_host=kw["trust_new_host"], extra=list(kw["ssh_extra"]))
+                         trust_new_host=kw["trust_new_host"], extra=list(kw["ssh_extra"]), on_new_host=first_contact)
     return options, kw["remote_python"], kw["remote_root"]
+
+
+def _deprecated(old: str, new: str):
+    """A hidden old spelling kept for one release: it still works and says what replaces it."""
+    def warn(ctx, param, value):
+        if value not in (None, ()):
+            from ..ui import console
+
+            console(stderr=True).print(f"warning: {old} is deprecated here and will be removed in the next "
+                                       f"release; use {new}", markup=False)
+        return value
+    return warn
 
 
 def _single_host(text: str):
@@ -56,10 +76,16 @@ def _single_host(text: str):
 
 @click.command()
 @click.argument("model", type=click.Path(path_type=Path))
-@click.option("--to", "targets", multiple=True, required=True,
-              help="user@host[:port]; several comma-separated or repeated; @FILE (host list or Ansible INI/YAML inventory).")
+@click.option("--host", "--hosts", "hosts", multiple=True, metavar="HOSTS",
+              help="user@host[:port]; several comma-separated or repeated; @FILE (host list or Ansible "
+                   "INI/YAML inventory).")
+@click.option("--to", "old_to", multiple=True, hidden=True, callback=_deprecated("deploy --to", "--host"),
+              help="Deprecated spelling of --host.")
 @click.option("--name", help="Model name on the board (default: the artifact's file stem).")
 @click.option("--profile", help="Device profile (devices/*.yaml) the model is meant for; checked against the model.")
+@click.option("--allow-cpu", is_flag=True,
+              help="With an Edge TPU --profile: deploy a model not compiled for the Edge TPU anyway, to run on "
+                   "the board's CPU.")
 @click.option("--labels", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="Labels file (default: the labels in the model's manifest).")
 @click.option("--include", type=click.Path(path_type=Path, exists=True, dir_okay=False), multiple=True,
@@ -71,34 +97,39 @@ def _single_host(text: str):
               help="Also write the bundle to this local folder.")
 @ssh_options
 @json_option
-def deploy(model, targets, name, profile, labels, include, keep, parallel, save_bundle, as_json, **kw):
+def deploy(model, hosts, old_to, name, profile, allow_cpu, labels, include, keep, parallel, save_bundle, as_json, **kw):
     """Ship MODEL to one board or a fleet: a versioned bundle with a sha256 for every file,
     verified on the board, then switched in atomically (the previous version stays for rollback).
+    Deploying the content that is already current changes nothing (no new version).
 
     \b
     The board needs Python 3.7+, numpy and a TFLite runtime (ai-edge-litert, or tflite-runtime
-    on older boards; libedgetpu for *_edgetpu.tflite). edgekit itself is not needed there.
-    Host keys are checked against known_hosts; a first contact needs --trust-new-host.
+    on older boards; libedgetpu for models compiled for the Edge TPU, which the file itself
+    tells). edgekit itself is not needed there. Host keys are checked against known_hosts; a
+    first contact needs --trust-new-host and prints the fingerprint to check.
+    Exit codes: 0 every host ok, 1 some failed, 2 bad input or no host done.
 
     \b
     Examples:
-      edgekit deploy out/model_int8_edgetpu.tflite --to mendel@coral.local --profile coral-dev-board
-      edgekit deploy out/model.tflite --to pi@10.0.0.7:2222 --key ~/.ssh/board --trust-new-host
-      edgekit deploy out/model.tflite --to @fleet.txt --parallel 8
-      edgekit deploy out/model.tflite --to @inventory.yml --json
+      edgekit deploy out/model_int8_edgetpu.tflite --host mendel@coral.local --profile coral-dev-board
+      edgekit deploy out/model.tflite --host pi@10.0.0.7:2222 --key ~/.ssh/board --trust-new-host
+      edgekit deploy out/model.tflite --hosts @fleet.txt --parallel 8
+      edgekit deploy out/model.tflite --hosts @inventory.yml --json
     """
     from ..deploy.bundle import build_bundle
     from ..deploy.hosts import parse_targets
     from ..deploy.remote import deploy_fleet
-    from ..ui import console, print_json
+    from ..ui import console, print_json, warning
     from ..views.deploy import render_deploy
 
     options, python, root = _ssh(kw)
-    hosts = parse_targets(targets)
+    hosts = parse_targets(tuple(hosts) + tuple(old_to))
     err = console(stderr=True)
-    bundle = build_bundle(model, name=name, labels=labels, include=include, warn=stderr_warnings())
+    bundle = build_bundle(model, name=name, labels=labels, include=include, warn=warning)
     if profile:
-        _check_profile(profile, bundle, model)
+        _check_profile(profile, bundle, model, allow_cpu, lambda m: err.print(f"warning: {m}", markup=False))
+    elif allow_cpu:
+        raise _bad_input("--allow-cpu applies only with an Edge TPU --profile", "add --profile, or drop --allow-cpu")
     if save_bundle:
         saved = bundle.save(save_bundle)
         if not as_json:
@@ -114,40 +145,71 @@ def deploy(model, targets, name, profile, labels, include, keep, parallel, save_
     _raise_for(failed, len(results), "deploy")
 
 
-def _check_profile(profile: str, bundle, model: Path) -> None:
-    from ..bench.profiles import get_profile
+def _bad_input(message: str, remedy: str | None = None):
     from ..errors import EdgekitError
 
+    return EdgekitError(message, remedy)
+
+
+def _check_profile(profile: str, bundle, model: Path, allow_cpu: bool, warn) -> None:
+    """Whether the model was compiled for the Edge TPU is read from the file (its edgetpu-custom-op),
+    never from its name or its manifest's target."""
+    from ..bench.profiles import get_profile
+
     chosen = get_profile(profile)
+    name = Path(model).name
     if chosen.backend == "edgetpu" and not bundle.edgetpu:
-        raise EdgekitError(f"profile '{profile}' runs Edge TPU models, and {Path(model).name} is not compiled for "
-                           "the Edge TPU", "compile it first: edgekit edgetpu compile MODEL (writes *_edgetpu.tflite)")
+        if not allow_cpu:
+            raise _bad_input(f"profile '{profile}' runs Edge TPU models, and {name} is not compiled for the Edge TPU "
+                             "(it has no edgetpu-custom-op; it would run on the board's CPU)",
+                             f"compile it first: edgekit edgetpu compile {model} (writes *_edgetpu.tflite), or "
+                             "pass --allow-cpu to deploy it as a CPU model")
+        warn(f"{name} is not compiled for the Edge TPU: it will run on the CPU of the {chosen.title}")
+    elif chosen.backend != "edgetpu" and bundle.edgetpu:
+        raise _bad_input(f"{name} is compiled for the Edge TPU, and profile '{profile}' has no Edge TPU",
+                         "deploy the uncompiled int8 model (*_edgetpu_ready.tflite or *_int8.tflite), or pick an "
+                         "Edge TPU profile")
+    elif allow_cpu:
+        raise _bad_input(f"--allow-cpu applies only to Edge TPU profiles, and '{profile}' is not one",
+                         "drop --allow-cpu")
 
 
 def _raise_for(failed, total: int, what: str) -> None:
+    """Exit codes shared by deploy, rollback and bench: 0 all ok, 1 partial failure, 2 nothing done."""
     from ..errors import EdgekitError
 
     if not failed:
         return
     if total == 1:
         raise EdgekitError(failed[0].error or f"{what} failed on {failed[0].host}")
-    raise EdgekitError(f"{what} failed on {len(failed)} of {total} hosts ({', '.join(r.host for r in failed)})",
-                       "see the table; the other hosts were done")
+    if len(failed) == total:
+        raise EdgekitError(f"{what} failed on every host ({', '.join(r.host for r in failed)})",
+                           "see the table for each reason")
+    error = EdgekitError(f"{what} failed on {len(failed)} of {total} hosts ({', '.join(r.host for r in failed)})",
+                         "see the table; the other hosts were done")
+    error.exit_code = 1
+    raise error
 
 
 class _upload_progress:
-    """One byte-progress bar per host on stderr; nothing under --json or when not on a terminal."""
+    """One byte-progress bar per host on a terminal (none under --json); in logs (stderr not a
+    terminal), a plain line when each host's upload starts and ends, with its duration."""
 
     def __init__(self, enabled: bool, total: int):
         self.enabled = enabled
         self.total = total
         self.progress = None
+        self.plain = None
 
     def __enter__(self):
-        from ..ui import console
+        from ..ui import PlainProgress, console, human_size
 
         err = console(stderr=True)
-        if not self.enabled or not err.is_terminal:
+        if not err.is_terminal:
+            self.plain = PlainProgress(err.file)
+            self.size = human_size(self.total)
+            return self._for_host
+        if not self.enabled:
             return None
         from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
@@ -158,43 +220,54 @@ class _upload_progress:
 
     def _for_host(self, host):
         task = []  # the bar appears with the first uploaded bytes, after the device checks passed
+        bars = self.progress or self.plain
+        description = f"upload to {host.label} ({self.size})" if self.plain else f"upload {host.label}"
 
         def advance(nbytes: int) -> None:
             if not task:
-                task.append(self.progress.add_task(f"upload {host.label}", total=self.total))
-            self.progress.advance(task[0], nbytes)
+                task.append(bars.add_task(description, total=self.total))
+            bars.advance(task[0], nbytes)
         return advance
 
-    def __exit__(self, *exc):
+    def __exit__(self, kind, value, traceback):
         if self.progress is not None:
             self.progress.stop()
+        if self.plain is not None:
+            self.plain.close("ended after" if kind is None else "stopped after")   # a failed host ends early
 
 
 @click.command()
 @click.argument("hosts", nargs=-1, required=True)
 @click.option("--name", help="Model to roll back (default: the only model on the board).")
-@click.option("--to", "version", help="Version to activate (default: the previous one).")
-@click.option("--parallel", type=click.IntRange(1, 256), default=4, show_default=True)
+@click.option("--version", "version", help="Version to activate (default: the previous one; "
+                                           "`edgekit remote status HOST` lists them).")
+@click.option("--to", "old_to", hidden=True, callback=_deprecated("rollback --to", "--version"),
+              help="Deprecated spelling of --version.")
+@click.option("--parallel", type=click.IntRange(1, 256), default=4, show_default=True, help="Boards rolled back at once.")
 @ssh_options
 @json_option
-def rollback(hosts, name, version, parallel, as_json, **kw):
+def rollback(hosts, name, version, old_to, parallel, as_json, **kw):
     """Point `current` back to the previous version (verified first, switched atomically).
 
     \b
     HOSTS are user@host[:port], comma lists or @FILE, as for deploy.
     Rolling back twice returns to the newer version.
+    Exit codes: 0 every host ok, 1 some failed, 2 bad input or no host done.
 
     \b
     Examples:
       edgekit rollback mendel@coral.local
       edgekit rollback @fleet.txt --name detector --json
-      edgekit rollback pi@10.0.0.7 --to 20260101T120000Z-0123456789ab
+      edgekit rollback pi@10.0.0.7 --version 20260101T120000Z-0123456789ab
     """
     from ..deploy.hosts import parse_targets
     from ..deploy.remote import rollback_fleet
     from ..ui import console, print_json
     from ..views.deploy import render_rollback
 
+    if version and old_to:
+        raise _bad_input("--version and --to both given", "use --version (--to is its deprecated spelling)")
+    version = version or old_to
     options, python, root = _ssh(kw)
     results = rollback_fleet(parse_targets(hosts), options, python, root, name, version, parallel)
     failed = [r for r in results if r.status != "ok"]
@@ -207,14 +280,59 @@ def rollback(hosts, name, version, parallel, as_json, **kw):
 
 @click.group()
 def remote():
-    """Run the deployed model on a board: benchmark it, or stream its results.
+    """Inspect a board's deployed models, benchmark them, or stream their results.
 
     \b
     Examples:
+      edgekit remote status mendel@coral.local
       edgekit remote bench mendel@coral.local --runs 200 --json
       edgekit remote run mendel@coral.local --source 0 --jsonl
       edgekit remote run mendel@coral.local --source 0 --serve 0.0.0.0:8080
     """
+
+
+@remote.command("status")
+@click.argument("host")
+@click.option("--name", help="Only this deployed model (default: every model on the board).")
+@ssh_options
+@json_option
+def remote_status(host, name, as_json, **kw):
+    """List the models deployed on HOST: every kept version with its date and hashes, and
+    which one is current and which one `rollback` returns to.
+
+    \b
+    Examples:
+      edgekit remote status mendel@coral.local
+      edgekit remote status pi@10.0.0.7:2222 --name detector --json
+    """
+    from ..deploy.bundle import check_name
+    from ..deploy.remote import Device
+    from ..errors import EdgekitError
+    from ..ui import console, print_json
+    from ..views.deploy import render_status
+
+    options, python, root = _ssh(kw)
+    device = Device(_single_host(host), options, python, root)
+    models = device.models()
+    if name:
+        check_name(name)
+        if name not in models:
+            raise EdgekitError(f"{device.host.label}: no model named '{name}' is deployed under {device.root}",
+                               f"deployed: {', '.join(models) or 'none'}")
+        models = {name: models[name]}
+    rows = []
+    for model, entry in models.items():
+        details = entry.get("details") or {}
+        for version in sorted(entry.get("versions", []), reverse=True):
+            info = details.get(version) or {}
+            state = "current" if version == entry.get("current") else "previous" if version == entry.get("previous") else ""
+            rows.append({"name": model, "version": version, "state": state, "created": info.get("created"),
+                         "model": info.get("model"), "content_sha256": info.get("content_sha256"),
+                         "model_sha256": info.get("model_sha256"), "size_bytes": info.get("size_bytes")})
+    if as_json:
+        print_json({"host": device.host.label, "root": device.root, "versions": rows})
+    else:
+        render_status(device.host.label, device.root, rows, console())
 
 
 @remote.command("bench")
@@ -222,7 +340,7 @@ def remote():
 @click.option("--name", help="Deployed model (default: the only model on the board).")
 @click.option("--runs", type=click.IntRange(1), default=100, show_default=True, help="Timed inferences.")
 @click.option("--warmup", type=click.IntRange(0), default=10, show_default=True, help="Untimed inferences first.")
-@click.option("--threads", type=click.IntRange(1), help="Interpreter threads (default: the runtime's).")
+@click.option("--threads", type=THREADS, help="CPU threads of the board's interpreter (default: the runtime's).")
 @ssh_options
 @json_option
 def remote_bench(host, name, runs, warmup, threads, as_json, **kw):
@@ -257,7 +375,7 @@ def remote_bench(host, name, runs, warmup, threads, as_json, **kw):
 @click.option("--source", default="synthetic", show_default=True,
               help="On the board: camera index (0), video file, image folder, or 'synthetic'.")
 @click.option("--frames", type=click.IntRange(1), help="Stop after N frames (default: until the source ends).")
-@click.option("--top-k", type=click.IntRange(1), default=5, show_default=True)
+@click.option("--top-k", type=click.IntRange(1), default=5, show_default=True, help="Classes kept per frame.")
 @click.option("--serve", metavar="HOST:PORT", help="Serve the annotated stream from the board (needs edgekit there).")
 @click.option("--jsonl", is_flag=True, help="One JSON object per frame, as the board produces them.")
 @ssh_options
@@ -293,7 +411,7 @@ def remote_run(host, name, source, frames, top_k, serve, jsonl, as_json, **kw):
             address = line["serving"]
             bind, _, port = address.rpartition(":")
             shown = device.host.host if bind in ("", "0.0.0.0", "::", "[::]") else bind
-            url = f"http://{shown}:{port}/"
+            url = f"http://{shown}:{port}/" + (f"?token={line['token']}" if line.get("token") else "")
             if as_json or jsonl:
                 sys.stdout.write(json.dumps({"url": url}) + "\n")
                 sys.stdout.flush()

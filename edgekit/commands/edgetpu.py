@@ -88,11 +88,13 @@ def compile_(models, out_dir, segments, show_ops, min_runtime, intermediate, tim
     from ..edgetpu.compiler import compile_models
     from ..edgetpu.report import side_by_side
     from ..errors import EdgekitError
-    from ..ui import console, print_json
+    from ..ui import console, print_json, progress_bar
     from ..views.edgetpu import render_edgetpu, render_side_by_side
 
-    result = compile_models(list(models), out_dir or Path(models[0]).parent, min_runtime=min_runtime,
-                            show_ops=show_ops, intermediate=names(intermediate), segments=segments, timeout=timeout)
+    with progress_bar(not as_json):   # in logs: the compiler's start and end lines, with its duration
+        result = compile_models(list(models), out_dir or Path(models[0]).parent, min_runtime=min_runtime,
+                                show_ops=show_ops, intermediate=names(intermediate), segments=segments,
+                                timeout=timeout)
     comparisons = {}
     for compiled in result.models:
         try:

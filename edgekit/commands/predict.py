@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from .common import debug_enabled, json_option, stderr_warnings
+from .common import THREADS, debug_enabled, hint_option, json_option
 
 
 @click.command()
@@ -13,8 +13,8 @@ from .common import debug_enabled, json_option, stderr_warnings
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--backend", help="Runtime backend: litert, openvino, onnxruntime, coreml, edgetpu (default: by format).")
 @click.option("--device", help="Device for the backend: CPU, GPU, NPU, AUTO (OpenVINO); all, cpuOnly, cpuAndNE (Core ML).")
-@click.option("--threads", type=int, help="CPU threads (litert, openvino CPU, onnxruntime).")
-@click.option("--hint", help="OpenVINO performance hint: latency or throughput.")
+@click.option("--threads", type=THREADS, help="CPU threads (litert, openvino CPU, onnxruntime).")
+@hint_option
 @click.option("--top-k", type=click.IntRange(1, 1000), default=5, show_default=True, help="Labels per image.")
 @click.option("--score-threshold", type=click.FloatRange(0, 1), help="Detection: lowest score kept (default 0.25).")
 @json_option
@@ -31,12 +31,12 @@ def predict(artifact, images, backend, device, threads, hint, top_k, score_thres
       edgekit predict out/detector.onnx street.jpg --score-threshold 0.4 --json
     """
     from ..predict import predict_images
-    from ..ui import console, native_output_captured, print_json
+    from ..ui import console, native_output_captured, print_json, warning
     from ..views.predict import render_predict
 
     options = {"threads": threads, "hint": hint}
     with native_output_captured(not debug_enabled()):   # runtimes announce delegates on stdout
-        result = predict_images(artifact, list(images), backend, device, top_k, warn=stderr_warnings(),
+        result = predict_images(artifact, list(images), backend, device, top_k, warn=warning,
                                 score_threshold=score_threshold, **options)
     if as_json:
         print_json(result.to_dict())

@@ -2,11 +2,13 @@
 synthetic frames to a window, an MP4, a live web page and/or JSON lines."""
 from __future__ import annotations
 
+import signal
+import sys
 from pathlib import Path
 
 import click
 
-from .common import debug_enabled, json_option
+from .common import THREADS, debug_enabled, json_option
 
 AUTO_SERVE = "0.0.0.0:8080"
 
@@ -26,13 +28,19 @@ def _frame_size(ctx, param, value):
               help="Camera index or /dev/videoN, video file, rtsp/http/udp URL, image folder or glob, or 'synthetic'.")
 @click.option("--backend", help="Runtime backend (default: by the model's format).")
 @click.option("--device", help="Device for the backend (e.g. CPU, GPU, NPU for OpenVINO).")
-@click.option("--threads", type=click.IntRange(min=1), help="Threads per LiteRT interpreter.")
+@click.option("--threads", type=THREADS, help="CPU threads per inference worker (litert, openvino CPU, onnxruntime).")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Inferences in flight (one model instance each: LiteRT interpreters, OpenVINO compiled models).")
 @click.option("--size", callback=_frame_size, help="Frame size WIDTHxHEIGHT (cameras and synthetic).")
 @click.option("--fps", type=click.FloatRange(min=0, min_open=True), help="Frame rate (cameras and synthetic).")
-@click.option("--save", type=click.Path(path_type=Path), help="Write the annotated video here (.mp4, .mkv, .avi).")
+@click.option("--save", type=click.Path(path_type=Path),
+              help="Write the annotated video here (H.264 .mp4, .mkv, .mov); for an image folder source, "
+                   "a folder for the annotated images.")
 @click.option("--serve", metavar="HOST:PORT", help="Serve a live web page with the annotated stream and stats.")
+@click.option("--serve-token", metavar="TOKEN",
+              help="Access token the web page requires (default: a new random one, printed in the URL).")
+@click.option("--no-auth", is_flag=True,
+              help="Serve the web page without an access token: anyone who reaches the port sees the stream.")
 @click.option("--jsonl", metavar="FILE|-", help="One JSON line per frame (timestamp, frame id, latency, results).")
 @click.option("--window/--no-window", default=None, help="Show an OpenCV window (default: when a display exists "
               "and no other output is chosen).")
@@ -41,22 +49,25 @@ def _frame_size(ctx, param, value):
 @click.option("--max-frames", type=click.IntRange(min=1), help="Stop after this many frames.")
 @click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True, help="Classes kept per frame.")
 @json_option
-def run(model, source, backend, device, threads, workers, size, fps, save, serve, jsonl, window, max_retries,
-        max_frames, top_k, as_json):
+def run(model, source, backend, device, threads, workers, size, fps, save, serve, serve_token, no_auth, jsonl, window,
+        max_retries, max_frames, top_k, as_json):
     """Run MODEL live on frames from --source and show, save, serve or log the results.
 
     \b
     Without --save, --serve or --jsonl the results go to a window when a display exists,
-    otherwise to a web page on 0.0.0.0:8080 (the URL is printed). Ctrl-C stops cleanly:
-    the saved video and JSON lines are complete and playable.
+    otherwise to a web page on 0.0.0.0:8080. The page needs an access token, printed in its
+    URL (--serve-token to choose it, --no-auth for none). Ctrl-C, SIGTERM and SIGHUP stop
+    cleanly: the video plays and the JSON lines are complete (exit 0, 143, 129).
+    JSON lines are flushed one by one (tail -f works); each names its frame's file or
+    stream position. An image folder with --save DIR writes annotated images to DIR.
 
     \b
     Examples:
       edgekit run out/model_int8_edgetpu.tflite --source 0
       edgekit run out/model.xml --device CPU --source rtsp://cam.local/stream --serve 0.0.0.0:8080
       edgekit run out/model_int8.tflite --source clip.mp4 --save annotated.mp4 --jsonl results.jsonl
-      edgekit run out/model_int8.tflite --source photos/ --jsonl - --max-frames 10
-      edgekit run out/model.tflite --source synthetic --size 320x240 --fps 15 --serve 127.0.0.1:8080
+      edgekit run out/model_int8.tflite --source photos/ --save annotated/ --jsonl - --max-frames 10
+      edgekit run out/model_int8.tflite --source synthetic --fps 15 --serve 127.0.0.1:8080 --no-auth
     """
     from ..ui import console, print_json
     from ..views.run import render_run
@@ -64,13 +75,14 @@ def run(model, source, backend, device, threads, workers, size, fps, save, serve
     err = console(stderr=True)
     validate(as_json, jsonl, window)
     frame_source = open_feed(source, size, fps)
-    sinks = choose_sinks(model, frame_source, save, serve, jsonl, window, err)
+    sinks = choose_sinks(model, frame_source, save, serve, serve_token, no_auth, jsonl, window, err)
     result = run_pipeline(model, backend, device, threads, workers, top_k, frame_source, sinks, max_retries,
                           max_frames, err)
     if as_json:
         print_json(result.to_dict())
     else:
         render_run(result, console(stderr=jsonl == "-"))   # stdout carries the JSON lines then
+    exit_policy()
 
 
 def validate(as_json: bool, jsonl: str | None, window: bool | None) -> None:
@@ -85,13 +97,13 @@ def validate(as_json: bool, jsonl: str | None, window: bool | None) -> None:
 
 
 def open_feed(source: str, size, fps):
-    """The frame source the user named (checked, not opened yet)."""
-    from ..stream import open_source
+    """The camera, file, stream, folder or synthetic feed the user named (checked, not opened yet)."""
+    from ..stream import open_feed as open_stream_feed
 
-    return open_source(source, size=size, fps=fps)
+    return open_stream_feed(source, size=size, fps=fps)
 
 
-def choose_sinks(model, frame_source, save, serve, jsonl, window, err) -> list:
+def choose_sinks(model, frame_source, save, serve, serve_token, no_auth, jsonl, window, err) -> list:
     """The outputs asked for; with none, a window when there is a display, else the web page."""
     from ..errors import EdgekitError
     from ..stream import SINKS
@@ -103,12 +115,15 @@ def choose_sinks(model, frame_source, save, serve, jsonl, window, err) -> list:
         sinks.append(SINKS.get("window")(title=f"edgekit: {Path(model).name}"))
     elif auto and window is None:
         serve = AUTO_SERVE
-        err.print(f"no display and no output chosen: serving the live view on {AUTO_SERVE} "
-                  "(choose with --serve, --save, --jsonl)")
+        err.print(f"no display and no output chosen: serving the live view on {AUTO_SERVE}"
+                  f"{'' if no_auth else ' with an access token'} (choose with --serve, --save, --jsonl)")
+    token = _serve_token(serve, serve_token, no_auth)
     if serve:
-        sinks.append(SINKS.get("web")(serve))
-    if save:
-        sinks.append(SINKS.get("video")(save, fps=frame_source.fps))
+        sinks.append(SINKS.get("web")(serve, token=token))
+    if save and frame_source.kind == "image folder":   # a video of photos would last a fraction of a second
+        sinks.append(SINKS.get("stills")(save))
+    elif save:
+        sinks.append(SINKS.get("video")(save))   # the source's own timing, read once it is open
     if jsonl:
         sinks.append(SINKS.get("jsonl")(jsonl))
     if not sinks:
@@ -148,3 +163,30 @@ def run_pipeline(model, backend, device, threads, workers, top_k, frame_source, 
     finally:
         for predictor in predictors:
             predictor.close()
+
+
+def exit_policy() -> None:
+    """0 after Ctrl-C or the end of the feed; SIGTERM and SIGHUP exit 143 and 129 once the
+    outputs are final, so a supervisor sees who stopped the run."""
+    from .. import interrupt
+
+    if interrupt.received() not in (None, signal.SIGINT):
+        sys.exit(interrupt.exit_code())
+
+
+def _serve_token(serve: str | None, token: str | None, no_auth: bool) -> str | None:
+    """The web page's access token: --serve-token, none with --no-auth, else a new random one."""
+    from ..errors import EdgekitError
+    from ..stream.sinks.web import new_token
+
+    if token is not None and no_auth:
+        raise EdgekitError("--serve-token and --no-auth contradict each other", "drop one of them")
+    if not serve and (token is not None or no_auth):
+        raise EdgekitError(f"{'--serve-token' if token is not None else '--no-auth'} applies only to the web page",
+                           "add --serve HOST:PORT")
+    if token is not None and (len(token) < 8 or not token.isprintable() or " " in token):
+        raise EdgekitError("--serve-token must be at least 8 printable characters without spaces",
+                           "drop it to get a random token")
+    if not serve or no_auth:
+        return None
+    return token or new_token()

@@ -1,5 +1,10 @@
 """The deploy bundle: model + manifest + labels + the self-contained runner, with a sha256 per file.
 
+The runner takes two edgekit modules along, verbatim: frames.py (pre/postprocessing, so the board
+makes the host's input tensors and results) and bench/stats.py (so remote bench has the local
+schema). bundle.json carries the FrameSpec and DecodeSpec the host resolved from the manifest
+(runtime/specs.py), so the board never reads the manifest's schema itself.
+
 A bundle is flat (no subdirectories) and versioned `YYYYMMDDTHHMMSSZ-<content hash>`: versions
 sort by time, and the hash names the content. SHA256SUMS (sha256sum format) lists every other
 file; the device checks it against the digest the client sends on the command line, so a
@@ -16,13 +21,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import EdgekitError, ModelFormatError
+from ..errors import BadInput, EdgekitError, ModelFormatError
 from ..manifest import manifest_path, read_manifest
 
 SUMS = "SHA256SUMS"
 INFO = "bundle.json"
 RUNNER = Path(__file__).parent / "device" / "edgekit_runner.py"
 STATS = Path(__file__).parents[1] / "bench" / "stats.py"
+FRAMES = Path(__file__).parents[1] / "frames.py"
 _NAME = re.compile(r"^[^/\0\n\r\\]+$")
 
 
@@ -43,9 +49,10 @@ class Bundle:
     name: str                        # directory on the device: ROOT/models/NAME
     version: str
     model: str                       # model file name inside the bundle
-    edgetpu: bool
+    edgetpu: bool                    # the model file holds an edgetpu-custom-op (compiled), whatever its name
     min_runtime_version: int | None
     files: list[BundleFile] = field(default_factory=list)
+    content_sha256: str = ""         # over every file but bundle.json and SHA256SUMS: same content, same hash
 
     @property
     def size(self) -> int:
@@ -82,6 +89,7 @@ class Bundle:
     def to_dict(self) -> dict:
         return {"name": self.name, "version": self.version, "model": self.model, "edgetpu": self.edgetpu,
                 "min_runtime_version": self.min_runtime_version, "size_bytes": self.size,
+                "content_sha256": self.content_sha256,
                 "files": {f.name: f.sha256 for f in self.files}}
 
 
@@ -113,30 +121,19 @@ def _file(name: str, path: Path | None = None, data: bytes | None = None) -> Bun
 
 def check_name(name: str, what: str = "model name") -> str:
     if not name or name in (".", "..") or name.startswith(".") or not _NAME.match(name) or len(name) > 200:
-        raise EdgekitError(f"invalid {what} {name!r}",
-                           "use a plain name without '/', backslashes, newlines or a leading dot")
+        raise BadInput(f"invalid {what} {name!r}",
+                       "use a plain name without '/', backslashes, newlines or a leading dot")
     return name
-
-
-def find_min_runtime(data) -> int | None:
-    """The Edge TPU compiler's minimum runtime version, wherever the manifest records it."""
-    if isinstance(data, dict):
-        for key, value in data.items():
-            if key == "min_runtime_version" and str(value).isdigit():
-                return int(value)
-            found = find_min_runtime(value)
-            if found is not None:
-                return found
-    elif isinstance(data, list):
-        for value in data:
-            found = find_min_runtime(value)
-            if found is not None:
-                return found
-    return None
 
 
 def build_bundle(model: Path, name: str | None = None, labels: Path | None = None,
                  include: list[Path] | tuple[Path, ...] = (), warn=None) -> Bundle:
+    """The deploy bundle for MODEL, a .tflite (its manifest beside it is included when present):
+    the model, manifest, labels (LABELS, else the manifest's), the board runner and stats.py,
+    the INCLUDE files, bundle.json and a sha256 for every file. NAME defaults to the model's
+    stem. An Edge TPU model records the libedgetpu runtime version its manifest says it needs.
+    WARN gets a line when there is no manifest. Raises BadInput for a missing or non-TFLite
+    model, an invalid name, a missing --include file or two files with one name."""
     from ..formats import sniff
 
     model = Path(model)
@@ -144,9 +141,9 @@ def build_bundle(model: Path, name: str | None = None, labels: Path | None = Non
         raise ModelFormatError(f"{model}: no such model file", "pass the .tflite artifact that `edgekit convert` wrote")
     kind = sniff(model).name
     if kind != "tflite":
-        raise EdgekitError(f"{model.name} is a {kind} model; edgekit deploy ships TFLite models "
-                           "(the board runner uses LiteRT / tflite_runtime)",
-                           "convert it first: edgekit convert MODEL --to tflite")
+        raise BadInput(f"{model.name} is a {kind} model; edgekit deploy ships TFLite models "
+                       "(the board runner uses LiteRT / tflite_runtime)",
+                       "convert it first: edgekit convert MODEL --to tflite")
     name = check_name(name or model.stem)
     check_name(model.name, "model file name")
     manifest = read_manifest(model)
@@ -155,10 +152,8 @@ def build_bundle(model: Path, name: str | None = None, labels: Path | None = Non
              "(deploy the artifact `edgekit convert` wrote, with its .edgekit.json)")
     files = [_file(model.name, path=model)]
     manifest_name = None
-    manifest_data = None
     if manifest is not None:
         manifest_name = manifest_path(model).name
-        manifest_data = json.loads(manifest_path(model).read_text())
         files.append(_file(manifest_name, path=manifest_path(model)))
     label_lines = list(manifest.labels) if manifest and manifest.labels else None
     if labels is not None:
@@ -167,36 +162,60 @@ def build_bundle(model: Path, name: str | None = None, labels: Path | None = Non
         files.append(_file("labels.txt", data=("\n".join(label_lines) + "\n").encode()))
     files.append(_file("edgekit_runner.py", path=RUNNER))
     files.append(_file("stats.py", path=STATS))  # vendored verbatim: remote bench = local bench schema
+    files.append(_file("frames.py", path=FRAMES))  # vendored verbatim: remote run = local predict
     for extra in include:
         extra = Path(extra)
         if not extra.is_file():
-            raise EdgekitError(f"--include {extra}: no such file", "include regular files (labels, configs, anchors)")
+            raise BadInput(f"--include {extra}: no such file", "include regular files (labels, configs, anchors)")
         files.append(_file(check_name(extra.name, "included file name"), path=extra))
     names = [f.name for f in files]
     duplicates = sorted({n for n in names if names.count(n) > 1} | ({INFO, SUMS} & set(names)))
     if duplicates:
-        raise EdgekitError(f"two bundle files would be named {', '.join(duplicates)}", "rename the --include file")
+        raise BadInput(f"two bundle files would be named {', '.join(duplicates)}", "rename the --include file")
 
-    edgetpu = model.name.endswith("_edgetpu.tflite") or (manifest is not None and manifest.target == "edgetpu")
-    min_runtime = find_min_runtime(manifest_data) if edgetpu else None
+    edgetpu = compiled_for_edgetpu(model)   # the file says so, never its name or the manifest's target
+    min_runtime = manifest.edgetpu.min_runtime_version if edgetpu and manifest and manifest.edgetpu else None
     content = hashlib.sha256("".join(f"{f.sha256}  {f.name}\n" for f in sorted(files, key=lambda f: f.name)).encode())
     version = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + content.hexdigest()[:12]
     info = {"name": name, "version": version, "model": model.name, "manifest": manifest_name,
             "labels": "labels.txt" if label_lines else None, "edgetpu": edgetpu,
             "min_runtime_version": min_runtime, "content_sha256": content.hexdigest(),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "edgekit_version": _edgekit_version()}
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "edgekit_version": _edgekit_version(),
+            **_specs(manifest)}
     files.append(_file(INFO, data=(json.dumps(info, indent=2) + "\n").encode()))
     sums = "".join(f"{f.sha256}  {f.name}\n" for f in files).encode()
     files.append(_file(SUMS, data=sums))
     return Bundle(name=name, version=version, model=model.name, edgetpu=edgetpu, min_runtime_version=min_runtime,
-                  files=files)
+                  files=files, content_sha256=content.hexdigest())
+
+
+def compiled_for_edgetpu(model: Path) -> bool:
+    """True when the TFLite file holds an `edgetpu-custom-op`: only edgetpu_compiler writes one.
+    A `*_edgetpu_ready.tflite` is int8 for the CPU until it is compiled."""
+    from ..edgetpu.analyze import is_compiled
+    from ..tflite_model import read_tflite
+
+    return is_compiled(read_tflite(model))
+
+
+def _specs(manifest) -> dict:
+    """bundle.json's "frames" and "decode": the manifest read into frames.py's specs, exactly as the
+    Predictor reads it (the board adds its interpreter's output names and --top-k). A model whose
+    input is not an image keeps `remote bench`; `remote run` then reports "frames_error"."""
+    if manifest is None:
+        return {"frames": None, "decode": None}
+    from ..runtime.specs import decode_spec, frame_spec
+
+    try:
+        return {"frames": frame_spec(manifest, manifest.inputs[0] if manifest.inputs else None).to_dict(),
+                "decode": {k: v for k, v in decode_spec(manifest).to_dict().items() if k != "output_names"}}
+    except EdgekitError as exc:
+        return {"frames": None, "decode": None, "frames_error": f"the board runner cannot run this model on frames: "
+                                                                f"{exc.one_line()}"}
 
 
 def _edgekit_version() -> str:
-    from importlib import metadata
+    from .. import __version__
 
-    try:
-        return metadata.version("edgekit")
-    except metadata.PackageNotFoundError:
-        return "unknown"
+    return __version__
 

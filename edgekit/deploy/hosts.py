@@ -6,7 +6,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import EdgekitError
+from ..errors import BadInput
 
 
 @dataclass(frozen=True)
@@ -49,16 +49,16 @@ def parse_host(text: str, alias: str | None = None, **extra) -> Host:
     elif value.count(":") == 1:
         value, port = value.split(":")
     if not value or not _SAFE_HOST.match(value) or value.startswith("-") or (user is not None and not _SAFE_USER.match(user)):
-        raise EdgekitError(f"'{text}' is not a host", "use [user@]host[:port], e.g. mendel@coral.local or pi@10.0.0.7:2222")
+        raise BadInput(f"'{text}' is not a host", "use [user@]host[:port], e.g. mendel@coral.local or pi@10.0.0.7:2222")
     if port is not None:
         if not str(port).isdigit() or not 0 < int(port) < 65536:
-            raise EdgekitError(f"'{text}' has an invalid port '{port}'", "ports are 1-65535, e.g. mendel@coral.local:2222")
+            raise BadInput(f"'{text}' has an invalid port '{port}'", "ports are 1-65535, e.g. mendel@coral.local:2222")
         port = int(port)
     return Host(host=value, user=user, port=port, alias=alias, **extra)
 
 
 def parse_targets(values: list[str] | tuple[str, ...], base: Path | None = None) -> list[Host]:
-    """Every `--to` value: comma-separated hosts, or `@file` (host list or Ansible inventory)."""
+    """Every `--host` value: comma-separated hosts, or `@file` (host list or Ansible inventory)."""
     hosts: list[Host] = []
     for value in values:
         for item in (v.strip() for v in value.split(",")):
@@ -69,7 +69,7 @@ def parse_targets(values: list[str] | tuple[str, ...], base: Path | None = None)
             else:
                 hosts.append(parse_host(item))
     if not hosts:
-        raise EdgekitError("no hosts given", "pass --to user@host, several comma-separated, or @inventory")
+        raise BadInput("no hosts given", "pass --host user@host, several comma-separated, or --hosts @inventory")
     seen, unique = set(), []
     for host in hosts:  # the same board twice would race with itself
         if (host.host, host.user, host.port) not in seen:
@@ -80,14 +80,14 @@ def parse_targets(values: list[str] | tuple[str, ...], base: Path | None = None)
 
 def read_inventory(path: Path) -> list[Host]:
     if not path.is_file():
-        raise EdgekitError(f"host list {path} does not exist", "pass @FILE with one host per line, or an Ansible inventory")
+        raise BadInput(f"host list {path} does not exist", "pass @FILE with one host per line, or an Ansible inventory")
     text = path.read_text()
     if path.suffix in (".yml", ".yaml") or re.match(r"^\s*(---|all\s*:)", text):
         hosts = _yaml_inventory(text, path)
     else:
         hosts = _ini_inventory(text, path)
     if not hosts:
-        raise EdgekitError(f"{path} lists no hosts", "one host per line ([user@]host[:port]); # starts a comment")
+        raise BadInput(f"{path} lists no hosts", "one host per line ([user@]host[:port]); # starts a comment")
     return hosts
 
 
@@ -123,7 +123,7 @@ def _ini_inventory(text: str, path: Path) -> list[Host]:
         try:
             tokens = shlex.split(line, comments=True)
         except ValueError as exc:
-            raise EdgekitError(f"{path}:{number}: cannot parse '{line}' ({exc})", "fix the quoting on that line") from None
+            raise BadInput(f"{path}:{number}: cannot parse '{line}' ({exc})", "fix the quoting on that line") from None
         if kind == "vars":
             key, _, value = line.partition("=")
             value = value.strip()
@@ -160,9 +160,9 @@ def _yaml_inventory(text: str, path: Path) -> list[Host]:
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
-        raise EdgekitError(f"{path} is not valid YAML ({str(exc).splitlines()[0]})", "fix the inventory file") from None
+        raise BadInput(f"{path} is not valid YAML ({str(exc).splitlines()[0]})", "fix the inventory file") from None
     if not isinstance(data, dict):
-        raise EdgekitError(f"{path} is not an Ansible YAML inventory", "the top level must be a mapping like 'all: {hosts: ...}'")
+        raise BadInput(f"{path} is not an Ansible YAML inventory", "the top level must be a mapping like 'all: {hosts: ...}'")
     found: dict[str, dict] = {}
 
     def walk(group: dict, inherited: dict) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
-from ..errors import EdgekitError, summary
+from ..errors import BadInput, EdgekitError, summary
 from ..ui import human_size
 from .bundle import RUNNER, Bundle, check_name
 from .hosts import Host
@@ -34,7 +34,7 @@ BOOT_BUNDLE = ("import os,sys,json,runpy;sys.dont_write_bytecode=True;d=os.path.
                "runpy.run_path(p,run_name='__main__')")
 
 
-class DeviceError(EdgekitError):
+class DeviceError(BadInput):
     """The device answered, but refused or failed the operation."""
 
 
@@ -49,6 +49,8 @@ class DeployResult:
     previous: str | None = None
     bytes: int = 0
     error: str | None = None
+    unchanged: bool = False         # the same content was already current: nothing uploaded or switched
+    host_key: str | None = None     # fingerprint recorded at first contact (--trust-new-host)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -111,6 +113,7 @@ class Device:
         return self._manage("probe", ["--name", name])
 
     def models(self) -> dict:
+        """{name: {current, previous, versions, details: {version: {created, content_sha256, ...}}}}."""
         return self._manage("list", [])["models"]
 
     def resolve_name(self, name: str | None) -> str:
@@ -126,8 +129,9 @@ class Device:
         raise DeviceError(f"{self.host.label} has several models deployed: {', '.join(models)}",
                           "pick one with --name")
 
-    def check(self, bundle: Bundle, facts: dict) -> None:
-        """Refuse before uploading anything the device could not run or store; each error names the fix."""
+    def check(self, bundle: Bundle, facts: dict, upload: bool = True) -> None:
+        """Refuse before uploading anything the device could not run or store; each error names the fix.
+        `upload` False: the content is already there, so free space does not matter."""
         label = self.host.label
         if not facts.get("python_ok"):
             raise DeviceError(f"{label}: Python {facts.get('python')} is too old for the device runner (needs "
@@ -152,16 +156,20 @@ class Device:
                                   f"upgrade it (sudo apt-get install --only-upgrade libedgetpu1-std), or recompile "
                                   f"with edgetpu_compiler -m {have}")
         needed = int(bundle.size * 1.1) + (1 << 20)
-        if facts.get("free_bytes", 0) < needed:
+        if upload and facts.get("free_bytes", 0) < needed:
             raise DeviceError(f"{label}: only {human_size(facts.get('free_bytes', 0))} free under {facts.get('root')}, "
                               f"the bundle needs {human_size(needed)}",
                               "free space on the board (old versions: --keep 1), or pass --remote-root on a larger disk")
 
-    def deploy(self, bundle: Bundle, keep: int = 3, progress: Callable[[int], None] | None = None) -> dict:
-        """Upload into .incoming-*, verify every sha256 on the device, then switch `current` atomically."""
+    def deploy(self, bundle: Bundle, keep: int = 3, progress: Callable[[int], None] | None = None,
+               upload: bool = True) -> dict:
+        """Upload into .incoming-*, verify every sha256 on the device, then switch `current` atomically.
+        The device answers `unchanged` (and switches nothing) when the same content is current;
+        `upload` False sends no bundle, for when the probe already said so."""
         source = RUNNER.read_bytes()
         words = [self.python, "-c", BOOT_STDIN, "receive", "--root", self.root, "--name", bundle.name,
-                 "--version", bundle.version, "--sums-sha256", bundle.sums_sha256, "--keep", str(keep)]
+                 "--version", bundle.version, "--sums-sha256", bundle.sums_sha256, "--keep", str(keep),
+                 "--content-sha256", bundle.content_sha256]
         proc = self.ssh.popen(words, stdin=subprocess.PIPE)
         output: dict[str, bytes] = {}
         readers = [threading.Thread(target=lambda k=k, s=s: output.__setitem__(k, s.read()), daemon=True)
@@ -171,7 +179,8 @@ class Device:
         try:
             try:
                 proc.stdin.write(b"%d\n" % len(source) + source)
-                bundle.write_tar(proc.stdin, progress)
+                if upload:
+                    bundle.write_tar(proc.stdin, progress)
                 proc.stdin.close()
             except (BrokenPipeError, ConnectionResetError, OSError):
                 pass  # the device or the connection went away: its answer (or ssh's) says why
@@ -236,14 +245,21 @@ class Device:
 
 
 def deploy_one(device: Device, bundle: Bundle, keep: int, progress=None) -> DeployResult:
+    """Probe DEVICE, refuse what it cannot run (Device.check), upload BUNDLE and switch to it,
+    keeping KEEP versions. Never raises: a failure is the result's `error` (one line) and
+    status "failed"; `seconds` is wall time, `bytes` what was uploaded. PROGRESS(n) gets bytes sent."""
     start = time.monotonic()
     result = DeployResult(host=device.host.label, name=bundle.name)
     try:
-        device.check(bundle, device.probe(bundle.name))
-        answer = device.deploy(bundle, keep=keep, progress=progress)
+        facts = device.probe(bundle.name)
+        result.host_key = device.ssh.new_host_key
+        same = bool(bundle.content_sha256) and facts.get("current_content_sha256") == bundle.content_sha256
+        device.check(bundle, facts, upload=not same)
+        answer = device.deploy(bundle, keep=keep, progress=progress, upload=not same)
         result.version = answer["version"]
         result.previous = answer.get("previous")
         result.verified = bool(answer.get("verified"))
+        result.unchanged = bool(answer.get("unchanged"))
         result.bytes = int(answer.get("bytes", 0))
         result.status = "ok" if result.verified else "failed"
     except EdgekitError as exc:
@@ -256,7 +272,10 @@ def deploy_one(device: Device, bundle: Bundle, keep: int, progress=None) -> Depl
 
 def deploy_fleet(hosts: list[Host], bundle: Bundle, options: SshOptions, python: str, root: str, keep: int,
                  parallel: int, progress_for: Callable[[Host], Callable[[int], None] | None] | None = None) -> list[DeployResult]:
-    """Deploy to every host, at most `parallel` at a time; results in the order of `hosts`."""
+    """`edgekit deploy`: BUNDLE (build_bundle) to every host in HOSTS, at most PARALLEL at a time,
+    over the system ssh with OPTIONS; the board runs it with PYTHON under ROOT (~/.edgekit) and
+    keeps KEEP versions for rollback. One DeployResult per host, in the order of HOSTS; a host
+    that fails does not stop the others (see deploy_one). PROGRESS_FOR(host) gives its bytes callback."""
     def work(host: Host) -> DeployResult:
         try:
             device = Device(host, options, python, root)

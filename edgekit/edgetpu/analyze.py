@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-from ..errors import EdgekitError, ModelFormatError
+from ..errors import BadInput, ModelFormatError
 from ..tflite_model import Operator, SubGraph, TFLiteModel, read_tflite
 from . import ops as tpu
 from .report import EdgeTPUReport, group_rows
@@ -26,10 +26,10 @@ Problem = tuple[str, str, str]   # (compiler status, reason, suggestion)
 
 
 def analyze(model: TFLiteModel | str | Path, min_runtime: int = DEFAULT_MIN_RUNTIME) -> EdgeTPUReport:
-    """The predicted compiler report for MODEL; raises EdgekitError with a one-line diagnosis for
+    """The predicted compiler report for MODEL; raises BadInput with a one-line diagnosis for
     models the compiler would refuse outright (float, dynamic shapes, batch > 1, not TFLite)."""
     if not 10 <= min_runtime <= 16:
-        raise EdgekitError(f"Edge TPU runtime version {min_runtime} does not exist", "choose 10..16 (default 14)")
+        raise BadInput(f"Edge TPU runtime version {min_runtime} does not exist", "choose 10..16 (default 14)")
     if not isinstance(model, TFLiteModel):
         model = read_tflite(model)
     name = Path(model.path).name
@@ -85,21 +85,21 @@ def _validate(model: TFLiteModel, name: str) -> SubGraph:
     if not model.subgraphs or not model.subgraphs[0].operators:
         raise ModelFormatError(f"{name} has no operators", "re-export the model")
     if is_compiled(model):
-        raise EdgekitError(f"{name} is already compiled for the Edge TPU ({EDGETPU_CUSTOM_OP})",
-                           "check the uncompiled int8 model instead")
+        raise BadInput(f"{name} is already compiled for the Edge TPU ({EDGETPU_CUSTOM_OP})",
+                       "check the uncompiled int8 model instead")
     graph = model.subgraphs[0]
     for tensor in (graph.tensors[i] for i in graph.inputs):
         signature = tensor.shape_signature or tensor.shape
         if any(d < 0 for d in signature):
-            raise EdgekitError(f"{name} has dynamic shapes: input '{tensor.name}' is {signature}",
-                               "the Edge TPU needs static shapes; re-export with a fixed input shape, batch 1")
+            raise BadInput(f"{name} has dynamic shapes: input '{tensor.name}' is {signature}",
+                           "the Edge TPU needs static shapes; re-export with a fixed input shape, batch 1")
         if len(tensor.shape) > 1 and tensor.shape[0] != 1:
-            raise EdgekitError(f"{name} has batch size {tensor.shape[0]} (input '{tensor.name}' is {tensor.shape})",
-                               "the Edge TPU runs batch 1; re-export with batch size 1")
+            raise BadInput(f"{name} has batch size {tensor.shape[0]} (input '{tensor.name}' is {tensor.shape})",
+                           "the Edge TPU runs batch 1; re-export with batch size 1")
     if model.has_dynamic_shapes():
         tensor = next(t for t in graph.tensors if t.shape_signature and -1 in t.shape_signature)
-        raise EdgekitError(f"{name} has dynamic shapes: tensor '{tensor.name}' is {tensor.shape_signature}",
-                           "the Edge TPU needs static shapes; re-export with a fixed input shape, batch 1")
+        raise BadInput(f"{name} has dynamic shapes: tensor '{tensor.name}' is {tensor.shape_signature}",
+                       "the Edge TPU needs static shapes; re-export with a fixed input shape, batch 1")
     floats = []   # (tensor index, first op index) of float activations and weights
     quantized_compute = False
     for op in graph.operators:
@@ -113,10 +113,10 @@ def _validate(model: TFLiteModel, name: str) -> SubGraph:
         distinct = {i for i, _ in floats}
         first = min((op_index for _, op_index in floats), default=0)
         op = graph.operators[first]
-        raise EdgekitError(f"{name} is not fully integer-quantized: {len(distinct)} float tensors, first at op "
-                           f"{first} {op.name}",
-                           "the Edge TPU compiler answers 'Model not quantized'; convert with "
-                           "`edgekit convert MODEL --to edgetpu --calib IMAGES` (full-integer int8)")
+        raise BadInput(f"{name} is not fully integer-quantized: {len(distinct)} float tensors, first at op "
+                       f"{first} {op.name}",
+                       "the Edge TPU compiler answers 'Model not quantized'; convert with "
+                       "`edgekit convert MODEL --to edgetpu --calib IMAGES` (full-integer int8)")
     return graph
 
 

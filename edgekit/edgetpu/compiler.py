@@ -14,8 +14,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import EdgekitError
+from ..errors import BadInput, RuntimeFailure
 from ..fsutil import publish, staging_dir
+from ..resources import compiler_wrapper
+from ..ui import step
 from ..tflite_model import read_tflite
 from .analyze import is_compiled
 from .logparse import merge, parse_log, parse_output
@@ -25,7 +27,7 @@ ENV_VAR = "EDGEKIT_EDGETPU_COMPILER"
 RUNTIME_VERSIONS = range(10, 17)          # -m values compilers 14-16 accept
 DEFAULT_TIMEOUT = 180                      # seconds, the compiler's own default
 HOW_TO_GET = ("edgetpu_compiler is x86-64 Linux only (Coral apt package edgetpu-compiler); on any host with "
-              f"Docker or Podman set {ENV_VAR}=scripts/edgetpu-compiler/edgetpu_compiler.sh")
+              f"Docker or Podman set {ENV_VAR}={compiler_wrapper()}")
 
 
 def find_compiler() -> str | None:
@@ -34,8 +36,8 @@ def find_compiler() -> str | None:
     if configured:
         path = shutil.which(configured) or (configured if os.access(configured, os.X_OK) else None)
         if path is None:
-            raise EdgekitError(f"{ENV_VAR}={configured} is not an executable file",
-                               "point it at edgetpu_compiler or scripts/edgetpu-compiler/edgetpu_compiler.sh")
+            raise BadInput(f"{ENV_VAR}={configured} is not an executable file",
+                           f"point it at edgetpu_compiler or {compiler_wrapper()}")
         return path
     return shutil.which("edgetpu_compiler")
 
@@ -43,7 +45,7 @@ def find_compiler() -> str | None:
 def require_compiler() -> str:
     path = find_compiler()
     if path is None:
-        raise EdgekitError("edgetpu_compiler was not found", HOW_TO_GET)
+        raise BadInput("edgetpu_compiler was not found", HOW_TO_GET)
     return path
 
 
@@ -83,15 +85,15 @@ def build_command(executable: str, version: str | None, models: list[str], out_d
                   segments: int | None = None, timeout: int = DEFAULT_TIMEOUT) -> list[str]:
     """The compiler's command line; refuses option combinations it would reject."""
     if not models:
-        raise EdgekitError("no model to compile", "pass one or more .tflite files")
+        raise BadInput("no model to compile", "pass one or more .tflite files")
     if min_runtime is not None and min_runtime not in RUNTIME_VERSIONS:
-        raise EdgekitError(f"--min-runtime {min_runtime} is not a runtime version the compiler knows",
-                           f"choose {RUNTIME_VERSIONS.start}..{RUNTIME_VERSIONS.stop - 1}")
+        raise BadInput(f"--min-runtime {min_runtime} is not a runtime version the compiler knows",
+                       f"choose {RUNTIME_VERSIONS.start}..{RUNTIME_VERSIONS.stop - 1}")
     if segments is not None and (segments < 2 or len(models) > 1):
-        raise EdgekitError(f"--segments {segments} needs a single model and at least 2 segments",
-                           "co-compile several models, or pipeline one model over N >= 2 Edge TPUs")
+        raise BadInput(f"--segments {segments} needs a single model and at least 2 segments",
+                       "co-compile several models, or pipeline one model over N >= 2 Edge TPUs")
     if intermediate and len(models) > 1:
-        raise EdgekitError("-i (intermediate tensors) applies to a single model", "compile that model alone")
+        raise BadInput("-i (intermediate tensors) applies to a single model", "compile that model alone")
     command = [executable, "-o", out_dir]
     if show_ops:
         command.append("-s")
@@ -113,10 +115,10 @@ def run_compiler(models: list[Path], workdir: Path, *, executable: str | None = 
     paths = [Path(m) for m in models]
     names = [p.name for p in paths]
     if len(set(names)) != len(names):
-        raise EdgekitError("two models share a file name", "rename one; the compiler names outputs after inputs")
+        raise BadInput("two models share a file name", "rename one; the compiler names outputs after inputs")
     for path in paths:
         if is_compiled(read_tflite(path)):   # also bounds-checks the file before the native compiler sees it
-            raise EdgekitError(f"{path} is already compiled for the Edge TPU", "compile the uncompiled int8 model")
+            raise BadInput(f"{path} is already compiled for the Edge TPU", "compile the uncompiled int8 model")
     version = compiler_version(executable)
     inputs, out = workdir / "in", workdir / "out"
     inputs.mkdir(parents=True, exist_ok=True)
@@ -126,20 +128,22 @@ def run_compiler(models: list[Path], workdir: Path, *, executable: str | None = 
     # Relative paths: the container wrapper mounts the working directory only.
     command = build_command(executable, version, [f"in/{n}" for n in names], "out", timeout=timeout, **flags)
     try:
-        done = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=timeout + 60)
+        with step(f"edgetpu_compiler {', '.join(names)}"):
+            done = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=timeout + 60)
     except subprocess.TimeoutExpired:
-        raise EdgekitError(f"edgetpu_compiler did not finish within {timeout} s",
-                           "raise --timeout, or split the model with --segments") from None
+        raise RuntimeFailure(f"edgetpu_compiler did not finish within {timeout} s",
+                             "raise --timeout, or split the model with --segments") from None
     except OSError as exc:
-        raise EdgekitError(f"cannot run {executable}: {exc.strerror or exc}", HOW_TO_GET) from None
+        raise BadInput(f"cannot run {executable}: {exc.strerror or exc}", HOW_TO_GET) from None
     text = done.stdout + ("\n" + done.stderr if done.stderr else "")
     reports = parse_output(text)
     failed = next((r for r in reports if r.error), None)
     if done.returncode != 0 or failed:
         problem = failed.error if failed else (text.strip().splitlines() or ["no output"])[-1]
-        hint = ("convert to full-integer int8 first: edgekit convert MODEL --to edgetpu --calib IMAGES"
-                if "quantized" in problem else "see `edgekit edgetpu check` for the offline diagnosis")
-        raise EdgekitError(f"edgetpu_compiler failed on {', '.join(names)}: {problem}", hint)
+        message = f"edgetpu_compiler failed on {', '.join(names)}: {problem}"
+        if "quantized" in problem:  # a float model: the user's input, not the compiler, is at fault
+            raise BadInput(message, "convert to full-integer int8 first: edgekit convert MODEL --to edgetpu --calib IMAGES")
+        raise RuntimeFailure(message, "see `edgekit edgetpu check` for the offline diagnosis")
     result = CompileResult(executable, version or reports[0].compiler_version, flags.get("min_runtime"), command,
                            stdout=text)
     for report in reports:

@@ -25,10 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import EdgekitError, ModelFormatError, summary
+from ..errors import REMEDY_REEXPORT, EdgekitError, ModelFormatError, summary
 from ..registry import Registry
 
-HINT_REEXPORT = "re-export or re-download the model"
 # files beside a model that name its classes (AutoML, Model Maker and Coral exports ship them)
 LABEL_FILES = ("labels.txt", "dict.txt", "labels.json")
 HEAD_BYTES = 64
@@ -70,7 +69,7 @@ class Evidence:
                 with zipfile.ZipFile(self.path) as archive:
                     self._members = archive.namelist()
             except (zipfile.BadZipFile, OSError) as exc:
-                raise ModelFormatError(f"{self.path} is a damaged zip archive ({exc})", HINT_REEXPORT) from None
+                raise ModelFormatError(f"{self.path} is a damaged zip archive ({exc})", REMEDY_REEXPORT) from None
         return self._members
 
     def tails(self) -> set[str]:
@@ -86,6 +85,16 @@ class Inspection:
     outputs: list
     ops: dict[str, int]                      # op type -> count, most frequent first
     details: dict[str, Any] = field(default_factory=dict)  # format-specific facts, "name": value
+    metadata: dict[str, Any] | None = None   # the format's own metadata (`metadata_card`), None: none
+
+
+def metadata_card(name="", description="", author="", license="", version="", inputs=None, outputs=None,
+                  extra=None) -> dict[str, Any]:
+    """A format's own metadata in one shape for every format: name, description, author,
+    license, version, inputs/outputs {tensor: description} and whatever else it carries (extra)."""
+    return {"name": name, "description": description, "author": author, "license": license, "version": version,
+            "inputs": {k: v for k, v in (inputs or {}).items() if v},
+            "outputs": {k: v for k, v in (outputs or {}).items() if v}, "extra": extra or {}}
 
 
 def _no_companions(path: Path) -> list[Path]:
@@ -181,7 +190,7 @@ def sniff(path: Path) -> Format:
     evidence = Evidence(path)
     if not path.is_dir():
         if path.stat().st_size == 0:
-            raise ModelFormatError(f"{path} is empty (0 bytes)", HINT_REEXPORT)
+            raise ModelFormatError(f"{path} is empty (0 bytes)", REMEDY_REEXPORT)
         with open(path, "rb") as handle:
             evidence.head = handle.read(HEAD_BYTES)
         for magic, what in _NOT_MODELS.items():
@@ -200,7 +209,7 @@ def sniff(path: Path) -> Format:
                                "pass a SavedModel directory or a model file")
     if evidence.zipped:
         evidence.members()  # a damaged archive says so
-        raise ModelFormatError(f"{path} is a zip archive that holds no known model", HINT_REEXPORT)
+        raise ModelFormatError(f"{path} is a zip archive that holds no known model", REMEDY_REEXPORT)
     raise ModelFormatError(f"{path} is not a model edgekit recognises (suffix '{path.suffix}', "
                            f"content starts {evidence.head[:8].hex()})", f"accepted: {accepted()}")
 
@@ -253,16 +262,16 @@ def run_probe(command: list[str], path: Path, loader: str, timeout: float, cache
                               stdin=subprocess.DEVNULL, env=env)
     except subprocess.TimeoutExpired:
         raise ModelFormatError(f"loading {path} with {loader} did not finish in {timeout:.0f} s "
-                               "(checked in a child process)", HINT_REEXPORT) from None
+                               "(checked in a child process)", REMEDY_REEXPORT) from None
     if done.returncode < 0:
         raise ModelFormatError(f"{path} crashed the {loader} loader (signal {-done.returncode}, in a child "
-                               "process); the file is corrupt or malicious", HINT_REEXPORT)
+                               "process); the file is corrupt or malicious", REMEDY_REEXPORT)
     if done.returncode != 0:
         lines = [line for line in done.stdout.strip().splitlines() if line.strip()]
         message = lines[-1][:300] if lines else summary(done.stderr or f"exit code {done.returncode}", last=True)
         if done.returncode == 2:
             raise EdgekitError(message)
-        raise ModelFormatError(f"{path} could not be loaded by {loader}: {message}", HINT_REEXPORT)
+        raise ModelFormatError(f"{path} could not be loaded by {loader}: {message}", REMEDY_REEXPORT)
     if cache_key is not None:
         _PROBED.add(cache_key)
         try:

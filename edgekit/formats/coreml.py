@@ -5,8 +5,8 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from ..errors import ModelFormatError, summary
-from .base import HINT_REEXPORT, Evidence, Format, Inspection, register
+from ..errors import REMEDY_REEXPORT, ModelFormatError, summary
+from .base import Evidence, Format, Inspection, metadata_card, register
 
 # Core ML's Model message: 1 specificationVersion (varint), 2 description (message), and the
 # model type as a oneof of fields numbered 200 and up (pipeline 200 ... mlProgram 502).
@@ -76,20 +76,20 @@ def _check(path: Path) -> None:
     if not path.is_dir():
         if not _is_mlmodel(path):
             raise ModelFormatError(f"{path} is not a valid Core ML model (truncated or corrupt protobuf)",
-                                   HINT_REEXPORT)
+                                   REMEDY_REEXPORT)
         return
     manifest = path / "Manifest.json"
     try:
         items = json.loads(manifest.read_text()).get("itemInfoEntries", {})
     except (OSError, ValueError, AttributeError) as exc:
-        raise ModelFormatError(f"{manifest} is unreadable ({summary(exc)})", HINT_REEXPORT) from None
+        raise ModelFormatError(f"{manifest} is unreadable ({summary(exc)})", REMEDY_REEXPORT) from None
     if not isinstance(items, dict) or not items:
-        raise ModelFormatError(f"{manifest} lists no items", HINT_REEXPORT)
+        raise ModelFormatError(f"{manifest} lists no items", REMEDY_REEXPORT)
     for entry in items.values():
         if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
-            raise ModelFormatError(f"{manifest} has a malformed item entry", HINT_REEXPORT)
+            raise ModelFormatError(f"{manifest} has a malformed item entry", REMEDY_REEXPORT)
         if not (path / "Data" / entry["path"]).exists():
-            raise ModelFormatError(f"{path} lacks {entry['path']}, which its Manifest.json lists", HINT_REEXPORT)
+            raise ModelFormatError(f"{path} lacks {entry['path']}, which its Manifest.json lists", REMEDY_REEXPORT)
 
 
 def describe(spec) -> tuple[list, list]:
@@ -120,7 +120,17 @@ def _inspect(path: Path) -> Inspection:
             for block in function.block_specializations.values():
                 ops.update(op.type for op in block.operations)
     return Inspection(inputs=inputs, outputs=outputs, ops=dict(ops.most_common()),
-                      details={"spec version": spec.specificationVersion, "model type": spec.WhichOneof("Type")})
+                      details={"spec version": spec.specificationVersion, "model type": spec.WhichOneof("Type")},
+                      metadata=_metadata(spec))
+
+
+def _metadata(spec) -> dict:
+    """What Xcode shows: author, license, version, description, and each feature's description."""
+    meta = spec.description.metadata
+    user = dict(meta.userDefined)
+    return metadata_card(user.pop("name", ""), meta.shortDescription, meta.author, meta.license, meta.versionString,
+                         {f.name: f.shortDescription for f in spec.description.input},
+                         {f.name: f.shortDescription for f in spec.description.output}, user)
 
 
 COREML = register(Format(

@@ -4,8 +4,8 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from ..errors import ModelFormatError, summary
-from .base import HINT_REEXPORT, Evidence, Format, Inspection, register
+from ..errors import REMEDY_REEXPORT, ModelFormatError, summary
+from .base import Evidence, Format, Inspection, metadata_card, register
 
 # ModelProto field -> protobuf wire type: 1 ir_version, 2 producer_name, 3 producer_version,
 # 4 domain, 5 model_version, 6 doc_string, 7 graph, 8 opset_import, 14 metadata_props
@@ -34,7 +34,7 @@ def _check(path: Path) -> None:
     for opset in model.opset_import:
         if opset.domain in ("", "ai.onnx") and not 1 <= opset.version <= newest:
             raise ModelFormatError(f"{path} imports ONNX opset {opset.version}; this onnx knows 1..{newest}",
-                                   HINT_REEXPORT)
+                                   REMEDY_REEXPORT)
     for init in model.graph.initializer:
         if init.data_location == onnx.TensorProto.EXTERNAL:
             continue
@@ -42,11 +42,11 @@ def _check(path: Path) -> None:
             numpy_helper.to_array(init)   # checks the data against dims and type
         except Exception as exc:
             raise ModelFormatError(f"{path}: initializer '{init.name}' (dims {list(init.dims)}) does not hold "
-                                   f"its data: {summary(exc)}", HINT_REEXPORT) from None
+                                   f"its data: {summary(exc)}", REMEDY_REEXPORT) from None
     try:
         onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
     except Exception as exc:
-        raise ModelFormatError(f"{path} fails ONNX shape inference: {summary(exc)}", HINT_REEXPORT) from None
+        raise ModelFormatError(f"{path} fails ONNX shape inference: {summary(exc)}", REMEDY_REEXPORT) from None
 
 
 def _inspect(path: Path) -> Inspection:
@@ -58,7 +58,20 @@ def _inspect(path: Path) -> Inspection:
     return Inspection(
         inputs=source.inputs(), outputs=source.outputs(), ops=dict(ops.most_common()),
         details={"opset": ", ".join(f"{o.domain or 'ai.onnx'} {o.version}" for o in model.opset_import),
-                 "producer": f"{model.producer_name} {model.producer_version}".strip()})
+                 "producer": f"{model.producer_name} {model.producer_version}".strip()},
+        metadata=_metadata(model))
+
+
+def _metadata(model) -> dict:
+    """doc_string, metadata_props and the graph inputs'/outputs' doc_string."""
+    props = {p.key: p.value for p in model.metadata_props}
+    extra = {k: v for k, v in props.items() if k not in ("model_author", "model_license", "name", "version")}
+    if model.model_version:
+        extra["model_version"] = model.model_version
+    return metadata_card(props.get("name", ""), model.doc_string, props.get("model_author", ""),
+                         props.get("model_license", ""), props.get("version", ""),
+                         {i.name: i.doc_string for i in model.graph.input},
+                         {o.name: o.doc_string for o in model.graph.output}, extra)
 
 
 ONNX = register(Format(

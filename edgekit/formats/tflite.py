@@ -5,8 +5,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ..errors import ModelFormatError
-from .base import HINT_REEXPORT, Evidence, Format, Inspection, register
+from ..errors import REMEDY_REEXPORT, ModelFormatError
+from .base import Evidence, Format, Inspection, metadata_card, register
 
 # bytes per element of each TFLite tensor type, to check a constant's buffer against its shape
 _ITEM_BYTES = {"float32": 4, "float16": 2, "int32": 4, "uint8": 1, "int64": 8, "bool": 1, "int16": 2,
@@ -23,14 +23,14 @@ def _check(path: Path) -> None:
 
     model = read_tflite(path)
     if not model.subgraphs or not model.inputs() or not model.outputs():
-        raise ModelFormatError(f"{path} has no subgraph with inputs and outputs", HINT_REEXPORT)
+        raise ModelFormatError(f"{path} has no subgraph with inputs and outputs", REMEDY_REEXPORT)
     for graph in model.subgraphs:   # a constant's bytes must be what its shape and type say
         for tensor in graph.tensors:
             size = model.buffers[tensor.buffer].size if 0 < tensor.buffer < len(model.buffers) else 0
             item = _ITEM_BYTES.get(tensor.dtype)
             if size and item and tensor.shape is not None and math.prod(tensor.shape) * item != size:
                 raise ModelFormatError(f"{path}: tensor '{tensor.name}' of shape {list(tensor.shape)} ({tensor.dtype}) "
-                                       f"has {size} bytes of data, not {math.prod(tensor.shape) * item}", HINT_REEXPORT)
+                                       f"has {size} bytes of data, not {math.prod(tensor.shape) * item}", REMEDY_REEXPORT)
 
 
 def _inspect(path: Path) -> Inspection:
@@ -46,7 +46,29 @@ def _inspect(path: Path) -> Inspection:
                  "parameter bytes": model.parameter_bytes(), "fully integer": model.is_fully_integer(),
                  "dynamic shapes": model.has_dynamic_shapes(), "custom ops": ", ".join(custom) or "none",
                  "signatures": ", ".join(s.key for s in model.signature_defs) or "none (no signature defs)",
-                 **_edgetpu_details(model)})
+                 **_edgetpu_details(model)},
+        metadata=_metadata(model, path))
+
+
+def _metadata(model, path: Path) -> dict[str, Any] | None:
+    """TFLite Metadata (the TFLITE_METADATA buffer and its associated files), or None."""
+    from ..tflite_metadata import read_metadata
+
+    meta = read_metadata(model, path.read_bytes())
+    if meta is None:
+        return None
+    extra: dict[str, Any] = {"files": sorted(meta.files)}
+    for t in meta.inputs:
+        if t.mean is not None:
+            extra[f"{t.name} normalization"] = f"(pixel - {t.mean}) / {t.std}"
+        if t.color_space:
+            extra[f"{t.name} colour space"] = t.color_space
+    labels = meta.labels()
+    if labels:
+        extra["labels"] = f"{len(labels)} labels"
+    return metadata_card(meta.name, meta.description, meta.author, meta.license, meta.version,
+                         {t.name: t.description for t in meta.inputs}, {t.name: t.description for t in meta.outputs},
+                         extra)
 
 
 def _edgetpu_details(model) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from typing import ClassVar
 import numpy as np
 
 from .. import deps
-from ..errors import EdgekitError, UnknownNameError, summary
+from ..errors import BadInput, EdgekitError, ModelFormatError, UnknownNameError, summary
 from ..formats import Format, sniff
 from ..formats.base import content_key, probe_timeout, run_probe
 from ..manifest import TensorInfo
@@ -37,6 +37,17 @@ from ..registry import Registry
 
 
 class Runner:
+    """One artifact loaded in one runtime backend (open it with `open_runner`).
+
+    `inputs`/`outputs` describe the tensors (TensorInfo: name, shape, dtype, quantization).
+    `infer(feeds)` takes float32 arrays already preprocessed and in the artifact's layout
+    (e.g. float32 [1, 224, 224, 3] for NHWC), or for a quantized input its own integer dtype
+    (uint8/int8, passed through), and returns one float32 array per output, dequantized.
+    `infer` = `load` + `run` + `results`, for benchmarks that time them apart. Every input
+    problem is a BadInput line; a runtime that fails on a checked input raises ModelFormatError
+    (the model file is the likely cause). A context manager: `close` releases the runtime.
+    """
+
     backend: ClassVar[str]
     formats: ClassVar[tuple[str, ...]]
     requires: ClassVar[tuple[str, ...]]
@@ -73,8 +84,8 @@ class Runner:
             raise UnknownNameError(f"{cls.backend} device", device, cls.device_kinds)
         present = cls.available_devices()
         if device not in present and kind not in {p.split(".", 1)[0] for p in present}:
-            raise EdgekitError(f"{cls.backend} device '{device}' is not reachable on this host",
-                               f"available: {', '.join(present) or 'none'}")
+            raise BadInput(f"{cls.backend} device '{device}' is not reachable on this host",
+                           f"available: {', '.join(present) or 'none'}")
         return device
 
     def __init__(self, path: Path, device: str | None = None):
@@ -82,14 +93,18 @@ class Runner:
         self.device = device
 
     def infer(self, feeds) -> list[np.ndarray]:
+        """FEEDS (one array, a list in input order, or a dict by input name) -> one float32
+        array per output, in `outputs` order. See the class docstring for dtypes and errors."""
         self.load(feeds)
         self.run()
         return self.results()
 
     def load(self, feeds) -> None:
-        """Check FEEDS and put them, quantized where the model is, into the runtime's inputs."""
+        """Check FEEDS (as `infer` takes them) and put them, quantized where the model is, into
+        the runtime's inputs. Raises BadInput for a wrong count, rank, shape or dtype, or a NaN
+        or infinite value (checked after the copy)."""
         self._loaded_ok = self._ran = False
-        arrays = self._arrays(feeds)
+        arrays = self.check_feeds(feeds)
         if self._as_is:
             self._native(self._load, arrays)
         else:
@@ -102,16 +117,18 @@ class Runner:
         self._loaded_ok = True
 
     def run(self) -> None:
-        """The runtime's inference call on the loaded inputs, and nothing else."""
+        """The runtime's inference call on the loaded inputs, and nothing else: what `edgekit
+        bench` times as latency. Raises BadInput when no valid input is loaded."""
         if not self._loaded_ok:
-            raise EdgekitError(f"no valid input is loaded into {self.path.name}", "call load() (or infer()) first")
+            raise BadInput(f"no valid input is loaded into {self.path.name}", "call load() (or infer()) first")
         self._native(self._run)
         self._ran = True
 
     def results(self) -> list[np.ndarray]:
-        """The last run's outputs as float arrays, dequantized where the model is quantized."""
+        """The last run's outputs as float32 arrays (copies), dequantized where the model is
+        quantized, in `outputs` order. Raises BadInput when `run` has not run on this input."""
         if not self._ran:
-            raise EdgekitError(f"{self.path.name} has no outputs for the loaded input", "call run() after load()")
+            raise BadInput(f"{self.path.name} has no outputs for the loaded input", "call run() after load()")
         raw = self._native(self._results)
         if self._float_outputs is None:  # a model's output dtypes never change: decide once
             self._float_outputs = all(r.dtype == np.float32 for r in raw)
@@ -125,23 +142,24 @@ class Runner:
         except EdgekitError:
             raise
         except Exception as exc:  # inputs were checked in load: a native failure here is the model's
-            raise EdgekitError(f"{self.backend} failed running {self.path.name}: {summary(exc)}",
-                               "the model may be damaged; check it with `edgekit inspect` or convert it again") from None
+            raise ModelFormatError(f"{self.backend} failed running {self.path.name}: {summary(exc)}",
+                                       "the model may be damaged; check it with `edgekit inspect` or convert it again") from None
 
-    def _arrays(self, feeds) -> list[np.ndarray]:
-        """The feeds in input order, each checked against its TensorInfo."""
+    def check_feeds(self, feeds) -> list[np.ndarray]:
+        """FEEDS (as `infer` takes them) in input order, each checked against its TensorInfo
+        (count, rank, shape, dtype; `check_input`). Raises BadInput for the first mismatch."""
         if isinstance(feeds, dict):
             missing = [t.name for t in self.inputs if t.name not in feeds]
             if missing:
-                raise EdgekitError(f"{self.path.name} needs input(s) {', '.join(missing)}, "
-                                   f"got {', '.join(map(str, feeds)) or 'none'}",
-                                   f"inputs: {', '.join(t.name for t in self.inputs)}")
+                raise BadInput(f"{self.path.name} needs input(s) {', '.join(missing)}, "
+                               f"got {', '.join(map(str, feeds)) or 'none'}",
+                               f"inputs: {', '.join(t.name for t in self.inputs)}")
             arrays = [feeds[t.name] for t in self.inputs]
         else:
             arrays = [feeds] if isinstance(feeds, np.ndarray) else list(feeds)
         if len(arrays) != len(self.inputs):
-            raise EdgekitError(f"{self.path.name} takes {len(self.inputs)} input(s), got {len(arrays)}",
-                               f"inputs: {', '.join(t.name for t in self.inputs)}")
+            raise BadInput(f"{self.path.name} takes {len(self.inputs)} input(s), got {len(arrays)}",
+                           f"inputs: {', '.join(t.name for t in self.inputs)}")
         # The checks, and whether to quantize, depend only on type, shape and dtype: a repeat of
         # the last accepted ones (every frame of a stream) skips them. This runs right after an
         # inference has flushed the caches, where each Python step costs several times its warm
@@ -169,7 +187,7 @@ class Runner:
         return self._outputs
 
     def close(self) -> None:
-        pass
+        """Release the runtime's resources; the Runner is unusable afterwards."""
 
     def __enter__(self):
         return self
@@ -179,30 +197,32 @@ class Runner:
 
 
 def check_input(array, info: TensorInfo, model: str) -> None:
-    """Rank, size and dtype of one input, before the runtime sees it (finiteness: check_finite)."""
+    """Rank, size and dtype of one input, before the runtime sees it (finiteness: check_finite).
+    Float arrays suit float inputs and quantized integer inputs (quantized by `quantize`);
+    integer arrays only the model's own integer dtype. Raises BadInput naming MODEL."""
     if not isinstance(array, np.ndarray):
-        raise EdgekitError(f"input '{info.name}' of {model} must be a numpy array, got {type(array).__name__}")
+        raise BadInput(f"input '{info.name}' of {model} must be a numpy array, got {type(array).__name__}")
     expected = [int(d) for d in info.shape]
     if expected and array.ndim != len(expected):
-        raise EdgekitError(f"input '{info.name}' of {model} has rank {len(expected)} (shape {expected}), "
-                           f"got rank {array.ndim} (shape {list(array.shape)})", "add or remove the batch axis")
+        raise BadInput(f"input '{info.name}' of {model} has rank {len(expected)} (shape {expected}), "
+                       f"got rank {array.ndim} (shape {list(array.shape)})", "add or remove the batch axis")
     if expected and any(e > 0 and e != g for e, g in zip(expected, array.shape)):
-        raise EdgekitError(f"input '{info.name}' of {model} has shape {expected}, got {list(array.shape)}",
-                           "resize/transpose the input to match (Predictor does this from the manifest)")
+        raise BadInput(f"input '{info.name}' of {model} has shape {expected}, got {list(array.shape)}",
+                       "resize/transpose the input to match (Predictor does this from the manifest)")
     want = np.dtype(info.dtype) if info.dtype != "image" else np.dtype(np.float32)
     if array.dtype.kind == "f":
         if want.kind in "iu" and not info.quantization:
-            raise EdgekitError(f"input '{info.name}' of {model} takes {want.name}, got {array.dtype.name}",
-                               f"pass a {want.name} array")
+            raise BadInput(f"input '{info.name}' of {model} takes {want.name}, got {array.dtype.name}",
+                           f"pass a {want.name} array")
     elif array.dtype.kind in "iub":  # integers: only the model's own integer dtype
         if array.dtype != want and want.kind != "f":
-            raise EdgekitError(f"input '{info.name}' of {model} takes {want.name}, got {array.dtype.name}",
-                               f"pass {want.name} (already quantized) or float32 (quantized here)")
+            raise BadInput(f"input '{info.name}' of {model} takes {want.name}, got {array.dtype.name}",
+                           f"pass {want.name} (already quantized) or float32 (quantized here)")
         if want.kind == "f":
-            raise EdgekitError(f"input '{info.name}' of {model} takes {want.name}, got {array.dtype.name}",
-                               "pass the preprocessed float input (Predictor.prepare makes it from pixels)")
+            raise BadInput(f"input '{info.name}' of {model} takes {want.name}, got {array.dtype.name}",
+                           "pass the preprocessed float input (Predictor.prepare makes it from pixels)")
     else:
-        raise EdgekitError(f"input '{info.name}' of {model} takes {want.name}, got {array.dtype.name}")
+        raise BadInput(f"input '{info.name}' of {model} takes {want.name}, got {array.dtype.name}")
 
 
 def check_finite(array: np.ndarray, info: TensorInfo, model: str) -> None:
@@ -214,26 +234,27 @@ def check_finite(array: np.ndarray, info: TensorInfo, model: str) -> None:
     flat = array.reshape(-1)
     if not np.isfinite(np.dot(flat, flat)) and not np.isfinite(array).all():
         bad = "NaN" if np.isnan(array).any() else "infinite"
-        raise EdgekitError(f"input '{info.name}' of {model} contains {bad} values",
-                           "check the preprocessing that produced it")
+        raise BadInput(f"input '{info.name}' of {model} contains {bad} values",
+                       "check the preprocessing that produced it")
 
 
 def quantize(array: np.ndarray, info: TensorInfo) -> np.ndarray:
+    """ARRAY in INFO's dtype: a float array for a quantized integer tensor becomes
+    round(x / scale + zero_point), clipped to the dtype's range; others are cast."""
     dtype = np.dtype(info.dtype) if info.dtype not in ("image",) else np.float32
     if array.dtype == dtype:  # already the model's own dtype (e.g. quantized by Predictor.prepare)
         return array
     if info.quantization and np.issubdtype(dtype, np.integer) and np.issubdtype(array.dtype, np.floating):
-        scale = np.asarray(info.quantization["scale"], np.float32)
-        zero = np.asarray(info.quantization["zero_point"], np.float32)
+        scale, zero = info.quantization.broadcast(array.ndim)
         limits = np.iinfo(dtype)
         return np.clip(np.round(array / scale + zero), limits.min, limits.max).astype(dtype)
     return array.astype(dtype, copy=False)
 
 
 def dequantize(array: np.ndarray, info: TensorInfo) -> np.ndarray:
+    """ARRAY as float32: (q - zero_point) * scale for a quantized integer tensor, else a cast."""
     if info.quantization and np.issubdtype(array.dtype, np.integer):
-        scale = np.asarray(info.quantization["scale"], np.float32)
-        zero = np.asarray(info.quantization["zero_point"], np.float32)
+        scale, zero = info.quantization.broadcast(array.ndim)
         return (array.astype(np.float32) - zero) * scale
     return array.astype(np.float32, copy=False)
 
@@ -242,8 +263,17 @@ BACKENDS: Registry[type[Runner]] = Registry("backend", __package__)
 
 
 def open_runner(artifact, backend: str | None = None, device: str | None = None, **options) -> Runner:
-    """Open ARTIFACT with BACKEND (default: by format) on DEVICE. OPTIONS are backend-specific
-    (`threads` for litert/openvino/onnxruntime, `hint` for openvino); None means "default"."""
+    """Open ARTIFACT (a .tflite, OpenVINO .xml, .onnx or Core ML path) with BACKEND (a name
+    in BACKENDS; default: the format's own backend, `Format.backend`) on DEVICE (e.g. "CPU",
+    "GPU" for OpenVINO, "usb:0" for edgetpu; default: the backend's). OPTIONS are
+    backend-specific: `threads` (int >= 1; litert, openvino, onnxruntime) and `hint` ("latency"
+    or "throughput"; openvino); None means the backend's default.
+
+    The file's structure is checked first (`Format.check`), and backends that load native code
+    first load it in a child process (`vet`), so a damaged file raises ModelFormatError instead
+    of crashing this process. Raises BadInput (UnknownNameError for a backend, device or option
+    name) for everything else that cannot work. Use as a context manager.
+    """
     path = Path(artifact)
     fmt = sniff(path)
     runner_cls = runner_class(path, fmt, backend)

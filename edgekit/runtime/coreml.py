@@ -13,8 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import deps
-from ..errors import ModelFormatError, UnknownNameError, summary
-from ..formats import HINT_REEXPORT
+from ..errors import REMEDY_REEXPORT, ModelFormatError, UnknownNameError, summary
 from ..manifest import TensorInfo, read_manifest
 from .base import BACKENDS, Runner
 
@@ -45,7 +44,7 @@ class CoreMLRunner(Runner):
             self.model = ct.models.MLModel(str(self.path),
                                            compute_units=getattr(ct.ComputeUnit, COMPUTE_UNITS[self.device]))
         except Exception as exc:  # coremltools raises plain Exception/RuntimeError for bad packages
-            raise ModelFormatError(f"Core ML cannot load {self.path}: {summary(exc)}", HINT_REEXPORT) from None
+            raise ModelFormatError(f"Core ML cannot load {self.path}: {summary(exc)}", REMEDY_REEXPORT) from None
         self.manifest = read_manifest(self.path)
         spec = self.model.get_spec()
         self._image_inputs = {f.name for f in spec.description.input if f.type.WhichOneof("Type") == "imageType"}

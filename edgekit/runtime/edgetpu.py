@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 from .. import deps
-from ..errors import EdgekitError, summary
+from ..errors import BadInput, EdgekitError, RuntimeFailure, summary
 from ..manifest import read_manifest
 from ..tflite_model import read_tflite
 from .base import BACKENDS, Runner
@@ -37,7 +37,7 @@ def parse_device(device: str | None) -> tuple[str, int | None] | None:
         return None
     match = _DEVICE.match(device.strip().lower())
     if not match:
-        raise EdgekitError(f"unknown Edge TPU device '{device}'", "valid devices: usb, usb:N, pci, pci:N")
+        raise BadInput(f"unknown Edge TPU device '{device}'", "valid devices: usb, usb:N, pci, pci:N")
     return match.group(1), int(match.group(2)) if match.group(2) is not None else None
 
 
@@ -54,8 +54,8 @@ def load_library():
     try:
         return ctypes.CDLL(LIBRARY)
     except OSError as exc:
-        raise EdgekitError(f"cannot load the Edge TPU runtime library {LIBRARY} ({summary(exc)})",
-                           f"install {PROVIDER}") from None
+        raise BadInput(f"cannot load the Edge TPU runtime library {LIBRARY} ({summary(exc)})",
+                       f"install {PROVIDER}") from None
 
 
 def runtime_version(lib) -> int | None:
@@ -81,10 +81,10 @@ def list_devices(lib) -> list[tuple[str, str]]:
 def check_runtime(model: str, required: int | None, installed: int | None) -> None:
     """Refuse a model compiled for a newer runtime than the installed libedgetpu."""
     if required is not None and installed is not None and required > installed:
-        raise EdgekitError(f"{model} was compiled for Edge TPU runtime {required}, but the installed libedgetpu "
-                           f"is runtime {installed}",
-                           f"update {PROVIDER.split(':')[0]} (libedgetpu1-std), or recompile with "
-                           f"`edgekit edgetpu compile --min-runtime {installed}`")
+        raise BadInput(f"{model} was compiled for Edge TPU runtime {required}, but the installed libedgetpu "
+                       f"is runtime {installed}",
+                       f"update {PROVIDER.split(':')[0]} (libedgetpu1-std), or recompile with "
+                       f"`edgekit edgetpu compile --min-runtime {installed}`")
 
 
 def explain_delegate_error(model: str, text: str) -> EdgekitError:
@@ -95,8 +95,8 @@ def explain_delegate_error(model: str, text: str) -> EdgekitError:
             check_runtime(model, int(newer.group(1)), int(newer.group(2)))
         except EdgekitError as exc:
             return exc
-    return EdgekitError(f"the Edge TPU delegate failed on {model}: {summary(Exception(text))}",
-                        "check the device with `edgekit devices`, and that the model was compiled by edgetpu_compiler")
+    return RuntimeFailure(f"the Edge TPU delegate failed on {model}: {summary(Exception(text))}",
+                          "check the device with `edgekit devices`, and that the model was compiled by edgetpu_compiler")
 
 
 def required_runtime(path: Path) -> int | None:
@@ -104,9 +104,8 @@ def required_runtime(path: Path) -> int | None:
     ready = path.with_name(path.name.replace("_edgetpu.tflite", "_edgetpu_ready.tflite"))
     for candidate in (path, ready):
         manifest = read_manifest(candidate) if candidate.exists() else None
-        compiled = ((manifest.options.get("edgetpu") or {}).get("compiled") or {}) if manifest else {}
-        if compiled.get("min_runtime_version"):
-            return int(compiled["min_runtime_version"])
+        if manifest is not None and manifest.edgetpu is not None and manifest.edgetpu.min_runtime_version:
+            return manifest.edgetpu.min_runtime_version
     return None
 
 
@@ -126,17 +125,17 @@ class EdgeTPURunner(InterpreterSteps, Runner):
         from ..edgetpu.analyze import is_compiled
 
         if not is_compiled(read_tflite(self.path)):  # bounds-checked before native code sees it
-            raise EdgekitError(f"{self.path.name} is not compiled for the Edge TPU: the delegate would run "
-                               "every op on the CPU", f"compile it first: edgekit edgetpu compile {self.path}")
+            raise BadInput(f"{self.path.name} is not compiled for the Edge TPU: the delegate would run "
+                           "every op on the CPU", f"compile it first: edgekit edgetpu compile {self.path}")
         lib = load_library()
         check_runtime(self.path.name, required_runtime(self.path), runtime_version(lib))
         found = list_devices(lib)
         matching = [d for d in found if wanted is None or d[0] == wanted[0]]
         if not matching or (wanted and wanted[1] is not None and wanted[1] >= len(matching)):
             seen = ", ".join(f"{kind} {path}" for kind, path in found) or "none"
-            raise EdgekitError(f"no Edge TPU device found for '{device or 'any'}' (found: {seen})",
-                               "plug in the USB Accelerator (a USB 3 port, and the udev rules from "
-                               "libedgetpu1-std), or check the PCIe driver (gasket/apex) for M.2/PCIe modules")
+            raise BadInput(f"no Edge TPU device found for '{device or 'any'}' (found: {seen})",
+                           "plug in the USB Accelerator (a USB 3 port, and the udev rules from "
+                           "libedgetpu1-std), or check the PCIe driver (gasket/apex) for M.2/PCIe modules")
         from ai_edge_litert.interpreter import Interpreter, load_delegate
 
         try:

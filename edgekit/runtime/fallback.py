@@ -10,13 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..formats import sniff
+from ..frames import detection_format
 from ..manifest import Manifest, Preprocess
 from .base import Runner
 
 
 def manifest_from_model(path: Path, runner: Runner) -> tuple[Manifest, list[str]]:
-    from .postprocess.detect import detection_format
-
     fmt = sniff(path).name
     first = runner.inputs[0]
     shape = [int(d) for d in first.shape]
@@ -29,7 +28,7 @@ def manifest_from_model(path: Path, runner: Runner) -> tuple[Manifest, list[str]
         pre.mean, pre.std = metadata.facts.preprocess["mean"], metadata.facts.preprocess["std"]
         assumed.append("normalization from TFLite Metadata")
     elif first.quantization and first.dtype in ("uint8", "int8"):
-        scale, zero = float(first.quantization["scale"][0]), float(first.quantization["zero_point"][0])
+        scale, zero = float(first.quantization.scale[0]), float(first.quantization.zero_point[0])
         shift = 0.0 if first.dtype == "uint8" else 128.0
         pre.mean, pre.std = [zero + shift] * 3, [1.0 / scale] * 3   # raw pixels in, as Coral models take
         assumed.append(f"raw {first.dtype} pixels as the quantized input")
@@ -46,7 +45,7 @@ def manifest_from_model(path: Path, runner: Runner) -> tuple[Manifest, list[str]
     if not labels:
         assumed.append("no labels (class indices are shown)")
     shapes = [list(t.shape) for t in runner.outputs]
-    if detection_format(runner.outputs, None) is not None:
+    if detection_format([t.shape for t in runner.outputs]) is not None:
         task = "detection"
     elif len(shapes) == 1 and len(shapes[0]) == 4 and sorted(shapes[0][1:])[1] >= 8:
         task = "segmentation"

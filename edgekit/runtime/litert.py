@@ -6,9 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import EdgekitError, ModelFormatError, summary
-from ..formats import HINT_REEXPORT
-from ..manifest import TensorInfo
+from ..errors import REMEDY_REEXPORT, BadInput, ModelFormatError, summary
+from ..manifest import Quantization, TensorInfo
 from ..tflite_model import read_tflite
 from .base import BACKENDS, Runner
 
@@ -50,10 +49,10 @@ class LiteRTRunner(InterpreterSteps, Runner):
         super().__init__(path, device or "CPU")
         model = read_tflite(self.path)  # bounds-checked before the native interpreter sees the bytes
         if any(op.name == "edgetpu-custom-op" for sg in model.subgraphs for op in sg.operators):
-            raise EdgekitError(f"{self.path.name} is compiled for the Edge TPU: LiteRT alone cannot resolve its "
-                               "custom op 'edgetpu-custom-op'",
-                               "run it with --backend edgetpu on a host with libedgetpu and a Coral device, "
-                               "or run the uncompiled int8 model on the CPU")
+            raise BadInput(f"{self.path.name} is compiled for the Edge TPU: LiteRT alone cannot resolve its "
+                           "custom op 'edgetpu-custom-op'",
+                           "run it with --backend edgetpu on a host with libedgetpu and a Coral device, "
+                           "or run the uncompiled int8 model on the CPU")
         from ai_edge_litert.interpreter import Interpreter
 
         self.threads = threads
@@ -61,12 +60,12 @@ class LiteRTRunner(InterpreterSteps, Runner):
             self.interpreter = Interpreter(model_path=str(self.path), num_threads=threads)
             self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
-            raise ModelFormatError(f"LiteRT cannot load {self.path}: {summary(exc)}", HINT_REEXPORT) from None
+            raise ModelFormatError(f"LiteRT cannot load {self.path}: {summary(exc)}", REMEDY_REEXPORT) from None
         self._describe_tensors()
 
 
 def _info(detail) -> TensorInfo:
     params = detail.get("quantization_parameters", {})
-    scales = [float(s) for s in params.get("scales", [])]
-    quant = {"scale": scales, "zero_point": [int(z) for z in params.get("zero_points", [])]} if scales else None
+    quant = (Quantization.from_params(params["scales"], params["zero_points"], params.get("quantized_dimension", 0))
+             if len(params.get("scales", [])) else None)
     return TensorInfo(detail["name"], [int(d) for d in detail["shape"]], np.dtype(detail["dtype"]).name, quant)

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelFormatError, summary
-from ..formats import HINT_REEXPORT
+from ..errors import REMEDY_REEXPORT, ModelFormatError, summary
 from ..manifest import TensorInfo
 from ..sources.onnx import load_checked
 from .base import BACKENDS, Runner
@@ -55,7 +54,7 @@ class OnnxRuntimeRunner(Runner):
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types
-            raise ModelFormatError(f"ONNX Runtime cannot load {self.path}: {summary(exc)}", HINT_REEXPORT) from None
+            raise ModelFormatError(f"ONNX Runtime cannot load {self.path}: {summary(exc)}", REMEDY_REEXPORT) from None
         self.inputs = [_info(a) for a in self.session.get_inputs()]
         self.outputs = [_info(a) for a in self.session.get_outputs()]
         self._names = [t.name for t in self.inputs]

@@ -13,103 +13,83 @@ different threads and a benchmark can time them apart.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
+from .. import frames
+from ..errors import EdgekitError
 from ..manifest import Manifest, read_manifest
 from .base import Runner, open_runner
-
-
-@dataclass
-class Classification:
-    index: int
-    label: str
-    score: float
-
-
-@dataclass
-class Detection:
-    box: list[float]            # x1, y1, x2, y2 in original-image pixels
-    index: int
-    label: str
-    score: float
-
-
-@dataclass
-class FrameMeta:
-    """How the original image maps onto the model input, so results map back onto it."""
-    original_size: tuple[int, int]          # height, width of the image given to prepare()
-    input_size: tuple[int, int]             # height, width of the model input
-    scale: tuple[float, float] = (1.0, 1.0)  # model px per original px (y, x)
-    offset: tuple[float, float] = (0.0, 0.0)  # model px of the original's top-left corner (y, x)
-
-
-@dataclass
-class Prediction:
-    task: str
-    classes: list[Classification] = field(default_factory=list)
-    detections: list[Detection] = field(default_factory=list)
-    mask: np.ndarray | None = None           # HxW class ids at the original size (segmentation)
-    timings_ms: dict[str, float] = field(default_factory=dict)  # preprocess, infer, postprocess
-
-    @property
-    def top1(self) -> Classification | None:
-        return self.classes[0] if self.classes else None
-
-    def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"task": self.task, "timings_ms": self.timings_ms}
-        if self.classes:
-            data["classes"] = [vars(c) for c in self.classes]
-        if self.detections:
-            data["detections"] = [vars(d) for d in self.detections]
-        if self.mask is not None:
-            ids, counts = np.unique(self.mask, return_counts=True)
-            data["mask"] = {"shape": list(self.mask.shape),
-                            "classes": {int(i): int(c) for i, c in zip(ids, counts)}}
-        return data
+from .results import Classification, Detection, FrameMeta, Prediction  # noqa: F401  (their import path)
+from .specs import decode_spec, frame_spec
 
 
 class Predictor:
-    """A Runner plus the manifest's pre- and postprocessing.
+    """A Runner plus the manifest's pre- and postprocessing (edgekit/frames.py, the same code the
+    board runner uses).
 
     Detection keeps boxes scoring at least `score_threshold`, merges overlaps above
     `iou_threshold` (YOLO heads and SSD score maps; the TFLite_Detection_PostProcess op did its
-    own NMS) and returns at most `max_detections`. The manifest's `options` may set the three.
+    own NMS) and returns at most `max_detections`. The manifest's `detection` spec may set the three.
+    Raises UnknownNameError for a task no decoder handles.
     """
 
     def __init__(self, runner: Runner, manifest: Manifest | None, top_k: int = 5,
                  score_threshold: float | None = None, iou_threshold: float | None = None,
                  max_detections: int | None = None):
-        from .postprocess import decoder_for
-
         self.runner = runner
         self.manifest = manifest
-        self.task = manifest.task if manifest else "other"
-        self.labels = list(manifest.labels) if manifest else []
-        self.top_k = top_k
-        recorded = manifest.options if manifest else {}
-        self.score_threshold = _pick(score_threshold, recorded.get("score_threshold"), 0.25)
-        self.iou_threshold = _pick(iou_threshold, recorded.get("iou_threshold"), 0.45)
-        self.max_detections = int(_pick(max_detections, recorded.get("max_detections"), 100))
-        self._decode = decoder_for(self.task)
+        self.decode_spec = decode_spec(manifest, runner.outputs, top_k, score_threshold, iou_threshold,
+                                       max_detections)
+        self._frame_spec: frames.FrameSpec | None = None  # on first use: a non-image model never needs it
 
-    def prepare(self, rgb: np.ndarray) -> tuple[np.ndarray, FrameMeta]:
-        from .preprocess import prepare_image
+    @property
+    def task(self) -> str:
+        return self.decode_spec.task
 
-        return prepare_image(rgb, self.manifest, self.runner.inputs[0])
+    @property
+    def labels(self) -> list[str]:
+        return self.decode_spec.labels
+
+    @property
+    def frame_spec(self) -> frames.FrameSpec:
+        """The manifest's preprocessing for the first input. Raises EdgekitError when that input
+        is not an image edgekit can prepare."""
+        if self._frame_spec is None:
+            self._frame_spec = frame_spec(self.manifest, self.runner.inputs[0])
+        return self._frame_spec
+
+    def prepare(self, image: np.ndarray, order: str = "RGB") -> tuple[np.ndarray, FrameMeta]:
+        """uint8 [H, W, 3] image (RGB, or BGR as OpenCV reads it with order="BGR") -> (input
+        tensor in the model's layout, FrameMeta). An 8-bit quantized input gets its own dtype
+        straight from the pixels; any other input gets float32. Raises EdgekitError for an image
+        with the wrong channel count or a non-image model input."""
+        info = self.runner.inputs[0]
+        quantization = info.quantization or {}
+        try:
+            return frames.prepare(image, self.frame_spec, info.dtype, quantization.get("scale"),
+                                  quantization.get("zero_point"), order)
+        except frames.FrameError as exc:
+            raise EdgekitError(str(exc), exc.remedy) from None
 
     def infer(self, batch: np.ndarray) -> list[np.ndarray]:
+        """The Runner's inference: float32 outputs, dequantized, in the model's output order."""
         return self.runner.infer(batch)
 
     def decode(self, outputs: list[np.ndarray], meta: FrameMeta) -> Prediction:
-        return self._decode(outputs, meta, self)
+        """Outputs of `infer` for the frame META describes -> Prediction in original-image
+        pixels. Raises EdgekitError when the outputs do not fit the task's decoder."""
+        try:
+            return frames.decode(outputs, meta, self.decode_spec)
+        except frames.FrameError as exc:
+            raise EdgekitError(str(exc), exc.remedy) from None
 
-    def __call__(self, rgb: np.ndarray) -> Prediction:
+    def __call__(self, image: np.ndarray) -> Prediction:
+        """uint8 RGB [H, W, 3] -> Prediction, with timings_ms of each stage."""
         start = time.perf_counter()
-        batch, meta = self.prepare(rgb)
+        batch, meta = self.prepare(image)
         prepared = time.perf_counter()
         outputs = self.infer(batch)
         inferred = time.perf_counter()
@@ -120,6 +100,7 @@ class Predictor:
         return prediction
 
     def close(self) -> None:
+        """Close the Runner."""
         self.runner.close()
 
     def __enter__(self):
@@ -129,17 +110,15 @@ class Predictor:
         self.close()
 
 
-def _pick(*values):
-    return next(v for v in values if v is not None)
-
-
 def open_predictor(artifact, backend: str | None = None, device: str | None = None, top_k: int = 5,
                    warn: Callable[[str], None] | None = None, score_threshold: float | None = None,
                    iou_threshold: float | None = None, max_detections: int | None = None,
                    **options) -> Predictor:
-    """A Predictor over ARTIFACT. Without a manifest beside it, what the model file says is used
+    """A Predictor over ARTIFACT (opened with `open_runner(artifact, backend, device, **options)`,
+    whose errors it raises). Without a manifest beside it, what the model file says is used
     (its input shape, TFLite Metadata, a labels file beside it, the output shapes) and `warn`
-    is told what had to be assumed."""
+    is told what had to be assumed. TOP_K: classes kept per image; SCORE_THRESHOLD (0..1),
+    IOU_THRESHOLD (0..1) and MAX_DETECTIONS override the manifest's detection spec."""
     path = Path(artifact)
     runner = open_runner(path, backend, device, **options)
     try:

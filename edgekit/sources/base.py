@@ -10,8 +10,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..errors import BadInput, ModelFormatError
 from ..formats import labels_beside, sniff
-from ..errors import ModelFormatError
 from ..manifest import TensorInfo
 from ..registry import Registry
 
@@ -32,26 +32,62 @@ class SourceFacts:
 
 
 class SourceModel:
-    """A loaded model that can describe its tensors and run as the reference for verify."""
+    """A loaded model in one form of the conversion graph (`kind`): it describes its tensors,
+    and `infer` runs it in its own framework as the reference that verify compares artifacts
+    with. Loaded by `load_source`; bridges return new SourceModels of another kind.
+
+    Contract, in the order convert() uses it: `facts` (what the file says about preprocessing,
+    labels and task), `set_input_size` (once, with the size convert() resolved), then
+    `inputs`/`outputs` and `infer` at that size.
+    """
 
     kind: ClassVar[str]              # the form in the conversion graph: keras, savedmodel, tflite, onnx, torch
-    layout: ClassVar[str] = "NHWC"  # image layout its inputs take
+    layout: ClassVar[str] = "NHWC"  # image layout its inputs take: NHWC, or NCHW (torch, most ONNX)
 
     def __init__(self, path: Path | None):
-        self.path = path
+        self.path = path                          # the file or directory; None for an in-memory model
         self.facts = SourceFacts()
+        self.input_size: list[int] | None = None  # [height, width] in pixels, once set_input_size ran
+
+    def set_input_size(self, size: list[int]) -> None:
+        """Fix the image input's spatial size to SIZE, [height, width] in pixels, as convert()
+        resolved it (--input-size, else the size the file records).
+
+        A file that records a static size keeps it, and a different SIZE is refused (BadInput):
+        the model cannot take it. Dimensions the file leaves dynamic take SIZE (batch is fixed
+        to 1 by `static_shape`). A source whose file records no shape at all (a PyTorch
+        module) overrides this to take SIZE as its input shape.
+        """
+        size = [int(d) for d in size]
+        recorded = self.facts.preprocess.get("input_size")
+        if recorded is not None and [int(d) for d in recorded] != size:
+            height, width = (int(d) for d in recorded)
+            raise BadInput(f"--input-size {size[0]},{size[1]} contradicts {self.describe()}, whose input is "
+                           f"{height}x{width}", f"drop --input-size or pass --input-size {height},{width}")
+        self.input_size = size
+
+    def spatial_size(self) -> list[int] | None:
+        """[height, width] of the image input: the size set_input_size fixed, else the file's own."""
+        return self.input_size or self.facts.preprocess.get("input_size")
 
     def inputs(self) -> list[TensorInfo]:
+        """Name, static shape (batch 1, at `spatial_size()`) and dtype of each input, in order.
+        Raises ModelFormatError when a dimension is still dynamic (no size is known)."""
         raise NotImplementedError
 
     def outputs(self) -> list[TensorInfo]:
+        """Name, shape (-1 where dynamic) and dtype of each output, in the order `infer` returns them."""
         raise NotImplementedError
 
-    def run(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
-        """Float inputs in this model's layout -> float outputs."""
+    def infer(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
+        """One forward pass in the source framework: FEEDS, one float32 array per input in
+        input order, preprocessed and in this model's `layout` (e.g. float32 [1, H, W, 3]),
+        -> one float32 array per output, in `outputs()` order. A quantized TFLite source
+        takes and returns floats too (quantized and dequantized with its own parameters)."""
         raise NotImplementedError
 
     def describe(self) -> str:
+        """'<kind> model <path>', for messages."""
         return f"{self.kind} model {self.path}" if self.path else f"{self.kind} model"
 
 

@@ -6,8 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from ..deps import require
-from ..errors import ModelFormatError, summary
-from ..formats import HINT_REEXPORT
+from ..errors import REMEDY_REEXPORT, ModelFormatError, summary
 from ..manifest import TensorInfo
 from .base import SOURCES, SourceModel, static_shape
 
@@ -38,19 +37,21 @@ class KerasSource(SourceModel):
         except Exception as exc:
             raise ModelFormatError(f"{path} could not be loaded as a Keras model "
                                    f"({type(exc).__name__}: {summary(exc, limit=160)})",
-                                   HINT_REEXPORT) from None
+                                   REMEDY_REEXPORT) from None
         return cls(path, model)
 
     def inputs(self) -> list[TensorInfo]:
-        size = self.facts.preprocess.get("input_size")
+        size = self.spatial_size()
         return [TensorInfo(t.name, static_shape(list(t.shape), "NHWC", size), str(t.dtype).replace("tf.", ""))
                 for t in self.model.inputs]
 
     def outputs(self) -> list[TensorInfo]:
-        return [TensorInfo(t.name, [d if isinstance(d, int) else -1 for d in t.shape], str(t.dtype))
-                for t in self.model.outputs]
+        # named by their layers (what model.summary() shows): Keras' tensor names change on every load
+        names = list(getattr(self.model, "output_names", None) or [t.name for t in self.model.outputs])
+        return [TensorInfo(name, [d if isinstance(d, int) else -1 for d in t.shape], str(t.dtype))
+                for name, t in zip(names, self.model.outputs)]
 
-    def run(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
+    def infer(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
         result = self.model(feeds if len(feeds) > 1 else feeds[0], training=False)
         result = result if isinstance(result, (list, tuple)) else [result]
         return [np.asarray(r) for r in result]

@@ -6,8 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from ..deps import require
-from ..errors import ModelFormatError, summary
-from ..formats import HINT_REEXPORT
+from ..errors import REMEDY_REEXPORT, ModelFormatError, summary
 from ..manifest import TensorInfo
 from .base import SOURCES, SourceModel, static_shape
 
@@ -21,13 +20,13 @@ def load_checked(path: Path):
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # protobuf DecodeError and friends
         raise ModelFormatError(f"{path} is not a valid ONNX model (truncated or corrupt: "
-                               f"{type(exc).__name__})", HINT_REEXPORT) from None
+                               f"{type(exc).__name__})", REMEDY_REEXPORT) from None
     if not model.graph.node or not model.graph.input:
-        raise ModelFormatError(f"{path} parses as protobuf but holds no ONNX graph", HINT_REEXPORT)
+        raise ModelFormatError(f"{path} parses as protobuf but holds no ONNX graph", REMEDY_REEXPORT)
     try:
         onnx.checker.check_model(model)
     except Exception as exc:
-        raise ModelFormatError(f"{path} fails the ONNX checker: {summary(exc)}", HINT_REEXPORT) from None
+        raise ModelFormatError(f"{path} fails the ONNX checker: {summary(exc)}", REMEDY_REEXPORT) from None
     return model
 
 
@@ -54,14 +53,14 @@ class OnnxSource(SourceModel):
         return cls(path, load_checked(path))
 
     def inputs(self) -> list[TensorInfo]:
-        size = self.facts.preprocess.get("input_size")
+        size = self.spatial_size()
         return [TensorInfo(i.name, static_shape(_dims(i), self.layout, size), _dtype(i)) for i in self._graph_inputs]
 
     def outputs(self) -> list[TensorInfo]:
         return [TensorInfo(o.name, [d if isinstance(d, int) else -1 for d in _dims(o)], _dtype(o))
                 for o in self.model.graph.output]
 
-    def run(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
+    def infer(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
         if self._session is None:
             ort = require("onnxruntime", "running ONNX models")
             self._session = ort.InferenceSession(str(self.path), providers=["CPUExecutionProvider"])

@@ -6,8 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from ..deps import require
-from ..errors import ModelFormatError
-from ..formats import HINT_REEXPORT
+from ..errors import REMEDY_REEXPORT, ModelFormatError
 from ..manifest import TensorInfo
 from .base import SOURCES, SourceModel, static_shape
 
@@ -38,7 +37,7 @@ class SavedModelSource(SourceModel):
             loaded = tf.saved_model.load(str(path))
         except Exception as exc:
             raise ModelFormatError(f"{path} could not be loaded as a SavedModel ({type(exc).__name__})",
-                                   HINT_REEXPORT) from None
+                                   REMEDY_REEXPORT) from None
         signatures = dict(loaded.signatures)
         if not signatures:
             raise ModelFormatError(f"SavedModel {path} has no signatures", "export it with a serving signature")
@@ -48,7 +47,7 @@ class SavedModelSource(SourceModel):
         return source
 
     def inputs(self) -> list[TensorInfo]:
-        size = self.facts.preprocess.get("input_size")
+        size = self.spatial_size()
         return [TensorInfo(name, static_shape(self._input_specs[name].shape.as_list(), "NHWC", size),
                            self._input_specs[name].dtype.name) for name in self._input_names]
 
@@ -60,6 +59,6 @@ class SavedModelSource(SourceModel):
         return [TensorInfo(name, [d if d is not None else -1 for d in outs[name].shape.as_list()],
                            outs[name].dtype.name) for name in self.output_names()]
 
-    def run(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
+    def infer(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
         result = self.signature(**{name: feed for name, feed in zip(self._input_names, feeds)})
         return [np.asarray(result[name]) for name in self.output_names()]

@@ -7,16 +7,18 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelFormatError
-from ..manifest import TensorInfo
+from ..manifest import Quantization, TensorInfo
 from ..tflite_metadata import read_metadata
 from ..tflite_model import read_tflite
 from .base import SOURCES, SourceModel
 
 
 def tensor_info(tensor) -> TensorInfo:
+    """A flatbuffer tensor (tflite_model.Tensor) as the manifest's TensorInfo."""
     quant = None
     if tensor.quantization and tensor.quantization.scale:
-        quant = {"scale": list(tensor.quantization.scale), "zero_point": list(tensor.quantization.zero_point)}
+        params = tensor.quantization
+        quant = Quantization.from_params(params.scale, params.zero_point, params.quantized_dimension)
     return TensorInfo(tensor.name, list(tensor.shape), tensor.dtype, quant)
 
 
@@ -72,7 +74,7 @@ class TFLiteSource(SourceModel):
     def is_float(self) -> bool:
         return not self.model.is_fully_integer()
 
-    def run(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
+    def infer(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
         from ..runtime import open_runner  # one code path for quantize/dequantize
 
         if self._interpreter is None:

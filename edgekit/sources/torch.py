@@ -50,8 +50,11 @@ class TorchSource(SourceModel):
         return cls(path, module, input_shape)
 
     def set_input_size(self, size: list[int]) -> None:
+        """A PyTorch module records no input shape: SIZE, [height, width], makes it [1, 3, H, W]
+        unless one was given at load (--input-size, or a torch.export program's own)."""
         if self.input_shape is None:
             self.input_shape = [1, 3, int(size[0]), int(size[1])]
+        self.input_size = self.input_shape[2:4]
 
     def inputs(self) -> list[TensorInfo]:
         if self.input_shape is None:
@@ -61,12 +64,12 @@ class TorchSource(SourceModel):
 
     def outputs(self) -> list[TensorInfo]:
         if self._output_shapes is None:
-            outs = self.run([np.zeros(self.inputs()[0].shape, np.float32)])
+            outs = self.infer([np.zeros(self.inputs()[0].shape, np.float32)])
             self._output_shapes = [list(o.shape) for o in outs]
         return [TensorInfo(f"output_{i}" if len(self._output_shapes) > 1 else "output", s, "float32")
                 for i, s in enumerate(self._output_shapes)]
 
-    def run(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
+    def infer(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
         import torch
 
         with torch.no_grad():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..frames import LUMA_BT601
 from .cv import cv2
 
 FONT_SCALE = 0.5
@@ -33,7 +34,7 @@ def _label(image: np.ndarray, text: str, origin: tuple[int, int], colour, scale:
     (width, height), base = cv.getTextSize(text, cv.FONT_HERSHEY_SIMPLEX, scale, 1)
     x, y = origin
     cv.rectangle(image, (x, y), (x + width + 6, y + height + base + 6), colour, -1)
-    luminance = 0.114 * colour[0] + 0.587 * colour[1] + 0.299 * colour[2]
+    luminance = sum(w * c for w, c in zip(LUMA_BT601[::-1], colour))   # colour is BGR
     ink = (0, 0, 0) if luminance > 140 else (255, 255, 255)
     cv.putText(image, text, (x + 3, y + height + 3), cv.FONT_HERSHEY_SIMPLEX, scale, ink, 1, cv.LINE_AA)
     return height + base + 6

@@ -1,18 +1,18 @@
 """The pipeline: capture -> prepare -> infer (N workers) -> decode+draw -> sinks, each on its own
 thread, joined by small bounded channels.
 
-Stages overlap because the heavy calls (FFmpeg decode, cv2 resize/draw, the runtimes' invoke,
+Stages overlap because the heavy calls (FFmpeg decode, numpy resize, cv2 draw, the runtimes' invoke,
 JPEG/MP4 encoding) release the GIL, so throughput approaches the slowest stage instead of the sum.
 Several Predictors (one per inference worker: several LiteRT interpreters, several OpenVINO
 compiled models) keep more than one inference in flight; results are put back in frame order
-before drawing. Live sources drop the oldest frame when the pipeline is behind, and a frame is
+before drawing. Live feeds drop the oldest frame when the pipeline is behind, and a frame is
 picked for preparation only when inference can take it next (fresh frames, low latency); files
-are read only as fast as they are processed (no frame lost). Sinks run on the caller's thread, which is
-also where Ctrl-C lands: stopping always finalizes the sinks (a playable MP4, a complete JSONL).
+are read only as fast as they are processed (no frame lost). Sinks run on the caller's thread,
+which is also where Ctrl-C, SIGTERM and SIGHUP land (edgekit.interrupt): stopping always
+finalizes the sinks (a playable MP4, complete JSON lines).
 """
 from __future__ import annotations
 
-import signal
 import threading
 import time
 from collections import deque
@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import interrupt
 from .capture import Capture
 from .channel import CLOSED, Channel
 from .overlay import annotate
@@ -43,6 +44,8 @@ class _Job:
 
 @dataclass
 class RunResult:
+    """What one Pipeline.run did: frames, wall seconds, frames per second, mean latencies in ms."""
+
     source: str
     model: str
     backend: str
@@ -52,7 +55,7 @@ class RunResult:
     fps: float = 0.0
     latency_ms: float | None = None   # mean capture -> annotated frame
     infer_ms: float | None = None     # mean model time
-    dropped: int = 0             # frames a live source delivered that the pipeline skipped to stay current
+    dropped: int = 0             # frames a live feed delivered that the pipeline skipped to stay current
     reconnects: int = 0
     retries: int = 0
     skipped: list[str] = field(default_factory=list)
@@ -99,13 +102,25 @@ class _Stats:
 
 
 class Pipeline:
-    def __init__(self, source, predictors: Sequence, sinks: Sequence = (), *,
+    """The camera loop: frames from FEED (a camera, stream, video, folder or synthetic frame
+    input, opened by `open_feed`) -> Predictor.prepare -> Predictor.infer (one thread per
+    Predictor in PREDICTORS, one Runner each) -> decode and draw -> every sink in SINKS.
+
+    Frames are HxWx3 uint8 RGB; results carry boxes in original-image pixels and timings in
+    ms. A live feed keeps only the newest frame and queues drop the oldest, so latency stays
+    low; a file feed drops nothing. A dropped live feed is reopened up to MAX_RETRIES
+    times with backoff (then BadInput: gave up). MAX_FRAMES stops after that many frames;
+    QUEUE_SIZE bounds the file-feed queues. ON_EVENT gets StreamEvents (retry, reconnect,
+    skipped file), ON_RESULT every FrameResult. Raises ValueError without a predictor.
+    """
+
+    def __init__(self, feed, predictors: Sequence, sinks: Sequence = (), *,
                  on_event: Callable[[StreamEvent], None] | None = None,
                  on_result: Callable[[FrameResult], None] | None = None,
                  max_retries: int = 10, max_frames: int | None = None, queue_size: int = 2):
         if not predictors:
             raise ValueError("a pipeline needs at least one predictor")
-        self.source = source
+        self.feed = feed
         self.predictors = list(predictors)
         self.sinks = list(sinks)
         self.on_result = on_result
@@ -114,7 +129,7 @@ class Pipeline:
         self._on_event = on_event
         self._stop = threading.Event()
         self._error: BaseException | None = None
-        live = source.live
+        live = feed.live
         workers = len(self.predictors)
         # live: the shortest queues that keep every stage busy (each queued frame is latency);
         # files: one spare slot per hand-off, for throughput
@@ -122,7 +137,7 @@ class Pipeline:
         self.batches = Channel(workers if live else workers + 1)
         self.outputs = Channel(workers + 1, producers=workers)
         self.annotated = Channel(1 if live else queue_size, drop_oldest=live)
-        self.capture = Capture(source, self.frames, self._stop, self._event, max_retries)
+        self.capture = Capture(feed, self.frames, self._stop, self._event, max_retries)
         runner = self.predictors[0].runner
         self.model = Path(runner.path).name
         self.backend = runner.backend + (f"/{runner.device}" if runner.device else "")
@@ -134,7 +149,9 @@ class Pipeline:
 
     # -- public ------------------------------------------------------------------------------
     def run(self) -> RunResult:
-        """Run until the source ends, `max_frames`, a sink asks to stop, stop() or Ctrl-C."""
+        """Run until the feed ends, `max_frames`, a sink asks to stop, stop() or Ctrl-C, then
+        finalize every sink (a video is closed properly) and return the RunResult. An error in
+        a stage (e.g. an EdgekitError from a sink or the feed) is raised here after shutdown."""
         with _opencv_single_threaded():
             return self._run()
 
@@ -166,7 +183,7 @@ class Pipeline:
         except KeyboardInterrupt:
             stopped = "interrupted"
         finally:
-            with _sigint_deferred():
+            with interrupt.deferred():   # a second Ctrl-C or SIGTERM must not cut a video in half
                 outputs = self._shutdown()
         error = self.capture.error or self._error
         if error is not None and stopped != "interrupted":
@@ -180,6 +197,8 @@ class Pipeline:
             channel.cancel()
 
     def snapshot(self) -> dict[str, Any]:
+        """Live numbers (frames, fps, latency/infer ms, dropped, reconnects, the latest result)
+        for the web page and HUD; safe to call from any thread."""
         stats = self.stats
         with stats.lock:
             latency, infer, latest, frames = stats.latency_ema, stats.infer_ema, stats.latest, stats.frames
@@ -187,16 +206,14 @@ class Pipeline:
                 "latency_ms": None if latency is None else round(latency, 2),
                 "infer_ms": None if infer is None else round(infer, 2),
                 "dropped": self.frames.dropped + self.annotated.dropped, "reconnects": self.capture.reconnects,
-                "source": self.source.describe(), "model": self.model, "backend": self.backend,
+                "source": self.feed.describe(), "source_fps": self.capture.fps, "live": self.feed.live,
+                "model": self.model, "backend": self.backend,
                 "workers": len(self.predictors), "latest": latest}
 
     # -- stages ------------------------------------------------------------------------------
     def _prepare_loop(self) -> None:
-        from .cv import cv2
-
-        cv = cv2()
         predictor = self.predictors[0]   # prepare/decode are pure functions of the manifest
-        live = self.source.live
+        live = self.feed.live
         seq = 0
         try:
             while True:
@@ -206,7 +223,7 @@ class Pipeline:
                 if frame is CLOSED:
                     return
                 start = time.perf_counter()
-                batch, meta = predictor.prepare(cv.cvtColor(frame.image, cv.COLOR_BGR2RGB))
+                batch, meta = predictor.prepare(frame.image, order="BGR")  # frames.py reorders after resizing
                 job = _Job(seq, frame, batch, meta, (time.perf_counter() - start) * 1e3)
                 seq += 1
                 if not self.batches.put(job):
@@ -265,8 +282,9 @@ class Pipeline:
                "backend": self.backend, "model": self.model}
         image = annotate(job.frame.image, prediction, hud)
         now = time.perf_counter()
-        result = FrameResult(job.frame.id, job.frame.wall_time, (now - job.frame.captured) * 1e3, job.infer_ms,
-                             job.frame.generation, prediction)
+        frame = job.frame
+        result = FrameResult(frame.id, frame.wall_time, (now - frame.captured) * 1e3, job.infer_ms, frame.generation,
+                             prediction, frame.name, frame.stream_ms, frame.captured)
         stats.record(result, now)
         return self.annotated.put((image, result))
 
@@ -298,19 +316,20 @@ class Pipeline:
         frames = stats.frames   # drawn; `delivered` of them reached the sinks before the stop
         seconds = (stats.last - stats.first) if frames > 1 else 0.0
         return RunResult(
-            source=self.source.describe(), model=self.model, backend=self.backend, stopped=stopped, frames=delivered,
+            source=self.feed.describe(), model=self.model, backend=self.backend, stopped=stopped, frames=delivered,
             seconds=round(seconds, 3), fps=round((frames - 1) / seconds, 2) if seconds > 0 else 0.0,
             latency_ms=round(stats.latency_sum / frames, 2) if frames else None,
             infer_ms=round(stats.infer_sum / frames, 2) if frames else None,
             dropped=self.frames.dropped + self.annotated.dropped, reconnects=self.capture.reconnects,
-            retries=self.capture.retries, skipped=list(getattr(self.source, "skipped", [])), outputs=outputs)
+            retries=self.capture.retries, skipped=list(getattr(self.feed, "skipped", [])), outputs=outputs)
 
 
 @contextmanager
 def _opencv_single_threaded():
-    """The pipeline runs its stages side by side already; OpenCV splitting a resize across cores
-    as well only makes it wait for the core the inference holds (a 960x540 prepare took 7.0 ms
-    with 2 threads, 4.2 ms with 1, while the other core was busy). Restored afterwards."""
+    """The pipeline runs its stages side by side already; OpenCV splitting its work (drawing,
+    encoding) across cores as well only makes it wait for the core the inference holds (measured
+    when OpenCV still did the resizing: a 960x540 prepare took 7.0 ms with 2 threads, 4.2 ms with
+    1, while the other core was busy). Restored afterwards."""
     from .cv import cv2
 
     cv = cv2()
@@ -320,16 +339,3 @@ def _opencv_single_threaded():
         yield
     finally:
         cv.setNumThreads(previous)
-
-
-@contextmanager
-def _sigint_deferred():
-    """A second Ctrl-C while sinks are finalized is ignored: it must not cut a video in half."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: None)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)

@@ -3,8 +3,8 @@ compatibility report, and the compiled `_edgetpu.tflite` when edgetpu_compiler i
 
 The verified artifact is the uncompiled int8 model (it runs on any LiteRT CPU, so parity is
 measured here); the compiled model and the compiler's log are published beside it, and the
-manifest's options["edgetpu"] records the prediction, the compiler version and the minimum
-Edge TPU runtime version.
+manifest's `edgetpu` record (manifest.EdgeTPUInfo) holds the prediction, the compiler version
+and the minimum Edge TPU runtime version.
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from ..bridges.base import ConvertContext
 from ..errors import EdgekitError
 from ..edgetpu.analyze import DEFAULT_MIN_RUNTIME, analyze
 from ..edgetpu.compiler import HOW_TO_GET, compiler_version, find_compiler, run_compiler
+from ..manifest import EdgeTPUCompiled, EdgeTPUInfo
 from ..sources.base import SourceModel
 from .base import TARGETS, TargetOutput, register
 from .tflite import TFLiteTarget
@@ -33,25 +34,24 @@ class EdgeTPUTarget(TFLiteTarget):
     def convert(self, model: SourceModel, precision: str, artifact: Path, ctx: ConvertContext) -> TargetOutput:
         self.check_precision(precision)
         output = TARGETS.get("tflite").convert(model, precision, artifact, ctx)
-        report = analyze(artifact)
-        info: dict = {"predicted": report.to_dict(), "compiled": None}
+        info = EdgeTPUInfo(predicted=analyze(artifact))
         try:
             compiler = find_compiler()
         except EdgekitError as exc:  # a misconfigured EDGEKIT_EDGETPU_COMPILER: say so, keep the int8 model
-            compiler, info["compiler_note"] = None, exc.one_line()
+            compiler, info.compiler_note = None, exc.one_line()
         if compiler is None:
-            info.setdefault("compiler_note", f"{artifact.name} was not compiled: {HOW_TO_GET}")
+            info.compiler_note = info.compiler_note or f"{artifact.name} was not compiled: {HOW_TO_GET}"
         else:
             try:
                 output.files = [*self._compile(compiler, artifact, info), *output.files]
             except EdgekitError as exc:  # keep the verified int8 model; say why it is not compiled
-                info["compiler_note"] = f"{artifact.name} was not compiled: {exc.one_line()}"
-        # convert() shows "notes" as warnings: the one line on how to get the compiler
-        output.options = {**output.options, "edgetpu": info,
-                          "notes": [info["compiler_note"]] if info.get("compiler_note") else []}
+                info.compiler_note = f"{artifact.name} was not compiled: {exc.one_line()}"
+        output.edgetpu = info
+        if info.compiler_note:  # convert() shows notes as warnings: the one line on how to get the compiler
+            output.notes.append(info.compiler_note)
         return output
 
-    def _compile(self, compiler: str, artifact: Path, info: dict) -> list[Path]:
+    def _compile(self, compiler: str, artifact: Path, info: EdgeTPUInfo) -> list[Path]:
         """Compile beside the artifact; the output is named <stem>_int8_edgetpu.tflite."""
         workdir = artifact.parent / ".edgetpu-compile"
         source = workdir / "src" / artifact.name.replace("_edgetpu_ready", "")
@@ -62,7 +62,7 @@ class EdgeTPUTarget(TFLiteTarget):
         runtime = DEFAULT_MIN_RUNTIME if version and int(version.split(".")[0]) >= 16 else None
         result = run_compiler([source], workdir, executable=compiler, min_runtime=runtime)
         compiled = result.models[0]
-        info["compiled"] = {"artifact": Path(compiled.output).name if compiled.output else None,
-                            "compiler": Path(result.compiler).name, "compiler_version": result.version,
-                            "min_runtime_version": runtime, "report": compiled.report.to_dict()}
+        info.compiled = EdgeTPUCompiled(artifact=Path(compiled.output).name if compiled.output else None,
+                                        compiler=Path(result.compiler).name, compiler_version=result.version,
+                                        min_runtime_version=runtime, report=compiled.report)
         return [Path(p) for p in (compiled.log, compiled.output) if p]

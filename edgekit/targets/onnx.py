@@ -6,9 +6,10 @@ from pathlib import Path
 
 from .. import deps
 from ..bridges.base import ConvertContext
-from ..preprocess import to_layout
+from ..frames import to_layout
+from ..modelcard import for_artifact
 from ..sources.base import SourceModel
-from ..sources.onnx import OnnxSource, load_checked
+from ..sources.onnx import OnnxSource, _dims, load_checked
 from .base import Target, TargetOutput, register
 
 
@@ -46,6 +47,37 @@ class OnnxTarget(Target):
                             per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
             prepared.unlink()
             converters["onnxruntime"] = deps.version("onnxruntime") or "?"
+        write_card(artifact, ctx)
         result = OnnxSource(artifact, load_checked(artifact))
         return TargetOutput(files=[artifact], inputs=result.inputs(), outputs=result.outputs(),
                             converters=converters, layout=model.layout)
+
+
+def write_card(path: Path, ctx: ConvertContext) -> None:
+    """The model card into the ONNX file: `doc_string` (description), `metadata_props` with the
+    keys ONNX's IR spec names (model_author, model_license) plus name and version, and each graph
+    input/output's `doc_string`. ONNX Runtime shows them through InferenceSession.get_modelmeta()."""
+    import onnx
+
+    card = ctx.card
+    model = onnx.load(str(path))
+    if card.description:
+        model.doc_string = card.description
+    props = {"model_author": card.author, "model_license": card.license, "name": card.name, "version": card.version}
+    kept = [p for p in model.metadata_props if p.key not in props]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    for key, value in props.items():
+        if value:
+            model.metadata_props.add(key=key, value=value)
+    if card.version.isdigit():  # ModelProto.model_version is an integer
+        model.model_version = int(card.version)
+    initializers = {i.name for i in model.graph.initializer}
+    graph_inputs = [i for i in model.graph.input if i.name not in initializers]
+    for values, described, source in ((graph_inputs, card.inputs, ctx.source_inputs),
+                                      (list(model.graph.output), card.outputs, ctx.source_outputs)):
+        shapes = [[d if isinstance(d, int) else -1 for d in _dims(v)] for v in values]
+        for value, text in zip(values, for_artifact(described, source, shapes)):
+            if text:
+                value.doc_string = text
+    onnx.save(model, str(path))

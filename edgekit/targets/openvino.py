@@ -8,8 +8,10 @@ from ..bridges.base import ConvertContext
 from ..errors import ConversionError, summary
 from ..formats import FORMATS
 from ..manifest import TensorInfo
-from ..preprocess import to_layout
+from ..frames import to_layout
+from ..modelcard import for_artifact
 from ..sources.base import SourceModel
+from ..ui import step
 from .base import Target, TargetOutput, register
 
 
@@ -42,10 +44,12 @@ class OpenVINOTarget(Target):
             # default 7-bit fix covers the first layer only, but ReLU6-fed 1x1 convs saturate too
             # (EfficientNet-Lite0: cosine 0.92 -> 0.99). ENABLE = 7-bit weights wherever channels
             # are summed; full bias correction wins back what the lost bit costs.
-            ov_model = nncf.quantize(ov_model, dataset, subset_size=len(samples), fast_bias_correction=False,
-                                     advanced_parameters=AdvancedQuantizationParameters(
-                                         overflow_fix=OverflowFix.ENABLE))
+            with step(f"NNCF int8 quantization ({len(samples)} calibration samples)"):
+                ov_model = nncf.quantize(ov_model, dataset, subset_size=len(samples), fast_bias_correction=False,
+                                         advanced_parameters=AdvancedQuantizationParameters(
+                                             overflow_fix=OverflowFix.ENABLE))
             converters["nncf"] = deps.version("nncf") or "?"
+        write_card(ov_model, ctx)
         ov.save_model(ov_model, str(artifact), compress_to_fp16=(precision == "fp16"))
         return TargetOutput(files=[*FORMATS.get(self.format).companions(artifact), artifact],
                             inputs=[_info(p) for p in ov_model.inputs],
@@ -56,3 +60,19 @@ class OpenVINOTarget(Target):
 def _info(port) -> TensorInfo:
     return TensorInfo(port.get_any_name(), [int(d) for d in port.get_partial_shape().to_shape()],
                       port.get_element_type().to_dtype().name)
+
+
+def write_card(ov_model, ctx: ConvertContext) -> None:
+    """The model card into the IR's rt_info under `model_info` (the section OpenVINO's Model API
+    reads): name, description, author, license, version, and `inputs`/`outputs` descriptions keyed
+    by the IR's tensor names. Port rt_info is not serialized, so descriptions live here."""
+    card = ctx.card
+    for key in ("name", "description", "author", "license", "version"):
+        if getattr(card, key):
+            ov_model.set_rt_info(getattr(card, key), ["model_info", key])
+    for kind, described, source, ports in (("inputs", card.inputs, ctx.source_inputs, ov_model.inputs),
+                                           ("outputs", card.outputs, ctx.source_outputs, ov_model.outputs)):
+        shapes = [[int(d) for d in p.get_partial_shape().to_shape()] for p in ports]
+        for port, text in zip(ports, for_artifact(described, source, shapes)):
+            if text:
+                ov_model.set_rt_info(text, ["model_info", kind, port.get_any_name()])

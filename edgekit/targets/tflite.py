@@ -5,17 +5,18 @@ rather than leaving float ops), uint8 or int8 I/O, static shapes, batch 1.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from .. import deps
 from ..bridges.base import ConvertContext
-from ..errors import CalibrationError, ConversionError, EdgekitError, summary
+from ..errors import BadInput, CalibrationError, ConversionError, UnsupportedRouteError, summary
+from ..manifest import INT8_IO_TYPES
+from ..modelcard import for_artifact
 from ..sources.base import SourceModel
 from ..sources.tflite import tensor_info
-from ..tflite_model import read_tflite
+from ..tflite_model import parse_tflite, read_tflite
 from .base import Target, TargetOutput, register
-
-INT8_IO_TYPES = ("uint8", "int8")
 
 
 def _static_converter(tf, model: SourceModel):
@@ -39,7 +40,7 @@ class TFLiteTarget(Target):
         import tensorflow as tf
 
         converter = _static_converter(tf, model)
-        io_type = ctx.options.get("int8_io", "uint8")
+        io_type = ctx.int8_io
         if precision == "fp16":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
             converter.target_spec.supported_types = [tf.float16]
@@ -47,12 +48,12 @@ class TFLiteTarget(Target):
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
         elif precision == "int8":
             if io_type not in INT8_IO_TYPES:
-                raise EdgekitError(f"unknown int8 I/O type '{io_type}'", f"choose one of {', '.join(INT8_IO_TYPES)}")
+                raise BadInput(f"unknown int8 I/O type '{io_type}'", f"choose one of {', '.join(INT8_IO_TYPES)}")
             if ctx.calibration is None:
                 raise CalibrationError("int8 needs calibration data", "pass --calib")
             if len(model.inputs()) != 1:
-                raise ConversionError("int8 calibration supports single-input models only",
-                                      "export the model with one image input")
+                raise UnsupportedRouteError("int8 calibration supports single-input models only",
+                                            "export the model with one image input")
             samples = ctx.calibration
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
             converter.representative_dataset = lambda: ([sample[None]] for sample in samples)
@@ -65,13 +66,58 @@ class TFLiteTarget(Target):
             raise ConversionError(f"TFLite conversion ({precision}) failed: {summary(exc, last=True)}",
                                   "ops that have no full-integer kernel cannot be quantized to int8"
                                   if precision == "int8" else "see the TensorFlow converter log") from None
-        artifact.write_bytes(flatbuffer)
+        artifact.write_bytes(with_card(flatbuffer, ctx))
         parsed = read_tflite(artifact)
         if precision == "int8" and (not parsed.is_fully_integer() or parsed.has_dynamic_shapes()):
             raise ConversionError("the int8 model is not full-integer with static shapes",
                                   "the Edge TPU needs every op quantized; check the op list with `edgekit inspect`")
-        options = {"int8_io": io_type} if precision == "int8" else {}
         return TargetOutput(files=[artifact], inputs=[tensor_info(t) for t in parsed.inputs()],
                             outputs=[tensor_info(t) for t in parsed.outputs()],
                             converters={"tensorflow": deps.version("tensorflow") or "?"},
-                            options=options, layout="NHWC")
+                            layout="NHWC", int8_io=io_type if precision == "int8" else None)
+
+
+LABELS_FILE = "labels.txt"
+
+
+def with_card(flatbuffer: bytes, ctx: ConvertContext) -> bytes:
+    """The model with TFLite Metadata, as tflite-support's metadata writers lay it out: the model
+    card (name, description, version, author, license), per-tensor descriptions, the image
+    input's normalization (mean/std in 0-255 pixel units), colour space and value range, and a
+    classifier's labels as an associated TENSOR_AXIS_LABELS file: what ML Kit, the Task Library
+    and Android Studio's model binding read (tensorflow_lite_support/metadata/metadata_schema.fbs)."""
+    from ..tflite_metadata import ModelMetadata, TensorMeta, write_metadata
+
+    model = parse_tflite(flatbuffer, "the converted model")
+    ins, outs = model.inputs(), model.outputs()
+    card, pre = ctx.card, ctx.preprocess
+    inputs = []
+    texts = for_artifact(card.inputs, ctx.source_inputs, [t.shape for t in ins])
+    for position, (tensor, text) in enumerate(zip(ins, texts)):
+        meta = TensorMeta(name=_display_name(ctx.source_inputs, position, tensor.name), description=text)
+        channels = tensor.shape[-1] if len(tensor.shape) == 4 else None
+        if channels in (1, 3):  # an image: normalization and colour space apply
+            meta.color_space = "GRAYSCALE" if channels == 1 else "RGB" if pre.color_order == "RGB" else "UNKNOWN"
+            meta.mean, meta.std = list(pre.mean[:channels]), list(pre.std[:channels])
+            if tensor.dtype == "float32":  # the normalized range; integer inputs carry quantization instead
+                meta.min = [(0.0 - m) / s for m, s in zip(meta.mean, meta.std)]
+                meta.max = [(255.0 - m) / s for m, s in zip(meta.mean, meta.std)]
+        inputs.append(meta)
+    outputs, files = [], {}
+    texts = for_artifact(card.outputs, ctx.source_outputs, [t.shape for t in outs])
+    for position, (tensor, text) in enumerate(zip(outs, texts)):
+        meta = TensorMeta(name=_display_name(ctx.source_outputs, position, tensor.name), description=text)
+        if ctx.task == "classification" and len(outs) == 1 and ctx.labels and len(ctx.labels) == tensor.shape[-1]:
+            meta.associated_files = [{"name": LABELS_FILE, "type": "TENSOR_AXIS_LABELS",
+                                      "description": "the class label of each score"}]
+            files[LABELS_FILE] = ("\n".join(ctx.labels) + "\n").encode()
+        outputs.append(meta)
+    metadata = ModelMetadata(name=card.name, description=card.description, version=card.version,
+                             author=card.author, license=card.license, inputs=inputs, outputs=outputs)
+    return write_metadata(flatbuffer, metadata, files)
+
+
+def _display_name(source: list, position: int, fallback: str) -> str:
+    """The source tensor's name (what the user knows it by) as an identifier for code generators."""
+    name = source[position].name if position < len(source) else fallback
+    return re.sub(r"\W", "_", name.split(":")[0]).strip("_") or fallback

@@ -1,4 +1,4 @@
-"""`edgekit deploy`, `rollback`, `remote bench|run`: per-host results on boards."""
+"""`edgekit deploy`, `rollback`, `remote status|bench|run`: per-host results on boards."""
 from __future__ import annotations
 
 from ..ui import fmt, human_size, table
@@ -16,7 +16,8 @@ def _note(host: str, error: str | None) -> str:
 def render_deploy(bundle, results, console) -> None:
     """The fleet summary: one row per host (DeployResult)."""
     rows = [[r.host, r.version or "—", _status(r), "yes" if r.verified else "no", f"{r.seconds:.1f} s",
-             _note(r.host, r.error) or (f"was {r.previous}" if r.previous else "")]
+             _note(r.host, r.error) or ("unchanged: this content is already current" if r.unchanged else
+                                        f"was {r.previous}" if r.previous else "")]
             for r in results]
     console.print(table(f"deploy {bundle.name} ({human_size(bundle.size)}, {len(bundle.files)} files)",
                         ["host", "version", "status", "sha256 verified", "time", "notes"], rows,
@@ -27,6 +28,18 @@ def render_rollback(results, console) -> None:
     console.print(table("rollback", ["host", "model", "now current", "was", "status", "notes"],
                         [[r.host, r.name, r.version or "—", r.previous or "—", _status(r), _note(r.host, r.error)]
                          for r in results], optional=("was",)))
+
+
+def render_status(host: str, root: str, rows: list[dict], console) -> None:
+    """`remote status`: every kept version of every deployed model on HOST."""
+    if not rows:
+        console.print(f"{host}: no model is deployed under {root}", markup=False)
+        return
+    console.print(table(f"{host}: deployed models under {root}",
+                        ["name", "version", "state", "created", "model file", "model sha256", "size"],
+                        [[r["name"], r["version"], r["state"], r["created"] or "—", r["model"] or "—",
+                          (r["model_sha256"] or "—")[:16], human_size(r["size_bytes"]) if r["size_bytes"] else "—"]
+                         for r in rows], wrap=("model file",), optional=("model sha256", "created", "size")))
 
 
 def render_remote_bench(report: dict, host: str, console) -> None:
@@ -48,6 +61,9 @@ def render_remote_bench(report: dict, host: str, console) -> None:
 def frame_text(line: dict) -> str:
     """One frame the board's runner reported, on one line."""
     head = f"{line.get('source')}: {line.get('latency_ms', 0):.1f} ms"
-    if "top" in line:
-        return head + "  " + ", ".join(f"{t['label']} {t['score']:.3f}" for t in line["top"][:3])
-    return head + "  " + ", ".join(f"{o['name']} {o['shape']}" for o in line.get("outputs", []))
+    results = line.get("results") or {}   # Prediction.to_dict(), as `edgekit predict --json` writes it
+    found = results.get("classes") or results.get("detections") or []
+    text = ", ".join(f"{item['label']} {item['score']:.3f}" for item in found[:3])
+    if "mask" in results:
+        text = "mask " + "x".join(map(str, results["mask"]["shape"]))
+    return head + "  " + (text or "(nothing found)")

@@ -1,7 +1,7 @@
 """`edgekit inspect`: an artifact's tensors, ops, details and manifest."""
 from __future__ import annotations
 
-from ..ui import human_size, table
+from ..ui import fmt, human_size, table
 
 
 def _quant(q) -> str:
@@ -11,6 +11,22 @@ def _quant(q) -> str:
     if len(scale) > 1:
         return f"per-channel ({len(scale)} scales)"
     return f"{scale[0]:.6g}, {zero[0] if zero else 0}" if scale else ""
+
+
+def _step_cosine(step: dict) -> float | None:
+    return min((o["cosine"] for o in step.get("outputs", [])), default=None)
+
+
+def render_metadata(metadata: dict | None, console) -> None:
+    """The format's own metadata (author, licence, version, descriptions), as inspect read it."""
+    if not metadata:
+        console.print("no model metadata in this file")
+        return
+    rows = [[key, metadata[key]] for key in ("name", "description", "author", "license", "version") if metadata[key]]
+    rows += [[f"input {name}", text] for name, text in metadata["inputs"].items()]
+    rows += [[f"output {name}", text] for name, text in metadata["outputs"].items()]
+    rows += [[key, value] for key, value in metadata["extra"].items()]
+    console.print(table("model metadata", ["field", "value"], [[k, str(v)] for k, v in rows], wrap=("value",)))
 
 
 def _source(source: dict) -> str:
@@ -30,6 +46,7 @@ def render_inspect(report, console) -> None:
         console.print(table("ops", ["op", "count"], [[k, v] for k, v in report.ops.items()]))
     for key, value in report.details.items():
         console.print(f"{key}: {value}", markup=False)
+    render_metadata(report.metadata, console)
     manifest = report.manifest
     if manifest:
         verify = manifest.get("verify") or {}
@@ -43,6 +60,8 @@ def render_inspect(report, console) -> None:
             ["route", " | ".join(manifest["route"])],
             ["converters", ", ".join(f"{k} {v}" for k, v in manifest["converters"].items())],
             ["verify", f"{verify.get('status')} on {verify.get('samples')} samples ({verify.get('data')})"],
+            *[[f"checked: {step['step']}", f"{step['status']}, cosine {fmt(_step_cosine(step), '.6f')} on "
+               f"{step['samples']} samples ({step['runtime']})"] for step in verify.get("steps", [])],
         ]))
     else:
         console.print("[yellow]no edgekit manifest beside this file[/]")

@@ -2,8 +2,10 @@
 
 Self-contained on purpose: it needs Python 3.7+, and for bench/run numpy and a TFLite runtime
 (ai_edge_litert, or tflite_runtime on older boards; libedgetpu for Edge TPU models). It never
-imports edgekit, so a board needs no edgekit install. Every result is one JSON document (or one
-JSON line per frame for `run`) on stdout; failures are {"error": ...} and a non-zero exit.
+imports edgekit, so a board needs no edgekit install: the bundle carries the two edgekit modules
+it uses verbatim, frames.py (pre/postprocessing: the same tensors and results as the host) and
+stats.py (bench statistics). Every result is one JSON document (or one JSON line per frame for
+`run`) on stdout; failures are {"error": ...} and a non-zero exit.
 
 Layout on the device (ROOT defaults to ~/.edgekit):
     ROOT/models/NAME/<version>/     a verified bundle (SHA256SUMS lists every other file)
@@ -152,39 +154,71 @@ def versions(directory):
                   and os.path.isdir(os.path.join(directory, entry)) and not os.path.islink(os.path.join(directory, entry)))
 
 
+def version_info(directory, version):
+    """What a kept version is: its bundle.json facts and the model file's sha256 (from SHA256SUMS)."""
+    path = os.path.join(directory, version)
+    info = {}
+    try:
+        with open(os.path.join(path, BUNDLE_INFO), encoding="utf-8") as handle:
+            info = json.load(handle)
+    except (OSError, ValueError):
+        pass
+    try:
+        model_sha = read_sums(os.path.join(path, SUMS)).get(info.get("model"))
+    except (OSError, ValueError):
+        model_sha = None
+    try:
+        size = sum(os.path.getsize(os.path.join(path, f)) for f in os.listdir(path))
+    except OSError:
+        size = None
+    return {"created": info.get("created"), "model": info.get("model"), "content_sha256": info.get("content_sha256"),
+            "model_sha256": model_sha, "edgekit_version": info.get("edgekit_version"), "size_bytes": size}
+
+
 def cmd_probe(args):
     directory = model_dir(args.root, args.name)
     info = host_info()
+    current = link_target(os.path.join(directory, "current"))
     info.update({"python_ok": sys.version_info[:2] >= MIN_PYTHON, "free_bytes": free_bytes(directory),
-                 "root": os.path.expanduser(args.root), "current": link_target(os.path.join(directory, "current")),
-                 "versions": versions(directory)})
+                 "root": os.path.expanduser(args.root), "current": current,
+                 "current_content_sha256": version_info(directory, current)["content_sha256"] if current else None,
+                 "previous": link_target(os.path.join(directory, "previous")), "versions": versions(directory)})
     emit(info)
 
 
 def cmd_list(args):
-    """Every deployed model with its current, previous and kept versions."""
+    """Every deployed model with its current, previous and kept versions (with their dates and hashes)."""
     models_root = os.path.join(os.path.expanduser(args.root), "models")
     models = {}
     for name in sorted(os.listdir(models_root)) if os.path.isdir(models_root) else []:
         directory = os.path.join(models_root, name)
         current = link_target(os.path.join(directory, "current"))
         if current:
+            kept = versions(directory)
             models[name] = {"current": current, "previous": link_target(os.path.join(directory, "previous")),
-                            "versions": versions(directory)}
+                            "versions": kept, "details": {v: version_info(directory, v) for v in kept}}
     emit({"models": models})
 
 
+DISTRIBUTION = "edgekit-vision"   # edgekit's name on PyPI (edgekit.DISTRIBUTION; `edgekit` there is another project)
+
+
 def cmd_serve(args):
-    """The web view needs edgekit itself; hand over to `python -m edgekit run` on the device."""
+    """The web view needs edgekit itself; hand over to `python -m edgekit run` on the device, with
+    an access token the client is told (and prints in the URL)."""
     if _module_version("edgekit") is None:
-        raise Failure("the web view needs edgekit on the device, which is not installed there (pip install edgekit "
-                      "on the board); without it, `edgekit remote run HOST --jsonl` streams the results instead")
+        raise Failure("the web view needs edgekit on the device, which is not installed there (pip install %s "
+                      "on the board); without it, `edgekit remote run HOST --jsonl` streams the results instead"
+                      % DISTRIBUTION)
+    import secrets
     import subprocess
 
     info, _ = load_bundle(here())
+    token = secrets.token_urlsafe(16)
     child = subprocess.Popen([sys.executable, "-m", "edgekit", "run", os.path.join(here(), info["model"]),
-                              "--source", args.source, "--serve", args.serve], stdin=subprocess.DEVNULL)
-    emit({"serving": args.serve})
+                              "--source", args.source, "--serve", args.serve, "--serve-token", token],
+                             stdin=subprocess.DEVNULL)
+    emit({"serving": args.serve, "token": token})
     try:
         # ssh sessions without a terminal get no SIGHUP: stdin reaching EOF means the client is gone
         while child.poll() is None and sys.stdin.buffer.read(1 << 16):
@@ -196,7 +230,7 @@ def cmd_serve(args):
                 child.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 child.kill()
-    if child.returncode not in (0, -15, None):
+    if child.returncode not in (0, -15, 143, None):   # 143: edgekit run finished its outputs on our SIGTERM
         raise Failure("edgekit run exited with code %s on the device" % child.returncode)
 
 
@@ -302,6 +336,13 @@ def cmd_receive(args):
         for entry in os.listdir(directory):  # stale uploads of interrupted deploys
             if entry.startswith(".incoming-"):
                 shutil.rmtree(os.path.join(directory, entry), ignore_errors=True)
+        current = link_target(os.path.join(directory, "current"))
+        if args.content_sha256 and current and version_info(directory, current)["content_sha256"] == args.content_sha256:
+            # the same content is already running: no new version, `previous` keeps the real previous one
+            verify_dir(os.path.join(directory, current), sha256_file(os.path.join(directory, current, SUMS)))
+            emit({"version": current, "previous": link_target(os.path.join(directory, "previous")), "unchanged": True,
+                  "files": 0, "bytes": 0, "verified": True, "path": os.path.join(directory, current), "pruned": []})
+            return
         incoming = tempfile.mkdtemp(prefix=".incoming-", dir=directory)
         try:
             received = 0
@@ -365,6 +406,19 @@ def here():
     return os.path.dirname(os.path.abspath(__file__))
 
 
+def vendored(name):
+    """A module the bundle carries verbatim from edgekit (sha256-checked on arrival): stats.py, frames.py.
+    Loaded from this bundle's file by path, so a same-named package installed on the board cannot stand in."""
+    if name not in sys.modules:
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location(name, os.path.join(here(), name + ".py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look their module up while the class is made
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
 def load_bundle(directory):
     with open(os.path.join(directory, BUNDLE_INFO), encoding="utf-8") as handle:
         info = json.load(handle)
@@ -415,9 +469,9 @@ def peak_rss_mb():
 
 
 def cmd_bench(args):
-    sys.path.insert(0, here())
     import numpy as np
-    import stats  # vendored verbatim from edgekit/bench/stats.py
+
+    stats = vendored("stats")  # edgekit/bench/stats.py: remote bench = local bench schema
 
     info, manifest = load_bundle(here())
     model = os.path.join(here(), info["model"])
@@ -470,7 +524,7 @@ def cmd_bench(args):
 
 # ---- run: frames from a source -> model -> one JSON line per frame
 
-def frames(source, limit, size):
+def feed_frames(source, limit, size):
     """(name, RGB uint8 HxWx3) pairs from 'synthetic', an image folder, a video file or a camera index."""
     import numpy as np
 
@@ -529,86 +583,86 @@ def read_image(path):
         return None  # not an image: skipped, like the local image-folder source
 
 
-def resize(image, height, width):
-    import numpy as np
+class BoardModel:
+    """The bundle's model with the host's own pre- and postprocessing: frames.py, vendored from
+    edgekit verbatim, with the FrameSpec and DecodeSpec the host resolved from the manifest
+    (bundle.json), so a frame gives the same input tensor and the same result as `edgekit predict`."""
 
-    try:
-        import cv2
-        return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if image.shape[0] > height else cv2.INTER_LINEAR)
-    except ImportError:  # nearest neighbour: correct geometry, no extra dependency
-        rows = (np.arange(height) * image.shape[0] / height).astype(int)
-        cols = (np.arange(width) * image.shape[1] / width).astype(int)
-        return image[rows][:, cols]
+    def __init__(self, directory, threads=None, top_k=None):
+        frames = self.frames = vendored("frames")
+        info, _ = load_bundle(directory)
+        if not info.get("frames") or not info.get("decode"):
+            raise Failure(info.get("frames_error") or "this bundle has no manifest, so the runner cannot preprocess "
+                          "frames; deploy the model with its .edgekit.json beside it")
+        _, self.interpreter = open_interpreter(os.path.join(directory, info["model"]), bool(info.get("edgetpu")), threads)
+        inputs = self.interpreter.get_input_details()
+        self.outputs = self.interpreter.get_output_details()
+        if len(inputs) != 1:
+            raise Failure("the device runner feeds single-input image models; this one has %d inputs" % len(inputs))
+        self.input = inputs[0]
+        decode = dict(info["decode"], output_names=[d["name"] for d in self.outputs])
+        if top_k:
+            decode["top_k"] = top_k
+        try:
+            self.frame_spec = frames.FrameSpec.of(info["frames"], self.input["shape"])
+            self.decode_spec = frames.DecodeSpec.of(decode)
+        except frames.FrameError as exc:
+            raise Failure(problem(exc))
+
+    def prepare(self, image):
+        """RGB uint8 HxWx3 -> (input tensor in the model's layout and dtype, FrameMeta)."""
+        params = self.input.get("quantization_parameters", {})
+        try:
+            return self.frames.prepare(image, self.frame_spec, self.input["dtype"], params.get("scales"),
+                                       params.get("zero_points"))
+        except self.frames.FrameError as exc:
+            raise Failure(problem(exc))
+
+    def infer(self, tensor):
+        """The input tensor -> float32 outputs, dequantized as the host's Runner does."""
+        dtype = self.input["dtype"]
+        self.interpreter.set_tensor(self.input["index"], tensor if tensor.dtype == dtype else tensor.astype(dtype))
+        self.interpreter.invoke()
+        results = []
+        for detail in self.outputs:
+            params = detail.get("quantization_parameters", {})
+            results.append(self.frames.dequantize(self.interpreter.get_tensor(detail["index"]), params.get("scales"),
+                                                  params.get("zero_points")))
+        return results
+
+    def decode(self, outputs, meta):
+        try:
+            return self.frames.decode(outputs, meta, self.decode_spec)
+        except self.frames.FrameError as exc:
+            raise Failure(problem(exc))
+
+    def __call__(self, image):
+        """RGB uint8 HxWx3 -> (frames.Prediction with timings_ms, inference latency in ms)."""
+        start = time.perf_counter()
+        tensor, meta = self.prepare(image)
+        prepared = time.perf_counter()
+        outputs = self.infer(tensor)
+        inferred = time.perf_counter()
+        prediction = self.decode(outputs, meta)
+        done = time.perf_counter()
+        prediction.timings_ms = {"preprocess": (prepared - start) * 1e3, "infer": (inferred - prepared) * 1e3,
+                                 "postprocess": (done - inferred) * 1e3}
+        return prediction, (inferred - prepared) * 1e3
 
 
-def preprocess(image, pre, detail):
-    """The manifest's preprocessing: stretch resize, colour order, (x - mean) / std, layout, quantize."""
-    import numpy as np
-
-    shape = [int(d) for d in detail["shape"]]
-    layout = pre.get("layout", "NHWC")
-    height, width = (shape[2], shape[3]) if layout == "NCHW" else (shape[1], shape[2])
-    image = resize(image, height, width)
-    if pre.get("color_order") == "BGR":
-        image = image[:, :, ::-1]
-    mean = np.asarray(pre.get("mean", [0.0] * 3), np.float32)
-    std = np.asarray(pre.get("std", [255.0] * 3), np.float32)
-    batch = ((image.astype(np.float32) - mean) / std)[None]
-    if layout == "NCHW":
-        batch = batch.transpose(0, 3, 1, 2)
-    dtype = np.dtype(detail["dtype"])
-    scales = detail.get("quantization_parameters", {}).get("scales", [])
-    if np.issubdtype(dtype, np.integer) and len(scales):
-        zeros = detail["quantization_parameters"]["zero_points"]
-        limits = np.iinfo(dtype)
-        batch = np.clip(np.round(batch / scales[0] + zeros[0]), limits.min, limits.max)
-    return np.ascontiguousarray(batch.astype(dtype))
-
-
-def dequantize(array, detail):
-    import numpy as np
-
-    scales = detail.get("quantization_parameters", {}).get("scales", [])
-    if np.issubdtype(array.dtype, np.integer) and len(scales):
-        zeros = detail["quantization_parameters"]["zero_points"]
-        return (array.astype(np.float32) - zeros[0]) * scales[0]
-    return array.astype(np.float32)
+def problem(exc):
+    """A FrameError as one line: what was wrong, then what to do."""
+    return "%s; %s" % (exc, exc.remedy) if getattr(exc, "remedy", "") else str(exc)
 
 
 def cmd_run(args):
     if args.serve:
         return cmd_serve(args)
-    import numpy as np
-
-    info, manifest = load_bundle(here())
-    if not manifest:
-        raise Failure("this bundle has no manifest, so the runner cannot preprocess frames; deploy the model "
-                      "with its .edgekit.json beside it")
-    _, interpreter = open_interpreter(os.path.join(here(), info["model"]), bool(info.get("edgetpu")), args.threads)
-    inputs = interpreter.get_input_details()
-    outputs = interpreter.get_output_details()
-    if len(inputs) != 1:
-        raise Failure("the device runner feeds single-input image models; this one has %d inputs" % len(inputs))
-    labels = manifest.get("labels") or []
-    pre = manifest.get("preprocess") or {}
-    size = pre.get("input_size")
-    for index, (name, image) in enumerate(frames(args.source, args.frames, size)):
-        batch = preprocess(image, pre, inputs[0])
-        start = time.perf_counter()
-        interpreter.set_tensor(inputs[0]["index"], batch)
-        interpreter.invoke()
-        latency = (time.perf_counter() - start) * 1000.0
-        results = [dequantize(interpreter.get_tensor(d["index"]), d) for d in outputs]
-        line = {"frame": index, "source": name, "latency_ms": round(latency, 3)}
-        if manifest.get("task") == "classification" or (len(results) == 1 and results[0].size == max(results[0].shape)):
-            scores = results[0].reshape(-1)
-            top = np.argsort(-scores)[:args.top_k]
-            line["top"] = [{"index": int(i), "label": labels[i] if i < len(labels) else str(int(i)),
-                            "score": float(scores[i])} for i in top]
-        else:
-            line["outputs"] = [{"name": d["name"], "shape": list(r.shape), "max": float(r.max())}
-                               for d, r in zip(outputs, results)]
-        emit(line)
+    model = BoardModel(here(), args.threads, args.top_k)
+    for index, (name, image) in enumerate(feed_frames(args.source, args.frames, model.frame_spec.input_size)):
+        prediction, latency = model(image)
+        # the host's result schema (Prediction.to_dict): the same keys as `edgekit predict --json`
+        emit({"frame": index, "source": name, "latency_ms": round(latency, 3), "results": prediction.to_dict()})
 
 
 def main(argv=None):
@@ -623,6 +677,7 @@ def main(argv=None):
     receive.add_argument("--version", required=True)
     receive.add_argument("--sums-sha256", required=True)
     receive.add_argument("--keep", type=int, default=3)
+    receive.add_argument("--content-sha256")
     rollback.add_argument("--to")
     bench = sub.add_parser("bench")
     bench.add_argument("--runs", type=int, default=100)

@@ -1,14 +1,15 @@
-"""One JSON line per frame: timestamp, frame id, latency, results. `-` is stdout (live, flushed
-per line); a file is written beside its target and moved into place on close."""
+"""One JSON line per frame: timestamp, frame id, the file name (folders) or position in the video
+(files), latency, results. Each line is written to the file under its real name and flushed at
+once, so `tail -f` follows a live run; lines are whole (one write each), and `-` is stdout."""
 from __future__ import annotations
 
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 from ...errors import EdgekitError
+from ...fsutil import user_umask
 from .base import SINKS, Sink
 
 
@@ -20,7 +21,7 @@ class JsonlSink(Sink):
         self.target = target
         self.lines = 0
         self._handle = None
-        self._tmp: str | None = None
+        self._created = False
 
     def open(self) -> None:
         if self.target == "-":
@@ -31,15 +32,15 @@ class JsonlSink(Sink):
             raise EdgekitError(f"--jsonl {path} is a directory", "give a file name like results.jsonl, or - for stdout")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, self._tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+            self._created = not path.exists()
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666 & ~user_umask())
         except OSError as exc:
             raise EdgekitError(f"cannot write {path}: {exc.strerror}", "choose a writable path for --jsonl") from None
         self._handle = os.fdopen(fd, "w", encoding="utf-8")
 
     def write(self, image, result, stats) -> None:
         self._handle.write(json.dumps(result.to_dict(), default=float) + "\n")
-        if self._tmp is None:
-            self._handle.flush()
+        self._handle.flush()   # a reader sees every line as soon as its frame is drawn
         self.lines += 1
 
     def close(self) -> str | None:
@@ -50,11 +51,12 @@ class JsonlSink(Sink):
             return f"no frames: {self.target} not written"
         self._handle.close()
         self._handle = None
-        os.replace(self._tmp, self.target)
         return f"wrote {self.target} ({self.lines} lines)"
 
     def discard(self) -> None:
-        if self._tmp is not None and self._handle is not None:
+        """No line was written: remove the file if this run created it (it is empty)."""
+        if self._handle is not None and self.target != "-":
             self._handle.close()
             self._handle = None
-            Path(self._tmp).unlink(missing_ok=True)
+            if self._created:
+                Path(self.target).unlink(missing_ok=True)

@@ -1,18 +1,25 @@
 """A small web page for headless boards: the live annotated MJPEG stream and live stats.
 
-    GET /             the page: <img src="/stream.mjpg"> and a stats panel refreshed from /stats
+    GET /             the page: the stream in an <img> and a stats panel refreshed from /stats
     GET /stream.mjpg  multipart/x-mixed-replace JPEG stream (every browser shows it in an <img>)
     GET /stats        JSON: FPS, latency, inference ms, frames, drops, latest results
+
+With an access token (the default of `edgekit run`: a live camera must not be open to the whole
+network), every request needs `?token=TOKEN` or `Authorization: Bearer TOKEN`, and gets 401
+without it; the printed URL carries the token and the page passes it on to /stats and the stream.
 
 Standard library only (ThreadingHTTPServer). Frames are JPEG-encoded only while a client watches.
 """
 from __future__ import annotations
 
 import errno
+import hmac
 import json
+import secrets
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, quote
 
 from ...errors import EdgekitError
 from ..cv import cv2
@@ -30,9 +37,11 @@ PAGE = """<!doctype html>
  h1{font-size:16px;margin:0 0 8px 0}
 </style></head>
 <body>
-<div><img id="stream" src="/stream.mjpg" alt="live stream"></div>
+<div><img id="stream" alt="live stream"></div>
 <div><h1 id="title">edgekit run</h1><pre id="stats">waiting for the first frame...</pre></div>
 <script>
+const auth = location.search;   // ?token=... : the same access token for the stream and the stats
+document.getElementById("stream").src = "/stream.mjpg" + auth;
 function fmt(v, unit){ return v === null || v === undefined ? "-" : v.toFixed(1) + unit; }
 function results(latest){
   if(!latest){ return "-"; }
@@ -46,7 +55,7 @@ function results(latest){
 }
 async function refresh(){
   try{
-    const s = await (await fetch("/stats", {cache: "no-store"})).json();
+    const s = await (await fetch("/stats" + auth, {cache: "no-store"})).json();
     document.getElementById("title").textContent = s.model + " on " + s.backend;
     document.getElementById("stats").textContent =
       "FPS        " + fmt(s.fps, "") + "\\n" +
@@ -67,6 +76,11 @@ refresh();
 </script>
 </body></html>
 """
+
+
+def new_token() -> str:
+    """A random access token (128 bits, URL-safe)."""
+    return secrets.token_urlsafe(16)
 
 
 def parse_address(value: str) -> tuple[str, int]:
@@ -104,8 +118,17 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.sink._track(self.connection, False)
 
     def do_GET(self):  # noqa: N802  (http.server's naming)
-        path = self.path.split("?", 1)[0]
+        path, _, query = self.path.partition("?")
         sink = self.server.sink
+        if not sink.authorized(parse_qs(query).get("token", [None])[0], self.headers.get("Authorization")):
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Bearer realm="edgekit"')
+            body = b"401 unauthorized: this live view needs its access token; open the URL edgekit printed\n"
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         if path in ("/", "/index.html"):
             self._send(200, "text/html; charset=utf-8", PAGE.encode())
         elif path == "/stats":
@@ -149,8 +172,10 @@ class _Handler(BaseHTTPRequestHandler):
 class WebSink(Sink):
     name = "web"
 
-    def __init__(self, address: str):
+    def __init__(self, address: str, token: str | None = None):
+        """`token`: the access token every request must carry; None serves without one."""
         self.host, self.port = parse_address(address)
+        self.token = token
         self.stats: dict = {"frames": 0, "fps": 0.0, "latency_ms": None, "infer_ms": None, "dropped": 0,
                             "reconnects": 0, "source": "", "model": "", "backend": "", "latest": None}
         self._jpeg: bytes | None = None
@@ -167,7 +192,15 @@ class WebSink(Sink):
     def url(self) -> str:
         host = socket.gethostname() if self.host in ("0.0.0.0", "::") else self.host
         host = f"[{host}]" if ":" in host else host
-        return f"http://{host}:{self.port}/"
+        return f"http://{host}:{self.port}/" + (f"?token={quote(self.token)}" if self.token else "")
+
+    def authorized(self, query_token: str | None, authorization: str | None) -> bool:
+        if self.token is None:
+            return True
+        given = query_token
+        if given is None and authorization and authorization.lower().startswith("bearer "):
+            given = authorization[7:].strip()
+        return given is not None and hmac.compare_digest(given.encode(), self.token.encode())
 
     def open(self) -> None:
         handler_server = _Server

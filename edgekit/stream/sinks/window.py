@@ -5,6 +5,7 @@ import os
 import re
 import sys
 
+from ... import pip_install
 from ...errors import EdgekitError
 from ..cv import cv2
 from .base import SINKS, Sink
@@ -17,7 +18,7 @@ def display_unavailable_reason() -> str | None:
     import importlib.util
 
     if importlib.util.find_spec("cv2") is None:
-        return "OpenCV is not installed (pip install 'edgekit[media]')"
+        return f"OpenCV is not installed ({pip_install('media')})"
     if gui_backend() == "NONE":
         return "this OpenCV build has no GUI support (opencv-python-headless)"
     return None

@@ -10,11 +10,11 @@ import numpy as np
 from ...errors import EdgekitError
 from ..cv import cv2
 from ..types import StreamEvent
-from .base import SOURCES, Source
+from .base import FEEDS, Feed
 
 
-@SOURCES.register("folder")
-class ImageFolderSource(Source):
+@FEEDS.register("folder")
+class ImageFolderFeed(Feed):
     kind = "image folder"
     live = False
 
@@ -30,6 +30,7 @@ class ImageFolderSource(Source):
         if not self.paths:
             raise EdgekitError(f"no files in '{spec}'", "give a folder or glob with images (jpg, png, ...)")
         self._next = 0
+        self._current: str | None = None
         self.skipped: list[str] = []
 
     def open(self) -> None:
@@ -42,10 +43,14 @@ class ImageFolderSource(Source):
             self._next += 1
             image = cv.imread(str(path), cv.IMREAD_COLOR)
             if image is not None:
+                self._current = str(path)
                 return image
             self.skipped.append(str(path))
             self.report(StreamEvent("skipped", f"unreadable image {path}"))
         return None
+
+    def position(self) -> tuple[str | None, float | None]:
+        return self._current, None
 
     def describe(self) -> str:
         return f"images {self.spec} ({len(self.paths)} files)"

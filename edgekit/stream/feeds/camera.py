@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ...errors import EdgekitError
 from ..cv import cv2
-from .base import SOURCES, SourceUnavailable, VideoCaptureSource
+from .base import FEEDS, FeedUnavailable, VideoCaptureFeed
 
 DEVICE = re.compile(r"^/dev/video(\d+)$")
 
@@ -16,8 +16,8 @@ def cameras() -> list[str]:
     return sorted((str(p) for p in Path("/dev").glob("video*")), key=lambda p: (len(p), p))
 
 
-@SOURCES.register("camera")
-class CameraSource(VideoCaptureSource):
+@FEEDS.register("camera")
+class CameraFeed(VideoCaptureFeed):
     kind = "camera"
     live = True
     sets_size = True
@@ -43,7 +43,7 @@ class CameraSource(VideoCaptureSource):
         cap = cv.VideoCapture(self.index, api)
         if not cap.isOpened():
             cap.release()
-            raise SourceUnavailable(f"camera {self.spec} could not be opened (busy, or not a capture device)")
+            raise FeedUnavailable(f"camera {self.spec} could not be opened (busy, or not a capture device)")
         if self.size:
             cap.set(cv.CAP_PROP_FRAME_WIDTH, self.size[0])
             cap.set(cv.CAP_PROP_FRAME_HEIGHT, self.size[1])

@@ -6,14 +6,14 @@ import time
 import numpy as np
 
 from ..cv import cv2
-from .base import SOURCES, Source
+from .base import FEEDS, Feed
 
 DEFAULT_SIZE = (640, 480)
 DEFAULT_FPS = 30.0
 
 
-@SOURCES.register("synthetic")
-class SyntheticSource(Source):
+@FEEDS.register("synthetic")
+class SyntheticFeed(Feed):
     kind = "synthetic"
     live = True
     sets_size = True

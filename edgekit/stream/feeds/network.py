@@ -4,15 +4,15 @@ from __future__ import annotations
 import re
 
 from ..cv import cv2
-from .base import SOURCES, SourceUnavailable, VideoCaptureSource, capture_params
+from .base import FEEDS, FeedUnavailable, VideoCaptureFeed, capture_params
 
 SCHEMES = ("rtsp", "rtsps", "http", "https", "udp", "tcp", "rtmp", "rtp", "srt")
 OPEN_TIMEOUT_MS = 5000
 READ_TIMEOUT_MS = 3000   # a silent stream counts as dropped after this long
 
 
-@SOURCES.register("network")
-class NetworkSource(VideoCaptureSource):
+@FEEDS.register("network")
+class NetworkFeed(VideoCaptureFeed):
     kind = "network"
     live = True
 
@@ -26,7 +26,7 @@ class NetworkSource(VideoCaptureSource):
         cap = cv.VideoCapture(self.spec, cv.CAP_FFMPEG, capture_params(cv, OPEN_TIMEOUT_MS, READ_TIMEOUT_MS))
         if not cap.isOpened():
             cap.release()
-            raise SourceUnavailable(f"cannot open stream {self.spec} (unreachable, refused or not a video stream)")
+            raise FeedUnavailable(f"cannot open stream {self.spec} (unreachable, refused or not a video stream)")
         self._cap = cap
 
     def describe(self) -> str:

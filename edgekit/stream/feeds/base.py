@@ -1,8 +1,9 @@
-"""The Source contract and the registry that picks a source kind from what the user typed.
+"""The Feed contract (a camera input: frames in) and the registry that picks a feed kind from
+what the user typed after `--source`.
 
-A source kind claims a spec (`0`, `/dev/video2`, `clip.mp4`, `rtsp://...`, `photos/`, `*.jpg`,
+A feed kind claims a spec (`0`, `/dev/video2`, `clip.mp4`, `rtsp://...`, `photos/`, `*.jpg`,
 `synthetic`); the claims are disjoint, so the first kind that claims wins. `open()` raises
-`SourceUnavailable` for what may pass (a stream not up yet: live sources retry it) and any other
+`FeedUnavailable` for what may pass (a stream not up yet: live feeds retry it) and any other
 EdgekitError for what will not (a camera that does not exist).
 """
 from __future__ import annotations
@@ -17,11 +18,11 @@ from ...registry import Registry
 from ..types import StreamEvent
 
 
-class SourceUnavailable(EdgekitError):
-    """The source cannot be opened right now; a live source retries with backoff."""
+class FeedUnavailable(EdgekitError):
+    """The feed cannot be opened right now; a live feed retries with backoff."""
 
 
-class Source:
+class Feed:
     kind: ClassVar[str]
     live: ClassVar[bool]                 # newest frame only; reopened when it drops
     sets_size: ClassVar[bool] = False    # honours --size
@@ -45,13 +46,17 @@ class Source:
         raise NotImplementedError
 
     def read(self) -> np.ndarray | None:
-        """The next BGR frame, or None at the end of a file source / when a live source dropped."""
+        """The next BGR frame, or None at the end of a file / when a live feed dropped."""
         raise NotImplementedError
 
     @property
     def fps(self) -> float | None:
-        """The nominal frame rate, when the source knows it."""
+        """The nominal frame rate, when the feed knows it (files: only once open)."""
         return self.requested_fps
+
+    def position(self) -> tuple[str | None, float | None]:
+        """(file name, position in ms) of the frame read last: what a result line names it by."""
+        return None, None
 
     def close(self) -> None:
         pass
@@ -60,15 +65,16 @@ class Source:
         return f"{self.kind} {self.spec}"
 
 
-SOURCES: Registry[type[Source]] = Registry("source", __package__)
+FEEDS: Registry[type[Feed]] = Registry("feed", __package__)
 
 
-def open_source(spec: str, size: tuple[int, int] | None = None, fps: float | None = None) -> Source:
-    """The source for SPEC (validated, not opened yet: the capture thread opens it)."""
+def open_feed(spec: str, size: tuple[int, int] | None = None, fps: float | None = None) -> Feed:
+    """The feed for SPEC, what the user gave as `--source` (validated, not opened yet: the capture
+    thread opens it). Raises EdgekitError when no feed kind claims SPEC."""
     spec = str(spec)
-    for source_cls in SOURCES.values():
-        if source_cls.claims(spec):
-            return source_cls(spec, size=size, fps=fps)
+    for feed_cls in FEEDS.values():
+        if feed_cls.claims(spec):
+            return feed_cls(spec, size=size, fps=fps)
     raise EdgekitError(f"source '{spec}' is not a camera index, /dev/videoN, URL, image folder or glob, "
                        "existing video file, or 'synthetic'",
                        "e.g. --source 0, --source clip.mp4, --source rtsp://host/stream, --source photos/")
@@ -78,7 +84,7 @@ def capture_params(cv2, open_ms: int, read_ms: int) -> list[int]:
     return [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, open_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, read_ms]
 
 
-class VideoCaptureSource(Source):
+class VideoCaptureFeed(Feed):
     """Shared by the kinds OpenCV's VideoCapture reads (camera, file, network)."""
 
     def __init__(self, spec: str, size=None, fps=None):

@@ -5,11 +5,11 @@ from pathlib import Path
 
 from ...errors import EdgekitError
 from ..cv import cv2
-from .base import SOURCES, VideoCaptureSource, capture_params
+from .base import FEEDS, VideoCaptureFeed, capture_params
 
 
-@SOURCES.register("file")
-class VideoFileSource(VideoCaptureSource):
+@FEEDS.register("file")
+class VideoFileFeed(VideoCaptureFeed):
     kind = "video file"
     live = False
 
@@ -25,6 +25,11 @@ class VideoFileSource(VideoCaptureSource):
             raise EdgekitError(f"cannot decode '{self.spec}' as a video",
                                "give a video file FFmpeg reads (mp4, mkv, avi, ...), or a folder of images")
         self._cap = cap
+
+    def position(self) -> tuple[str | None, float | None]:
+        if self._cap is None:
+            return None, None
+        return None, float(self._cap.get(cv2().CAP_PROP_POS_MSEC))   # of the frame just read
 
     def describe(self) -> str:
         return f"video {self.spec}"

@@ -1,1 +1,0 @@
-"""Frame sources, one module per kind; see base.py for the contract."""
