@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from edgekit.manifest import Manifest, OutputParity, Preprocess, TensorInfo, VerifyReport
+from edgekit.manifest import Manifest, OutputParity, Preprocess, Quantization, TensorInfo, VerifyReport
 
 WIDTH = 100
 LOGS = Path(__file__).parent / "fixtures" / "edgetpu_logs"
@@ -78,7 +78,7 @@ def test_inspect_tables_fit():
     from edgekit.inspect import InspectReport
     from edgekit.views.inspect import render_inspect
 
-    quant = {"scale": [0.0078125], "zero_point": [128]}
+    quant = Quantization([0.0078125], [128])
     manifest = Manifest(artifact=f"{STEM}_int8.tflite", target="tflite", precision="int8", task="classification",
                         labels=["tench"] * 1000, preprocess=Preprocess(input_size=[224, 224], mean=[127.0] * 3,
                                                                       std=[128.0] * 3),

@@ -5,9 +5,10 @@ from ..ui import fmt, human_size, table
 
 
 def _quant(q) -> str:
+    """A TensorInfo's Quantization (or its dict form) as "scale, zero point"."""
     if not q:
         return ""
-    scale, zero = q.get("scale", []), q.get("zero_point", [])
+    scale, zero = (q.get("scale", []), q.get("zero_point", [])) if isinstance(q, dict) else (q.scale, q.zero_point)
     if len(scale) > 1:
         return f"per-channel ({len(scale)} scales)"
     return f"{scale[0]:.6g}, {zero[0] if zero else 0}" if scale else ""
