@@ -127,7 +127,7 @@ def _reference_row(module, model: zoo.ZooModel, labels: list[str], images: dict[
     source = TorchSource.from_object(module, [1, 3, *model.input_size])
     pre = Preprocess(input_size=model.input_size, layout="NCHW", color_order=model.color_order, resize=model.resize,
                      mean=model.mean, std=model.std)
-    top1, latency = _measure(source.run, pre, labels, images)
+    top1, latency = _measure(source.infer, pre, labels, images)
     wrong = _check(model, top1)
     return DemoRow("PyTorch source (reference)", 0, VerifyReport(status="pass", notes=["reference"]),
                    top1, latency, wrong, not wrong)

@@ -148,15 +148,60 @@ class PlainProgress:
             self._end(task, outcome)
 
     def _start(self, task: int) -> None:
-        state = self._tasks[task]
-        state["started"] = time.perf_counter()
-        self.line(f"{state['description']} started")
+        self._tasks[task]["started"] = _Step(self, self._tasks[task]["description"])
 
     def _end(self, task: int, outcome: str = "done in") -> None:
         state = self._tasks[task]
         if state["started"] is not None:
-            self.line(f"{state['description']} {outcome} {time.perf_counter() - state['started']:.1f} s")
+            state["started"].end(outcome)
             state["started"] = None
+
+
+def announce_after() -> float:
+    """Seconds a step runs before its log lines are printed: EDGEKIT_PROGRESS_AFTER, default 1.
+    Shorter steps stay silent (a log full of "done in 0.0 s" hides the slow ones); 0 shows all."""
+    try:
+        return max(0.0, float(os.environ.get("EDGEKIT_PROGRESS_AFTER", "1")))
+    except ValueError:
+        return 1.0
+
+
+class _Step:
+    """One step's log lines: "STEP started" once it has run for announce_after() seconds, then
+    "STEP done in N s". A step that fails or is interrupted always gets both lines."""
+
+    def __init__(self, plain: PlainProgress, description: str):
+        self.plain, self.description = plain, description
+        self.started = time.perf_counter()
+        self.shown = self.ended = False
+        self._lock = threading.Lock()
+        self._timer = None
+        delay = announce_after()
+        if delay == 0:
+            self._show()
+        else:
+            self._timer = threading.Timer(delay, self._show)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _show(self) -> None:
+        with self._lock:
+            if not self.shown and not self.ended:
+                self.shown = True
+                self.plain.line(f"{self.description} started")
+
+    def end(self, outcome: str = "done in") -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        with self._lock:
+            if self.ended:
+                return
+            self.ended = True
+            if not self.shown and outcome == "done in":
+                return
+            if not self.shown:
+                self.plain.line(f"{self.description} started")
+            self.plain.line(f"{self.description} {outcome} {time.perf_counter() - self.started:.1f} s")
 
 
 _PLAIN: list[PlainProgress] = []   # the log-line reporter of the command running now, if any
@@ -174,19 +219,19 @@ def _steps_to(plain: PlainProgress):
 @contextmanager
 def step(description: str):
     """Mark a long step inside a library call (onnx2tf, NNCF, the Edge TPU compiler): in logs it
-    gets its start and end lines with the duration; on a terminal the command's bar shows progress."""
+    gets its start and end lines with the duration (once it has run announce_after() seconds, or
+    when it fails); on a terminal the command's bar shows progress."""
     plain = _PLAIN[-1] if _PLAIN else None
     if plain is None:
         yield
         return
-    plain.line(f"{description} started")
-    started = time.perf_counter()
+    announced = _Step(plain, description)
     outcome = "failed after"
     try:
         yield
         outcome = "done in"
     finally:
-        plain.line(f"{description} {outcome} {time.perf_counter() - started:.1f} s")
+        announced.end(outcome)
 
 
 def print_json(data: Any) -> None:

@@ -114,10 +114,12 @@ def test_doctor_reports_targets_runtimes_and_route_matrix(run_cli):
     assert code == 0 and "routes" in out
 
 
-def test_long_steps_print_start_and_end_lines_in_logs(run_cli, onnx_file, photos_dir, tmp_path):
-    """stderr is not a terminal here (as in CI): each long step says when it starts and ends."""
+def test_long_steps_print_start_and_end_lines_in_logs(run_cli, onnx_file, photos_dir, tmp_path, monkeypatch):
+    """stderr is not a terminal here (as in CI): each long step says when it starts and ends.
+    These steps are short, so EDGEKIT_PROGRESS_AFTER=0 announces every one."""
     import re
 
+    monkeypatch.setenv("EDGEKIT_PROGRESS_AFTER", "0")
     code, out, err = run_cli("convert", onnx_file, "--to", "onnx", "--precision", "int8", "--calib", photos_dir,
                              "--calib-samples", "16", "--mean", "127.5", "--std", "127.5", "-o", tmp_path, "--json")
     assert code == 0, err
@@ -126,3 +128,11 @@ def test_long_steps_print_start_and_end_lines_in_logs(run_cli, onnx_file, photos
     for step in ("calibration images", "onnx int8", r"onnx int8 conversion \(onnx → onnx\)", "onnx int8 verify"):
         assert any(re.fullmatch(f"progress: {step} started", line) for line in lines), (step, lines)
         assert any(re.fullmatch(rf"progress: {step} done in \d+\.\d s", line) for line in lines), (step, lines)
+
+
+def test_short_steps_stay_silent_in_logs(run_cli, onnx_file, photos_dir, tmp_path):
+    """By default a step is announced only once it has run a second: a quick bench on a tiny model
+    prints no `progress:` lines around its JSON, and its steps were real (the run took place)."""
+    code, out, err = run_cli("bench", onnx_file, "--runs", "3", "--warmup", "0", "--json")
+    assert code == 0, err
+    assert json.loads(out) and not [line for line in err.splitlines() if line.startswith("progress: ")], err

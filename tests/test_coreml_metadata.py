@@ -211,6 +211,19 @@ def test_rewritten_files_still_match_keras(classifier, every_target):
     np.testing.assert_allclose(got, expected, atol=0.06)
 
 
+def test_openvino_int8_matches_keras_on_the_raw_runtime(classifier, every_target):
+    """The int8 IR (NNCF; its accuracy control keeps ops in float where plain int8 strays, as the
+    Dense + softmax head of this net did at cosine 0.95) against Keras itself, on OpenVINO."""
+    import openvino as ov
+
+    pixels = (_photo_batch()[:12] * 127.5 + 127.5).astype(np.float32)
+    expected = np.asarray(classifier[1](pixels, training=False))
+    compiled = ov.Core().compile_model(every_target["openvino"]["path"], "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    layout_nchw = list(compiled.inputs[0].shape)[1] == 3
+    got = np.concatenate([compiled([(s.transpose(2, 0, 1) if layout_nchw else s)[None]])[0] for s in pixels])
+    np.testing.assert_allclose(got, expected, atol=0.06)
+
+
 def test_inspect_shows_the_metadata_of_every_format(every_target, run_cli):
     for name, artifact in every_target.items():
         code, out, err = run_cli("inspect", artifact["path"], "--json")

@@ -316,7 +316,7 @@ def test_no_display_and_no_output_picks_the_web_page(stream_model):
             holder.close()
     assert proc.returncode == 2
     assert lines_of(proc.stderr) == [
-        "no display and no output chosen: serving the live view on 0.0.0.0:8080 (choose with --serve, --save, "
-        "--jsonl)",
+        "no display and no output chosen: serving the live view on 0.0.0.0:8080 with an access token (choose "
+        "with --serve, --save, --jsonl)",
         "error: cannot serve on 0.0.0.0:8080: the port is already in use. stop the other server or pick another "
         "port with --serve HOST:PORT"]

@@ -221,7 +221,12 @@ def _measure(record: BenchRecord, path: Path, options: BenchOptions, threads: in
     with runner:
         record.backend = runner.backend
         record.device = runner.device or _default_device(runner)
-        predictor = Predictor(runner, read_manifest(path))
+        manifest = read_manifest(path)
+        if manifest is None:  # what the file itself says (input layout and size), as `predict` does
+            from ..runtime.fallback import manifest_from_model
+
+            manifest, _ = manifest_from_model(path, runner)
+        predictor = Predictor(runner, manifest)
         batch, image = _input(predictor, options.input)
 
         start = time.perf_counter_ns()

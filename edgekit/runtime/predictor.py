@@ -67,10 +67,10 @@ class Predictor:
         straight from the pixels; any other input gets float32. Raises EdgekitError for an image
         with the wrong channel count or a non-image model input."""
         info = self.runner.inputs[0]
-        quantization = info.quantization   # a manifest Quantization record, or None
+        quantization = info.quantization
         try:
-            return frames.prepare(image, self.frame_spec, info.dtype, quantization.scale if quantization else None,
-                                  quantization.zero_point if quantization else None, order)
+            return frames.prepare(image, self.frame_spec, info.dtype, quantization and quantization.scale,
+                                  quantization and quantization.zero_point, order)
         except frames.FrameError as exc:
             raise EdgekitError(str(exc), exc.remedy) from None
 
