@@ -60,6 +60,7 @@ class TerminalReporter:
         self.task = None
         self.name = ""
         self.started = 0.0
+        self.stages = 0
         if self.rich:
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -74,8 +75,9 @@ class TerminalReporter:
             if self.task is not None:
                 self.progress.remove_task(self.task)
             self.task = self.progress.add_task(name, total=total, info="")
-        else:
+        elif self.stages:  # the first stage (reading images) may end in a one-line error: no start line
             self.err.print(f"edgekit train: {name} ...", markup=False)
+        self.stages += 1
 
     def advance(self, done: float, total: float | None = None, text: str = "") -> None:
         if self.progress is not None and self.task is not None:

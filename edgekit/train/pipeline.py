@@ -136,6 +136,17 @@ def validate(request: TrainRequest) -> None:
         if value is not None and value <= 0:
             raise EdgekitError(f"{name} must be positive, got {value:g}")
     request.space.check()
+    from .search import storage_url
+
+    storage_url(request.study, Path(request.out_dir))
+    if request.export:
+        from ..targets.base import TARGETS
+
+        for target in request.targets:
+            reason = TARGETS.get(target).unavailable_reason()
+            if reason:
+                raise EdgekitError(f"target '{target}' is unavailable on this host: {reason}",
+                                   "install its extra, drop it from --to, or pass --no-export")
     out = Path(request.out_dir)
     has_study = (out / "study.db").exists() or (out / "state.json").exists()
     if request.resume and request.study is None and not (out / "study.db").exists():
