@@ -235,8 +235,10 @@ def doctor(as_json):
 @main.command()
 @click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), default=Path("out/demo"), show_default=True)
 @click.option("--model", "model_name", default="efficientnet_lite0", show_default=True, help="Zoo model in models/.")
+@click.option("--train", "train_demo", is_flag=True,
+              help="Instead: `edgekit train` on bundled labelled photos (scikit-image faces vs non-faces).")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
-def demo(out_dir, model_name, as_json):
+def demo(out_dir, model_name, train_demo, as_json):
     """Convert a bundled pretrained model to every target and precision, verify each, and
     classify real photos with every runnable artifact.
 
@@ -244,7 +246,14 @@ def demo(out_dir, model_name, as_json):
     Examples:
       edgekit demo
       edgekit demo -o /tmp/demo --json
+      edgekit demo --train          # data checks, search, picks, export, model card (a few minutes)
     """
+    if train_demo:
+        from .commands.train import run_and_render
+        from .train.sample_data import demo_request
+
+        run_and_render(demo_request(out_dir), as_json)
+        return
     from .demo import run_demo
     from .ui import console, native_output_captured, progress_bar, print_json
     from .views import demo_table

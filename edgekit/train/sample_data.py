@@ -41,3 +41,23 @@ def write_faces(folder: Path, per_class: int | None = None, upscale: int = 4) ->
         picture.save(target, quality=95)
         written[name].append(target)
     return written
+
+
+def demo_request(out_dir: Path):
+    """`edgekit demo --train`: the whole path on the bundled faces in a few minutes (a short
+    budget, two backbones, two sizes, int8 TFLite and OpenVINO). The demo's own folders under
+    OUT_DIR are replaced on each run."""
+    import shutil
+
+    from .pipeline import TrainRequest
+    from .search import Space
+
+    photos, out = Path(out_dir) / "photos", Path(out_dir) / "train"
+    for folder in (photos, out):
+        if folder.exists():
+            shutil.rmtree(folder)
+    write_faces(photos)
+    return TrainRequest(data=photos, out_dir=out, targets=["tflite", "openvino"], precisions=["int8"],
+                        budget_s=90.0, trial_timeout_s=30.0,
+                        space=Space(backbones=["efficientnet_lite0", "efficientnet_lite1"], sizes=[96, 128],
+                                    finetune_depths=[1]))

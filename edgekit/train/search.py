@@ -100,6 +100,9 @@ def storage_url(study: str | None, out_dir: Path) -> str:
     if "://" not in study:
         raise EdgekitError(f"--study {study!r} is not a database URL",
                            "pass postgresql://USER@HOST:PORT/DB (or sqlite:///PATH); omit it for -o/study.db")
+    for scheme in ("postgresql://", "postgres://"):  # SQLAlchemy's default driver is psycopg2; we ship psycopg 3
+        if study.startswith(scheme):
+            return "postgresql+psycopg://" + study[len(scheme):]
     return study
 
 
