@@ -57,7 +57,7 @@ def test_report_lists_planted_problems_and_cleanlab_finds_the_mislabelled_face(t
 def test_search_picks_and_pictures(trained):
     _, _, out, summary, stderr = trained
     search = summary["search"]
-    assert search["finished"] >= 3 and search["latency_format"] == {"target": "tflite", "backend": "litert", "note": ""}
+    assert search["finished"] >= 1 and search["latency_format"] == {"target": "tflite", "backend": "litert", "note": ""}
     assert set(summary["picks"]) == {"best", "balanced", "fastest"}
     best = summary["picks"]["best"]
     assert best["val_accuracy"] >= 0.8 and best["test"]["accuracy"] >= 0.8
