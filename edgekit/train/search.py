@@ -350,13 +350,18 @@ def pareto_png(items: list[Candidate], picks: dict[str, Candidate], limits: Limi
     ax.plot([c.latency_ms for c in front2d], [100 * c.val_accuracy for c in front2d], "-", color="black", lw=1.2,
             label="Pareto front")
     styles = {"best": ("*", "#C00000"), "balanced": ("D", "#7030A0"), "fastest": ("s", "#007000")}
-    for name, pick in picks.items():
-        marker, colour = styles[name]
+    shared: dict[int, list[str]] = {}
+    for name, pick in picks.items():  # picks that are one trial get one marker and one label
+        shared.setdefault(pick.number, []).append(name)
+    for number, names in shared.items():
+        pick = picks[names[0]]
+        marker, colour = styles[names[0]]
         ax.scatter([pick.latency_ms], [100 * pick.val_accuracy], marker=marker, s=160, color=colour, zorder=5,
                    edgecolors="white", linewidths=0.8)
-        ax.annotate(f"{name}: #{pick.number} {pick.params.get('backbone', '').replace('efficientnet_', '')} "
+        ax.annotate(f"{' = '.join(names)}: #{number} {pick.params.get('backbone', '').replace('efficientnet_', '')} "
                     f"{pick.params.get('input_size')}px", (pick.latency_ms, 100 * pick.val_accuracy),
-                    textcoords="offset points", xytext=(8, -14 if name == "fastest" else 6), fontsize=8, color=colour)
+                    textcoords="offset points", xytext=(8, -14 if names[0] == "fastest" else 6), fontsize=8,
+                    color=colour)
     if limits.max_latency_ms is not None:
         ax.axvline(limits.max_latency_ms, ls="--", color="#C00000", lw=1, label="--max-latency-ms")
     if limits.min_accuracy is not None:
