@@ -180,7 +180,7 @@ class Search:
         }
         trial.set_user_attr("worker", worker_id())
         trial.set_user_attr("stage", "search")
-        accuracy_value, head = self.fit(params, deadline=time.monotonic() + self.trial_cap_s)
+        accuracy_value, head = self.fit(params, cap_s=self.trial_cap_s)
         latency, host_latency, size_mb = self.cost(params)
         checkpoint = self.out_dir / "checkpoints" / f"trial-{trial.number}.pt"
         _save_state(head.state_dict(), checkpoint)
@@ -188,10 +188,13 @@ class Search:
         self._record(trial, accuracy_value, latency, host_latency, size_mb)
         return accuracy_value, latency, size_mb
 
-    def fit(self, params: dict[str, Any], deadline: float | None = None):
+    def fit(self, params: dict[str, Any], cap_s: float | None = None):
+        """Train the head of PARAMS; the per-trial cap covers the head's training only, not the
+        one-time (cached) feature extraction of a new architecture."""
         backbone = get_backbone(params["backbone"])
         x_train, y_train = self.cache.training_set(backbone, params["input_size"], params["augment"])
         x_val = self.cache.clean(backbone, params["input_size"], self.val)
+        deadline = time.monotonic() + cap_s if cap_s else None
         head = train_head(_spec(params), x_train, y_train, self.classes, seed=self.seed, deadline=deadline)
         return accuracy(predict_proba(head, x_val), self.y_val), head
 
