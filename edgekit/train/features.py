@@ -50,8 +50,10 @@ def run_model(model, images: list[np.ndarray], size: int, mean, std, batch: int 
     on uint8 RGB IMAGES."""
     import torch
 
+    from .threads import backbone_threads, torch_threads
+
     outputs = []
-    with torch.inference_mode():
+    with torch.inference_mode(), torch_threads(backbone_threads()):
         for start in range(0, len(images), batch):
             x = torch.from_numpy(np.stack([prepare(i, size, mean, std) for i in images[start:start + batch]]))
             outputs.append(torch.softmax(model(x), dim=1).numpy())
@@ -146,12 +148,14 @@ class FeatureCache:
     def _extract(self, backbone, size, indices, strength, pass_index, tap, key) -> np.ndarray:
         import torch
 
+        from .threads import backbone_threads, torch_threads
+
         trunk = self.trunk(backbone)
         thumbnails = self.dataset.thumbnails
         outputs = []
         started = time.perf_counter()
         label = f"features {backbone.name} {size}px" + (f" augmented pass {pass_index}" if pass_index else "")
-        with torch.inference_mode():
+        with torch.inference_mode(), torch_threads(backbone_threads()):
             for start in range(0, len(indices), BATCH):
                 images = []
                 for index in indices[start:start + BATCH]:

@@ -67,7 +67,14 @@ def train_head(spec: HeadSpec, x_train: np.ndarray, y_train: np.ndarray, classes
                deadline: float | None = None, report=None, x_val=None, y_val=None):
     """Train a head; returns the module (eval mode). REPORT(epoch, val_accuracy) is called every
     few epochs when validation data is given (Optuna pruning); raises TrialTimeout past DEADLINE
-    (time.monotonic seconds)."""
+    (time.monotonic seconds). One torch thread: see threads.py."""
+    from .threads import HEAD_THREADS, torch_threads
+
+    with torch_threads(HEAD_THREADS):
+        return _train_head(spec, x_train, y_train, classes, seed, deadline, report, x_val, y_val)
+
+
+def _train_head(spec, x_train, y_train, classes, seed, deadline, report, x_val, y_val):
     import torch
 
     torch.manual_seed(seed)
@@ -98,9 +105,12 @@ def predict_proba(module, x: np.ndarray) -> np.ndarray:
     """float32 [N, classes] softmax probabilities of MODULE (a head or a model) on X."""
     import torch
 
+    from .threads import HEAD_THREADS, backbone_threads, torch_threads
+
     module.eval()
     outputs = []
-    with torch.inference_mode():
+    threads = HEAD_THREADS if x.ndim == 2 else backbone_threads()  # a head, or blocks on activations
+    with torch.inference_mode(), torch_threads(threads):
         for start in range(0, len(x), 256):
             batch = torch.from_numpy(np.ascontiguousarray(x[start:start + 256], dtype=np.float32))
             outputs.append(torch.softmax(module(batch), dim=1).numpy())
@@ -131,6 +141,13 @@ def finetune(trunk, k: int, head, spec: HeadSpec, x_train: np.ndarray, y_train: 
              epochs: int, lr: float, seed: int = 0, deadline: float | None = None):
     """Train the last K blocks + head conv + HEAD on activations entering those blocks.
     Mutates TRUNK's last blocks and HEAD in place; returns them in eval mode."""
+    from .threads import backbone_threads, torch_threads
+
+    with torch_threads(backbone_threads()):
+        return _finetune(trunk, k, head, spec, x_train, y_train, classes, epochs, lr, seed, deadline)
+
+
+def _finetune(trunk, k, head, spec, x_train, y_train, classes, epochs, lr, seed, deadline):
     import torch
 
     torch.manual_seed(seed)
