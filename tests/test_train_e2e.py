@@ -30,7 +30,7 @@ def trained(tmp_path_factory, env):
     planted = build_photos(root)
     out = root / "out"
     result = run_cli("train", str(root / "train"), "-o", str(out), "--test", str(root / "test"), *FAST,
-                     "--to", "tflite,openvino", "--precision", "int8", "--budget", "40s", "--finetune-depths", "1",
+                     "--to", "openvino,tflite", "--precision", "int8", "--budget", "30s", "--finetune-depths", "1",
                      "--max-accuracy-drop", "10", "--json", env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     return root, planted, out, json.loads(result.stdout), result.stderr
@@ -57,7 +57,12 @@ def test_report_lists_planted_problems_and_cleanlab_finds_the_mislabelled_face(t
 def test_search_picks_and_pictures(trained):
     _, _, out, summary, stderr = trained
     search = summary["search"]
-    assert search["finished"] >= 1 and search["latency_format"] == {"target": "tflite", "backend": "litert", "note": ""}
+    assert search["finished"] >= 1 and search["latency_format"] == {"target": "openvino", "backend": "openvino", "note": ""}
+    # the budget's account: each architecture's preparation (latency + features) is inside it
+    assert search["budget_s"] == 30 and "preparing each architecture" in search["budget_covers"]
+    first = search["preparations"][0]
+    assert (first["backbone"], first["input_size"]) == ("efficientnet_lite0", 64) and first["latency_s"] > 0
+    assert search["preparation_s"] <= search["spent_s"]
     assert set(summary["picks"]) == {"best", "balanced", "fastest"}
     best = summary["picks"]["best"]
     assert best["val_accuracy"] >= 0.8 and best["test"]["accuracy"] >= 0.8
@@ -89,8 +94,19 @@ def _test_images(root: Path):
     return [read_rgb(f)[0] for f in files], np.array([0 if f.parent.name == "face" else 1 for f in files])
 
 
+def _assert_int8_parity(logits: np.ndarray, reference: np.ndarray) -> None:
+    """int8 against float logits: the same top-1 on >= 90% of images, and logits within a quarter
+    of the float logits' span (max) and a tenth of it (mean). Measured on this task: max errors
+    of 2.9 (LiteRT) and 4.1 (OpenVINO) on a span of 25.6, i.e. 9.5 output quantization steps."""
+    span = float(reference.max() - reference.min())
+    np.testing.assert_allclose(logits, reference, atol=0.25 * span)
+    assert np.abs(logits - reference).mean() <= 0.1 * span
+    assert np.mean(logits.argmax(1) == reference.argmax(1)) >= 0.9
+
+
 def test_int8_artifacts_agree_with_the_float_model_on_raw_runtimes(trained):
-    """Oracle: the float TorchScript pick vs the raw LiteRT interpreter and OpenVINO request."""
+    """Oracle: the float TorchScript pick vs the raw LiteRT interpreter and OpenVINO request; the
+    accuracy edgekit reports per artifact must be the one the raw runtime gives."""
     import torch
 
     from edgekit.preprocess import resize
@@ -103,7 +119,7 @@ def test_int8_artifacts_agree_with_the_float_model_on_raw_runtimes(trained):
     normalized = (pixels - 127.0) / 128.0
     float_model = torch.jit.load(str(out / best["float_model"]))
     with torch.inference_mode():
-        reference = torch.softmax(float_model(torch.from_numpy(normalized.transpose(0, 3, 1, 2).copy())), 1).numpy()
+        reference = float_model(torch.from_numpy(normalized.transpose(0, 3, 1, 2).copy())).numpy()
     assert np.mean(reference.argmax(1) == targets) == pytest.approx(best["test"]["accuracy"])
 
     from ai_edge_litert.interpreter import Interpreter
@@ -113,15 +129,14 @@ def test_int8_artifacts_agree_with_the_float_model_on_raw_runtimes(trained):
     interpreter.allocate_tensors()
     inp, outp = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
     scale, zero = inp["quantization"]
+    o_scale, o_zero = outp["quantization"]
     logits = []
     for x in normalized:
         interpreter.set_tensor(inp["index"], np.clip(np.round(x / scale + zero), 0, 255).astype(inp["dtype"])[None])
         interpreter.invoke()
-        o_scale, o_zero = outp["quantization"]
         logits.append((interpreter.get_tensor(outp["index"])[0].astype(np.float32) - o_zero) * o_scale)
-    lite = torch.softmax(torch.tensor(np.stack(logits)), 1).numpy()
-    np.testing.assert_allclose(lite, reference, atol=0.15)   # int8: a few quantization steps of the logits
-    assert np.mean(lite.argmax(1) == reference.argmax(1)) >= 0.9
+    lite = np.stack(logits)
+    _assert_int8_parity(lite, reference)
     assert np.mean(lite.argmax(1) == targets) == pytest.approx(tflite["accuracy"])
 
     import openvino as ov
@@ -130,9 +145,9 @@ def test_int8_artifacts_agree_with_the_float_model_on_raw_runtimes(trained):
     compiled = ov.Core().compile_model(ir["path"], "CPU")
     layout_nchw = tuple(compiled.inputs[0].shape)[1] == 3
     batch = normalized.transpose(0, 3, 1, 2) if layout_nchw else normalized
-    ov_probs = torch.softmax(torch.tensor(np.concatenate([compiled(b[None])[0] for b in batch])), 1).numpy()
-    np.testing.assert_allclose(ov_probs, reference, atol=0.15)
-    assert np.mean(ov_probs.argmax(1) == targets) == pytest.approx(ir["accuracy"])
+    ov_logits = np.concatenate([compiled(b[None])[0] for b in batch])
+    _assert_int8_parity(ov_logits, reference)
+    assert np.mean(ov_logits.argmax(1) == targets) == pytest.approx(ir["accuracy"])
 
 
 def test_model_card_and_manifest(trained):

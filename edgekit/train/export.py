@@ -72,9 +72,12 @@ def export_pick(name: str, model, size: int, backbone, labels_file: Path, calibr
 
     request = ConvertRequest(targets=targets, precisions=precisions, out_dir=out_dir, calib=str(calibration),
                              calib_samples=CALIBRATION_SAMPLES, verify=True, input_size=[size, size],
-                             mean=list(backbone.mean), std=list(backbone.std), resize="stretch",
+                             mean=list(backbone.mean), std=list(backbone.std), bgr=False, resize="stretch",
                              task="classification", labels=labels_file, name=name)
-    return convert(model, request, progress=progress, warn=warn)
+    from .threads import backbone_threads, torch_threads
+
+    with torch_threads(backbone_threads()):  # convert's verify runs the float model 64 times
+        return convert(model, request, progress=progress, warn=warn)
 
 
 def evaluate_artifact(path: Path, images: list[np.ndarray], targets: np.ndarray, labels: list[str]) -> dict[str, Any]:

@@ -60,15 +60,25 @@ def run_model(model, images: list[np.ndarray], size: int, mean, std, batch: int 
     return np.concatenate(outputs) if outputs else np.zeros((0, 0), np.float32)
 
 
+class BudgetSpent(Exception):
+    """The wall-clock deadline passed while features were being extracted (nothing is cached)."""
+
+
 @dataclass
 class ExtractionStats:
     images: int = 0
     seconds: float = 0.0
+    cost_units: float = 0.0         # images x relative_cost (Lite0 at 224px = 1 per image)
     by_key: dict[str, float] = field(default_factory=dict)
 
     @property
     def images_per_second(self) -> float:
         return self.images / self.seconds if self.seconds else 0.0
+
+    @property
+    def seconds_per_unit(self) -> float | None:
+        """Seconds per image of EfficientNet-Lite0 at 224px, as measured so far on this host."""
+        return self.seconds / self.cost_units if self.cost_units else None
 
 
 class FeatureCache:
@@ -85,6 +95,7 @@ class FeatureCache:
         self._memory: dict[str, np.ndarray] = {}
         self._trunks: dict[str, object] = {}
         self._fingerprint = dataset.fingerprint()
+        self.deadline: float | None = None   # time.monotonic(); past it, extraction raises BudgetSpent
 
     def clean(self, backbone: Backbone, size: int, indices: list[int], tap: int = 0) -> np.ndarray:
         """Features of the un-augmented images at INDICES (any split)."""
@@ -114,6 +125,20 @@ class FeatureCache:
         if STRENGTHS[level] > 0 and self.augmentations.enabled:
             keys += [self._key(backbone, size, level, STRENGTHS[level], p, 0) for p in range(1, AUG_PASSES + 1)]
         return all(k in self._memory or (self.folder / f"{k}.npy").exists() for k in keys)
+
+    def missing_images(self, backbone: Backbone, size: int, level: str, tap: int = 0) -> int:
+        """How many images a trial at this architecture would still have to run through the backbone."""
+        everything = len(self.dataset.indices("train", True) + self.dataset.indices("val", True) +
+                         self.dataset.indices("test", True))
+        missing = 0 if self._have(self._key(backbone, size, "clean", 0.0, 0, tap)) else everything
+        if STRENGTHS[level] > 0 and self.augmentations.enabled:
+            train = len(self.dataset.indices("train"))
+            missing += sum(train for p in range(1, AUG_PASSES + 1)
+                           if not self._have(self._key(backbone, size, level, STRENGTHS[level], p, tap)))
+        return missing
+
+    def _have(self, key: str) -> bool:
+        return key in self._memory or (self.folder / f"{key}.npy").exists()
 
     def _key(self, backbone: Backbone, size: int, level: str, strength: float, pass_index: int, tap: int) -> str:
         augment_key = self.augmentations.key() if strength > 0 else "none"
@@ -148,6 +173,7 @@ class FeatureCache:
     def _extract(self, backbone, size, indices, strength, pass_index, tap, key) -> np.ndarray:
         import torch
 
+        from .backbones import relative_cost
         from .threads import backbone_threads, torch_threads
 
         trunk = self.trunk(backbone)
@@ -157,6 +183,8 @@ class FeatureCache:
         label = f"features {backbone.name} {size}px" + (f" augmented pass {pass_index}" if pass_index else "")
         with torch.inference_mode(), torch_threads(backbone_threads()):
             for start in range(0, len(indices), BATCH):
+                if self.deadline is not None and time.monotonic() > self.deadline:
+                    raise BudgetSpent(f"the budget ran out while extracting {label}")
                 images = []
                 for index in indices[start:start + BATCH]:
                     rgb = thumbnails[index]
@@ -171,5 +199,6 @@ class FeatureCache:
         seconds = time.perf_counter() - started
         self.stats.images += len(indices)
         self.stats.seconds += seconds
+        self.stats.cost_units += len(indices) * relative_cost(backbone, size)
         self.stats.by_key[key] = seconds
         return np.concatenate(outputs) if outputs else np.zeros((0, backbone.feature_dim), np.float32)

@@ -17,10 +17,13 @@ from .heads import accuracy, finetune, predict_proba
 from .search import Candidate, Search, _save_state, _spec, retrain
 
 FINETUNE_EPOCHS = 12
+FINETUNE_SHARE = 0.2   # of --budget kept for the fine-tune; the search gets the rest
 
 
 def finetune_finalists(search: Search, picks: dict[str, Candidate], depths: list[int], deadline: float) -> str:
     import optuna
+
+    from .features import BudgetSpent
 
     finalists = {c.number: c for c in picks.values() if c.stage == "search"}
     done, skipped = [], []
@@ -29,7 +32,14 @@ def finetune_finalists(search: Search, picks: dict[str, Candidate], depths: list
             if time.monotonic() > deadline:
                 skipped.append(f"#{candidate.number} depth {depth}")
                 continue
-            accuracy_value, state = _tune(search, candidate, depth, deadline)
+            search.cache.deadline = deadline
+            try:
+                accuracy_value, state = _tune(search, candidate, depth, deadline)
+            except BudgetSpent:
+                skipped.append(f"#{candidate.number} depth {depth}")
+                continue
+            finally:
+                search.cache.deadline = None
             params = dict(candidate.params, finetune_depth=depth)
             distributions = dict(search.study.trials[candidate.number].distributions)
             distributions["finetune_depth"] = optuna.distributions.CategoricalDistribution([0, *sorted(depths)])
@@ -47,7 +57,7 @@ def finetune_finalists(search: Search, picks: dict[str, Candidate], depths: list
             done.append(f"#{candidate.number} depth {depth}: {candidate.val_accuracy:.1%} -> {accuracy_value:.1%}")
     note = "; ".join(done) if done else "nothing fine-tuned"
     if skipped:
-        note += f" (budget did not allow {', '.join(skipped)})"
+        note += f" (the budget did not allow {', '.join(skipped)})"
     return note
 
 

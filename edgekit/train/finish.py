@@ -184,6 +184,12 @@ def _search_summary(request, study, everything, picks, fmt, scale, url, state, s
             "device_scale": (dict(scale.to_dict(), text=scale.describe().replace("{runtime}", fmt.backend))
                              if scale else None),
             "budget_s": state["budget_s"], "spent_s": round(state.get("spent_s", 0.0), 1),
+            "budget_covers": "preparing each architecture (latency measurement, backbone features), the trials "
+                             "and the finalists' fine-tune; evaluation and export come after it",
+            "preparation_s": round(sum(p.latency_s + p.features_s for p in search.preparations), 1),
+            "preparations": [p.to_dict() for p in search.preparations],
+            "skipped_for_budget": search.skipped_for_budget, "overrun_s": round(search.overrun_s, 1),
+            "finetune": state.get("finetune"),
             "trial_timeout_s": request.trial_timeout_s, "trials": states, "finished": len(everything),
             "workers": sorted({c.worker for c in everything}),
             "space": request.space.to_dict(), "limits": request.limits.to_dict(),

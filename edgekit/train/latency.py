@@ -32,6 +32,10 @@ from ..errors import EdgekitError
 from .backbones import Backbone
 
 BENCH_RUNS = 40
+# Formats measured from a TorchScript trace: torch.onnx's TorchScript exporter takes a few seconds
+# where the dynamo exporter takes 20-30 (measured: 10 s against 23 s per OpenVINO measurement, the
+# same latency). onnx2tf cannot map the TorchScript exporter's graph, so TFLite keeps dynamo.
+TORCHSCRIPT_TARGETS = ("openvino", "onnx")
 REFERENCE_MODEL = "MobileNet v2 (224x224)"
 REFERENCE_TOKENS = ("mobilenet_v2", "mobilenet-v2", "mobilenetv2")
 
@@ -70,6 +74,7 @@ class Measurement:
     backend: str
     target: str
     measured: str               # "now" or "cache"
+    seconds: float = 0.0        # what converting and timing it took (a cost estimate for the search)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -118,7 +123,7 @@ class LatencyTable:
         self.measured: dict[str, Measurement] = {}
 
     def get(self, backbone: Backbone, size: int) -> Measurement:
-        key = f"{self.host}|{backbone.name}|{size}"
+        key = self._key(backbone, size)
         if key in self.measured:
             return self.measured[key]
         cached = _load_cache().get(key)
@@ -130,24 +135,45 @@ class LatencyTable:
         self.measured[key] = result
         return result
 
+    def _key(self, backbone: Backbone, size: int) -> str:
+        return f"{self.host}|{backbone.name}|{size}"
+
+    def known(self, backbone: Backbone, size: int) -> bool:
+        """Measured already (in this run or in the host cache)?"""
+        key = self._key(backbone, size)
+        return key in self.measured or key in _load_cache()
+
+    def typical_seconds(self) -> float | None:
+        """Median time one measurement took on this host (None before the first)."""
+        times = [m.seconds for m in self.measured.values() if m.seconds > 0] or \
+            [v.get("seconds", 0.0) for k, v in _load_cache().items() if k.startswith(self.host) and v.get("seconds")]
+        return statistics.median(times) if times else None
+
     def _measure(self, backbone: Backbone, size: int) -> Measurement:
         from .backbones import build_trunk
         from .heads import HeadSpec, classifier, make_head
 
         model = classifier(build_trunk(backbone.name), make_head(HeadSpec(), backbone.feature_dim, self.classes))
+        if self.fmt.target in TORCHSCRIPT_TARGETS:
+            model = traced(model, size)
         return measure_module(model, size, list(backbone.mean), list(backbone.std), self.fmt, backbone.name)
 
 
 def measure_module(model, size: int, mean: list[float], std: list[float], fmt: LatencyFormat,
                    name: str) -> Measurement:
     """Convert MODEL (fp32, no verify) to FMT and take the bench median; nothing is kept."""
+    import time
+
     from ..bench.harness import BenchOptions, run_bench
     from ..convert import ConvertRequest, convert
 
-    with tempfile.TemporaryDirectory(prefix="edgekit-latency-") as folder:
+    from .threads import backbone_threads, torch_threads
+
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="edgekit-latency-") as folder, torch_threads(backbone_threads()):
         result = convert(model, ConvertRequest(targets=[fmt.target], precisions=["fp32"], out_dir=Path(folder),
-                                               input_size=[size, size], mean=mean, std=std, resize="stretch",
-                                               task="classification", verify=False, name=name))
+                                               input_size=[size, size], mean=mean, std=std, bgr=False,
+                                               resize="stretch", task="classification", verify=False, name=name))
         artifact = result.artifacts[0]
         report = run_bench([artifact.path], BenchOptions(runs=BENCH_RUNS, warmup=5, backend=fmt.backend))
         record = report.results[0]
@@ -155,7 +181,16 @@ def measure_module(model, size: int, mean: list[float], std: list[float], fmt: L
             raise EdgekitError(f"could not time {name} at {size}px on {fmt.backend}: {record.error}",
                                "check `edgekit doctor`, or pick another first target with --to")
         return Measurement(latency_ms=float(record.latency_ms["p50"]), size_bytes=int(artifact.size_bytes),
-                           backend=fmt.backend, target=fmt.target, measured="now")
+                           backend=fmt.backend, target=fmt.target, measured="now",
+                           seconds=round(time.monotonic() - started, 2))
+
+
+def traced(model, size: int):
+    """TorchScript of MODEL traced on float32 [1, 3, SIZE, SIZE]."""
+    import torch
+
+    with torch.no_grad():
+        return torch.jit.trace(model, torch.zeros(1, 3, size, size), check_trace=False)
 
 
 @dataclass

@@ -200,7 +200,11 @@ def train(request: TrainRequest, reporter: Reporter | None = None) -> TrainResul
     fmt = search_format(request.targets)
     if fmt.note:
         warnings.append(fmt.note)
-    scale = device_scale(request.device_profile, fmt) if request.device_profile else None
+    scale = None
+    if request.device_profile:  # one reference measurement per host, before the search's clock starts
+        clock = time.monotonic()
+        scale = device_scale(request.device_profile, fmt)
+        timings["device_profile"] = round(time.monotonic() - clock, 1)
     latency = LatencyTable(fmt, len(dataset.labels))
     url = storage_url(request.study, out)
     study = open_study(url, request.study_name, request.limits, request.seed,
@@ -209,8 +213,13 @@ def train(request: TrainRequest, reporter: Reporter | None = None) -> TrainResul
                     request.seed, on_trial=None)
     state = _search_budget(request, out)
     remaining = max(0.0, state["budget_s"] - state["spent_s"])
-    reporter.stage("search", total=remaining)
+    from .finetune import FINETUNE_SHARE
+
+    tune = request.finetune and bool(request.space.finetune_depths)
+    search_seconds = max(0.0, remaining - (FINETUNE_SHARE * state["budget_s"] if tune else 0.0))
+    reporter.stage("search", total=search_seconds)
     started = time.monotonic()
+    budget_end = started + remaining   # search, then the finalists' fine-tune: --budget covers both
     best = [max((c.val_accuracy for c in _safe_candidates(study)), default=0.0)]
 
     def on_trial(candidate, status):
@@ -221,12 +230,12 @@ def train(request: TrainRequest, reporter: Reporter | None = None) -> TrainResul
         from .search import save_state
 
         save_state(out, save)
-        reporter.advance(min(spent, remaining), remaining,
+        reporter.advance(min(spent, search_seconds), search_seconds,
                          f"trial {len(study.trials)} · best val acc {best[0]:.1%}")
 
     search.on_trial = on_trial
     try:
-        finished = search.run(remaining)
+        finished = search.run(search_seconds)
     except KeyboardInterrupt:
         from .search import save_state
 
@@ -236,24 +245,34 @@ def train(request: TrainRequest, reporter: Reporter | None = None) -> TrainResul
                           f"continue with: edgekit train {request.data} -o {out} --resume") from None
     from .search import candidates, choose_picks, pareto_png, save_state
 
+    timings["search"] = round(time.monotonic() - started, 1)
     state["spent_s"] += time.monotonic() - started
     save_state(out, state)
     everything = candidates(study)
-    reporter.end(f"{finished} trial(s) here, {len(everything)} in the study; best val acc {best[0]:.1%}")
-    timings["search"] = round(time.monotonic() - started, 1)
+    prepared = sum(p.latency_s + p.features_s for p in search.preparations)
+    reporter.end(f"{finished} trial(s) here, {len(everything)} in the study; best val acc {best[0]:.1%}; "
+                 f"{prepared:.0f} s of it preparing {len(search.preparations)} architecture(s)")
+    if search.overrun_s > 0.5:
+        warnings.append(f"the first trial ran {search.overrun_s:.0f} s past the search's share of --budget "
+                        f"(preparing its architecture: {_describe_preparations(search.preparations[:1])}); "
+                        "a longer --budget gives the search room for more trials")
 
     picks = choose_picks(everything, request.limits)
-    if request.finetune and request.space.finetune_depths:
-        started = time.monotonic()
+    finetune_note = "off"
+    if tune:
+        finetune_started = time.monotonic()
         reporter.stage("fine-tuning finalists")
         from .finetune import finetune_finalists
 
-        note = finetune_finalists(search, picks, request.space.finetune_depths,
-                                  deadline=time.monotonic() + max(30.0, 0.25 * state["budget_s"]))
-        reporter.end(note)
+        finetune_note = finetune_finalists(search, picks, request.space.finetune_depths, deadline=budget_end)
+        reporter.end(finetune_note)
         everything = candidates(study)
         picks = choose_picks(everything, request.limits)
-        timings["finetune"] = round(time.monotonic() - started, 1)
+        timings["finetune"] = round(time.monotonic() - finetune_started, 1)
+        state["spent_s"] += time.monotonic() - finetune_started
+        save_state(out, state)
+    state["finetune"] = finetune_note
+    state["search_s"] = timings["search"]
     latency_label = f"latency (ms, {fmt.target} on {fmt.backend} here" + (
         f", scaled to {scale.profile})" if scale else ")")
     pareto_png(everything, picks, request.limits, out / "pareto.png", latency_label)
@@ -262,6 +281,11 @@ def train(request: TrainRequest, reporter: Reporter | None = None) -> TrainResul
 
     return finish(request, dataset, report, study, search, everything, picks, fmt, scale, url, reporter,
                   timings, warnings, state)
+
+
+def _describe_preparations(preparations) -> str:
+    return "; ".join(f"{p.backbone} {p.input_size}px: latency {p.latency_s:.0f} s, features of {p.images} images "
+                     f"{p.features_s:.0f} s" for p in preparations) or "nothing"
 
 
 def _safe_candidates(study):

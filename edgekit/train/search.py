@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import EdgekitError
 from .backbones import BACKBONES, get as get_backbone
-from .features import STRENGTHS, FeatureCache
+from .features import STRENGTHS, BudgetSpent, FeatureCache
 from .heads import HeadSpec, TrialTimeout, accuracy, head_parameters, predict_proba, train_head
 from .latency import DeviceScale, LatencyTable
 
@@ -150,8 +150,31 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+@dataclass
+class Preparation:
+    """One architecture made ready for trials: its latency measured, its features extracted."""
+    backbone: str
+    input_size: int
+    augment: str
+    latency_s: float                # converting + timing it (0 when the host cache knew it)
+    features_s: float               # backbone passes over the images it still lacked
+    images: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 class Search:
-    """Runs trials into STUDY until the budget is spent. One instance per worker process."""
+    """Runs trials into STUDY until the budget is spent. One instance per worker process.
+
+    The budget covers everything the search does: preparing each architecture a trial asks for
+    (its latency measurement and its backbone features, done once and cached) and training the
+    heads. A trial whose architecture is not ready and whose preparation, estimated from the
+    ones done so far, would not fit in the time left is pruned before it starts; a preparation
+    or a head still running at the deadline is stopped there. One exception keeps the run
+    useful: until one trial has finished in the study, its first trial runs to completion even
+    past the deadline, and `overrun_s` says by how much.
+    """
 
     def __init__(self, study, cache: FeatureCache, latency: LatencyTable, scale: DeviceScale | None, space: Space,
                  limits: Limits, out_dir: Path, trial_cap_s: float, seed: int = 0,
@@ -163,10 +186,17 @@ class Search:
         self.classes = len(self.dataset.labels)
         self.val = self.dataset.indices("val") or self.dataset.indices("train")
         self.y_val = self.dataset.targets(self.val)
+        self.preparations: list[Preparation] = []
+        self.skipped_for_budget = 0
+        self.overrun_s = 0.0
+        self.deadline: float | None = None
+        self._finished_any = False
         (self.out_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
 
     # -- one trial ---------------------------------------------------------------------------
     def objective(self, trial) -> tuple[float, float, float]:
+        import optuna
+
         params = {
             "backbone": trial.suggest_categorical("backbone", self.space.backbones),
             "input_size": trial.suggest_categorical("input_size", self.space.sizes),
@@ -180,21 +210,72 @@ class Search:
         }
         trial.set_user_attr("worker", worker_id())
         trial.set_user_attr("stage", "search")
-        accuracy_value, head = self.fit(params, cap_s=self.trial_cap_s)
+        bounded = self._finished_any and self.deadline is not None  # the first trial may run past it
+        if bounded:
+            needed = self.preparation_estimate_s(params)
+            left = self.deadline - time.monotonic()
+            if needed is not None and needed > left:
+                self.skipped_for_budget += 1
+                trial.set_user_attr("failed", f"not started: preparing {params['backbone']} at "
+                                              f"{params['input_size']}px would take ~{needed:.0f} s, {left:.0f} s left")
+                raise optuna.TrialPruned()
+        started = time.monotonic()
+        self.cache.deadline = self.deadline if bounded else None
+        try:
+            self.prepare(params)
+        finally:
+            self.cache.deadline = None
+        cap = time.monotonic() + self.trial_cap_s
+        accuracy_value, head = self.fit(params, deadline=min(cap, self.deadline) if bounded else cap)
         latency, host_latency, size_mb = self.cost(params)
         checkpoint = self.out_dir / "checkpoints" / f"trial-{trial.number}.pt"
         _save_state(head.state_dict(), checkpoint)
         trial.set_user_attr("checkpoint", str(checkpoint))
         self._record(trial, accuracy_value, latency, host_latency, size_mb)
+        if not bounded and self.deadline is not None:
+            self.overrun_s = max(0.0, time.monotonic() - max(self.deadline, started))
         return accuracy_value, latency, size_mb
 
-    def fit(self, params: dict[str, Any], cap_s: float | None = None):
-        """Train the head of PARAMS; the per-trial cap covers the head's training only, not the
-        one-time (cached) feature extraction of a new architecture."""
+    def prepare(self, params: dict[str, Any]) -> None:
+        """Measure the latency and extract the features a trial of PARAMS needs (no-op when done)."""
+        backbone, size, level = get_backbone(params["backbone"]), int(params["input_size"]), params["augment"]
+        images = self.cache.missing_images(backbone, size, level)
+        known = self.latency.known(backbone, size)
+        if known and not images:
+            return
+        started = time.monotonic()
+        self.latency.get(backbone, size)
+        measured = time.monotonic()
+        self.cache.training_set(backbone, size, level)
+        self.cache.clean(backbone, size, self.val)
+        self.preparations.append(Preparation(backbone.name, size, level, 0.0 if known else round(measured - started, 2),
+                                             round(time.monotonic() - measured, 2), images))
+
+    def preparation_estimate_s(self, params: dict[str, Any]) -> float | None:
+        """Seconds `prepare(params)` would take, from the measurements so far (None: no basis)."""
+        from .backbones import relative_cost
+
+        backbone, size, level = get_backbone(params["backbone"]), int(params["input_size"]), params["augment"]
+        total = 0.0
+        images = self.cache.missing_images(backbone, size, level)
+        if images:
+            per_unit = self.cache.stats.seconds_per_unit
+            if per_unit is None:
+                return None
+            total += images * relative_cost(backbone, size) * per_unit
+        if not self.latency.known(backbone, size):
+            typical = self.latency.typical_seconds()
+            if typical is None:
+                return None
+            total += typical
+        return total
+
+    def fit(self, params: dict[str, Any], deadline: float | None = None):
+        """Train the head of PARAMS on cached features (extracted here if missing); raises
+        TrialTimeout past DEADLINE (time.monotonic seconds)."""
         backbone = get_backbone(params["backbone"])
         x_train, y_train = self.cache.training_set(backbone, params["input_size"], params["augment"])
         x_val = self.cache.clean(backbone, params["input_size"], self.val)
-        deadline = time.monotonic() + cap_s if cap_s else None
         head = train_head(_spec(params), x_train, y_train, self.classes, seed=self.seed, deadline=deadline)
         return accuracy(predict_proba(head, x_val), self.y_val), head
 
@@ -215,15 +296,24 @@ class Search:
 
     # -- the loop ----------------------------------------------------------------------------
     def run(self, seconds: float) -> int:
-        """Trials until SECONDS have passed (Optuna checks between trials; each trial is capped).
+        """Trials until SECONDS of wall clock have passed, preparation included (see the class).
         Returns how many trials this call finished."""
         import optuna
 
         done = [0]
+        self.deadline = time.monotonic() + seconds
+        self._finished_any = bool(candidates(self.study))
+        skipped_in_a_row = [0]
 
         def callback(study, frozen):
             if frozen.state == optuna.trial.TrialState.COMPLETE:
                 done[0] += 1
+                self._finished_any = True
+                skipped_in_a_row[0] = 0
+            elif str(frozen.user_attrs.get("failed", "")).startswith("not started"):
+                skipped_in_a_row[0] += 1
+            if time.monotonic() >= self.deadline or skipped_in_a_row[0] >= MAX_SKIPPED_IN_A_ROW:
+                study.stop()  # the budget is spent, or what is left fits no architecture the sampler wants
             if self.on_trial:
                 self.on_trial(_candidate(frozen) if frozen.state == optuna.trial.TrialState.COMPLETE else None,
                               frozen.state.name.lower())
@@ -232,13 +322,21 @@ class Search:
             try:
                 return self.objective(trial)
             except TrialTimeout as exc:
-                trial.set_user_attr("failed", f"over the per-trial cap of {self.trial_cap_s:g} s: {exc}")
+                past_budget = time.monotonic() >= self.deadline
+                trial.set_user_attr("failed", ("stopped at the end of the budget: " if past_budget else
+                                               f"over the per-trial cap of {self.trial_cap_s:g} s: ") + str(exc))
+                raise optuna.TrialPruned() from None
+            except BudgetSpent as exc:
+                trial.set_user_attr("failed", f"stopped at the end of the budget: {exc}")
                 raise optuna.TrialPruned() from None
 
         if seconds > 0:
             self.study.optimize(objective, timeout=seconds, callbacks=[callback], gc_after_trial=False,
                                 catch=())
         return done[0]
+
+
+MAX_SKIPPED_IN_A_ROW = 25   # trials pruned unstarted (no time to prepare them) before the search stops
 
 
 def _spec(params: dict[str, Any]) -> HeadSpec:
