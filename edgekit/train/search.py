@@ -172,8 +172,9 @@ class Search:
     heads. A trial whose architecture is not ready and whose preparation, estimated from the
     ones done so far, would not fit in the time left is pruned before it starts; a preparation
     or a head still running at the deadline is stopped there. One exception keeps the run
-    useful: until one trial has finished in the study, its first trial runs to completion even
-    past the deadline, and `overrun_s` says by how much.
+    useful: each run's first trial runs to completion even past the deadline (so that a worker
+    sharing a study, or a short budget, still contributes a model), and `overrun_s` says by how
+    much.
     """
 
     def __init__(self, study, cache: FeatureCache, latency: LatencyTable, scale: DeviceScale | None, space: Space,
@@ -302,7 +303,7 @@ class Search:
 
         done = [0]
         self.deadline = time.monotonic() + seconds
-        self._finished_any = bool(candidates(self.study))
+        self._finished_any = False   # in this run: its first trial is not bounded by the deadline
         skipped_in_a_row = [0]
 
         def callback(study, frozen):
