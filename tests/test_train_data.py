@@ -223,3 +223,41 @@ def test_durations_and_fractions():
 
     assert parse_duration("5m") == 300 and parse_duration("90s") == 90 and parse_duration("1.5h") == 5400
     assert parse_fraction("90%") == 0.9 and parse_fraction("0.75") == 0.75 and parse_fraction("85") == 0.85
+
+
+def test_search_does_not_start_what_the_budget_left_cannot_prepare(photos, tmp_path, monkeypatch):
+    """After a run's first trial, a trial whose architecture is not ready is pruned before it
+    starts when its preparation, estimated from this host's measurements, exceeds the time left."""
+    import time
+
+    import optuna
+
+    from edgekit.train.augment import Augmentations
+    from edgekit.train.backbones import get, relative_cost
+    from edgekit.train.features import FeatureCache
+    from edgekit.train.latency import LatencyFormat, LatencyTable, Measurement
+    from edgekit.train.search import Limits, Search, Space
+
+    monkeypatch.setenv("EDGEKIT_TRAIN_CACHE", str(tmp_path / "latency"))
+    root, _ = photos
+    dataset = data.load(root / "train", test_dir=root / "test")
+    cache = FeatureCache(dataset, tmp_path / "features", Augmentations())
+    cache.stats.seconds, cache.stats.cost_units = 2.0, 100.0        # what this host measured so far
+    latency = LatencyTable(LatencyFormat("openvino", "openvino"), 2)
+    latency.measured["earlier"] = Measurement(1.0, 1000, "openvino", "openvino", "now", seconds=9.0)
+    study = optuna.create_study(directions=["maximize", "minimize", "minimize"])
+    space = Space(backbones=["efficientnet_lite2"], sizes=[224], augment=["none"])
+    search = Search(study, cache, latency, None, space, Limits(), tmp_path / "out", trial_cap_s=60)
+    params = {"backbone": "efficientnet_lite2", "input_size": 224, "augment": "none"}
+    missing = cache.missing_images(get("efficientnet_lite2"), 224, "none")
+    assert missing == len(dataset.indices("train", True) + dataset.indices("val", True) +
+                          dataset.indices("test", True))  # nothing extracted yet: every clean image
+    expected = missing * relative_cost(get("efficientnet_lite2"), 224) * 0.02 + 9.0   # 2 s / 100 units
+    assert search.preparation_estimate_s(params) == pytest.approx(expected)
+
+    search._finished_any, search.deadline = True, time.monotonic() + 5.0   # 5 s left after a first trial
+    trial = study.ask()
+    with pytest.raises(optuna.TrialPruned):
+        search.objective(trial)
+    assert trial.user_attrs["failed"].startswith("not started: preparing efficientnet_lite2 at 224px would take ~")
+    assert search.skipped_for_budget == 1 and not search.preparations and cache.stats.images == 0
