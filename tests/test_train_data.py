@@ -261,3 +261,27 @@ def test_search_does_not_start_what_the_budget_left_cannot_prepare(photos, tmp_p
         search.objective(trial)
     assert trial.user_attrs["failed"].startswith("not started: preparing efficientnet_lite2 at 224px would take ~")
     assert search.skipped_for_budget == 1 and not search.preparations and cache.stats.images == 0
+
+
+def test_each_augmentation_acts_alone_and_switches_off():
+    """Create ML's set; --no-flip keeps left and right apart: no pass ever mirrors the image."""
+    from edgekit.train.augment import KINDS, Augmentations, augment, pass_rng
+
+    rng = np.random.default_rng(0)
+    image = np.concatenate([np.zeros((40, 30, 3)), np.full((40, 30, 3), 200.0)], axis=1).astype(np.uint8)
+    image[5:15, 5:15] = rng.integers(0, 255, (10, 10, 3))  # a textured patch top-left (blur acts on it)
+    nothing = Augmentations(**{k: False for k in KINDS})
+    assert all(np.array_equal(augment(image, nothing, 1.0, pass_rng(1, i)), image) for i in range(20))
+    for kind in KINDS:
+        alone = Augmentations(**{k: k == kind for k in KINDS})
+        outputs = [augment(image, alone, 1.0, pass_rng(1, i)) for i in range(20)]
+        assert any(o.shape != image.shape or not np.array_equal(o, image) for o in outputs), kind
+    mirrored = image[:, ::-1]
+    only_flip = Augmentations(**{k: k == "flip" for k in KINDS})
+    assert any(np.array_equal(augment(image, only_flip, 1.0, pass_rng(1, i)), mirrored) for i in range(20))
+    no_flip = Augmentations(flip=False)
+    for i in range(40):  # the dark half stays on the left whatever else happens
+        out = augment(image, no_flip, 1.0, pass_rng(1, i)).astype(float)
+        half = out.shape[1] // 2
+        assert out[:, :half].mean() < out[:, half:].mean()
+    assert "flip" not in no_flip.key() and no_flip.key() != Augmentations().key()  # its own feature cache
