@@ -30,7 +30,7 @@ def trained(tmp_path_factory, env):
     planted = build_photos(root)
     out = root / "out"
     result = run_cli("train", str(root / "train"), "-o", str(out), "--test", str(root / "test"), *FAST,
-                     "--to", "openvino,tflite", "--precision", "int8", "--budget", "30s", "--finetune-depths", "1",
+                     "--to", "openvino,tflite", "--precision", "int8", "--budget", "40s", "--finetune-depths", "1",
                      "--max-accuracy-drop", "10", "--json", env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     return root, planted, out, json.loads(result.stdout), result.stderr
@@ -59,10 +59,17 @@ def test_search_picks_and_pictures(trained):
     search = summary["search"]
     assert search["finished"] >= 1 and search["latency_format"] == {"target": "openvino", "backend": "openvino", "note": ""}
     # the budget's account: each architecture's preparation (latency + features) is inside it
-    assert search["budget_s"] == 30 and "preparing each architecture" in search["budget_covers"]
+    assert search["budget_s"] == 40 and "preparing each architecture" in search["budget_covers"]
     first = search["preparations"][0]
     assert (first["backbone"], first["input_size"]) == ("efficientnet_lite0", 64) and first["latency_s"] > 0
     assert search["preparation_s"] <= search["spent_s"]
+    # the finalists' fine-tune of the last block, recorded in the study as trials of their own
+    assert "depth 1: " in search["finetune"], search["finetune"]
+    import optuna
+
+    study = optuna.load_study(study_name="edgekit-train", storage=f"sqlite:///{out / 'study.db'}")
+    tuned = [t for t in study.trials if t.user_attrs.get("stage") == "finetune"]
+    assert tuned and all(t.params["finetune_depth"] == 1 and Path(t.user_attrs["checkpoint"]).is_file() for t in tuned)
     assert set(summary["picks"]) == {"best", "balanced", "fastest"}
     best = summary["picks"]["best"]
     assert best["val_accuracy"] >= 0.8 and best["test"]["accuracy"] >= 0.8
@@ -178,8 +185,16 @@ def test_compare_records_the_decision(trained, env, tmp_path):
         for f in sorted((root / "train" / label).glob(f"{label}_0*.jpg"))[:20]:
             (new_data / label / f.name).write_bytes(f.read_bytes())
     result = run_cli("train", str(new_data), "-o", str(tmp_path / "out2"), *FAST, "--budget", "15s",
-                     "--finetune-depths", "0", "--no-export", "--compare", str(out), "--json", env=env)
+                     "--finetune-depths", "0", "--no-export", "--to", "openvino", "--device-profile", "coral-usb-x86",
+                     "--compare", str(out), "--json", env=env)
     comparison = json.loads((tmp_path / "out2" / "compare.json").read_text())
+    # the device profile: host latencies scaled by its MobileNet v2 reference, and said so
+    search = json.loads((tmp_path / "out2" / "train.json").read_text())["search"]
+    scale = search["device_scale"]
+    assert scale["profile"] == "coral-usb-x86" and scale["factor"] == pytest.approx(scale["device_ms"] / scale["host_ms"])
+    assert "scaled to coral-usb-x86" in scale["text"] and "estimate" in scale["text"]
+    for candidate in search["pareto_front"]:
+        assert candidate["latency_ms"] == pytest.approx(candidate["host_latency_ms"] * scale["factor"])
     assert set(comparison["sets"]) == {"union", "previous_test", "new_test"}
     union = comparison["sets"]["union"]
     assert union["samples"] == comparison["sets"]["previous_test"]["samples"] + comparison["sets"]["new_test"]["samples"]
