@@ -205,3 +205,31 @@ def test_compare_records_the_decision(trained, env, tmp_path):
     if not comparison["promoted"]:
         assert result.stderr.strip().splitlines()[-1].startswith("error: not promoted: ")
     assert "## Comparison with the previous model" in (tmp_path / "out2" / "model_card.md").read_text()
+
+
+@pytest.mark.slow
+def test_every_available_target_is_exported_and_measured(tmp_path, env):
+    """All targets this host can build (Edge TPU needs Coral's compiler): each artifact of each
+    distinct pick is measured on the test split, or says why not (Core ML off macOS)."""
+    import sys
+
+    from edgekit.targets.base import TARGETS
+    from edgekit.train.sample_data import write_faces
+
+    targets = [t for t in ("tflite", "edgetpu", "openvino", "coreml", "onnx") if not TARGETS.get(t).unavailable_reason()]
+    write_faces(tmp_path / "photos", per_class=40)
+    result = run_cli("train", str(tmp_path / "photos"), "-o", str(tmp_path / "out"), *FAST, "--to", ",".join(targets),
+                     "--budget", "60s", "--finetune-depths", "1", "--max-accuracy-drop", "10", "--json", env=env,
+                     timeout=1800)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout)
+    distinct = {p.get("same_as") or name for name, p in summary["picks"].items()}
+    assert {(a["pick"], a["target"]) for a in summary["artifacts"]} == {(p, t) for p in distinct for t in targets}
+    for artifact in summary["artifacts"]:
+        if artifact["target"] == "coreml" and sys.platform != "darwin":
+            assert artifact["status"] == "not measured" and "Core ML predicts only on macOS" in artifact["note"]
+            assert artifact["accuracy"] is None
+        else:
+            assert artifact["status"] == "pass" and artifact["accuracy"] is not None, artifact
+    card = (tmp_path / "out" / "model_card.md").read_text()
+    assert all(Path(a["path"]).name in card for a in summary["artifacts"])
