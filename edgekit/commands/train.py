@@ -215,15 +215,18 @@ def run_and_render(request, as_json: bool):
 
 
 def render(result) -> None:
+    from ..train.latency import BENCH_RUNS
     from ..ui import console, table
 
     out = console()
     rows = [[c, s, m] for c, s, m in _check_rows(result.report)]
     out.print(table("data checks (data_report.json)", ["check", "level", "finding"], rows, wrap=("finding",)))
     search = result.search
-    out.print(f"search: {search['finished']} trials in {search['spent_s']:.0f} s, "
-              f"latency on {search['latency_format']['target']}/{search['latency_format']['backend']}"
-              + (f", {search['device_scale']['text']}" if search.get("device_scale") else ""))
+    out.print(f"search: {search['search_trials']} trials + {search['finetuned']} fine-tuned, latency on "
+              f"{search['latency_format']['target']}/{search['latency_format']['backend']} (fastest of "
+              f"{BENCH_RUNS} runs)" + (f"; {search['device_scale']['text']}" if search.get("device_scale") else ""),
+              markup=False)
+    out.print(f"budget: {search['budget_account']}", markup=False)
     pick_rows = []
     for name, p in result.picks.items():
         params = p["params"]
@@ -245,7 +248,10 @@ def render(result) -> None:
         out.print(f"compare with {c['previous']}: {'PROMOTED' if c['promoted'] else 'not promoted'}: {c['reason']}")
     for warning in result.warnings:
         out.print(f"[yellow]warning:[/] {warning}")
-    out.print(f"model card: {Path(result.out_dir) / 'model_card.md'}")
+    out.print(f"model card: {Path(result.out_dir) / 'model_card.md'}", markup=False)
+    runnable = [a for a in result.artifacts if a["accuracy"] is not None]
+    if runnable:
+        out.print(f"try: edgekit predict {runnable[0]['path']} PHOTO.jpg", markup=False)
 
 
 def _check_rows(report: dict):

@@ -32,7 +32,8 @@ def write_card(path: Path, m: dict[str, Any]) -> None:
     lines += [f"- **{f['check']}** ({f['severity']}): {f['message']}" for f in findings] or ["- no problems found"]
     suspects = m["checks"]["label_error_suspects"]
     if suspects:
-        lines += ["", f"Suspected label errors ({m['checks']['label_error_method']}):", "",
+        lines += ["", f"Suspected label errors: images whose given label an out-of-fold probe finds less likely "
+                      f"than another, worst first ({m['checks']['label_error_method']}):", "",
                   "| file | split | given | predicted | p(given) |", "|---|---|---|---|---|"]
         lines += [f"| {Path(s['path']).name} | {s['split']} | {s['given']} | {s['predicted']} | "
                   f"{s['given_probability']:.3f} |" for s in suspects]
@@ -40,9 +41,10 @@ def write_card(path: Path, m: dict[str, Any]) -> None:
         lines += ["", f"Excluded from training: {len(m['checks']['excluded_from_training'])} image(s) that "
                       "duplicate a test image."]
     lines += ["", "## Search", "",
-              f"{search['finished']} finished trials ({', '.join(f'{k} {v}' for k, v in search['trials'].items())}) "
-              f"in {search['spent_s']:.0f} s of a {search['budget_s']:.0f} s budget, {search['sampler']}; "
-              f"workers: {', '.join(search['workers'])}.", "",
+              f"{search['search_trials']} finished search trials and {search['finetuned']} fine-tuned variants "
+              f"(study states: {', '.join(f'{k} {v}' for k, v in search['trials'].items())}), "
+              f"{search['sampler']}; workers: {', '.join(search['workers'])}.", "",
+              f"Budget: {search['budget_account']}. It covers {search['budget_covers']}.", "",
               "Objectives: " + "; ".join(search["objectives"]) + ".", ""]
     if search.get("device_scale"):
         lines += [f"Device profile: {search['device_scale']['text']}.", ""]

@@ -81,6 +81,10 @@ def finish(request, dataset, report, study, search, everything, picks, fmt, scal
     timings["evaluate"] = round(time.monotonic() - started, 1)
 
     artifacts: list[dict[str, Any]] = []
+    if request.export and test_rows and 100.0 / len(test_rows) > request.max_accuracy_drop:
+        warnings.append(f"the test split has {len(test_rows)} images, so one image is {100.0 / len(test_rows):.1f} "
+                        f"points: above --max-accuracy-drop {request.max_accuracy_drop:g}, any one image that an "
+                        "artifact answers differently fails the gate (add test images, or raise the gate)")
     if request.export:
         from .export import bench_latency, calibration_array, export_pick, measure_artifacts, scratch_dir
 
@@ -114,7 +118,7 @@ def finish(request, dataset, report, study, search, everything, picks, fmt, scal
         write_atomic(out / "compare.json", json.dumps(comparison, indent=2))
         reporter.end(("promoted: " if comparison["promoted"] else "not promoted: ") + comparison["reason"])
 
-    search_summary = _search_summary(request, study, everything, picks, fmt, scale, url, state, search)
+    search_summary = _search_summary(request, study, everything, picks, fmt, scale, url, state, search, timings)
     files = {"data_report": "data_report.json", "pareto": "pareto.png", "labels": "labels.txt",
              "model_card": "model_card.md", "manifest": "train.json"}
     result = TrainResult(str(out), dataset.summary(), report.to_dict(), search_summary, pick_info, artifacts,
@@ -167,7 +171,7 @@ def _checks_summary(report) -> dict[str, Any]:
             "excluded_from_training": report.excluded}
 
 
-def _search_summary(request, study, everything, picks, fmt, scale, url, state, search) -> dict[str, Any]:
+def _search_summary(request, study, everything, picks, fmt, scale, url, state, search, timings) -> dict[str, Any]:
     import optuna
 
     from .search import _redact, pareto_front
@@ -190,7 +194,10 @@ def _search_summary(request, study, everything, picks, fmt, scale, url, state, s
             "preparations": [p.to_dict() for p in search.preparations],
             "skipped_for_budget": search.skipped_for_budget, "overrun_s": round(search.overrun_s, 1),
             "finetune": state.get("finetune"),
+            "budget_account": _budget_account(state, search, timings),
             "trial_timeout_s": request.trial_timeout_s, "trials": states, "finished": len(everything),
+            "search_trials": sum(c.stage == "search" for c in everything),
+            "finetuned": sum(c.stage == "finetune" for c in everything),
             "workers": sorted({c.worker for c in everything}),
             "space": request.space.to_dict(), "limits": request.limits.to_dict(),
             "augmentations": request.augmentations.to_dict(),
@@ -198,6 +205,23 @@ def _search_summary(request, study, everything, picks, fmt, scale, url, state, s
             "feature_extraction": {"images": search.cache.stats.images, "seconds": round(search.cache.stats.seconds, 2),
                                    "images_per_second": round(search.cache.stats.images_per_second, 1)},
             "latency_measured": {k.split("|", 4)[-1]: v.to_dict() for k, v in search.latency.measured.items()}}
+
+
+def _budget_account(state, search, timings) -> str:
+    """Where --budget went, in one line (this run's parts; a resumed study adds earlier runs')."""
+    latency = sum(p.latency_s for p in search.preparations)
+    features = sum(p.features_s for p in search.preparations)
+    heads = max(0.0, timings.get("search", 0.0) - latency - features)
+    text = f"{state.get('spent_s', 0.0):.0f} s of the {state['budget_s']:.0f} s budget"
+    if search.overrun_s > 0.5:
+        text += f" (the first trial ran {search.overrun_s:.0f} s past the search's share)"
+    text += (f"; this run: {latency + features:.0f} s preparing {len(search.preparations)} architecture(s) "
+             f"(latency {latency:.0f} s, features {features:.0f} s), {heads:.0f} s training heads")
+    if "finetune" in timings:
+        text += f", {timings['finetune']:.0f} s fine-tuning"
+    if search.skipped_for_budget:
+        text += f"; {search.skipped_for_budget} trial(s) not started: too little time left to prepare them"
+    return text
 
 
 def _now() -> str:

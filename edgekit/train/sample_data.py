@@ -44,9 +44,11 @@ def write_faces(folder: Path, per_class: int | None = None, upscale: int = 4) ->
 
 
 def demo_request(out_dir: Path):
-    """`edgekit demo --train`: the whole path on the bundled faces in a few minutes (a short
-    budget, two backbones, two sizes, int8 TFLite and OpenVINO). The demo's own folders under
-    OUT_DIR are replaced on each run."""
+    """`edgekit demo --train`: the whole path on the bundled faces in a few minutes (a 90 s
+    budget, two backbones, two sizes, int8 OpenVINO and TFLite; the search times OpenVINO, whose
+    conversion is the quickest to measure). The 40 test images make one image 2.5 points, so the
+    accuracy-drop gate is 5 points (two images) instead of the default 1, which no single flipped
+    image could pass. The demo's own folders under OUT_DIR are replaced on each run."""
     import shutil
 
     from .pipeline import TrainRequest
@@ -57,7 +59,7 @@ def demo_request(out_dir: Path):
         if folder.exists():
             shutil.rmtree(folder)
     write_faces(photos)
-    return TrainRequest(data=photos, out_dir=out, targets=["tflite", "openvino"], precisions=["int8"],
-                        budget_s=90.0, trial_timeout_s=30.0,
+    return TrainRequest(data=photos, out_dir=out, targets=["openvino", "tflite"], precisions=["int8"],
+                        budget_s=90.0, trial_timeout_s=30.0, max_accuracy_drop=5.0,
                         space=Space(backbones=["efficientnet_lite0", "efficientnet_lite1"], sizes=[96, 128],
                                     finetune_depths=[1]))

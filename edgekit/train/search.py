@@ -469,9 +469,13 @@ def pareto_png(items: list[Candidate], picks: dict[str, Candidate], limits: Limi
     if limits.min_accuracy is not None:
         ax.axhline(100 * limits.min_accuracy, ls="--", color="#7030A0", lw=1, label="--min-accuracy")
     ax.set_xscale("log")
+    low, high = ax.get_ylim()
+    ax.set_ylim(max(low, 0.0), min(high, 101.0))  # accuracy never passes 100 %
     ax.set_xlabel(latency_label)
     ax.set_ylabel("validation accuracy (%)")
-    ax.set_title(f"edgekit train: {len(items)} trials, Pareto front and picks (marker area ~ size)", fontsize=10)
+    tuned = sum(c.stage == "finetune" for c in items)
+    ax.set_title(f"edgekit train: {len(items) - tuned} trials" + (f" + {tuned} fine-tuned" if tuned else "") +
+                 ", Pareto front and picks (marker area ~ size)", fontsize=10)
     ax.grid(True, which="both", alpha=0.25)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
