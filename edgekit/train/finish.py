@@ -204,7 +204,7 @@ def _search_summary(request, study, everything, picks, fmt, scale, url, state, s
             "pareto_front": [c.to_dict() for c in front],
             "feature_extraction": {"images": search.cache.stats.images, "seconds": round(search.cache.stats.seconds, 2),
                                    "images_per_second": round(search.cache.stats.images_per_second, 1)},
-            "latency_measured": {k.split("|", 4)[-1]: v.to_dict() for k, v in search.latency.measured.items()}}
+            "latency_measured": {"|".join(k.rsplit("|", 2)[1:]): v.to_dict() for k, v in search.latency.measured.items()}}
 
 
 def _budget_account(state, search, timings) -> str:
