@@ -35,6 +35,7 @@ def main() -> int:
     import torch
 
     from edgekit.train import augment, backbones, data, features, sample_data
+    from edgekit.train.threads import backbone_threads, torch_threads
 
     before = hostinfo.cpu_snapshot()
     with tempfile.TemporaryDirectory() as folder:
@@ -48,7 +49,7 @@ def main() -> int:
         for round_index in range(args.rounds):
             cache = features.FeatureCache(dataset, Path(folder) / f"cache{round_index}", augment.Augmentations())
             trunk = cache.trunk(backbone)
-            with torch.inference_mode():
+            with torch.inference_mode(), torch_threads(backbone_threads()):  # the threads the cache uses
                 trunk(tensors[:features.BATCH])  # warm-up
                 started = time.perf_counter()
                 for start in range(0, len(tensors), features.BATCH):
@@ -59,7 +60,7 @@ def main() -> int:
     raw, cached = statistics.median(raw_rates), statistics.median(cache_rates)
     result = {"host": hostinfo.collect(extra_packages=["optuna"]), "contention": hostinfo.contention(before, hostinfo.cpu_snapshot()),
               "backbone": args.backbone, "size": args.size, "images": len(everything), "batch": features.BATCH,
-              "threads": torch.get_num_threads(), "raw_images_per_s": raw_rates, "cache_images_per_s": cache_rates,
+              "threads": backbone_threads(), "raw_images_per_s": raw_rates, "cache_images_per_s": cache_rates,
               "ratio": cached / raw, "goal": ">= 0.8"}
     date = datetime.now(timezone.utc).strftime("%Y-%m-%d")
     json_path, md_path = hostinfo.results_paths(Path(__file__).parent / "results", "train-features", date)
