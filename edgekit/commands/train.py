@@ -111,8 +111,10 @@ class TerminalReporter:
 @click.option("--precision", "precisions", help="Precisions to export (default int8; e.g. fp32,int8).")
 @click.option("--test", "test_dir", type=click.Path(path_type=Path), help="Test images as class folders "
               "(default: a stratified share of DATA held out before anything else sees it).")
-@click.option("--budget", default="10m", show_default=True, help="Wall-clock search budget: 90s, 5m, 1h.")
-@click.option("--trial-timeout", type=float, default=60.0, show_default=True, help="Cap per trial, seconds.")
+@click.option("--budget", default="10m", show_default=True,
+              help="Wall clock for training: preparing each architecture (latency, features), the trials and "
+                   "the finalists' fine-tune (evaluation and export follow): 90s, 5m, 1h.")
+@click.option("--trial-timeout", type=float, default=60.0, show_default=True, help="Cap on one trial's head training, seconds.")
 @click.option("--max-latency-ms", type=float, help="Hard limit on latency (on the board with --device-profile).")
 @click.option("--max-size-mb", type=float, help="Hard limit on model size (fp32 artifact, MB).")
 @click.option("--min-accuracy", help="Hard limit on validation accuracy: 0.9 or 90%.")
