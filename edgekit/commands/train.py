@@ -62,24 +62,24 @@ class TerminalReporter:
         self.started = 0.0
         self.stages = 0
         if self.rich:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
-                                     TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), _info_column(),
+                                     TimeElapsedColumn(), TextColumn("left"), _left_column(),
                                      console=self.err, transient=True)
             self.progress.start()
 
-    def stage(self, name: str, total: float | None = None) -> None:
+    def stage(self, name: str, total: float | None = None, deadline: float | None = None) -> None:
         self.name, self.started = name, time.monotonic()
         if self.progress is not None:
             if self.task is not None:
                 self.progress.remove_task(self.task)
-            self.task = self.progress.add_task(name, total=total, info="")
+            self.task = self.progress.add_task(name, total=total, info="", deadline=deadline)
         elif self.stages:  # the first stage (reading images) may end in a one-line error: no start line
             self.err.print(f"edgekit train: {name} ...", markup=False)
         self.stages += 1
 
-    def advance(self, done: float, total: float | None = None, text: str = "") -> None:
+    def advance(self, done: float | None, total: float | None = None, text: str = "") -> None:
         if self.progress is not None and self.task is not None:
             self.progress.update(self.task, completed=done, total=total, info=text)
 
@@ -99,6 +99,37 @@ class TerminalReporter:
     def close(self) -> None:
         if self.progress is not None:
             self.progress.stop()
+
+
+def _info_column():
+    """The stage's text (trial, best value, what is being extracted); convert's own tasks share
+    the bar and carry no such field."""
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class InfoColumn(ProgressColumn):
+        def render(self, task):
+            return Text(str(task.fields.get("info", "")))
+
+    return InfoColumn()
+
+
+def _left_column():
+    """Time left: exact from the stage's deadline (the search's budget), else rich's estimate."""
+    from rich.progress import ProgressColumn, TimeRemainingColumn
+    from rich.text import Text
+
+    class LeftColumn(ProgressColumn):
+        estimate = TimeRemainingColumn()
+
+        def render(self, task):
+            deadline = task.fields.get("deadline")
+            if deadline is None:
+                return self.estimate.render(task)
+            left = max(0, int(deadline - time.monotonic()))
+            return Text(f"{left // 3600}:{left % 3600 // 60:02d}:{left % 60:02d}", style="progress.remaining")
+
+    return LeftColumn()
 
 
 @click.command()

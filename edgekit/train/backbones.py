@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import importlib.util
-import sys
+import io
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -95,7 +95,7 @@ def _pretrained(name: str):
 
     backbone = BACKBONES[name]
     weights = getattr(importlib.import_module(backbone.weights_module), backbone.weights_class).get_model_file_path()
-    with contextlib.redirect_stdout(sys.stderr):  # the package prints "Loaded pretrained weights"
+    with contextlib.redirect_stdout(io.StringIO()):  # the package prints "Loaded pretrained weights"
         return EfficientNet.from_pretrained(backbone.arch, weights_path=weights).eval()
 
 

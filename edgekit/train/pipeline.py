@@ -102,11 +102,13 @@ class TrainResult:
 
 
 class Reporter:
-    """Stage lines and progress. `step(name)` opens a stage; `progress(done, total, text)` moves
-    its bar. The command gives a rich implementation on a TTY and plain lines otherwise."""
+    """Stage lines and progress. `stage(name, total, deadline)` opens a stage (DEADLINE, a
+    time.monotonic() value, makes its time left exact); `advance(done, total, text)` moves its bar
+    (None leaves a value as it is). The command gives a rich implementation on a TTY and plain
+    lines otherwise."""
 
-    def stage(self, name: str, total: float | None = None) -> None: ...
-    def advance(self, done: float, total: float | None = None, text: str = "") -> None: ...
+    def stage(self, name: str, total: float | None = None, deadline: float | None = None) -> None: ...
+    def advance(self, done: float | None, total: float | None = None, text: str = "") -> None: ...
     def end(self, summary: str) -> None: ...
     def warn(self, message: str) -> None: ...
     def convert_progress(self):
@@ -217,8 +219,11 @@ def train(request: TrainRequest, reporter: Reporter | None = None) -> TrainResul
 
     tune = request.finetune and bool(request.space.finetune_depths)
     search_seconds = max(0.0, remaining - (FINETUNE_SHARE * state["budget_s"] if tune else 0.0))
-    reporter.stage("search", total=search_seconds)
     started = time.monotonic()
+    reporter.stage("search", total=search_seconds, deadline=started + search_seconds)
+    extraction_progress = cache.progress   # during the search the bar is the budget; features go in its text
+    cache.progress = lambda text, done, total: reporter.advance(
+        min(time.monotonic() - started, search_seconds), None, f"trial {len(study.trials)} · {text} {done}/{total}")
     budget_end = started + remaining   # search, then the finalists' fine-tune: --budget covers both
     best = [max((c.val_accuracy for c in _safe_candidates(study)), default=0.0)]
 
@@ -245,6 +250,7 @@ def train(request: TrainRequest, reporter: Reporter | None = None) -> TrainResul
                           f"continue with: edgekit train {request.data} -o {out} --resume") from None
     from .search import candidates, choose_picks, pareto_png, save_state
 
+    cache.progress = extraction_progress
     timings["search"] = round(time.monotonic() - started, 1)
     state["spent_s"] += time.monotonic() - started
     save_state(out, state)

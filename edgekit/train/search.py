@@ -462,13 +462,19 @@ def pareto_png(items: list[Candidate], picks: dict[str, Candidate], limits: Limi
                    edgecolors="white", linewidths=0.8)
         ax.annotate(f"{' = '.join(names)}: #{number} {pick.params.get('backbone', '').replace('efficientnet_', '')} "
                     f"{pick.params.get('input_size')}px", (pick.latency_ms, 100 * pick.val_accuracy),
-                    textcoords="offset points", xytext=(8, -14 if names[0] == "fastest" else 6), fontsize=8,
+                    textcoords="offset points", fontsize=8,
+                    xytext=(8, -14 if names[0] == "fastest" or pick.val_accuracy >= 0.995 else 6),
                     color=colour)
     if limits.max_latency_ms is not None:
         ax.axvline(limits.max_latency_ms, ls="--", color="#C00000", lw=1, label="--max-latency-ms")
     if limits.min_accuracy is not None:
         ax.axhline(100 * limits.min_accuracy, ls="--", color="#7030A0", lw=1, label="--min-accuracy")
     ax.set_xscale("log")
+    from matplotlib.ticker import FuncFormatter
+
+    plain = FuncFormatter(lambda value, _: f"{value:g}")  # 1.5, not 1.5x10^0
+    ax.xaxis.set_major_formatter(plain)
+    ax.xaxis.set_minor_formatter(plain)
     low, high = ax.get_ylim()
     ax.set_ylim(max(low, 0.0), min(high, 101.0))  # accuracy never passes 100 %
     ax.set_xlabel(latency_label)
