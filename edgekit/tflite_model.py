@@ -7,7 +7,8 @@ struct.error or a hang. Vtable slots follow tensorflow/lite/schema/schema.fbs (T
          7 signature_defs
   OperatorCode: 0 deprecated_builtin_code:int8, 1 custom_code, 2 version, 3 builtin_code:int32
   SubGraph: 0 tensors, 1 inputs, 2 outputs, 3 operators, 4 name
-  Tensor: 0 shape, 1 type:int8, 2 buffer, 3 name, 4 quantization, 5 is_variable, 7 shape_signature
+  Tensor: 0 shape, 1 type:int8, 2 buffer, 3 name, 4 quantization, 5 is_variable, 6 sparsity,
+          7 shape_signature
   QuantizationParameters: 2 scale:[float], 3 zero_point:[long], 6 quantized_dimension
   Operator: 0 opcode_index, 1 inputs, 2 outputs, 3/4 builtin_options (union), 5 custom_options,
             9 large_custom_options_offset, 10 large_custom_options_size
@@ -233,6 +234,7 @@ class Tensor:
     buffer: int
     quantization: QuantParams | None
     is_variable: bool = False
+    sparse: bool = False     # SparsityParameters present: the buffer holds the compressed values
 
 
 @dataclass
@@ -331,6 +333,41 @@ class TFLiteModel:
                    for sg in self.subgraphs for t in sg.tensors)
 
 
+# Bytes per element of the types whose size LiteRT checks (see check_constants); int4 packs two.
+_ITEM_BITS = {"float32": 32, "float16": 16, "int32": 32, "uint8": 8, "int64": 64, "bool": 8, "int16": 16,
+              "complex64": 64, "int8": 8, "float64": 64, "complex128": 128, "uint64": 64, "uint32": 32,
+              "uint16": 16, "int4": 4, "bfloat16": 16}
+
+
+def check_constants(model: TFLiteModel) -> None:
+    """Raise ModelFormatError for a constant tensor whose buffer is too small for its shape.
+
+    The rule is LiteRT's own, so that this check never refuses a file LiteRT loads: when
+    InterpreterBuilder hands a constant to Subgraph::SetTensorParametersReadOnly
+    (tensorflow/lite/core/subgraph.cc), it requires BytesRequired(type, dims) <= buffer size,
+    and skips string, resource and variant tensors and sparse tensors, whose buffer holds only the
+    compressed values (pruned models: DENSIFY or sparse kernels). A buffer may be larger than the
+    shape needs, several tensors may share one buffer, and the bytes may live after the
+    flatbuffer (Buffer.offset/size); int4 packs two values per byte. Tests: test_tflite_schema.py
+    runs LiteRT's loader on the same files.
+    """
+    for graph in model.subgraphs:
+        for tensor in graph.tensors:
+            if not 0 < tensor.buffer < len(model.buffers) or tensor.sparse:
+                continue
+            size, bits = model.buffers[tensor.buffer].size, _ITEM_BITS.get(tensor.dtype)
+            if not size or bits is None or any(d < 0 for d in tensor.shape):
+                continue
+            count = 1
+            for d in tensor.shape:
+                count *= d
+            needed = (count * bits + 7) // 8
+            if needed > size:
+                raise ModelFormatError(f"{model.path} is truncated or corrupt: constant tensor '{tensor.name}' of "
+                                       f"shape {tensor.shape} ({tensor.dtype}) needs {needed} bytes, its buffer "
+                                       f"{tensor.buffer} holds {size}", _HINT)
+
+
 def _index(r: _Reader, i: int, limit: int, what: str, kind: str, optional: bool = False) -> int:
     """i, checked to be a valid index (or -1, 'absent', when optional)."""
     if not (0 <= i < limit or (optional and i == -1)):
@@ -367,7 +404,7 @@ def _tensor(r: _Reader, t: _Table, index: int, n_buffers: int) -> Tensor:
     return Tensor(index=index, name=t.string(3, "name"), shape=t.scalars(0, "i", "shape") or [],
                   shape_signature=t.scalars(7, "i", "shape signature"),
                   dtype=_name(_DTYPES, t.scalar(1, _I8), "type"), buffer=buffer,
-                  quantization=quant, is_variable=bool(t.scalar(5, _U8)))
+                  quantization=quant, is_variable=bool(t.scalar(5, _U8)), sparse=t._field(6, 4) != 0)
 
 
 def _operator(r: _Reader, t: _Table, index: int, codes: list, n_tensors: int) -> Operator:
