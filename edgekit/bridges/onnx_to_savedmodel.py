@@ -8,7 +8,6 @@ points at a closed loopback port, so nothing ever leaves the machine.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..deps import tool_env
 from ..errors import ConversionError
 from ..sources.base import SourceModel
 from ..sources.savedmodel import SavedModelSource
@@ -45,9 +45,9 @@ class OnnxToSavedModel(Bridge):
                 # tf2onnx output (from TFLite/SavedModel) is already channels-last: keep it so
                 "keep_nhwc": [t.name for t in source.inputs()] if source.layout == "NHWC" else []}
         (job / "job.json").write_text(json.dumps(spec))
-        env = dict(os.environ, HTTP_PROXY="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9",
-                   http_proxy="http://127.0.0.1:9", https_proxy="http://127.0.0.1:9", NO_PROXY="",
-                   TF_CPP_MIN_LOG_LEVEL="3")
+        env = tool_env(HTTP_PROXY="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9",
+                       http_proxy="http://127.0.0.1:9", https_proxy="http://127.0.0.1:9", NO_PROXY="",
+                       TF_CPP_MIN_LOG_LEVEL="3")   # onnx2tf runs `onnxsim` from this env's bin/
         try:
             proc = subprocess.run([sys.executable, "-m", "edgekit.bridges.onnx2tf_worker", "job.json"],
                                   cwd=job, env=env, capture_output=True, text=True, timeout=TIMEOUT_S,
