@@ -318,19 +318,60 @@ class TFLiteModel:
         return sum(self.buffers[i].size for i in used if i < len(self.buffers))
 
     def is_fully_integer(self) -> bool:
-        """True when no tensor an operator or a subgraph boundary uses is floating point."""
+        """True when no tensor an operator or a subgraph boundary uses is floating point, apart from
+        a trailing post-processing op (TFLite_Detection_PostProcess) and the DEQUANTIZE feeding it:
+        Coral's own SSD models end that way, the op running on the CPU after the integer graph."""
         for sg in self.subgraphs:
-            used = set(sg.inputs) | set(sg.outputs)
+            tail = postprocess_tail(sg)
+            tail_outputs = {i for op in sg.operators if op.index in tail for i in op.outputs}
+            used = set(sg.inputs) | (set(sg.outputs) - tail_outputs)
             for op in sg.operators:
-                used.update(op.inputs, op.outputs)
+                if op.index not in tail:
+                    used.update(op.inputs, op.outputs)
             used.discard(-1)
             if any(sg.tensors[i].dtype in _FLOAT_DTYPES for i in used):
                 return False
         return any(sg.operators for sg in self.subgraphs)
 
+    def dynamic_tensors(self) -> list[Tensor]:
+        """Tensors whose size is computed at run time (-1 in shape_signature). A free batch
+        (-1 first, where the inputs are built with batch 1) is not one: the interpreter runs the
+        shape it was allocated with, and converters write -1 there for every Keras model."""
+        main = self.subgraphs[0] if self.subgraphs else None
+        free_batch = bool(main) and any(t.shape_signature and t.shape_signature[0] == -1 and t.shape[:1] == [1]
+                                        for t in self.inputs())
+        found = []
+        for sg in self.subgraphs:
+            for t in sg.tensors:
+                signature = t.shape_signature or []
+                if free_batch and signature[:1] == [-1] and t.shape[:1] == [1]:
+                    signature = signature[1:]
+                if -1 in signature:
+                    found.append(t)
+        return found
+
     def has_dynamic_shapes(self) -> bool:
-        return any(t.shape_signature and -1 in t.shape_signature
-                   for sg in self.subgraphs for t in sg.tensors)
+        return bool(self.dynamic_tensors())
+
+
+# Ops that run after the integer graph on the CPU and are part of the model as published.
+POSTPROCESS_OPS = frozenset({"TFLite_Detection_PostProcess"})
+
+
+def postprocess_tail(sg: SubGraph) -> set[int]:
+    """Operator indices of the post-processing ops of SG and of the DEQUANTIZE ops that only feed them."""
+    tail = {op.index for op in sg.operators if op.name in POSTPROCESS_OPS}
+    if not tail:
+        return tail
+    consumers: dict[int, list[Operator]] = {}
+    for op in sg.operators:
+        for i in op.inputs:
+            consumers.setdefault(i, []).append(op)
+    for op in sg.operators:
+        if op.name == "DEQUANTIZE" and all(c.index in tail for o in op.outputs for c in consumers.get(o, [None]) if c) \
+                and any(consumers.get(o) for o in op.outputs):
+            tail.add(op.index)
+    return tail
 
 
 # Bytes per element of the types whose size LiteRT checks (see check_constants); int4 packs two.

@@ -204,7 +204,7 @@ def entry_normalization() -> bytes:
     return _convert(keras.Model(inp, keras.layers.Dense(5)(x)))
 
 
-def ssd_postprocess(num_classes: int = 3, anchors_per_side: int = 4) -> bytes:
+def ssd_postprocess(num_classes: int = 3, anchors_per_side: int = 4, quantize: bool = False) -> bytes:
     """An SSD head ending in TFLite_Detection_PostProcess, the way TF Object Detection API's
     export_tflite_graph_tf2 writes it: a tf.function that `experimental_implements` the op,
     converted with allow_custom_ops. Outputs: boxes [1, 10, 4], classes, scores, count."""
@@ -261,6 +261,13 @@ def ssd_postprocess(num_classes: int = 3, anchors_per_side: int = 4) -> bytes:
         t.saved_model.save(module, folder, signatures={"serving_default": detect})
         converter = t.lite.TFLiteConverter.from_saved_model(folder)
         converter.allow_custom_ops = True
+        if quantize:   # as Coral's SSD models: uint8 graph, the post-processing op on float inputs
+            rng = np.random.default_rng(0)
+            converter.optimizations = [t.lite.Optimize.DEFAULT]
+            converter.representative_dataset = lambda: ([rng.random((1, 32, 32, 3), dtype=np.float32) * 2 - 1]
+                                                        for _ in range(8))
+            converter.target_spec.supported_ops = [t.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            converter.inference_input_type = t.uint8
         return converter.convert()
 
 
@@ -270,6 +277,12 @@ BUILDERS = {
     "custom_op": custom_op, "dynamic_batch": dynamic_batch, "free_size": free_size,
     "entry_normalization": entry_normalization, "ssd_postprocess": ssd_postprocess,
 }
+
+
+def ssd_postprocess_int8() -> bytes:
+    """The SSD quantized for the Edge TPU: uint8 input, int8 graph, then DEQUANTIZE and
+    TFLite_Detection_PostProcess on the CPU (the layout of Coral's ssd_mobilenet_*_edgetpu models)."""
+    return ssd_postprocess(quantize=True)
 
 
 def litert_run(data: bytes, feeds: list[np.ndarray] | None = None) -> list[np.ndarray]:
