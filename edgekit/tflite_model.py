@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import struct
+from pathlib import Path
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -352,6 +353,28 @@ class TFLiteModel:
 
     def has_dynamic_shapes(self) -> bool:
         return bool(self.dynamic_tensors())
+
+
+# Custom ops that LiteRT's stock op resolver registers (tensorflow/lite/core/kernels/register.cc:
+# AddCustom) and, of those, the ones the converters edgekit drives (tf2onnx, OpenVINO's TFLite
+# frontend) translate. Any other custom op is registered only by its author's runtime (MediaPipe's
+# Convolution2DTransposeBias through its XNNPACK build, a vendor's own kernels).
+LITERT_CUSTOM_OPS = frozenset({"TFLite_Detection_PostProcess", "Mfcc", "AudioSpectrogram", "NumericVerify"})
+CONVERTIBLE_CUSTOM_OPS = frozenset({"TFLite_Detection_PostProcess"})
+
+
+def custom_op_problem(model: TFLiteModel) -> str | None:
+    """One line naming the custom ops no converter can carry, or None."""
+    blocking = sorted({op.name for sg in model.subgraphs for op in sg.operators
+                       if op.builtin == "CUSTOM" and op.name not in CONVERTIBLE_CUSTOM_OPS})
+    if not blocking:
+        return None
+    names = ", ".join(f"'{n}'" for n in blocking)
+    authors = [n for n in blocking if n not in LITERT_CUSTOM_OPS]
+    if authors:
+        return (f"{Path(model.path).name} uses the custom op {names}, which only its author's runtime registers "
+                "(LiteRT's stock resolver, tf2onnx and OpenVINO do not know it)")
+    return f"{Path(model.path).name} uses the custom op {names}, which LiteRT runs but no converter translates"
 
 
 # Ops that run after the integer graph on the CPU and are part of the model as published.

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import ConversionError
+from ..errors import ConversionError, UnsupportedRouteError
 from ..sources.base import SourceModel
 from ..sources.onnx import OnnxSource, load_checked
+from ..tflite_model import custom_op_problem
 from .base import Bridge, ConvertContext, register
 from .tf2onnx_cli import run_tf2onnx
+
+CUSTOM_OP_REMEDY = "convert from the model's original framework, or ask its author for a build without that op"
 
 
 @register
@@ -22,6 +25,9 @@ class TFLiteToOnnx(Bridge):
         if not source.is_float():
             raise ConversionError(f"{source.path} is already quantized; re-quantizing an integer model "
                                   "compounds rounding error", "convert from the float model")
+        problem = custom_op_problem(source.model)
+        if problem:   # tf2onnx would emit an op no ONNX runtime has, and the checker's words hide why
+            raise UnsupportedRouteError(problem, CUSTOM_OP_REMEDY)
         path = workdir / "from_tflite.onnx"
         run_tf2onnx(["--tflite", str(source.path)], path)
         return OnnxSource(path, load_checked(path))

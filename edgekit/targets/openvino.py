@@ -5,7 +5,7 @@ from pathlib import Path
 
 from .. import deps
 from ..bridges.base import ConvertContext
-from ..errors import ConversionError, summary
+from ..errors import ConversionError, UnsupportedRouteError, summary
 from ..manifest import TensorInfo
 from ..preprocess import to_layout
 from ..sources.base import SourceModel
@@ -25,6 +25,13 @@ class OpenVINOTarget(Target):
         import openvino as ov
 
         shapes = [t.shape for t in model.inputs()]   # static: some devices (NPU, MYRIAD) compile nothing else
+        if model.kind == "tflite":
+            from ..bridges.tflite_to_onnx import CUSTOM_OP_REMEDY
+            from ..tflite_model import custom_op_problem
+
+            problem = custom_op_problem(model.model)
+            if problem:   # OpenVINO's TFLite frontend would fail with "no translator" and no op name
+                raise UnsupportedRouteError(problem, CUSTOM_OP_REMEDY)
         try:
             ov_model = ov.convert_model(str(model.path), input=shapes)
         except Exception as exc:

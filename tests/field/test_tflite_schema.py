@@ -97,6 +97,11 @@ def test_custom_op_is_well_formed_but_unresolved(variants):
     loads, why = litert_loads(variants["custom_op"])
     assert not loads and "AcmeSwish" in why
     assert ours_accepts(variants["custom_op"])[0]
+    from edgekit.tflite_model import custom_op_problem, read_tflite
+
+    assert "custom op 'AcmeSwish', which only its author's runtime registers" in custom_op_problem(
+        read_tflite(variants["custom_op"]))
+    assert custom_op_problem(read_tflite(variants["ssd_postprocess"])) is None   # converters carry it
 
 
 # ------------------------------------------------------------------------ damaged files
