@@ -185,3 +185,23 @@ def test_litert_really_runs_the_variants(variants):
     for name, tolerance in (("offset_buffers", 1e-6), ("fp16_weights", 2e-2)):
         np.testing.assert_allclose(tv.litert_run(variants[name].read_bytes(), x)[0], plain, atol=tolerance * 10,
                                    rtol=tolerance)
+
+
+@pytest.mark.parametrize("name", ["sparse_weights", "int4_weights", "fp16_weights", "offset_buffers", "plain"])
+def test_plain_float_weights_compute_the_same(variants, name):
+    """The rewrite tf2onnx gets (edgekit/bridges/tflite_weights.py): dense float32 constants, no
+    DENSIFY/DEQUANTIZE of constants, same outputs under LiteRT."""
+    from edgekit.bridges.tflite_weights import needs_rewrite, plain_float_weights
+    from edgekit.tflite_model import parse_tflite, read_tflite
+
+    data = variants[name].read_bytes()
+    model = read_tflite(variants[name])
+    if not needs_rewrite(model):
+        assert name in ("offset_buffers", "plain")
+        return
+    plain = plain_float_weights(data)
+    rewritten = parse_tflite(plain)
+    assert not {"DENSIFY", "DEQUANTIZE"} & set(rewritten.op_counts())
+    assert not any(t.sparse or t.dtype in ("int4", "float16") for g in rewritten.subgraphs for t in g.tensors)
+    x = [np.random.default_rng(2).random((1, 16, 16, 3), dtype=np.float32)]
+    np.testing.assert_allclose(tv.litert_run(plain, x)[0], tv.litert_run(data, x)[0], rtol=1e-5, atol=1e-5)
