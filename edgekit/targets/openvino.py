@@ -62,5 +62,6 @@ class OpenVINOTarget(Target):
 
 
 def _info(port) -> TensorInfo:
-    return TensorInfo(port.get_any_name(), [int(d) for d in port.get_partial_shape().to_shape()],
-                      port.get_element_type().to_dtype().name)
+    """A port's name, shape (-1 where the size is computed at run time: NMS outputs) and dtype."""
+    shape = [d.get_length() if d.is_static else -1 for d in port.get_partial_shape()]
+    return TensorInfo(port.get_any_name(), shape, port.get_element_type().to_dtype().name)
