@@ -279,6 +279,7 @@ class BufferInfo:
 
     size: int
     offset: int  # absolute position of the data in the file; 0/0 when empty
+    external: bool = False  # stored after the flatbuffer (Buffer.offset/size), not in its data vector
 
 
 @dataclass
@@ -453,7 +454,7 @@ def _buffer(r: _Reader, t: _Table) -> BufferInfo:
     offset, size = t.scalar(1, _U64), t.scalar(2, _U64)
     if offset > 1:  # 0 and 1 are placeholders; real external data starts after the flatbuffer
         r.need(offset, size, f"{t.what} data")
-        return BufferInfo(size, offset)
+        return BufferInfo(size, offset, external=True)
     return BufferInfo(count, start) if count else BufferInfo(0, 0)
 
 

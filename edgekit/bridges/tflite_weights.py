@@ -6,7 +6,9 @@ store weights otherwise, and LiteRT runs them all:
     face_detection_full_range_sparse): tf2onnx failed with "cannot reshape array of size 77 into
     shape (8,1,1,32)";
   - int4 weights behind DEQUANTIZE: tf2onnx failed with "KeyError: 17" (TensorType INT4);
-  - fp16 and int8 weights behind DEQUANTIZE (float16 post-training quantization, weight-only).
+  - fp16 and int8 weights behind DEQUANTIZE (float16 post-training quantization, weight-only);
+  - buffers stored after the flatbuffer (Buffer.offset/size, the >2 GiB layout): tf2onnx failed
+    with "Cannot find node with output 'arith.constant1'" (it sees them empty).
 Here each DENSIFY or DEQUANTIZE whose input is a constant is evaluated once (exactly as LiteRT's
 kernels do) and its output becomes a float32 constant; the op is dropped. The graph is otherwise
 unchanged, so the rewritten file computes the same function in float32.
@@ -22,7 +24,9 @@ _INT4 = 17
 
 
 def needs_rewrite(model) -> bool:
-    """MODEL (edgekit.tflite_model.TFLiteModel) has sparse, int4 or dequantized constant weights."""
+    """MODEL (edgekit.tflite_model.TFLiteModel) has sparse, int4, dequantized or external weights."""
+    if any(buffer.external for buffer in model.buffers):
+        return True
     for graph in model.subgraphs:
         if any(t.sparse or t.dtype == "int4" for t in graph.tensors):
             return True
@@ -38,6 +42,10 @@ def plain_float_weights(data: bytes) -> bytes:
     from ai_edge_litert import schema_py_generated as schema
 
     model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
+    for buffer in model.buffers:   # external data back into the flatbuffer's own vectors
+        if buffer.offset > 1:
+            buffer.data = np.frombuffer(data[buffer.offset:buffer.offset + buffer.size], np.uint8).copy()
+            buffer.offset, buffer.size = 0, 0
     codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
     fold = {schema.BuiltinOperator.DEQUANTIZE, schema.BuiltinOperator.DENSIFY}
     for graph in model.subgraphs:
