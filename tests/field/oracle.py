@@ -179,12 +179,13 @@ class Artifact:
             options.add_session_config_entry("session.x64quantprecision", "1")
             session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
             names = [i.name for i in session.get_inputs()]
-            self.shapes = [list(i.shape) for i in session.get_inputs()]
+            self.shapes = [[d if isinstance(d, int) else 1 for d in i.shape] for i in session.get_inputs()]
             self.runner = lambda xs: [np.asarray(o) for o in session.run(None, dict(zip(names, xs)))]
         elif self.path.suffix == ".xml":
             import openvino as ov
 
-            compiled = ov.Core().compile_model(str(self.path), "CPU")
+            # CPUs with AVX512_BF16/AMX run f32 IRs in bf16 unless told: the oracle wants the IR's own precision
+            compiled = ov.Core().compile_model(str(self.path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
             self.shapes = [list(i.get_partial_shape().get_min_shape()) for i in compiled.inputs]
             self.runner = lambda xs: [np.asarray(v) for v in compiled(xs).values()]
         else:

@@ -10,6 +10,7 @@ test fails until its mark is removed.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import threading
@@ -86,6 +87,15 @@ def field_runs(request, tmp_path_factory):
     runs = _Runs(tmp_path_factory.mktemp("field"), selected)
     yield runs
     runs.pool.shutdown(wait=True, cancel_futures=True)
+    record = os.environ.get("EDGEKIT_FIELD_RECORD")   # outcomes as JSON, for `harness --merge`
+    if record:
+        table: dict = {}
+        for (name, target, precision), future in runs.runs.items():
+            if future.done() and not future.cancelled() and future.exception() is None:
+                o = future.result()
+                table.setdefault(name, {})[f"{target}/{precision}"] = {"kind": o.kind, "exit": o.exit_code,
+                                                                       "line": o.line, "s": o.seconds}
+        Path(record).write_text(json.dumps(table, indent=1))
 
 
 def _input_size(model: FieldModel) -> list[int] | None:
