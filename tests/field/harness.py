@@ -3,8 +3,10 @@ what happened. Also the baseline recorder:
 
     PYTHONPATH=$PWD python -m tests.field.harness --out /tmp/field --md /work/notes/field-baseline.md
 
-converts every model of the corpus to every target x precision (one process per target with all
-its precisions, split per precision only when that run did not pass) and writes the outcome table.
+converts every model of the corpus: first each model's key cells and Core ML fp32, then the rest of
+BASELINE_CELLS (or every cell with --full), one `edgekit convert` process per cell, and writes the
+outcome table. `--merge A.json B.json --md OUT.md` writes the table from recorded runs
+(this script's --json, or EDGEKIT_FIELD_RECORD of test_corpus.py).
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .corpus import BY_NAME, CELLS, CORPUS, TARGETS, FieldModel
+from .corpus import BY_NAME, CELLS, CORPUS, FieldModel
 
 PHOTOS = 8          # real photos for calibration and verify: enough for the gates, fast
 TIMEOUT_S = 600
@@ -127,30 +129,10 @@ def run(model: FieldModel, path: Path, targets: list[str], precisions: list[str]
     return Outcome(kind, code, line[:300], stdout, stderr, round(time.perf_counter() - started, 1), artifacts)
 
 
-# The baseline's groups: cells converted together in one process (sharing the source load and
-# the bridges), split into single cells only when the group did not pass.
-GROUPS = ((("tflite", "openvino", "onnx"), ("fp32",)), (("tflite", "edgetpu"), ("int8",)),
-          (("openvino",), ("int8",)), (("coreml",), ("fp32",)))
-FULL_GROUPS = tuple(((target,), precisions) for target, precisions in TARGETS.items())
+# The baseline grid after each model's key cells (fp16 and onnx int8 last: slowest, least telling).
 BASELINE_CELLS = (("tflite", "fp32"), ("tflite", "int8"), ("edgetpu", "int8"), ("openvino", "fp32"),
                   ("onnx", "fp32"), ("openvino", "int8"), ("tflite", "fp16"), ("onnx", "int8"))
 FULL_CELLS = tuple(CELLS)
-
-
-def sweep(model: FieldModel, path: Path, out: Path, data: dict[str, Path],
-          groups=GROUPS) -> dict[tuple[str, str], Outcome]:
-    """Cells of MODEL: one process per group; one per cell only where the group did not pass."""
-    results: dict[tuple[str, str], Outcome] = {}
-    for number, (targets, precisions) in enumerate(groups):
-        cells = [(t, p) for t in targets for p in precisions if p in TARGETS[t]]
-        outcome = run(model, path, list(targets), list(precisions), out / f"group{number}", data)
-        if outcome.kind == "pass" or len(cells) == 1:
-            results.update({cell: outcome for cell in cells})
-            continue
-        for target, precision in cells:
-            results[(target, precision)] = run(model, path, [target], [precision], out / f"{target}-{precision}",
-                                               data)
-    return results
 
 
 def _markdown(table: dict[str, dict], seconds: float) -> str:
