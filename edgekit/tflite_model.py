@@ -319,21 +319,27 @@ class TFLiteModel:
         used = {t.buffer for sg in self.subgraphs for t in sg.tensors}
         return sum(self.buffers[i].size for i in used if i < len(self.buffers))
 
-    def is_fully_integer(self) -> bool:
-        """True when no tensor an operator or a subgraph boundary uses is floating point, apart from
-        a trailing post-processing op (TFLite_Detection_PostProcess) and the DEQUANTIZE feeding it:
-        Coral's own SSD models end that way, the op running on the CPU after the integer graph."""
+    def float_ops(self) -> list[Operator]:
+        """Operators that read or write a floating-point tensor, apart from a trailing post-processing
+        op (TFLite_Detection_PostProcess) and the DEQUANTIZE feeding it: Coral's own SSD models end
+        that way, the op running on the CPU after the integer graph."""
+        found = []
         for sg in self.subgraphs:
             tail = postprocess_tail(sg)
             tail_outputs = {i for op in sg.operators if op.index in tail for i in op.outputs}
-            used = set(sg.inputs) | (set(sg.outputs) - tail_outputs)
+            boundary = (set(sg.inputs) | (set(sg.outputs) - tail_outputs)) - {-1}
             for op in sg.operators:
-                if op.index not in tail:
-                    used.update(op.inputs, op.outputs)
-            used.discard(-1)
-            if any(sg.tensors[i].dtype in _FLOAT_DTYPES for i in used):
-                return False
-        return any(sg.operators for sg in self.subgraphs)
+                used = {i for i in (*op.inputs, *op.outputs) if i >= 0}
+                if op.index not in tail and any(sg.tensors[i].dtype in _FLOAT_DTYPES for i in used):
+                    found.append(op)
+            if any(sg.tensors[i].dtype in _FLOAT_DTYPES for i in boundary) and not found:
+                found.extend(sg.operators[:1])
+        return found
+
+    def is_fully_integer(self) -> bool:
+        """True when no operator (but a trailing post-processing op, see float_ops) and no subgraph
+        boundary uses a floating-point tensor."""
+        return not self.float_ops() and any(sg.operators for sg in self.subgraphs)
 
     def dynamic_tensors(self) -> list[Tensor]:
         """Tensors whose size is computed at run time (-1 in shape_signature). A free batch
