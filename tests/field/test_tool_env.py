@@ -37,3 +37,22 @@ def test_convert_through_onnx2tf_without_the_venv_on_path(tmp_path):
                           stdin=subprocess.DEVNULL)
     assert proc.returncode == 0, proc.stderr[-600:]
     assert (tmp_path / "out" / "onnx_mul_add_fp32.tflite").stat().st_size > 0
+
+
+def test_onnx_node_names_become_tensorflow_scope_names(tmp_path):
+    """onnx2tf names Keras layers after ONNX nodes; tf2onnx names nodes after TFLite tensors, which
+    join names with ';'. The bridge renames such nodes before onnx2tf sees them."""
+    onnx = pytest.importorskip("onnx")
+    from edgekit.bridges.onnx_to_savedmodel import _SCOPE_SAFE, _scope_safe_node_names
+
+    path = models.onnx_mul_add(tmp_path)
+    model = onnx.load(str(path))
+    names = ["model_1/conv;model_1/bn", "_leading", "conv/BiasAdd", "model_1/conv_model_1/bn"]
+    for node, name in zip(model.graph.node, names):
+        node.name = name
+    onnx.save(model, str(path))
+    _scope_safe_node_names(path)
+    renamed = [node.name for node in onnx.load(str(path)).graph.node][:4]
+    assert all(_SCOPE_SAFE.match(name) for name in renamed)
+    assert renamed[2] == "conv/BiasAdd" and len(set(renamed)) == 4
+    onnx.checker.check_model(onnx.load(str(path)))
