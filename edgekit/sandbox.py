@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .deps import tool_env
 from .errors import REMEDY_REEXPORT, ModelFormatError
 
 _PROBES = {
@@ -25,7 +26,7 @@ def probe_load(kind: str, path: Path, timeout: float = 300.0) -> None:
     script = f"import sys; p = sys.argv[1]; {code}"
     try:
         proc = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True,
-                              text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+                              text=True, timeout=timeout, stdin=subprocess.DEVNULL, env=tool_env())
     except subprocess.TimeoutExpired:
         raise ModelFormatError(f"loading {path} as {kind} did not finish in {timeout:.0f} s",
                                REMEDY_REEXPORT) from None

@@ -21,6 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ..deps import tool_env
 from ..errors import REMEDY_REEXPORT, EdgekitError, ModelFormatError, summary
 
 # OpenVINO element types -> bits per element
@@ -37,23 +38,13 @@ def check_structure(path: Path, fmt: str) -> None:
         checker(Path(path))
 
 
-_ITEM_BYTES = {"float32": 4, "float16": 2, "int32": 4, "uint8": 1, "int64": 8, "bool": 1, "int16": 2,
-               "int8": 1, "float64": 8, "uint64": 8, "uint32": 4, "uint16": 2, "bfloat16": 2, "complex64": 8}
-
-
 def _tflite(path: Path) -> None:
-    from ..tflite_model import read_tflite
+    from ..tflite_model import check_constants, read_tflite
 
     model = read_tflite(path)
     if not model.subgraphs or not model.inputs() or not model.outputs():
         raise ModelFormatError(f"{path} has no subgraph with inputs and outputs", REMEDY_REEXPORT)
-    for graph in model.subgraphs:   # a constant's bytes must be what its shape and type say
-        for tensor in graph.tensors:
-            size = model.buffers[tensor.buffer].size if 0 < tensor.buffer < len(model.buffers) else 0
-            item = _ITEM_BYTES.get(tensor.dtype)
-            if size and item and tensor.shape is not None and math.prod(tensor.shape) * item != size:
-                raise ModelFormatError(f"{path}: tensor '{tensor.name}' of shape {list(tensor.shape)} ({tensor.dtype}) "
-                                       f"has {size} bytes of data, not {math.prod(tensor.shape) * item}", REMEDY_REEXPORT)
+    check_constants(model)   # LiteRT's own size rule: never refuses a file LiteRT loads
 
 
 def _onnx(path: Path) -> None:
@@ -237,7 +228,7 @@ def probe_in_child(path: Path, backend: str, device: str | None, options: dict) 
     timeout = probe_timeout(path)
     command = [sys.executable, "-m", "edgekit.runtime.validate", str(path), backend, device or "",
                json.dumps(options)]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "OPENVINO_LOG_LEVEL": "0"}
+    env = tool_env(TF_CPP_MIN_LOG_LEVEL="3", OPENVINO_LOG_LEVEL="0")
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
                               stdin=subprocess.DEVNULL, env=env)

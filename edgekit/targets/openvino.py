@@ -7,7 +7,7 @@ import numpy as np
 
 from .. import deps
 from ..bridges.base import ConvertContext
-from ..errors import ConversionError, summary
+from ..errors import ConversionError, UnsupportedRouteError, summary
 from ..manifest import TensorInfo
 from ..frames import to_layout
 from ..modelcard import for_artifact
@@ -29,6 +29,13 @@ class OpenVINOTarget(Target):
         import openvino as ov
 
         shapes = [t.shape for t in model.inputs()]   # static: some devices (NPU, MYRIAD) compile nothing else
+        if model.kind == "tflite":
+            from ..bridges.tflite_to_onnx import CUSTOM_OP_REMEDY
+            from ..tflite_model import custom_op_problem
+
+            problem = custom_op_problem(model.model)
+            if problem:   # OpenVINO's TFLite frontend would fail with "no translator" and no op name
+                raise UnsupportedRouteError(problem, CUSTOM_OP_REMEDY)
         try:
             ov_model = ov.convert_model(str(model.path), input=shapes)
         except Exception as exc:
@@ -131,8 +138,9 @@ def _quantized_ops(ov_model) -> set[str]:
 
 
 def _info(port) -> TensorInfo:
-    return TensorInfo(port.get_any_name(), [int(d) for d in port.get_partial_shape().to_shape()],
-                      port.get_element_type().to_dtype().name)
+    """A port's name, shape (-1 where the size is computed at run time: NMS outputs) and dtype."""
+    shape = [d.get_length() if d.is_static else -1 for d in port.get_partial_shape()]
+    return TensorInfo(port.get_any_name(), shape, port.get_element_type().to_dtype().name)
 
 
 def write_card(ov_model, ctx: ConvertContext) -> None:
@@ -145,7 +153,7 @@ def write_card(ov_model, ctx: ConvertContext) -> None:
             ov_model.set_rt_info(getattr(card, key), ["model_info", key])
     for kind, described, source, ports in (("inputs", card.inputs, ctx.source_inputs, ov_model.inputs),
                                            ("outputs", card.outputs, ctx.source_outputs, ov_model.outputs)):
-        shapes = [[int(d) for d in p.get_partial_shape().to_shape()] for p in ports]
+        shapes = [_info(p).shape for p in ports]
         for port, text in zip(ports, for_artifact(described, source, shapes)):
             if text:
                 ov_model.set_rt_info(text, ["model_info", kind, port.get_any_name()])
