@@ -28,6 +28,7 @@ LAZY_COMMANDS = {
     "deploy": "edgekit.commands.deploy:deploy",
     "remote": "edgekit.commands.deploy:remote",
     "rollback": "edgekit.commands.deploy:rollback",
+    "train": "edgekit.commands.train:train",
 }
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import importlib.util
+import os
+import sys
+import sysconfig
 from types import ModuleType
 
 from . import pip_install
@@ -62,3 +65,19 @@ def version(dist: str) -> str | None:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
         return None
+
+
+def tool_env(**overrides: str) -> dict[str, str]:
+    """The environment for a child process edgekit starts: the caller's, with the running
+    interpreter's own script folders first on PATH.
+
+    Python tools that converters run as commands (onnx2tf runs `onnxsim`; tf2onnx and our
+    children run `sys.executable`) must come from the environment edgekit runs in, not from
+    whatever the caller's PATH holds: `.venv/bin/edgekit` started without activating the venv
+    has no `.venv/bin` on PATH, and onnx2tf then skipped simplification silently and failed
+    later. sys.executable's folder is not resolved through symlinks: a venv's bin/python links
+    to the base interpreter, but the tools live beside the link.
+    """
+    folders = [sysconfig.get_path("scripts"), os.path.dirname(os.path.abspath(sys.executable))]
+    path = [*dict.fromkeys(f for f in folders if f), *os.environ.get("PATH", "").split(os.pathsep)]
+    return {**os.environ, "PATH": os.pathsep.join(p for p in dict.fromkeys(path) if p), **overrides}

@@ -7,7 +7,8 @@ struct.error or a hang. Vtable slots follow tensorflow/lite/schema/schema.fbs (T
          7 signature_defs
   OperatorCode: 0 deprecated_builtin_code:int8, 1 custom_code, 2 version, 3 builtin_code:int32
   SubGraph: 0 tensors, 1 inputs, 2 outputs, 3 operators, 4 name
-  Tensor: 0 shape, 1 type:int8, 2 buffer, 3 name, 4 quantization, 5 is_variable, 7 shape_signature
+  Tensor: 0 shape, 1 type:int8, 2 buffer, 3 name, 4 quantization, 5 is_variable, 6 sparsity,
+          7 shape_signature
   QuantizationParameters: 2 scale:[float], 3 zero_point:[long], 6 quantized_dimension
   Operator: 0 opcode_index, 1 inputs, 2 outputs, 3/4 builtin_options (union), 5 custom_options,
             9 large_custom_options_offset, 10 large_custom_options_size
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import os
 import struct
+from pathlib import Path
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -233,6 +235,7 @@ class Tensor:
     buffer: int
     quantization: QuantParams | None
     is_variable: bool = False
+    sparse: bool = False     # SparsityParameters present: the buffer holds the compressed values
 
 
 @dataclass
@@ -276,6 +279,7 @@ class BufferInfo:
 
     size: int
     offset: int  # absolute position of the data in the file; 0/0 when empty
+    external: bool = False  # stored after the flatbuffer (Buffer.offset/size), not in its data vector
 
 
 @dataclass
@@ -315,20 +319,124 @@ class TFLiteModel:
         used = {t.buffer for sg in self.subgraphs for t in sg.tensors}
         return sum(self.buffers[i].size for i in used if i < len(self.buffers))
 
-    def is_fully_integer(self) -> bool:
-        """True when no tensor an operator or a subgraph boundary uses is floating point."""
+    def float_ops(self) -> list[Operator]:
+        """Operators that read or write a floating-point tensor, apart from a trailing post-processing
+        op (TFLite_Detection_PostProcess) and the DEQUANTIZE feeding it: Coral's own SSD models end
+        that way, the op running on the CPU after the integer graph."""
+        found = []
         for sg in self.subgraphs:
-            used = set(sg.inputs) | set(sg.outputs)
+            tail = postprocess_tail(sg)
+            tail_outputs = {i for op in sg.operators if op.index in tail for i in op.outputs}
+            boundary = (set(sg.inputs) | (set(sg.outputs) - tail_outputs)) - {-1}
             for op in sg.operators:
-                used.update(op.inputs, op.outputs)
-            used.discard(-1)
-            if any(sg.tensors[i].dtype in _FLOAT_DTYPES for i in used):
-                return False
-        return any(sg.operators for sg in self.subgraphs)
+                used = {i for i in (*op.inputs, *op.outputs) if i >= 0}
+                if op.index not in tail and any(sg.tensors[i].dtype in _FLOAT_DTYPES for i in used):
+                    found.append(op)
+            if any(sg.tensors[i].dtype in _FLOAT_DTYPES for i in boundary) and not found:
+                found.extend(sg.operators[:1])
+        return found
+
+    def is_fully_integer(self) -> bool:
+        """True when no operator (but a trailing post-processing op, see float_ops) and no subgraph
+        boundary uses a floating-point tensor."""
+        return not self.float_ops() and any(sg.operators for sg in self.subgraphs)
+
+    def dynamic_tensors(self) -> list[Tensor]:
+        """Tensors whose size is computed at run time (-1 in shape_signature). A free batch
+        (-1 first, where the inputs are built with batch 1) is not one: the interpreter runs the
+        shape it was allocated with, and converters write -1 there for every Keras model."""
+        main = self.subgraphs[0] if self.subgraphs else None
+        free_batch = bool(main) and any(t.shape_signature and t.shape_signature[0] == -1 and t.shape[:1] == [1]
+                                        for t in self.inputs())
+        found = []
+        for sg in self.subgraphs:
+            for t in sg.tensors:
+                signature = t.shape_signature or []
+                if free_batch and signature[:1] == [-1] and t.shape[:1] == [1]:
+                    signature = signature[1:]
+                if -1 in signature:
+                    found.append(t)
+        return found
 
     def has_dynamic_shapes(self) -> bool:
-        return any(t.shape_signature and -1 in t.shape_signature
-                   for sg in self.subgraphs for t in sg.tensors)
+        return bool(self.dynamic_tensors())
+
+
+# Custom ops that LiteRT's stock op resolver registers (tensorflow/lite/core/kernels/register.cc:
+# AddCustom) and, of those, the ones the converters edgekit drives (tf2onnx, OpenVINO's TFLite
+# frontend) translate. Any other custom op is registered only by its author's runtime (MediaPipe's
+# Convolution2DTransposeBias through its XNNPACK build, a vendor's own kernels).
+LITERT_CUSTOM_OPS = frozenset({"TFLite_Detection_PostProcess", "Mfcc", "AudioSpectrogram", "NumericVerify"})
+CONVERTIBLE_CUSTOM_OPS = frozenset({"TFLite_Detection_PostProcess"})
+
+
+def custom_op_problem(model: TFLiteModel) -> str | None:
+    """One line naming the custom ops no converter can carry, or None."""
+    blocking = sorted({op.name for sg in model.subgraphs for op in sg.operators
+                       if op.builtin == "CUSTOM" and op.name not in CONVERTIBLE_CUSTOM_OPS})
+    if not blocking:
+        return None
+    names = ", ".join(f"'{n}'" for n in blocking)
+    authors = [n for n in blocking if n not in LITERT_CUSTOM_OPS]
+    if authors:
+        return (f"{Path(model.path).name} uses the custom op {names}, which only its author's runtime registers "
+                "(LiteRT's stock resolver, tf2onnx and OpenVINO do not know it)")
+    return f"{Path(model.path).name} uses the custom op {names}, which LiteRT runs but no converter translates"
+
+
+# Ops that run after the integer graph on the CPU and are part of the model as published.
+POSTPROCESS_OPS = frozenset({"TFLite_Detection_PostProcess"})
+
+
+def postprocess_tail(sg: SubGraph) -> set[int]:
+    """Operator indices of the post-processing ops of SG and of the DEQUANTIZE ops that only feed them."""
+    tail = {op.index for op in sg.operators if op.name in POSTPROCESS_OPS}
+    if not tail:
+        return tail
+    consumers: dict[int, list[Operator]] = {}
+    for op in sg.operators:
+        for i in op.inputs:
+            consumers.setdefault(i, []).append(op)
+    for op in sg.operators:
+        if op.name == "DEQUANTIZE" and all(c.index in tail for o in op.outputs for c in consumers.get(o, [None]) if c) \
+                and any(consumers.get(o) for o in op.outputs):
+            tail.add(op.index)
+    return tail
+
+
+# Bytes per element of the types whose size LiteRT checks (see check_constants); int4 packs two.
+_ITEM_BITS = {"float32": 32, "float16": 16, "int32": 32, "uint8": 8, "int64": 64, "bool": 8, "int16": 16,
+              "complex64": 64, "int8": 8, "float64": 64, "complex128": 128, "uint64": 64, "uint32": 32,
+              "uint16": 16, "int4": 4, "bfloat16": 16}
+
+
+def check_constants(model: TFLiteModel) -> None:
+    """Raise ModelFormatError for a constant tensor whose buffer is too small for its shape.
+
+    The rule is LiteRT's own, so that this check never refuses a file LiteRT loads: when
+    InterpreterBuilder hands a constant to Subgraph::SetTensorParametersReadOnly
+    (tensorflow/lite/core/subgraph.cc), it requires BytesRequired(type, dims) <= buffer size,
+    and skips string, resource and variant tensors and sparse tensors, whose buffer holds only the
+    compressed values (pruned models: DENSIFY or sparse kernels). A buffer may be larger than the
+    shape needs, several tensors may share one buffer, and the bytes may live after the
+    flatbuffer (Buffer.offset/size); int4 packs two values per byte. Tests: test_tflite_schema.py
+    runs LiteRT's loader on the same files.
+    """
+    for graph in model.subgraphs:
+        for tensor in graph.tensors:
+            if not 0 < tensor.buffer < len(model.buffers) or tensor.sparse:
+                continue
+            size, bits = model.buffers[tensor.buffer].size, _ITEM_BITS.get(tensor.dtype)
+            if not size or bits is None or any(d < 0 for d in tensor.shape):
+                continue
+            count = 1
+            for d in tensor.shape:
+                count *= d
+            needed = (count * bits + 7) // 8
+            if needed > size:
+                raise ModelFormatError(f"{model.path} is truncated or corrupt: constant tensor '{tensor.name}' of "
+                                       f"shape {tensor.shape} ({tensor.dtype}) needs {needed} bytes, its buffer "
+                                       f"{tensor.buffer} holds {size}", _HINT)
 
 
 def _index(r: _Reader, i: int, limit: int, what: str, kind: str, optional: bool = False) -> int:
@@ -352,7 +460,7 @@ def _buffer(r: _Reader, t: _Table) -> BufferInfo:
     offset, size = t.scalar(1, _U64), t.scalar(2, _U64)
     if offset > 1:  # 0 and 1 are placeholders; real external data starts after the flatbuffer
         r.need(offset, size, f"{t.what} data")
-        return BufferInfo(size, offset)
+        return BufferInfo(size, offset, external=True)
     return BufferInfo(count, start) if count else BufferInfo(0, 0)
 
 
@@ -367,7 +475,7 @@ def _tensor(r: _Reader, t: _Table, index: int, n_buffers: int) -> Tensor:
     return Tensor(index=index, name=t.string(3, "name"), shape=t.scalars(0, "i", "shape") or [],
                   shape_signature=t.scalars(7, "i", "shape signature"),
                   dtype=_name(_DTYPES, t.scalar(1, _I8), "type"), buffer=buffer,
-                  quantization=quant, is_variable=bool(t.scalar(5, _U8)))
+                  quantization=quant, is_variable=bool(t.scalar(5, _U8)), sparse=t._field(6, 4) != 0)
 
 
 def _operator(r: _Reader, t: _Table, index: int, codes: list, n_tensors: int) -> Operator:

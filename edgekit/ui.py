@@ -83,8 +83,11 @@ def progress_bar(enabled: bool):
         with _steps_to(plain):
             try:
                 yield plain
-            except BaseException:
+            except KeyboardInterrupt:   # Ctrl-C, SIGTERM, SIGHUP: the log shows where it stopped
                 plain.close("stopped after")
+                raise
+            except BaseException:
+                plain.close("failed after")
                 raise
             plain.close("done in")
         return
@@ -168,7 +171,9 @@ def announce_after() -> float:
 
 class _Step:
     """One step's log lines: "STEP started" once it has run for announce_after() seconds, then
-    "STEP done in N s". A step that fails or is interrupted always gets both lines."""
+    "STEP done in N s" (or "failed after"). A step that is interrupted always gets both lines,
+    so a log shows where Ctrl-C or SIGTERM found the run; a short step that fails leaves the
+    error line alone."""
 
     def __init__(self, plain: PlainProgress, description: str):
         self.plain, self.description = plain, description
@@ -197,7 +202,7 @@ class _Step:
             if self.ended:
                 return
             self.ended = True
-            if not self.shown and outcome == "done in":
+            if not self.shown and outcome not in ("stopped after",):
                 return
             if not self.shown:
                 self.plain.line(f"{self.description} started")
@@ -230,6 +235,9 @@ def step(description: str):
     try:
         yield
         outcome = "done in"
+    except KeyboardInterrupt:   # Ctrl-C, and SIGTERM/SIGHUP (edgekit.interrupt.Interrupted)
+        outcome = "stopped after"
+        raise
     finally:
         announced.end(outcome)
 

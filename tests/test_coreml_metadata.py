@@ -221,7 +221,15 @@ def test_openvino_int8_matches_keras_on_the_raw_runtime(classifier, every_target
     compiled = ov.Core().compile_model(every_target["openvino"]["path"], "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     layout_nchw = list(compiled.inputs[0].shape)[1] == 3
     got = np.concatenate([compiled([(s.transpose(2, 0, 1) if layout_nchw else s)[None]])[0] for s in pixels])
-    np.testing.assert_allclose(got, expected, atol=0.06)
+    # int8 activations move softmax scores by up to ~0.1 on hesitant photos: each score within
+    # 0.15, the scores at mean cosine >= 0.98 (verify's int8 gate), and the same top-1 wherever
+    # Keras leads its runner-up by 0.1 or more (where it hesitates, top-1 flips under any noise)
+    np.testing.assert_allclose(got, expected, atol=0.15)
+    cosine = (got * expected).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(expected, axis=1)
+    runner_up, top = np.sort(expected, axis=1)[:, -2:].T
+    decisive = top - runner_up >= 0.1
+    assert cosine.mean() >= 0.98 and decisive.sum() >= 6, (cosine, decisive)
+    np.testing.assert_array_equal(got.argmax(1)[decisive], expected.argmax(1)[decisive])
 
 
 def test_inspect_shows_the_metadata_of_every_format(every_target, run_cli):

@@ -40,6 +40,8 @@ LOG_EXPECTATIONS = {
                                         off_chip_bytes=round(3.45 * MiB)),
     "issue168_not_quantized_v14.stdout": dict(model="my_mnist_quant.tflite", compiler_version="14.1.317412892",
                                               error="Model not quantized", ops_total=0),
+    "yolov5n_v16_edgetpu.log": dict(model="yolov5n-int8.tflite", compiler_version="16.0.384591198", ops_total=262,
+                                    ops_on_tpu=262, ops_on_cpu=0, rows=11),
     "issue169_v2.stdout": dict(model="model_classifier_CNN.tflite", compiler_version="2.0.291256449", ops_total=13,
                                ops_on_tpu=13, ops_on_cpu=0, partitions=1, rows=6, on_chip_bytes=round(891.5 * KiB),
                                on_chip_remaining_bytes=round(5.95 * MiB) - round(891.5 * KiB), off_chip_bytes=0),
@@ -128,6 +130,26 @@ def _mobilenet(keras, batch_size=1):
     return keras.Model(inputs, keras.layers.Dense(100)(x))
 
 
+def _free_size(keras):
+    """A fully convolutional net with free height and width: shape_signature [1, -1, -1, 3]."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((None, None, 3), batch_size=1)
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(inputs)
+    return keras.Model(inputs, keras.layers.Dense(4)(keras.layers.GlobalAveragePooling2D()(x)))
+
+
+def _upsample(keras):
+    """conv -> tf.image.resize(nearest) as YOLOv5's TF export upsamples (TF2: RESIZE_NEAREST_NEIGHBOR
+    v3, half_pixel_centers) -> conv."""
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((16, 16, 3), batch_size=1)
+    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")(inputs)
+    x = keras.layers.Lambda(lambda t: tf.image.resize(t, (16, 16), method="nearest"))(x)
+    return keras.Model(inputs, keras.layers.Conv2D(4, 3, padding="same")(x))
+
+
 def _with_middle(keras, layer, channels=8):
     """conv -> conv -> LAYER -> conv -> conv -> pool -> dense: the unsupported op sits in the middle."""
     keras.utils.set_random_seed(0)
@@ -160,7 +182,9 @@ def tpu_models(tmp_path_factory):
         "five_d": _int8(_with_middle(keras, five_d), folder / "five_d.tflite"),
         "hard_swish": _int8(_with_middle(keras, keras.layers.Activation("hard_swish")), folder / "hard_swish.tflite"),
         "float": _int8(mobilenet, folder / "float.tflite", float_model=True),
-        "dynamic": _int8(_mobilenet(keras, batch_size=None), folder / "dynamic.tflite", float_model=True),
+        "dynamic": _int8(_free_size(keras), folder / "dynamic.tflite", float_model=True),
+        "free_batch": _int8(_mobilenet(keras, batch_size=None), folder / "free_batch.tflite"),
+        "upsample": _int8(_upsample(keras), folder / "upsample.tflite"),
     }
     models["mobilenet_keras"] = folder / "mobilenet.keras"
     mobilenet.save(models["mobilenet_keras"])
@@ -231,6 +255,58 @@ def test_split_reasons_and_suggestions(tpu_models):
     assert sin["SIN"].status == tpu.UNSUPPORTED_TYPE and "SIN" in sin["DEQUANTIZE"].reason
 
 
+def test_resize_nearest_v3_maps_from_compiler_16_only(tpu_models):
+    """Compiler 16 maps RESIZE_NEAREST_NEIGHBOR v3 (fixture yolov5n_v16_edgetpu.log); 14 and 15
+    answer "Operation version not supported" (tiny_yolo_v14_edgetpu.log, google-coral/edgetpu#420).
+    Where it maps, the compiler still decides by size: the prediction says "may not map"."""
+    from edgekit.tflite_model import read_tflite
+
+    model = read_tflite(tpu_models["paths"]["upsample"])
+    resize = next(op for op in model.subgraphs[0].operators if op.name == "RESIZE_NEAREST_NEIGHBOR")
+    assert resize.version == 3
+    rows = {r.op: r for r in analyze(model, compiler=16).rows}
+    assert rows["RESIZE_NEAREST_NEIGHBOR"].status == tpu.MAY_NOT_MAP
+    assert "Depending on input/output size" in rows["RESIZE_NEAREST_NEIGHBOR"].reason
+    report = analyze(model, compiler=16)
+    assert report.split is None and report.ops_on_cpu == 0 and any("decides by tensor size" in n for n in report.notes)
+    for old in (14, 15):
+        rows = {r.op: r for r in analyze(model, compiler=old).rows}
+        assert rows["RESIZE_NEAREST_NEIGHBOR"].status == tpu.VERSION_NOT_SUPPORTED
+        assert f"edgetpu_compiler {old} knows up to 2" in rows["RESIZE_NEAREST_NEIGHBOR"].reason
+
+
+def test_free_batch_is_not_a_dynamic_shape(tpu_models):
+    """batch -1 in the signature (every Keras export), batch 1 in the shape: the compiler runs it."""
+    from edgekit.tflite_model import read_tflite
+
+    model = read_tflite(tpu_models["paths"]["free_batch"])
+    assert model.inputs()[0].shape_signature[0] == -1 and model.inputs()[0].shape[0] == 1
+    assert not model.has_dynamic_shapes()
+    report = analyze(model)
+    assert report.ops_on_cpu == 0 and report.split is None
+
+
+def test_ssd_postprocess_stays_on_the_cpu_after_the_segment(tmp_path):
+    """Coral's SSD layout: int8 graph, DEQUANTIZE, TFLite_Detection_PostProcess on the CPU. The
+    post-processing op neither refuses the model nor splits the Edge TPU segment."""
+    pytest.importorskip("tensorflow")
+    from field.tflite_variants import ssd_postprocess_int8
+
+    from edgekit.tflite_model import read_tflite
+
+    path = tmp_path / "ssd_int8.tflite"
+    path.write_bytes(ssd_postprocess_int8())
+    model = read_tflite(path)
+    assert model.is_fully_integer()
+    report = analyze(model)
+    assert report.split is None and report.partitions == 1
+    on_cpu = [op.name for op, where in zip(model.subgraphs[0].operators, report.placement) if where == "cpu"]
+    assert sorted(on_cpu) == ["DEQUANTIZE", "DEQUANTIZE", "TFLite_Detection_PostProcess"]
+    rows = {r.op: r for r in report.rows}
+    assert "after the Edge TPU segment" in rows["TFLite_Detection_PostProcess"].reason
+    assert rows["CONV_2D"].status == tpu.MAPPED and rows["CONV_2D"].count == 5
+
+
 def test_fully_connected_keep_num_dims_is_a_version_the_compiler_rejects(tmp_path):
     pytest.importorskip("tensorflow")
     import keras
@@ -245,7 +321,7 @@ def test_fully_connected_keep_num_dims_is_a_version_the_compiler_rejects(tmp_pat
 
 @pytest.mark.parametrize("name, message", [
     ("float", r"^error: float\.tflite is not fully integer-quantized: \d+ float tensors, first at op 0 CONV_2D\. "),
-    ("dynamic", r"^error: dynamic\.tflite has dynamic shapes: input '.*' is \[-1, 64, 64, 3\]\. "),
+    ("dynamic", r"^error: dynamic\.tflite has dynamic shapes: input '.*' is \[1, -1, -1, 3\]\. "),
     ("truncated", r"^error: .*truncated\.tflite is truncated or corrupt: "),
     ("not_tflite", r"^error: .*notes\.tflite is not a TFLite model: expected file identifier 'TFL3'"),
 ])

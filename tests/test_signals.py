@@ -103,8 +103,8 @@ def test_staging_left_by_a_killed_convert_is_removed_by_the_next_run(onnx_file, 
 def test_bench_stopped_by_sigterm_writes_no_partial_report(stream_model, tmp_path):
     csv = tmp_path / "bench.csv"
     proc, log = start("bench", stream_model, "--duration", "120", "--csv", csv, cwd=tmp_path)
-    # stderr is a file, not a terminal: the step lines say when measuring has begun
-    wait_until(lambda: "progress: benchmarking started" in log.read_text(), proc, "the benchmark's start")
+    # stderr is a file, not a terminal: the step lines say when measuring the model has run a second
+    wait_until(lambda: f"progress: {Path(stream_model).name} started" in log.read_text(), proc, "the benchmark's start")
     time.sleep(1.0)
     stop(proc, signal.SIGTERM)
     stderr = log.read_text()

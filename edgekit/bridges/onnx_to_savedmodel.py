@@ -8,7 +8,6 @@ points at a closed loopback port, so nothing ever leaves the machine.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..deps import tool_env
 from ..errors import ConversionError
 from ..sources.base import SourceModel
 from ..sources.savedmodel import SavedModelSource
@@ -40,14 +40,15 @@ class OnnxToSavedModel(Bridge):
         out = workdir / "saved_model_nhwc"
         # onnx2tf rewrites its input file in place (onnxsim): hand it a copy, never the user's model
         shutil.copyfile(source.path, job / "model.onnx")
+        _scope_safe_node_names(job / "model.onnx")
         spec = {"onnx": str(job / "model.onnx"), "out": str(out),
                 "inputs": {t.name: t.shape for t in source.inputs()},
                 # tf2onnx output (from TFLite/SavedModel) is already channels-last: keep it so
                 "keep_nhwc": [t.name for t in source.inputs()] if source.layout == "NHWC" else []}
         (job / "job.json").write_text(json.dumps(spec))
-        env = dict(os.environ, HTTP_PROXY="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9",
-                   http_proxy="http://127.0.0.1:9", https_proxy="http://127.0.0.1:9", NO_PROXY="",
-                   TF_CPP_MIN_LOG_LEVEL="3")
+        env = tool_env(HTTP_PROXY="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9",
+                       http_proxy="http://127.0.0.1:9", https_proxy="http://127.0.0.1:9", NO_PROXY="",
+                       TF_CPP_MIN_LOG_LEVEL="3")   # onnx2tf runs `onnxsim` from this env's bin/
         try:
             proc = subprocess.run([sys.executable, "-m", "edgekit.bridges.onnx2tf_worker", "job.json"],
                                   cwd=job, env=env, capture_output=True, text=True, timeout=TIMEOUT_S,
@@ -60,6 +61,32 @@ class OnnxToSavedModel(Bridge):
                                   "the graph uses ops or layouts onnx2tf cannot map; try another export "
                                   "(opset, static shapes) or another target")
         return SavedModelSource.from_path(out, probe=False)
+
+
+_SCOPE_SAFE = re.compile(r"[A-Za-z0-9.][A-Za-z0-9_.\\/>-]*$")
+
+
+def _scope_safe_node_names(path: Path) -> None:
+    """onnx2tf names Keras layers after ONNX nodes (grouped convolutions become Conv2D layers), and
+    TensorFlow refuses scope names outside [A-Za-z0-9.][A-Za-z0-9_.\\/>-]*. Nodes that tf2onnx names
+    after TFLite tensors carry ';' ("conv/BiasAdd;conv/Conv2D"), so a float .tflite (MediaPipe's
+    face detectors) failed with "... is not a valid root scope name". Rename those nodes."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    taken = {node.name for node in model.graph.node}
+    changed = False
+    for node in model.graph.node:
+        if not node.name or _SCOPE_SAFE.match(node.name):
+            continue
+        clean = re.sub(r"[^A-Za-z0-9_.\\/>-]", "_", node.name)
+        clean = clean if _SCOPE_SAFE.match(clean) else f"n{clean}"
+        while clean in taken:
+            clean += "_"
+        taken.add(clean)
+        node.name, changed = clean, True
+    if changed:
+        onnx.save(model, str(path))
 
 
 def _sample_data(ctx: ConvertContext) -> np.ndarray:

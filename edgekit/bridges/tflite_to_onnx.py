@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import UnsupportedRouteError
+from ..errors import ConversionError, UnsupportedRouteError
 from ..sources.base import SourceModel
 from ..sources.onnx import OnnxSource, load_checked
+from ..tflite_model import custom_op_problem
 from .base import Bridge, ConvertContext, register
 from .tf2onnx_cli import run_tf2onnx
+from .tflite_weights import needs_rewrite, plain_float_weights
+
+CUSTOM_OP_REMEDY = "convert from the model's original framework, or ask its author for a build without that op"
 
 
 @register
@@ -22,6 +26,13 @@ class TFLiteToOnnx(Bridge):
         if not source.is_float():
             raise UnsupportedRouteError(f"{source.path} is already quantized; re-quantizing an integer model "
                                         "compounds rounding error", "convert from the float model")
+        problem = custom_op_problem(source.model)
+        if problem:   # tf2onnx would emit an op no ONNX runtime has, and the checker's words hide why
+            raise UnsupportedRouteError(problem, CUSTOM_OP_REMEDY)
+        flatbuffer = Path(source.path)
+        if needs_rewrite(source.model):   # tf2onnx reads every buffer as dense data of its own type
+            flatbuffer = workdir / "plain_weights.tflite"
+            flatbuffer.write_bytes(plain_float_weights(Path(source.path).read_bytes()))
         path = workdir / "from_tflite.onnx"
-        run_tf2onnx(["--tflite", str(source.path)], path)
+        run_tf2onnx(["--tflite", str(flatbuffer)], path)
         return OnnxSource(path, load_checked(path))

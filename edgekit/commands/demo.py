@@ -12,8 +12,10 @@ from .common import debug_enabled, json_option
 @click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), default=Path("out/demo"), show_default=True,
               help="Folder for the demo's artifacts, manifests and photos.")
 @click.option("--model", "model_name", default="efficientnet_lite0", show_default=True, help="Zoo model in models/.")
+@click.option("--train", "train_demo", is_flag=True,
+              help="Instead: `edgekit train` on bundled labelled photos (scikit-image faces vs non-faces).")
 @json_option
-def demo(out_dir, model_name, as_json):
+def demo(out_dir, model_name, train_demo, as_json):
     """Convert a bundled pretrained model to every target and precision, verify each, and
     classify real photos with every runnable artifact.
 
@@ -24,7 +26,14 @@ def demo(out_dir, model_name, as_json):
     Examples:
       edgekit demo
       edgekit demo -o /tmp/demo --json
+      edgekit demo --train          # data checks, search, picks, export, model card (a few minutes)
     """
+    if train_demo:
+        from ..train.sample_data import demo_request
+        from .train import run_and_render
+
+        run_and_render(demo_request(out_dir), as_json)
+        return
     from ..demo import run_demo
     from ..ui import console, native_output_captured, print_json, progress_bar, warning
     from ..views.convert import render_demo

@@ -12,11 +12,12 @@ import struct
 from pathlib import Path
 
 from ..errors import BadInput, ModelFormatError
-from ..tflite_model import Operator, SubGraph, TFLiteModel, read_tflite
+from ..tflite_model import Operator, SubGraph, TFLiteModel, postprocess_tail, read_tflite
 from . import ops as tpu
 from .report import EdgeTPUReport, group_rows
 
 DEFAULT_MIN_RUNTIME = 14     # what edgetpu_compiler 16 targets unless given -m
+DEFAULT_COMPILER = 16        # the last edgetpu_compiler release (16.0.384591198), what users install
 INTEGER_TYPES = ("int8", "uint8")
 EDGETPU_CUSTOM_OP = "edgetpu-custom-op"
 _FLOAT = ("float32", "float16", "float64", "bfloat16")
@@ -25,19 +26,29 @@ _IO_CONVERSIONS = ("QUANTIZE", "DEQUANTIZE")
 Problem = tuple[str, str, str]   # (compiler status, reason, suggestion)
 
 
-def analyze(model: TFLiteModel | str | Path, min_runtime: int = DEFAULT_MIN_RUNTIME) -> EdgeTPUReport:
-    """The predicted compiler report for MODEL; raises BadInput with a one-line diagnosis for
-    models the compiler would refuse outright (float, dynamic shapes, batch > 1, not TFLite)."""
+def analyze(model: TFLiteModel | str | Path, min_runtime: int = DEFAULT_MIN_RUNTIME,
+            compiler: int = DEFAULT_COMPILER) -> EdgeTPUReport:
+    """The predicted compiler report for MODEL, for edgetpu_compiler major version COMPILER
+    (op-version rules differ between releases, see ops.max_version); raises BadInput with a
+    one-line diagnosis for models the compiler would refuse outright (float, dynamic shapes,
+    batch > 1, not TFLite)."""
     if not 10 <= min_runtime <= 16:
         raise BadInput(f"Edge TPU runtime version {min_runtime} does not exist", "choose 10..16 (default 14)")
     if not isinstance(model, TFLiteModel):
         model = read_tflite(model)
     name = Path(model.path).name
     graph = _validate(model, name)
-    checker = _Checker(model, graph, min_runtime)
+    checker = _Checker(model, graph, min_runtime, compiler)
     entries, placement, split = [], [], None
     started = False
+    tail = postprocess_tail(graph)
     for op in graph.operators:
+        if op.index in tail:   # Coral's SSD layout: the op runs on the CPU after the Edge TPU segment
+            reason = ("post-processing: runs on the CPU after the Edge TPU segment" if op.name != "DEQUANTIZE"
+                      else "feeds the post-processing op on the CPU")
+            entries.append((op.index, op.name, tpu.UNSUPPORTED_TYPE, reason, ""))
+            placement.append("cpu")
+            continue
         problem = checker.problem(op)
         if split is not None:
             status, reason, suggestion = problem or (
@@ -47,7 +58,8 @@ def analyze(model: TFLiteModel | str | Path, min_runtime: int = DEFAULT_MIN_RUNT
             placement.append("cpu")
         elif problem is None:
             started = True
-            entries.append((op.index, op.name, tpu.MAPPED, "", ""))
+            caveat = checker.size_caveat(op)
+            entries.append((op.index, op.name, *(caveat or (tpu.MAPPED, "", ""))))
             placement.append("tpu")
         else:
             entries.append((op.index, op.name, *problem))
@@ -69,6 +81,10 @@ def analyze(model: TFLiteModel | str | Path, min_runtime: int = DEFAULT_MIN_RUNT
         report.notes.append(f"parameters ({params / 2**20:.2f} MiB) exceed the ~{tpu.ON_CHIP_USABLE_BYTES / 2**20:.2f} "
                             "MiB on-chip cache: the rest is streamed from host memory on every inference; "
                             "use a smaller model or --segments to pipeline it over several Edge TPUs")
+    uncertain = sorted({row.op for row in report.rows if row.status == tpu.MAY_NOT_MAP})
+    if uncertain:
+        report.notes.append(f"{', '.join(uncertain)}: the compiler decides by tensor size whether to map these "
+                            "(Coral documents no exact limit); counted as mapped")
     if len(model.subgraphs) > 1:
         report.notes.append(f"{len(model.subgraphs) - 1} control-flow subgraph(s) were not analyzed; "
                             "the compiler runs them on the CPU")
@@ -90,16 +106,18 @@ def _validate(model: TFLiteModel, name: str) -> SubGraph:
     graph = model.subgraphs[0]
     for tensor in (graph.tensors[i] for i in graph.inputs):
         signature = tensor.shape_signature or tensor.shape
+        if signature[:1] == [-1] and tensor.shape[:1] == [1]:
+            signature = signature[1:]   # a free batch runs as the batch 1 it was built with
         if any(d < 0 for d in signature):
             raise BadInput(f"{name} has dynamic shapes: input '{tensor.name}' is {signature}",
                            "the Edge TPU needs static shapes; re-export with a fixed input shape, batch 1")
         if len(tensor.shape) > 1 and tensor.shape[0] != 1:
             raise BadInput(f"{name} has batch size {tensor.shape[0]} (input '{tensor.name}' is {tensor.shape})",
                            "the Edge TPU runs batch 1; re-export with batch size 1")
-    if model.has_dynamic_shapes():
-        tensor = next(t for t in graph.tensors if t.shape_signature and -1 in t.shape_signature)
+    if model.has_dynamic_shapes():   # sizes computed at run time (a free batch is not one)
+        tensor = model.dynamic_tensors()[0]
         raise BadInput(f"{name} has dynamic shapes: tensor '{tensor.name}' is {tensor.shape_signature}",
-                       "the Edge TPU needs static shapes; re-export with a fixed input shape, batch 1")
+                           "the Edge TPU needs static shapes; re-export with a fixed input shape, batch 1")
     floats = []   # (tensor index, first op index) of float activations and weights
     quantized_compute = False
     for op in graph.operators:
@@ -120,11 +138,18 @@ def _validate(model: TFLiteModel, name: str) -> SubGraph:
     return graph
 
 
+def _elements(shape: list[int]) -> int:
+    count = 1
+    for d in shape:
+        count *= max(d, 1)
+    return count
+
+
 class _Checker:
     """Coral's per-op rules over one subgraph."""
 
-    def __init__(self, model: TFLiteModel, graph: SubGraph, min_runtime: int):
-        self.model, self.graph, self.min_runtime = model, graph, min_runtime
+    def __init__(self, model: TFLiteModel, graph: SubGraph, min_runtime: int, compiler: int = DEFAULT_COMPILER):
+        self.model, self.graph, self.min_runtime, self.compiler = model, graph, min_runtime, compiler
         self.outputs = set(graph.outputs)
         self.consumers: dict[int, list[Operator]] = {}
         for op in graph.operators:
@@ -202,10 +227,22 @@ class _Checker:
         if op.name == "FULLY_CONNECTED" and op.options.get("keep_num_dims"):
             return (tpu.VERSION_NOT_SUPPORTED, "FULLY_CONNECTED with keep_num_dims (Dense on a >2-D input)",
                     "flatten or reshape to 2-D before the Dense layer")
-        limit = tpu.MAX_VERSION.get(op.name)
+        limit = tpu.max_version(op.name, self.compiler)
         if limit is not None and op.version > limit:
-            return (tpu.VERSION_NOT_SUPPORTED, f"op version {op.version}; the compiler knows up to {limit}",
-                    "use half_pixel_centers=False (TF1-style resize) or a transposed convolution for upsampling")
+            return (tpu.VERSION_NOT_SUPPORTED, f"op version {op.version}; edgetpu_compiler {self.compiler} knows up "
+                    f"to {limit}", tpu.VERSION_ADVICE.get(op.name, "re-export with an older TensorFlow converter"))
+        return None
+
+    def size_caveat(self, op: Operator) -> Problem | None:
+        """(MAY_NOT_MAP, documented limit, advice) for a supported op whose mapping the compiler
+        decides by tensor size; Coral gives the rule but no numbers."""
+        if op.name in tpu.SIZE_DEPENDENT:
+            out = self.graph.tensors[op.outputs[0]] if op.outputs and op.outputs[0] >= 0 else None
+            large = out is not None and _elements(out.shape) >= tpu.LARGE_TENSOR_ELEMENTS
+            if op.name.startswith("RESIZE_") or large:
+                return (tpu.MAY_NOT_MAP, tpu.SUPPORTED[op.name].limitation,
+                        "check the compiler's log; upsample by 2x steps or with a transposed convolution"
+                        if op.name.startswith("RESIZE_") else "reshape smaller tensors, or check the compiler's log")
         return None
 
     def _rank(self, op: Operator) -> Problem | None:

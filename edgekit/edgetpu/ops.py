@@ -81,10 +81,37 @@ SUPPORTED: dict[str, OpSupport] = {
     "TRANSPOSE_CONV": OpSupport(13),
 }
 
-# Op versions newer than the kernels edgetpu_compiler 16 was built with (it answers
-# "Operation version not supported"). RESIZE_NEAREST_NEIGHBOR v3 is half_pixel_centers=True,
-# which every TF2 Keras UpSampling2D/Resizing layer emits.
-MAX_VERSION: dict[str, int] = {"RESIZE_NEAREST_NEIGHBOR": 2}
+# Newest op version each edgetpu_compiler release maps, by compiler major version; a newer one
+# gets "Operation version not supported". RESIZE_NEAREST_NEIGHBOR v3 (half_pixel_centers=True,
+# what TF2's UpSampling2D/Resizing and tf.image.resize emit):
+#  - compiler 14 and 15 refuse it: tests/fixtures/edgetpu_logs/tiny_yolo_v14_edgetpu.log,
+#    google-coral/edgetpu#420 (15.0.340273435, "RESIZE_NEAREST_NEIGHBOR 4 Operation version not
+#    supported");
+#  - compiler 16 maps it: tests/fixtures/edgetpu_logs/yolov5n_v16_edgetpu.log (16.0.384591198,
+#    a YOLOv5n whose TF export upsamples with tf.image.resize(method="nearest")).
+# Versions before 14 behave like 14 here.
+MAX_VERSION: dict[str, dict[int, int]] = {"RESIZE_NEAREST_NEIGHBOR": {14: 2, 15: 2, 16: 3}}
+VERSION_ADVICE = {"RESIZE_NEAREST_NEIGHBOR": "compile with edgetpu_compiler 16, or upsample with "
+                                             "half_pixel_centers=False or a transposed convolution"}
+
+
+def max_version(op: str, compiler: int) -> int | None:
+    """The newest version of OP that edgetpu_compiler COMPILER (major version) maps, or None."""
+    table = MAX_VERSION.get(op)
+    if not table:
+        return None
+    known = sorted(table)
+    return table[max([v for v in known if v <= compiler], default=known[0])]
+
+
+# Supported ops the compiler maps or not depending on tensor sizes (Coral's table: "Depending on
+# input/output size, this operation may not be mapped to avoid loss in precision"; "Certain
+# reshapes might not be mapped for large tensor sizes"). The prediction says "may not map" with
+# the documented limit instead of a certain "Mapped". Coral gives no number for "large": the
+# threshold below (1 M elements, 1 MiB of int8) is edgekit's, a quarter of the on-chip memory.
+MAY_NOT_MAP = "Mapped to Edge TPU unless the compiler rejects its size (may not map)"
+SIZE_DEPENDENT = frozenset({"RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR", "RESHAPE"})
+LARGE_TENSOR_ELEMENTS = 1 << 20
 
 # Concrete advice for ops the Edge TPU never maps.
 SUGGESTIONS: dict[str, str] = {
@@ -93,8 +120,8 @@ SUGGESTIONS: dict[str, str] = {
     "GELU": "replace GELU with ReLU6",
     "ELU": "replace ELU with ReLU",
     "TRANSPOSE": "avoid transposes: keep the graph channels-last (NHWC) end to end",
-    "TFLite_Detection_PostProcess": "move NMS post-processing out of the graph and run it on the CPU "
-                                    "after the Edge TPU model",
+    "TFLite_Detection_PostProcess": "it runs on the CPU after the Edge TPU segment (Coral's SSD models do "
+                                    "this); keep it the last op",
     "NON_MAX_SUPPRESSION_V4": "move NMS post-processing out of the graph",
     "NON_MAX_SUPPRESSION_V5": "move NMS post-processing out of the graph",
     "SIN": "SIN has no Edge TPU kernel: precompute it, or move it after the last mapped op",

@@ -21,7 +21,7 @@ class OpRow:
 
     @property
     def mapped(self) -> bool:
-        return self.status == tpu_ops.MAPPED
+        return self.status in (tpu_ops.MAPPED, tpu_ops.MAY_NOT_MAP)
 
 
 @dataclass

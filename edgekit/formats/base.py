@@ -256,7 +256,9 @@ def run_probe(command: list[str], path: Path, loader: str, timeout: float, cache
     run again."""
     if cache_key is not None and (cache_key in _PROBED or (_cache_dir() / cache_key).exists()):
         return
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "OPENVINO_LOG_LEVEL": "0"}
+    from ..deps import tool_env
+
+    env = tool_env(TF_CPP_MIN_LOG_LEVEL="3", OPENVINO_LOG_LEVEL="0")   # the interpreter's own tools on PATH
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
                               stdin=subprocess.DEVNULL, env=env)

@@ -1,36 +1,25 @@
 """TFLite flatbuffers (`.tflite`), plain, int8 or compiled for the Edge TPU."""
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
 from ..errors import REMEDY_REEXPORT, ModelFormatError
 from .base import Evidence, Format, Inspection, metadata_card, register
 
-# bytes per element of each TFLite tensor type, to check a constant's buffer against its shape
-_ITEM_BYTES = {"float32": 4, "float16": 2, "int32": 4, "uint8": 1, "int64": 8, "bool": 1, "int16": 2,
-               "int8": 1, "float64": 8, "uint64": 8, "uint32": 4, "uint16": 2, "bfloat16": 2, "complex64": 8}
-
-
 def _sniff(evidence: Evidence) -> bool:
     return evidence.head[4:8] == b"TFL3"   # the flatbuffer file identifier
 
 
 def _check(path: Path) -> None:
-    """The bounds-checked flatbuffer reader, then every constant's byte count against its shape."""
-    from ..tflite_model import read_tflite
+    """The bounds-checked flatbuffer reader, then every constant's buffer against its shape, by
+    LiteRT's own size rule (tflite_model.check_constants: never refuses a file LiteRT loads)."""
+    from ..tflite_model import check_constants, read_tflite
 
     model = read_tflite(path)
     if not model.subgraphs or not model.inputs() or not model.outputs():
         raise ModelFormatError(f"{path} has no subgraph with inputs and outputs", REMEDY_REEXPORT)
-    for graph in model.subgraphs:   # a constant's bytes must be what its shape and type say
-        for tensor in graph.tensors:
-            size = model.buffers[tensor.buffer].size if 0 < tensor.buffer < len(model.buffers) else 0
-            item = _ITEM_BYTES.get(tensor.dtype)
-            if size and item and tensor.shape is not None and math.prod(tensor.shape) * item != size:
-                raise ModelFormatError(f"{path}: tensor '{tensor.name}' of shape {list(tensor.shape)} ({tensor.dtype}) "
-                                       f"has {size} bytes of data, not {math.prod(tensor.shape) * item}", REMEDY_REEXPORT)
+    check_constants(model)
 
 
 def _inspect(path: Path) -> Inspection:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..bridges.base import ConvertContext
 from ..errors import EdgekitError
-from ..edgetpu.analyze import DEFAULT_MIN_RUNTIME, analyze
+from ..edgetpu.analyze import DEFAULT_COMPILER, DEFAULT_MIN_RUNTIME, analyze
 from ..edgetpu.compiler import HOW_TO_GET, compiler_version, find_compiler, run_compiler
 from ..manifest import EdgeTPUCompiled, EdgeTPUInfo
 from ..sources.base import SourceModel
@@ -34,11 +34,15 @@ class EdgeTPUTarget(TFLiteTarget):
     def convert(self, model: SourceModel, precision: str, artifact: Path, ctx: ConvertContext) -> TargetOutput:
         self.check_precision(precision)
         output = TARGETS.get("tflite").convert(model, precision, artifact, ctx)
-        info = EdgeTPUInfo(predicted=analyze(artifact))
+        note = None
         try:
             compiler = find_compiler()
         except EdgekitError as exc:  # a misconfigured EDGEKIT_EDGETPU_COMPILER: say so, keep the int8 model
-            compiler, info.compiler_note = None, exc.one_line()
+            compiler, note = None, exc.one_line()
+        # predict for the compiler the user has (op-version rules differ), else for the last release
+        version = compiler_version(compiler) if compiler else None
+        major = int(version.split(".")[0]) if version and version.split(".")[0].isdigit() else DEFAULT_COMPILER
+        info = EdgeTPUInfo(predicted=analyze(artifact, compiler=major), compiler_note=note)
         if compiler is None:
             info.compiler_note = info.compiler_note or f"{artifact.name} was not compiled: {HOW_TO_GET}"
         else:

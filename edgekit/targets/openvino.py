@@ -7,9 +7,9 @@ import numpy as np
 
 from .. import deps
 from ..bridges.base import ConvertContext
-from ..errors import ConversionError, summary
+from ..errors import ConversionError, UnsupportedRouteError, summary
 from ..formats import FORMATS
-from ..manifest import TensorInfo
+from ..formats.openvino import port_info
 from ..frames import to_layout
 from ..modelcard import for_artifact
 from ..sources.base import SourceModel
@@ -29,6 +29,13 @@ class OpenVINOTarget(Target):
         import openvino as ov
 
         shapes = [t.shape for t in model.inputs()]   # static: some devices (NPU, MYRIAD) compile nothing else
+        if model.kind == "tflite":
+            from ..bridges.tflite_to_onnx import CUSTOM_OP_REMEDY
+            from ..tflite_model import custom_op_problem
+
+            problem = custom_op_problem(model.model)
+            if problem:   # OpenVINO's TFLite frontend would fail with "no translator" and no op name
+                raise UnsupportedRouteError(problem, CUSTOM_OP_REMEDY)
         try:
             ov_model = ov.convert_model(str(model.path), input=shapes)
         except Exception as exc:
@@ -44,8 +51,8 @@ class OpenVINOTarget(Target):
         write_card(ov_model, ctx)
         ov.save_model(ov_model, str(artifact), compress_to_fp16=(precision == "fp16"))
         return TargetOutput(files=[*FORMATS.get(self.format).companions(artifact), artifact],
-                            inputs=[_info(p) for p in ov_model.inputs],
-                            outputs=[_info(p) for p in ov_model.outputs],
+                            inputs=[port_info(p) for p in ov_model.inputs],
+                            outputs=[port_info(p) for p in ov_model.outputs],
                             converters=converters, layout=model.layout, notes=notes)
 
 
@@ -129,11 +136,6 @@ def _quantized_ops(ov_model) -> set[str]:
             if consumer.get_node().get_type_name() != "FakeQuantize"}
 
 
-def _info(port) -> TensorInfo:
-    return TensorInfo(port.get_any_name(), [int(d) for d in port.get_partial_shape().to_shape()],
-                      port.get_element_type().to_dtype().name)
-
-
 def write_card(ov_model, ctx: ConvertContext) -> None:
     """The model card into the IR's rt_info under `model_info` (the section OpenVINO's Model API
     reads): name, description, author, license, version, and `inputs`/`outputs` descriptions keyed
@@ -144,7 +146,7 @@ def write_card(ov_model, ctx: ConvertContext) -> None:
             ov_model.set_rt_info(getattr(card, key), ["model_info", key])
     for kind, described, source, ports in (("inputs", card.inputs, ctx.source_inputs, ov_model.inputs),
                                            ("outputs", card.outputs, ctx.source_outputs, ov_model.outputs)):
-        shapes = [[int(d) for d in p.get_partial_shape().to_shape()] for p in ports]
+        shapes = [port_info(p).shape for p in ports]
         for port, text in zip(ports, for_artifact(described, source, shapes)):
             if text:
                 ov_model.set_rt_info(text, ["model_info", kind, port.get_any_name()])

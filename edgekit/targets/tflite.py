@@ -68,9 +68,17 @@ class TFLiteTarget(Target):
                                   if precision == "int8" else "see the TensorFlow converter log") from None
         artifact.write_bytes(with_card(flatbuffer, ctx))
         parsed = read_tflite(artifact)
-        if precision == "int8" and (not parsed.is_fully_integer() or parsed.has_dynamic_shapes()):
-            raise ConversionError("the int8 model is not full-integer with static shapes",
-                                  "the Edge TPU needs every op quantized; check the op list with `edgekit inspect`")
+        if precision == "int8":
+            floats = parsed.float_ops()
+            if floats:   # name the blocking ops: the converter kept them float (no int8 kernel)
+                names = ", ".join(dict.fromkeys(op.name for op in floats))
+                raise ConversionError(f"the int8 model keeps {len(floats)} float op(s): {names}",
+                                      "they have no full-integer kernel; move them out of the model (post-processing "
+                                      "on the CPU) or convert to openvino/onnx")
+            dynamic = parsed.dynamic_tensors()
+            if dynamic:
+                raise ConversionError(f"the int8 model has tensors of run-time size, first '{dynamic[0].name}' "
+                                      f"{dynamic[0].shape_signature}", "export the model with static shapes")
         return TargetOutput(files=[artifact], inputs=[tensor_info(t) for t in parsed.inputs()],
                             outputs=[tensor_info(t) for t in parsed.outputs()],
                             converters={"tensorflow": deps.version("tensorflow") or "?"},

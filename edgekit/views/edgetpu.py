@@ -5,7 +5,7 @@ from ..edgetpu import ops as tpu
 from ..edgetpu.report import EdgeTPUReport
 from ..ui import human_size, table
 
-_STYLE = {tpu.MAPPED: "green", tpu.MULTIPLE_SUBGRAPHS: "yellow"}
+_STYLE = {tpu.MAPPED: "green", tpu.MAY_NOT_MAP: "green", tpu.MULTIPLE_SUBGRAPHS: "yellow"}
 
 
 def _size(value: int | None) -> str:

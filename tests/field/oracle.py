@@ -1,0 +1,246 @@
+"""The independent oracle of the field corpus: an artifact's raw runtime against the SOURCE
+framework, on real photos, with np.testing.assert_allclose and a tolerance per precision.
+
+Nothing here asks edgekit how to run a model. The source gets each photo the way the model truly
+wants it (corpus.Pixels: the model's own normalization, channels, layout); the artifact gets it
+the way its manifest says. So an artifact built with wrong preprocessing facts fails here even
+when edgekit's own verify (which feeds both sides the same wrong input) passes.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .corpus import FieldModel
+
+PHOTOS = 4
+# atol as a fraction of the reference's range (max - min), per precision
+TOLERANCE = {"fp32": 1e-4, "fp16": 2e-2, "dynamic": 5e-2, "int8": 8e-2}
+
+
+def photos(count: int = PHOTOS) -> list[np.ndarray]:
+    from edgekit.photos import photo_set
+
+    return [image for _, image in photo_set(count)]
+
+
+def _image(photo: np.ndarray, size: tuple[int, int], channels: int, mean: list[float], std: list[float]) -> np.ndarray:
+    """RGB uint8 photo -> float32 [H, W, C] (stretch resize, luminance for one channel)."""
+    import cv2
+
+    pixels = cv2.resize(photo, (size[1], size[0]), interpolation=cv2.INTER_AREA).astype(np.float32)
+    if channels == 1:
+        pixels = (pixels @ np.array([0.299, 0.587, 0.114], np.float32))[..., None]
+    mean = np.asarray(mean, np.float32)[:channels] if len(mean) >= channels else np.float32(mean[0])
+    std = np.asarray(std, np.float32)[:channels] if len(std) >= channels else np.float32(std[0])
+    return (pixels - mean) / std
+
+
+def _layout(shape: list[int]) -> str:
+    return "NCHW" if len(shape) == 4 and shape[1] in (1, 3) and shape[3] not in (1, 3) else "NHWC"
+
+
+def feeds(model: FieldModel, shapes: list[list[int]], data: dict[str, Path], pre: dict | None, photo: int) -> list:
+    """One sample for inputs of SHAPES: photos normalized per PRE (a manifest's preprocessing) or,
+    when PRE is None, per the model's true Pixels; arrays for non-image inputs."""
+    result = []
+    for shape in shapes:
+        if model.data == "audio":
+            result.append(np.load(data["audio"])[photo % PHOTOS][None].astype(np.float32).reshape(shape))
+            continue
+        if model.data == "image+sensors" and len(shape) == 2:
+            result.append(np.load(data["image+sensors"])["sensors"][photo][None].astype(np.float32))
+            continue
+        layout = _layout(shape)
+        channels = (shape[1] if layout == "NCHW" else shape[3]) if len(shape) == 4 else 1
+        size = ((shape[2], shape[3]) if layout == "NCHW" else (shape[1], shape[2])) if len(shape) == 4 \
+            else (shape[-2], shape[-1])
+        truth = model.pixels
+        mean, std = (pre.get("mean", [0.0]), pre.get("std", [255.0])) if pre else ([truth.mean], [truth.std])
+        image = _image(photos()[photo], size, channels, mean, std)
+        if layout == "NCHW":
+            image = image.transpose(2, 0, 1)
+        result.append(image.reshape(shape).astype(np.float32))
+    return result
+
+
+# ----------------------------------------------------------------------------- the source
+
+class Source:
+    """MODEL run by its own framework."""
+
+    def __init__(self, model: FieldModel, path: Path):
+        self.model, self.path = model, Path(path)
+        suffix = self.path.suffix
+        if self.path.is_dir():
+            import tensorflow as tf
+
+            self.loaded = tf.saved_model.load(str(path))
+            self.signature = self.loaded.signatures["serving_default"]
+            _, specs = self.signature.structured_input_signature
+            self.names = sorted(specs)
+            self.shapes = [[d or 1 for d in specs[n].shape.as_list()] for n in self.names]
+            self.kind = "savedmodel"
+        elif suffix == ".keras":
+            import keras
+
+            self.net = keras.models.load_model(path, compile=False)
+            self.shapes = [[d or 1 for d in t.shape] for t in self.net.inputs]
+            self.kind = "keras"
+        elif suffix == ".onnx":
+            import onnxruntime as ort
+
+            self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            self.shapes = [[d if isinstance(d, int) else 1 for d in i.shape] for i in self.session.get_inputs()]
+            self.kind = "onnx"
+        elif suffix == ".pt":
+            import torch
+
+            self.net = torch.jit.load(str(path)).eval()
+            self.shapes = [[1, 3, 32, 32]]
+            self.kind = "torch"
+        else:
+            self.runner = _LiteRT(path)
+            self.shapes = self.runner.shapes
+            self.kind = "tflite"
+
+    def fix_size(self, size: list[int] | None) -> None:
+        """Free height/width: the size the user asked the artifact for."""
+        if size:
+            for shape in self.shapes:
+                if len(shape) == 4:
+                    hw = (2, 3) if _layout(shape) == "NCHW" and shape[1] in (1, 3) else (1, 2)
+                    shape[hw[0]], shape[hw[1]] = size
+
+    def __call__(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        if self.kind == "keras":
+            out = self.net(inputs if len(inputs) > 1 else inputs[0], training=False)
+            return [np.asarray(o) for o in (out if isinstance(out, (list, tuple)) else [out])]
+        if self.kind == "savedmodel":
+            out = self.signature(**dict(zip(self.names, inputs)))
+            return [np.asarray(out[k]) for k in sorted(out)]
+        if self.kind == "onnx":
+            names = [i.name for i in self.session.get_inputs()]
+            return [np.asarray(o) for o in self.session.run(None, dict(zip(names, inputs)))]
+        if self.kind == "torch":
+            import torch
+
+            with torch.no_grad():
+                out = self.net(*[torch.from_numpy(i) for i in inputs])
+            return [o.numpy() for o in (out if isinstance(out, (list, tuple)) else [out])]
+        return self.runner(inputs)
+
+
+# --------------------------------------------------------------------------- the artifact
+
+class _LiteRT:
+    def __init__(self, path: Path):
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.interp = Interpreter(model_path=str(path))
+        self.interp.allocate_tensors()
+        self.inputs, self.outputs = self.interp.get_input_details(), self.interp.get_output_details()
+        self.shapes = [list(d["shape"]) for d in self.inputs]
+        self.scales = [d["quantization"][0] for d in self.outputs]
+
+    def __call__(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        for detail, value in zip(self.inputs, inputs):
+            scale, zero = detail["quantization"]
+            if detail["dtype"] in (np.uint8, np.int8) and scale:
+                info = np.iinfo(detail["dtype"])
+                value = np.clip(np.round(value / scale + zero), info.min, info.max)
+            self.interp.set_tensor(detail["index"], value.astype(detail["dtype"]))
+        self.interp.invoke()
+        result = []
+        for detail in self.outputs:
+            value = self.interp.get_tensor(detail["index"]).astype(np.float32)
+            scale, zero = detail["quantization"]
+            result.append((value - zero) * scale if scale else value)
+        return result
+
+
+class Artifact:
+    """An artifact run by its raw runtime, fed as its manifest says."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        sidecar = self.path.with_name(self.path.name + ".edgekit.json")
+        self.manifest = json.loads(sidecar.read_text()) if sidecar.exists() else {}
+        self.scales: list = []
+        if self.path.suffix == ".tflite":
+            self.runner = _LiteRT(self.path)
+            self.shapes, self.scales = self.runner.shapes, self.runner.scales
+        elif self.path.suffix == ".onnx":
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            options.add_session_config_entry("session.x64quantprecision", "1")
+            session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+            names = [i.name for i in session.get_inputs()]
+            self.shapes = [[d if isinstance(d, int) else 1 for d in i.shape] for i in session.get_inputs()]
+            self.runner = lambda xs: [np.asarray(o) for o in session.run(None, dict(zip(names, xs)))]
+        elif self.path.suffix == ".xml":
+            import openvino as ov
+
+            # CPUs with AVX512_BF16/AMX run f32 IRs in bf16 unless told: the oracle wants the IR's own precision
+            compiled = ov.Core().compile_model(str(self.path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+            self.shapes = [list(i.get_partial_shape().get_min_shape()) for i in compiled.inputs]
+            self.runner = lambda xs: [np.asarray(v) for v in compiled(xs).values()]
+        else:
+            raise ValueError(f"no raw runtime for {self.path}")
+
+    @property
+    def preprocess(self) -> dict:
+        return self.manifest.get("preprocess", {})
+
+    def __call__(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        return self.runner(inputs)
+
+
+def _pair(reference: list[np.ndarray], got: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, int]]:
+    """Each source output with the artifact output of the same size that agrees with it best
+    (converters reorder outputs); (reference, artifact output reshaped, artifact index)."""
+    pairs, free = [], list(range(len(got)))
+    for ref in reference:
+        candidates = [j for j in free if got[j].size == ref.size]
+        assert candidates, f"no artifact output of size {ref.size} (shape {ref.shape}) among {[g.shape for g in got]}"
+
+        def error(j):
+            g = got[j].reshape(ref.shape) if got[j].shape == ref.shape or got[j].ndim != ref.ndim \
+                else _transposed(got[j], ref)
+            return float(np.abs(g - ref).mean()), g
+
+        best = min(candidates, key=lambda j: error(j)[0])
+        pairs.append((ref, error(best)[1], best))
+        free.remove(best)
+    return pairs
+
+
+def _transposed(value: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """A channels-first/last twin of REF's shape (ONNX/OpenVINO keep NCHW outputs)."""
+    if value.ndim == 4 and value.shape == (ref.shape[0], ref.shape[3], ref.shape[1], ref.shape[2]):
+        return value.transpose(0, 2, 3, 1)
+    if value.ndim == 4 and value.shape == (ref.shape[0], ref.shape[2], ref.shape[3], ref.shape[1]):
+        return value.transpose(0, 3, 1, 2)
+    return value.reshape(ref.shape)
+
+
+def check(model: FieldModel, source_path: Path, artifact_path: Path, precision: str, data: dict[str, Path],
+          input_size: list[int] | None = None) -> None:
+    """assert_allclose(artifact on real photos, source framework on the same photos)."""
+    source = Source(model, source_path)
+    source.fix_size(input_size)
+    artifact = Artifact(artifact_path)
+    tolerance = TOLERANCE[precision]
+    for photo in range(PHOTOS):
+        reference = source(feeds(model, source.shapes, data, None, photo))
+        got = artifact(feeds(model, artifact.shapes, data, artifact.preprocess, photo))
+        for ref, value, index in _pair(reference, got):
+            spread = float(ref.max() - ref.min()) or 1.0
+            atol = tolerance * spread
+            if precision == "int8" and index < len(artifact.scales) and artifact.scales[index]:
+                atol = max(atol, 3 * artifact.scales[index])   # a few quantization steps
+            np.testing.assert_allclose(value, ref, rtol=0, atol=atol,
+                                       err_msg=f"{artifact_path.name} output {index} vs the source on photo {photo}")
