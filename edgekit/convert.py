@@ -13,8 +13,8 @@ from . import __version__, deps, interrupt, photos
 from .bridges.base import ConvertContext
 from .calibration import DEFAULT_SAMPLES, SampleSet, load_samples
 from .errors import BadInput, CalibrationError, EdgekitError
-from .formats import detect
-from .fsutil import publish, sha256_of, size_of, staging_dir, write_atomic
+from .formats import sniff
+from .fsutil import publish, sha256_of, staging_dir, write_atomic
 from .frames import preprocess_image, to_layout
 from .manifest import (COLOR_ORDERS, LAYOUTS, RESIZE_MODES, TASKS, Manifest, ModelCard, Preprocess, StepParity,
                        VerifyReport, artifact_digest, manifest_path)
@@ -312,7 +312,7 @@ def convert(model, request: ConvertRequest, progress=None, warn: Callable[[str],
             write_atomic(sidecar, manifest.to_json())
             interrupt.check()  # a library may have swallowed Ctrl-C: never publish after it
             *_, final, published_manifest = publish([*output.files, sidecar], out_dir)
-            artifacts.append(ArtifactResult(target.name, precision, str(final), size_of_artifact(final),
+            artifacts.append(ArtifactResult(target.name, precision, str(final), sniff(final).size(final),
                                             route.describe(), manifest.verify, str(published_manifest),
                                             _since(job_started), spent))
             if progress:
@@ -325,14 +325,6 @@ def convert(model, request: ConvertRequest, progress=None, warn: Callable[[str],
 def _since(started: float) -> float:
     """Seconds since STARTED (a perf_counter reading), to the millisecond."""
     return round(time.perf_counter() - started, 3)
-
-
-def size_of_artifact(path: Path) -> int:
-    """An OpenVINO IR is the .xml plus its .bin."""
-    size = size_of(path)
-    if path.suffix == ".xml" and path.with_suffix(".bin").exists():
-        size += path.with_suffix(".bin").stat().st_size
-    return size
 
 
 def _calibration(request: ConvertRequest, pre: Preprocess, warnings: list[str], progress) -> SampleSet | None:
@@ -401,7 +393,7 @@ def _verify(target: Target, artifact: Path, output: TargetOutput, precision: str
         report.notes.append(problem)
         return report
     report.outputs = outputs
-    fmt = detect(artifact)
+    fmt = sniff(artifact).name
     for name, other in BACKENDS.items():
         if name != target.runtime and fmt in other.formats and other.unavailable_reason() is None:
             cross, problem = _parity(other, artifact, output, reference, classification)

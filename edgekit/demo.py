@@ -14,7 +14,8 @@ from typing import Any, Callable
 import numpy as np
 
 from . import deps, photos, zoo
-from .convert import ConvertRequest, convert, size_of_artifact
+from .convert import ConvertRequest, convert
+from .formats import sniff
 from .manifest import Preprocess, VerifyReport, read_manifest
 from .frames import preprocess_image, to_layout
 from .runtime.base import BACKENDS
@@ -99,7 +100,7 @@ def run_demo(name: str, out_dir: Path, progress=None, warn=None) -> DemoResult:
     for artifact in result.artifacts:
         path = Path(artifact.path)
         manifest = read_manifest(path)
-        row = DemoRow(path.name, size_of_artifact(path), artifact.verify)
+        row = DemoRow(path.name, sniff(path).size(path), artifact.verify)
         backend = BACKENDS.get(TARGETS.get(artifact.target).runtime)
         reason = backend.unavailable_reason()
         if reason:

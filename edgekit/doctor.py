@@ -5,6 +5,7 @@ import os
 import platform
 import shutil
 import sys
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from . import __version__, deps
@@ -24,37 +25,68 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def _openvino_devices() -> list[str]:
-    if deps.missing("openvino"):
-        return []
-    import openvino as ov
+@dataclass
+class PackageStatus:
+    name: str                 # distribution name
+    version: str | None       # None: not installed
+    extra: str                # the pip extra that brings it
 
-    return list(ov.Core().available_devices)
+
+@dataclass
+class TargetStatus:
+    name: str
+    precisions: list[str]
+    suffix: str
+    unavailable: str | None   # why it cannot convert here, or None
 
 
-def diagnose() -> dict[str, Any]:
+@dataclass
+class RuntimeStatus:
+    name: str
+    unavailable: str | None   # why it cannot run here, or None
+    devices: list[str] = field(default_factory=list)   # what --device takes here (when available)
+
+
+@dataclass
+class DoctorReport:
+    """What this host can convert, run and compile (`edgekit doctor --json` prints `to_dict`)."""
+
+    edgekit: str
+    host: dict[str, Any]                     # platform, machine, python, cpu, cores, executable
+    packages: list[PackageStatus]
+    targets: list[TargetStatus]
+    runtimes: list[RuntimeStatus]
+    tools: dict[str, str]                    # tool -> path, or how to get it
+    routes: dict[str, dict[str, str]]        # source form -> target -> route or refusal
+    edgetpu: dict[str, Any]                  # compiler and libedgetpu, with notes when absent
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for runtime in data["runtimes"]:
+            if not runtime["devices"]:
+                del runtime["devices"]
+        return data
+
+
+def diagnose() -> DoctorReport:
     targets = TARGETS.values()
     compiler = os.environ.get("EDGEKIT_EDGETPU_COMPILER") or shutil.which("edgetpu_compiler")
     runtimes = []
     for name, runner in BACKENDS.items():
-        entry = {"name": name, "unavailable": runner.unavailable_reason()}
-        if name == "openvino" and not entry["unavailable"]:
-            entry["devices"] = _openvino_devices()
-        runtimes.append(entry)
-    return {
-        "edgekit": __version__,
-        "host": {"platform": platform.platform(), "machine": platform.machine(), "python": platform.python_version(),
-                 "cpu": cpu_name(), "cores": os.cpu_count(), "executable": sys.executable},
-        "packages": [{"name": dist, "version": deps.version(dist), "extra": extra}
-                     for dist, extra in sorted(set(deps.OPTIONAL.values()))],
-        "targets": [{"name": t.name, "precisions": list(t.precisions), "suffix": t.suffix,
-                     "unavailable": t.unavailable_reason()} for t in targets],
-        "runtimes": runtimes,
-        "tools": {"edgetpu_compiler": compiler or "not found (x86-64 Linux only; see scripts/ for a container)",
-                  "libedgetpu": _find_libedgetpu() or "not found (Edge TPU runtime: libedgetpu1-std)"},
-        "routes": matrix(targets),
-        "edgetpu": _edgetpu(),
-    }
+        reason = runner.unavailable_reason()
+        runtimes.append(RuntimeStatus(name, reason, [] if reason else runner.available_devices()))
+    return DoctorReport(
+        edgekit=__version__,
+        host={"platform": platform.platform(), "machine": platform.machine(), "python": platform.python_version(),
+              "cpu": cpu_name(), "cores": os.cpu_count(), "executable": sys.executable},
+        packages=[PackageStatus(dist, deps.version(dist), extra) for dist, extra in sorted(set(deps.OPTIONAL.values()))],
+        targets=[TargetStatus(t.name, list(t.precisions), t.suffix, t.unavailable_reason()) for t in targets],
+        runtimes=runtimes,
+        tools={"edgetpu_compiler": compiler or "not found (x86-64 Linux only; see scripts/ for a container)",
+               "libedgetpu": _find_libedgetpu() or "not found (Edge TPU runtime: libedgetpu1-std)"},
+        routes=matrix(targets),
+        edgetpu=_edgetpu(),
+    )
 
 
 def _edgetpu() -> dict[str, Any]:

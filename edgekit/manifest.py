@@ -360,13 +360,16 @@ class StaleManifestError(ModelFormatError):
 
 
 def artifact_files(artifact: Path) -> list[Path]:
-    """The files whose bytes make up an artifact: the file itself, every file of a directory
-    artifact (SavedModel, .mlpackage), an OpenVINO .xml with its .bin weights."""
+    """The files whose bytes make up an artifact, as its format says (`Format.files`): the file
+    itself, every file of a directory artifact (SavedModel, .mlpackage), an OpenVINO .xml with
+    its .bin weights. A file no format claims is its own bytes."""
+    from .formats import sniff
+
     artifact = Path(artifact)
-    if artifact.is_dir():
-        return sorted(p for p in artifact.rglob("*") if p.is_file())
-    weights = artifact.with_suffix(".bin")
-    return [artifact, weights] if artifact.suffix == ".xml" and weights.is_file() else [artifact]
+    try:
+        return sniff(artifact).files(artifact)
+    except ModelFormatError:
+        return sorted(p for p in artifact.rglob("*") if p.is_file()) if artifact.is_dir() else [artifact]
 
 
 _DIGESTS: dict[tuple, str] = {}

@@ -33,9 +33,16 @@ def console(stderr: bool = False):
     from rich.console import Console
 
     stream = _own_stream(stderr)
-    # tables stay readable in CI logs and pipes, where rich would otherwise assume 80 columns
+    # tables stay readable in CI logs and pipes, where rich would otherwise assume 80 columns;
+    # COLUMNS, when set, is the width asked for
     # soft_wrap on stderr: a long warning or error stays one line for log readers and tests
-    return Console(file=stream, highlight=False, width=None if stream.isatty() else 160, soft_wrap=stderr)
+    width = None if stream.isatty() else _columns() or 160
+    return Console(file=stream, highlight=False, width=width, soft_wrap=stderr)
+
+
+def _columns() -> int | None:
+    value = os.environ.get("COLUMNS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else None
 
 
 @contextmanager
@@ -239,16 +246,106 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
-def table(title: str | None, columns: list[str], rows: list[list[Any]], wrap: tuple[str, ...] = ("notes",)):
-    """Cells stay on one line (names, labels, numbers) except in the free-text `wrap` columns."""
-    from rich.table import Table
+WRAP_MIN = 8  # narrowest a free-text column gets before optional columns are dropped
 
-    result = Table(title=title, title_justify="left")
-    for column in columns:
-        result.add_column(column, overflow="fold", no_wrap=column not in wrap)
-    for row in rows:
-        result.add_row(*["" if cell is None else _cell(str(cell)) for cell in row])
-    return result
+
+def table(title: str | None, columns: list[str], rows: list[list[Any]], wrap: tuple[str, ...] = ("notes",),
+          optional: tuple[str, ...] = ()):
+    """A rich table that fits the console it is printed on.
+
+    Cells stay whole on one line (names, labels, numbers): those columns are never narrower than
+    their longest cell (headers wrap between words instead). Only the free-text `wrap` columns
+    wrap their cells. When the table is still too wide, the `optional` columns are dropped, in
+    the order given, and the caption names them (--json keeps every field)."""
+    return FitTable(title, columns, rows, wrap, optional)
+
+
+class FitTable:
+    """A table laid out at print time, for the width it is printed at."""
+
+    def __init__(self, title: str | None, columns: list[str], rows: list[list[Any]], wrap: tuple[str, ...],
+                 optional: tuple[str, ...]):
+        from rich.text import Text
+
+        self.title, self.columns, self.wrap, self.optional = title, list(columns), wrap, optional
+        self.rows = [["" if cell is None else _cell(str(cell)) for cell in row] for row in rows]
+        cells = [max([0, *(Text.from_markup(row[i]).cell_len for row in self.rows)]) for i in range(len(columns))]
+        # whole cells on one line, and the whole header if there is room (else one word a line)
+        self.natural = [max(len(c), cells[i]) for i, c in enumerate(columns)]
+        self.header_word = [max(len(w) for w in c.split() or [""]) for c in columns]
+        self.narrow = [max(cells[i], self.header_word[i]) if c not in wrap else self.natural[i]
+                       for i, c in enumerate(columns)]
+
+    def fitted(self, max_width: int):
+        """The table for MAX_WIDTH columns: free text wrapped, then headers wrapped between
+        words, then optional columns dropped, until the rest fit."""
+        dropped: list[str] = []
+        while True:
+            keep = [i for i, column in enumerate(self.columns) if column not in dropped]
+            # free text wraps before headers do (a word a line), and both before columns go
+            for fixed, squeeze in ((self.natural, False), (self.natural, True), (self.narrow, False),
+                                   (self.narrow, True)):
+                widths = self._widths(keep, fixed, max_width, squeeze)
+                if widths is not None:
+                    return self._build(keep, fixed, widths, dropped)
+            if len(dropped) == len(self.optional):   # still too wide: free text as narrow as it takes
+                return self._build(keep, self.narrow, self._widths(keep, self.narrow, max_width, True, 1) or {},
+                                   dropped)
+            dropped.append(self.optional[len(dropped)])
+
+    def _widths(self, keep: list[int], fixed_widths: list[int], max_width: int, squeeze: bool,
+                floor: int = WRAP_MIN) -> dict[int, int] | None:
+        """Widths of the wrap columns that make the table fit ({} when it fits as is), or None.
+        Without SQUEEZE, the wrap columns keep their full width too."""
+        borders = len(keep) + 1 + 2 * len(keep)            # rules between columns, one space of padding each side
+        fixed = sum(fixed_widths[i] for i in keep if self.columns[i] not in self.wrap)
+        flexible = [i for i in keep if self.columns[i] in self.wrap]
+        room = max_width - borders - fixed
+        if room >= sum(self.natural[i] for i in flexible):
+            return {}
+        if not squeeze:
+            return None
+        floors = [min(self.natural[i], max(floor, self.header_word[i])) for i in flexible]
+        if room < sum(floors):
+            return None
+        # share the room out in proportion to what each column would like, never below its floor
+        widths = dict(zip(flexible, floors))
+        spare = room - sum(floors)
+        wants = {i: self.natural[i] - widths[i] for i in flexible}
+        while spare > 0 and any(wants.values()):
+            total = sum(wants.values())
+            for i in flexible:
+                share = min(wants[i], max(1, spare * wants[i] // total)) if wants[i] else 0
+                share = min(share, spare)
+                widths[i] += share
+                wants[i] -= share
+                spare -= share
+        return widths
+
+    def _build(self, keep: list[int], fixed: list[int], widths: dict[int, int], dropped: list[str]):
+        from rich.table import Table
+        from rich.text import Text
+
+        caption = f"not shown at this width: {', '.join(dropped)}" if dropped else None
+        result = Table(title=self.title, title_justify="left", caption=caption, caption_justify="left")
+        for i in keep:
+            column = self.columns[i]
+            header = Text(column, no_wrap=False)     # "top-1 clear (all)" may take two lines
+            if column in self.wrap:
+                result.add_column(header, overflow="fold", width=widths.get(i))
+            else:
+                result.add_column(header, no_wrap=True, overflow="fold", width=fixed[i])
+        for row in self.rows:
+            result.add_row(*[row[i] for i in keep])
+        return result
+
+    def __rich_console__(self, console, options):
+        yield self.fitted(options.max_width)
+
+    def __rich_measure__(self, console, options):
+        from rich.measure import Measurement
+
+        return Measurement.get(console, options, self.fitted(options.max_width))
 
 
 def _cell(text: str) -> str:

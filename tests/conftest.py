@@ -11,6 +11,12 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TQDM_DISABLE", "1")
+# GNU readline (loaded by pytest's pdb support) exports the terminal's COLUMNS/LINES to every
+# child process behind os.environ's back; the CLI honours COLUMNS, so the CLI run in a child
+# would lay tables out for 80 columns instead of the 160 it uses in a pipe
+for _name in ("COLUMNS", "LINES"):
+    if _name not in os.environ:
+        os.unsetenv(_name)
 
 SIZE = 32
 CLASSES = 10

@@ -58,18 +58,19 @@ def assert_no_partial_artifacts(out_dir: Path) -> None:
     """What an interrupted run may leave: only complete artifacts, each with a parseable manifest."""
     if not out_dir.exists():
         return
+    from edgekit.formats import companion_files, sniff
+
     entries = {p.name: p for p in out_dir.iterdir()}
     assert not list(out_dir.glob(STAGING)), f"staging left in {out_dir}: {sorted(entries)}"
+    companions = companion_files([p for name, p in entries.items() if not name.endswith(MANIFEST)])
     for name, path in entries.items():
         if name.endswith(MANIFEST):
             json.loads(path.read_text())                 # a torn manifest fails here
             assert name.removesuffix(MANIFEST) in entries, f"manifest {name} without its artifact"
-        elif name.endswith(".bin"):                      # OpenVINO weights: belong to an .xml
-            assert name[:-4] + ".xml" in entries, f"{name} without its OpenVINO .xml"
-        else:
+        elif path not in companions:                     # e.g. OpenVINO weights belong to their .xml
             assert name + MANIFEST in entries, f"artifact {name} without its manifest"
-            if name.endswith(".xml"):
-                assert name[:-4] + ".bin" in entries, f"OpenVINO {name} without its .bin"
+            for companion in sniff(path).companions(path):
+                assert companion.exists(), f"{name} without its {companion.name}"
 
 
 def run_process(*args, timeout: float = TIMEOUT, cwd: Path | None = None) -> tuple[int, str, str]:

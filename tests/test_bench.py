@@ -345,7 +345,7 @@ def test_glob_sidecars_are_not_benchmarked(run_cli, artifacts):
     xml = artifacts["openvino_fp32"]
     code, out, err = run_cli("bench", xml, xml.with_suffix(".bin"), manifest_path(xml), *FAST)
     assert code == 0, err
-    assert f"not benchmarked (manifests and IR weights of listed models): {xml.stem}.bin, {xml.name}.edgekit.json" \
+    assert f"not benchmarked (manifests and companion files of listed models): {xml.stem}.bin, {xml.name}.edgekit.json" \
         in out.replace("\n", "")
     # a lone manifest (its model not listed) is benchmarked, and fails as a row with its reason
     code, data, err = bench_json(run_cli, artifacts["tflite_int8"], manifest_path(xml))

@@ -109,16 +109,19 @@ def test_same_photo_same_top1_on_every_runnable_backend(demo):
     """The runtime layer's promise: Predictor (manifest preprocessing, one code path) gives the
     same top-1 for the same photo on every artifact and every backend that runs it here. The
     photo is `coffee` (espresso everywhere; `chelsea` flips Egyptian/tiger cat under int8)."""
+    from edgekit.formats import companion_files, sniff
     from edgekit.photos import photo
     from edgekit.runtime.base import BACKENDS
     from edgekit.runtime.predictor import open_predictor
 
     image, labels = photo("coffee"), {}
-    for artifact in sorted(Path(demo.out_dir).glob("efficientnet_lite0_*")):
-        if artifact.name.endswith((".json", ".bin")):
+    files = sorted(Path(demo.out_dir).glob("efficientnet_lite0_*"))
+    companions = companion_files(files)   # the IRs' .bin weights
+    for artifact in files:
+        if artifact.name.endswith(".json") or artifact in companions:
             continue
         for name, backend in BACKENDS.items():
-            fmt = {".tflite": "tflite", ".xml": "openvino", ".onnx": "onnx", ".mlpackage": "coreml"}[artifact.suffix]
+            fmt = sniff(artifact).name
             if fmt not in backend.formats or backend.unavailable_reason() or name == "edgetpu":
                 continue
             with open_predictor(artifact, name, top_k=1) as predictor:

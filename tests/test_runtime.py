@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from edgekit.errors import EdgekitError, ModelFormatError
+from edgekit.formats import FORMATS
 from edgekit.manifest import Preprocess, Quantization, TensorInfo
 from edgekit.runtime import BACKENDS, open_runner
 from edgekit.runtime.predictor import open_predictor
@@ -395,9 +396,10 @@ def test_openvino_refuses_the_postprocess_op_in_one_line(ssd_postprocess_file):
 # ------------------------------------------------------------------ Runner API: options, devices, bad input
 
 @pytest.fixture(scope="module")
-def tiny_artifacts(tflite_float_file, onnx_file, tmp_path_factory) -> dict[str, Path]:
-    """conftest's tiny classifier as .tflite, .onnx and OpenVINO IR (converted from the .onnx)."""
-    artifacts = {"litert": tflite_float_file, "onnxruntime": onnx_file}
+def tiny_formats(tflite_float_file, onnx_file, tmp_path_factory) -> dict[str, Path]:
+    """conftest's tiny classifiers by format: .tflite (from Keras), .onnx (from torch) and an
+    OpenVINO IR (converted from the .onnx)."""
+    artifacts = {"tflite": tflite_float_file, "onnx": onnx_file}
     if available("openvino"):
         import openvino as ov
 
@@ -405,6 +407,56 @@ def tiny_artifacts(tflite_float_file, onnx_file, tmp_path_factory) -> dict[str, 
         ov.save_model(ov.convert_model(str(onnx_file)), str(xml), compress_to_fp16=False)
         artifacts["openvino"] = xml
     return artifacts
+
+
+@pytest.fixture(scope="module")
+def tiny_artifacts(tiny_formats) -> dict[str, Path]:
+    """The tiny artifacts by the backend that runs their format by default."""
+    return {FORMATS.get(fmt).backend: path for fmt, path in tiny_formats.items()}
+
+
+def artifact_for(backend: str, tiny_formats: dict[str, Path]) -> Path:
+    """A tiny artifact BACKEND runs; the test skips with the reason when there is none here."""
+    runner_cls = BACKENDS.get(backend)
+    if runner_cls.unavailable_reason():
+        pytest.skip(f"{backend}: {runner_cls.unavailable_reason()}")
+    path = next((tiny_formats[f] for f in runner_cls.formats if f in tiny_formats), None)
+    if path is None:
+        pytest.skip(f"{backend} runs {', '.join(runner_cls.formats)}; these tests build no such tiny artifact")
+    return path
+
+
+# every (backend, format it runs): the Runner contract holds for each, on every backend registered
+BACKEND_FORMATS = [(name, fmt) for name, cls in BACKENDS.items() for fmt in cls.formats]
+
+
+@pytest.mark.parametrize("backend, fmt", BACKEND_FORMATS, ids=[f"{b}-{f}" for b, f in BACKEND_FORMATS])
+def test_runner_contract_matches_the_source_framework(backend, fmt, tiny_formats, keras_model, torch_module):
+    """Every backend on every format it runs: TensorInfo inputs/outputs, float32 outputs of
+    the declared shapes, and the numbers of the framework the tiny model came from (Keras for
+    the .tflite, torch for the .onnx and the IR), through the raw framework, not edgekit."""
+    import torch
+
+    runner_cls = BACKENDS.get(backend)
+    if runner_cls.unavailable_reason():
+        pytest.skip(f"{backend}: {runner_cls.unavailable_reason()}")
+    if fmt not in tiny_formats:
+        pytest.skip(f"these tests build no tiny {fmt} artifact")
+    x = np.random.default_rng(5).uniform(-1, 1, (1, 32, 32, 3)).astype(np.float32)   # NHWC
+    with open_runner(tiny_formats[fmt], backend) as runner:
+        assert runner.backend == backend
+        assert all(isinstance(t, TensorInfo) for t in runner.inputs + runner.outputs)
+        nchw = list(runner.inputs[0].shape) == [1, 3, 32, 32]
+        feed = x.transpose(0, 3, 1, 2).copy() if nchw else x
+        got = runner.infer(feed)
+    assert [o.dtype for o in got] == [np.float32] * len(runner.outputs)
+    assert [list(o.shape) for o in got] == [list(t.shape) for t in runner.outputs]
+    if fmt == "tflite":
+        expected = np.asarray(keras_model(x, training=False))
+    else:
+        with torch.no_grad():
+            expected = torch_module(torch.from_numpy(feed)).numpy()
+    np.testing.assert_allclose(got[0], expected, rtol=1e-3, atol=1e-3)
 
 
 @pytest.mark.parametrize("backend, options", [("litert", {"threads": 2}), ("openvino", {"threads": 1, "hint": "throughput"}),
@@ -442,13 +494,11 @@ def test_openvino_cpu_runs_float_irs_in_fp32_not_bf16(tiny_artifacts, onnx_file)
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("backend", ["litert", "openvino", "onnxruntime"])
-def test_load_run_results_are_infer_in_three_timed_steps(tiny_artifacts, backend):
+@pytest.mark.parametrize("backend", BACKENDS.names())
+def test_load_run_results_are_infer_in_three_timed_steps(tiny_formats, backend):
     """bench times Runner.run alone; load + run + results must be exactly what infer returns."""
-    if not available(backend):
-        pytest.skip(BACKENDS.get(backend).unavailable_reason())
     rng = np.random.default_rng(3)
-    with open_runner(tiny_artifacts[backend], backend) as runner:
+    with open_runner(artifact_for(backend, tiny_formats), backend) as runner:
         first, second = (rng.uniform(-1, 1, runner.inputs[0].shape).astype(np.float32) for _ in range(2))
         with pytest.raises(EdgekitError, match="no valid input is loaded"):
             runner.run()
@@ -541,14 +591,12 @@ def test_coreml_is_honest_off_macos(tiny_artifacts):
     (lambda s: {"nope": np.zeros(s, np.float32)}, r"needs input\(s\) .*got nope"),
     (lambda s: s, r"must be a numpy array, got list"),
 ])
-def test_bad_input_is_refused_before_the_runtime(tiny_artifacts, make, pattern):
-    for backend, path in tiny_artifacts.items():
-        if not available(backend):
-            continue
-        with open_runner(path, backend) as runner:
-            feeds = make(list(runner.inputs[0].shape))
-            with pytest.raises(EdgekitError, match=pattern):
-                runner.infer([feeds] if isinstance(feeds, list) and not isinstance(feeds[0], np.ndarray) else feeds)
+@pytest.mark.parametrize("backend", BACKENDS.names())
+def test_bad_input_is_refused_before_the_runtime(tiny_formats, backend, make, pattern):
+    with open_runner(artifact_for(backend, tiny_formats), backend) as runner:
+        feeds = make(list(runner.inputs[0].shape))
+        with pytest.raises(EdgekitError, match=pattern):
+            runner.infer([feeds] if isinstance(feeds, list) and not isinstance(feeds[0], np.ndarray) else feeds)
 
 
 @pytest.mark.slow  # converts three tiny models with edgekit.convert (minutes on a busy machine)
@@ -563,13 +611,14 @@ def test_quantized_input_takes_its_own_dtype_only(converted):
 
 @pytest.mark.parametrize("fmt", ["tflite", "onnx", "openvino"])
 @pytest.mark.parametrize("damage", ["truncate", "index"])
-def test_corrupt_artifact_is_one_line_before_the_runtime(tiny_artifacts, tmp_path, fmt, damage):
-    backend = {"tflite": "litert", "onnx": "onnxruntime", "openvino": "openvino"}[fmt]
-    source = tiny_artifacts[backend]
+def test_corrupt_artifact_is_one_line_before_the_runtime(tiny_formats, tmp_path, fmt, damage):
+    backend = FORMATS.get(fmt).backend
+    source = artifact_for(backend, {fmt: tiny_formats[fmt]} if fmt in tiny_formats else {})
     target = tmp_path / source.name
     data = source.read_bytes()
+    for companion in FORMATS.get(fmt).companions(source):   # intact: the damage is in the model file
+        (tmp_path / companion.name).write_bytes(companion.read_bytes())
     if fmt == "openvino":
-        (tmp_path / source.with_suffix(".bin").name).write_bytes(source.with_suffix(".bin").read_bytes())
         text = data.decode()
         data = (text[: len(text) // 2] if damage == "truncate" else
                 re.sub(r'to-port="(\d+)"', 'to-port="99"', text, count=1)).encode()

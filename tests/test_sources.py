@@ -1,4 +1,4 @@
-"""Sources: kinds detected from content, AutoML/SDK facts picked up without flags."""
+"""Sources: kinds sniffed from content, AutoML/SDK facts picked up without flags."""
 from __future__ import annotations
 
 import json
@@ -23,11 +23,11 @@ from conftest import CLASSES, SIZE
 ])
 def test_kind_is_read_from_content_not_suffix(request, fixture, kind, tmp_path):
     path = request.getfixturevalue(fixture)
-    assert formats.detect(path) == kind
+    assert formats.sniff(path).name == kind
     if path.is_file():  # a misleading suffix changes nothing
         renamed = tmp_path / (path.stem + ".bin")
         shutil.copy(path, renamed)
-        assert formats.detect(renamed) == kind
+        assert formats.sniff(renamed).name == kind
 
 
 def test_torch_export_file_is_a_source(torch_module, tmp_path):
@@ -35,7 +35,7 @@ def test_torch_export_file_is_a_source(torch_module, tmp_path):
 
     path = tmp_path / "tiny.pt2"
     torch.export.save(torch.export.export(torch_module, (torch.zeros(1, 3, SIZE, SIZE),)), str(path))
-    assert formats.detect(path) == "torch-export"
+    assert formats.sniff(path).name == "torch-export"
     source = load_source(path)
     assert source.inputs()[0].shape == [1, 3, SIZE, SIZE]  # read from the exported program
     x = np.random.default_rng(0).standard_normal((1, 3, SIZE, SIZE)).astype(np.float32)

@@ -187,18 +187,14 @@ def _fail(record: BenchRecord, reason: str) -> None:
 def _describe(record: BenchRecord, path: Path, options: BenchOptions) -> None:
     """Format, size, precision and parity: from the file and its manifest, before any runtime.
     Backend and device say what will be tried (the runner fills in what it picked)."""
-    from ..formats import detect
-    from ..fsutil import size_of
+    from ..formats import sniff
     from ..manifest import read_manifest
-    from ..runtime.base import DEFAULT_BACKEND
 
     record.device = options.device
-    record.format = detect(path)
-    record.backend = options.backend or DEFAULT_BACKEND.get(record.format)
-    size = size_of(path)
-    if path.suffix == ".xml" and path.with_suffix(".bin").exists():  # an IR is the .xml plus its .bin
-        size += path.with_suffix(".bin").stat().st_size
-    record.size_bytes = size
+    fmt = sniff(path)
+    record.format = fmt.name
+    record.backend = options.backend or fmt.backend
+    record.size_bytes = fmt.size(path)   # an IR is the .xml plus its .bin
     manifest = read_manifest(path)
     if manifest is not None:
         record.precision = manifest.precision
@@ -257,18 +253,20 @@ def _check_untrusted(path: Path, fmt: str, options: BenchOptions, runner_options
     """The safety checks open_runner makes on a model file (structure, and for some backends a
     load in a child process), done first so load_ms times only the load itself. open_runner
     remembers a passed child probe, so it does not run it again."""
-    from ..runtime.base import BACKENDS, DEFAULT_BACKEND
-    from ..runtime.validate import check_structure, probe_in_child
+    from ..formats import FORMATS
+    from ..runtime.base import BACKENDS, vet
 
-    name = options.backend or DEFAULT_BACKEND.get(fmt)
+    record_format = FORMATS.get(fmt)
+    name = options.backend or record_format.backend
     if name is None or name not in BACKENDS:
         return  # open_runner gives the one-line reason
     runner_cls = BACKENDS.get(name)
     if fmt not in runner_cls.formats or runner_cls.unavailable_reason():
         return
-    check_structure(path, fmt)
-    if getattr(runner_cls, "probe_in_child", False) and not set(runner_options) - set(runner_cls.options):
-        probe_in_child(path, name, runner_cls.check_device(options.device), runner_options)
+    if set(runner_options) - set(runner_cls.options):
+        record_format.check_structure(path)  # open_runner refuses the options; the file is still checked
+        return
+    vet(path, record_format, runner_cls, runner_cls.check_device(options.device), runner_options)
 
 
 def _default_device(runner) -> str:
@@ -417,20 +415,49 @@ def load_baseline(path: Path) -> list[dict[str, Any]]:
     return results
 
 
-def compare_baseline(report: BenchReport, baseline: list[dict[str, Any]], max_regression: float) -> list[dict]:
-    """Median latency of each record vs the baseline's with the same key (stats.compare_medians);
+@dataclass
+class ComparisonRow:
+    """One result beside the baseline's: same artifact file name, backend, device and threads."""
+
+    key: list                 # [artifact file name, backend, device, threads]
+    baseline_ms: float        # the baseline's warm p50
+    current_ms: float         # this run's warm p50
+    change_pct: float         # (current - baseline) / baseline, percent; positive is slower
+    regressed: bool           # slower than max_regression_pct allows
+
+
+@dataclass
+class Comparison:
+    """This run's rows side by side with an earlier `edgekit bench --json` result (medians)."""
+
+    baseline: str             # the baseline file
+    max_regression_pct: float
+    rows: list[ComparisonRow]
+
+    @property
+    def regressed(self) -> list[ComparisonRow]:
+        return [row for row in self.rows if row.regressed]
+
+    def regression_message(self) -> str | None:
+        """One line naming every regressed row, or None."""
+        if not self.regressed:
+            return None
+        parts = [f"{r.key[0]} {r.key[1]}/{r.key[2]}" + (f" threads={r.key[3]}" if r.key[3] else "")
+                 + f" p50 {r.current_ms:.3f} ms vs {r.baseline_ms:.3f} ms ({r.change_pct:+.1f}%)"
+                 for r in self.regressed]
+        return f"latency regression beyond {self.max_regression_pct:g}%: " + "; ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.baseline, "max_regression_pct": self.max_regression_pct,
+                "comparisons": [asdict(row) for row in self.rows]}
+
+
+def compare_baseline(report: BenchReport, baseline: list[dict[str, Any]], max_regression: float,
+                     baseline_path: str | Path = "") -> Comparison:
+    """REPORT's median latencies against BASELINE's records (from `load_baseline`), row by
+    matching (artifact file name, backend, device, threads) key (stats.compare_medians);
     MAX_REGRESSION is in percent (>= 0, else BadInput)."""
     if max_regression < 0:
         raise BadInput(f"--max-regression must be 0 or more, got {max_regression}")
-    return stats.compare_medians(baseline, [r.to_dict() for r in report.results], max_regression)
-
-
-def regression_message(comparisons: list[dict], max_regression: float) -> str | None:
-    """One line naming every regressed row, or None."""
-    regressed = [c for c in comparisons if c["regressed"]]
-    if not regressed:
-        return None
-    parts = [f"{c['key'][0]} {c['key'][1]}/{c['key'][2]}" + (f" threads={c['key'][3]}" if c["key"][3] else "")
-             + f" p50 {c['current_ms']:.3f} ms vs {c['baseline_ms']:.3f} ms ({c['change_pct']:+.1f}%)"
-             for c in regressed]
-    return f"latency regression beyond {max_regression:g}%: " + "; ".join(parts)
+    rows = stats.compare_medians(baseline, [r.to_dict() for r in report.results], max_regression)
+    return Comparison(str(baseline_path), max_regression, [ComparisonRow(**row) for row in rows])

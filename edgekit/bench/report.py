@@ -1,4 +1,5 @@
-"""Render a BenchReport: rich table, CSV, Markdown, PNG plot. Files are written atomically."""
+"""Write a BenchReport to files: CSV, Markdown, PNG plot, each atomically. The terminal table
+is edgekit/views/bench.py."""
 from __future__ import annotations
 
 import csv
@@ -33,11 +34,11 @@ def rows(report: BenchReport) -> list[list[str]]:
         lat = r.latency_ms
         name = Path(r.artifact).name
         if r.status != "ok":
-            result.append([name, r.format or "—", r.precision or "—", _where(r), _threads(r.threads),
+            result.append([name, r.format or "—", r.precision or "—", where(r), _threads(r.threads),
                            human_size(r.size_bytes) if r.size_bytes else "—", parity_text(r.parity)]
                           + ["—"] * 14 + [f"failed: {r.error}"])
             continue
-        result.append([name, r.format, r.precision or "—", _where(r), _threads(r.threads), human_size(r.size_bytes),
+        result.append([name, r.format, r.precision or "—", where(r), _threads(r.threads), human_size(r.size_bytes),
                        parity_text(r.parity), fmt(r.load_ms, ".1f"), fmt(r.first_inference_ms, ".2f"),
                        *(fmt(lat.get(k), ".3f") for k in ("p50", "p90", "p99", "mean", "std", "min", "max")),
                        fmt(r.fps, ".1f"), fmt(r.preprocess_ms, ".3f"), fmt(r.io_ms, ".3f"),
@@ -46,50 +47,12 @@ def rows(report: BenchReport) -> list[list[str]]:
     return result
 
 
-def _where(record) -> str:
+def where(record) -> str:
     return f"{record.backend or '—'}/{record.device or '—'}"
 
 
 def _threads(threads: int | None) -> str:
     return "default" if threads is None else str(threads)
-
-
-TABLE_COLUMNS = ["artifact", "prec", "backend/device", "thr", "size", "parity", "load", "first", "p50", "p99", "FPS",
-                 "pre/io/post", "RSS MB"]
-
-
-def bench_table(report: BenchReport, title: str = "edgekit bench"):
-    """The terminal table: compact columns (the Markdown/CSV files carry every statistic);
-    a failed row says "failed" and `failure_notes` gives its reason below the table."""
-    from ..ui import table
-
-    runs = {r.runs for r in report.results if r.status == "ok"}
-    caption = (f"{title}: times in ms, batch 1; p50/p99 of warm inference (the runtime call) over "
-               f"{', '.join(map(str, sorted(runs))) or 0} runs; io = loading inputs + reading outputs")
-    compact = []
-    for r in report.results:
-        parity = r.parity or {}
-        head = [Path(r.artifact).name, r.precision or "—", _where(r), "—" if r.threads is None else str(r.threads),
-                human_size(r.size_bytes) if r.size_bytes else "—",
-                (f"{parity['status']} {parity['cosine']:.3f}" if parity.get("cosine") is not None
-                 else parity["status"]) if parity else "—"]
-        if r.status != "ok":
-            compact.append(head + ["[red]failed[/]"] + [""] * 6)
-            continue
-        lat = r.latency_ms
-        compact.append(head + [fmt(r.load_ms, ".0f"), fmt(r.first_inference_ms, ".1f"),
-                               *(fmt(lat.get(k), ".2f") for k in ("p50", "p99")), fmt(r.fps, ".1f"),
-                               f"{fmt(r.preprocess_ms, '.2f')}/{fmt(r.io_ms, '.2f')}/{fmt(r.postprocess_ms, '.2f')}",
-                               fmt(r.peak_rss_mb, ".0f")])
-    rendered = table(caption, TABLE_COLUMNS, compact, wrap=("artifact",))
-    # the name is what people read first: rich would squeeze the one wrappable column to a sliver
-    rendered.columns[0].min_width = min(30, max((len(row[0]) for row in compact), default=8))
-    return rendered
-
-
-def failure_notes(report: BenchReport) -> list[str]:
-    return [f"{Path(r.artifact).name}" + (f" (threads {r.threads})" if r.threads else "") + f": {r.error}"
-            for r in report.failed]
 
 
 def host_line(report: BenchReport) -> str:
@@ -165,7 +128,7 @@ def write_plot(report: BenchReport, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     ok = [r for r in report.results if r.status == "ok" and r.samples_ms]
-    labels = [f"{Path(r.artifact).name}\n{_where(r)}" + (f" t={r.threads}" if r.threads else "") for r in ok]
+    labels = [f"{Path(r.artifact).name}\n{where(r)}" + (f" t={r.threads}" if r.threads else "") for r in ok]
     figure, axes = plt.subplots(figsize=(max(6.0, 1.6 * len(ok) + 2), 4.8), dpi=110)
     try:
         if ok:

@@ -1,5 +1,8 @@
-"""CLI commands by area, loaded lazily by `edgekit.cli.EdgekitGroup` (see LAZY_COMMANDS).
+"""CLI commands, one module per command (or command group), loaded lazily by
+`edgekit.cli.EdgekitGroup` from `edgekit.cli.LAZY_COMMANDS`.
 
-Each module imports only click and light edgekit modules at top level; frameworks are imported
-inside the command body. Shared option helpers live in `edgekit.commands.common`.
+Each command parses its options, makes one library call and renders the typed result with
+`edgekit.views.*.render_*` (or prints its `to_dict()` under --json); its exit policy is a
+separate function. Modules import only click and light edgekit modules at top level;
+frameworks load inside the command body. Shared option helpers live in `commands/common.py`.
 """

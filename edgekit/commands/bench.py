@@ -60,14 +60,28 @@ def bench(artifacts, backend, device, threads, hint, runs, duration, warmup, inp
     Examples:
       edgekit bench out/*.tflite out/*.xml out/*.onnx --runs 200 --plot latency.png
       edgekit bench out/model_int8.xml --device CPU --threads 1,2 --hint latency
-      edgekit bench out/model_int8.xml --json > benchmarks/results/last.json
-      edgekit bench out/model_int8.xml --baseline benchmarks/results/last.json --max-regression 10
+      edgekit bench out/model_int8.xml --json > last.json
+      edgekit bench out/model_int8.xml --baseline last.json --max-regression 10
       edgekit bench out/model_int8_edgetpu.tflite --profile coral-usb-x86 --input photo.jpg
     """
-    from ..bench import report as render
-    from ..bench.harness import (ArtifactsFailed, BenchOptions, RegressionError, compare_baseline, load_baseline,
-                                 regression_message, run_bench)
-    from ..ui import console, native_output_captured, print_json, progress_bar, table
+    from ..bench.harness import run_bench
+    from ..ui import native_output_captured, progress_bar
+
+    options, profile, baseline_results = validate(runs, duration, warmup, threads, hint, backend, device, input_spec,
+                                                  max_regression, profile_name, baseline)
+    models, sidecars = _models_only(artifacts)
+    with progress_bar(not as_json) as progress, native_output_captured(not debug_enabled()):
+        result = run_bench(models, options, progress=progress)
+    comparison = _compare(result, baseline_results, max_regression, baseline)
+    _write_files(result, profile, csv_path, md_path, plot_path)
+    _show(result, profile, comparison, sidecars, as_json)
+    exit_policy(result, comparison)
+
+
+def validate(runs, duration, warmup, threads, hint, backend, device, input_spec, max_regression, profile_name,
+             baseline):
+    """Options, device profile and baseline, all refused (exit 2) before anything is measured."""
+    from ..bench.harness import BenchOptions, load_baseline
 
     if runs is not None and duration is not None:
         raise EdgekitError("--runs and --duration both given", "use one: a number of runs or seconds of runs")
@@ -77,55 +91,50 @@ def bench(artifacts, backend, device, threads, hint, runs, duration, warmup, inp
     if max_regression < 0:
         raise EdgekitError(f"--max-regression must be 0 or more, got {max_regression:g}")
     profile = _profile(profile_name, options) if profile_name else None
-    baseline_results = load_baseline(baseline) if baseline else None  # refuse a bad baseline before measuring
+    return options, profile, load_baseline(baseline) if baseline else None
 
-    models, sidecars = _models_only(artifacts)
-    with progress_bar(not as_json) as progress, native_output_captured(not debug_enabled()):
-        result = run_bench(models, options, progress=progress)
 
-    comparisons = compare_baseline(result, baseline_results, max_regression) if baseline_results is not None else None
+def _compare(result, baseline_results, max_regression: float, baseline):
+    from ..bench.harness import compare_baseline
+
+    if baseline_results is None:
+        return None
+    return compare_baseline(result, baseline_results, max_regression, baseline)
+
+
+def _write_files(result, profile, csv_path, md_path, plot_path) -> None:
+    from ..bench import report
+
     if csv_path:
-        render.write_csv(result, csv_path)
+        report.write_csv(result, csv_path)
     if md_path:
-        render.write_markdown(result, md_path, profile)
+        report.write_markdown(result, md_path, profile)
     if plot_path:
-        render.write_plot(result, plot_path)
+        report.write_plot(result, plot_path)
 
-    if as_json:
-        data = result.to_dict()
-        if profile:
-            data["profile"] = {"name": profile.name, "title": profile.title,
-                               "references": [vars(r) for r in profile.references],
-                               "matched": render.profile_rows(result, profile)}
-        if comparisons is not None:
-            data["baseline"] = {"path": str(baseline), "max_regression_pct": max_regression,
-                                "comparisons": comparisons}
-        print_json(data)
-    else:
-        out = console()
-        if sidecars:
-            out.print(f"[dim]not benchmarked (manifests and IR weights of listed models): "
-                      f"{', '.join(p.name for p in sidecars)}[/]")
-        out.print(render.bench_table(result))
-        for note in render.failure_notes(result):
-            out.print(f"  [red]failed[/] {note}")
-        out.print("[dim]RSS MB: this process's peak resident memory, cumulative over the run (--json has each "
-                  "artifact's own growth); pre/post: Predictor.prepare/decode medians; io: loading the input and "
-                  "reading the outputs around each inference; all three timed apart from it; "
-                  "--md/--csv/--json add p90, mean, std, min, max[/]")
-        out.print(f"[dim]host: {render.host_line(result)}[/]")
-        if profile:
-            out.print(table(f"{profile.title}: published references", render.PROFILE_COLUMNS,
-                            render.profile_rows(result, profile), wrap=("setup", "source")))
-        if comparisons is not None:
-            out.print(table(f"baseline {baseline} (max regression {max_regression:g}%)",
-                            ["artifact", "backend/device", "threads", "baseline p50 ms", "p50 ms", "change"],
-                            [[c["key"][0], f"{c['key'][1]}/{c['key'][2]}", c["key"][3] or "default",
-                              f"{c['baseline_ms']:.3f}", f"{c['current_ms']:.3f}",
-                              f"{c['change_pct']:+.1f}%" + (" REGRESSED" if c["regressed"] else "")]
-                             for c in comparisons]))
-            if not comparisons:
-                out.print("[yellow]no result matched the baseline (same artifact name, backend, device, threads)[/]")
+
+def _show(result, profile, comparison, sidecars, as_json: bool) -> None:
+    from ..bench.report import profile_rows
+    from ..ui import console, print_json
+    from ..views.bench import render_bench
+
+    if not as_json:
+        render_bench(result, console(), sidecars, profile, comparison)
+        return
+    data = result.to_dict()
+    if profile:
+        data["profile"] = {"name": profile.name, "title": profile.title,
+                           "references": [vars(r) for r in profile.references],
+                           "matched": profile_rows(result, profile)}
+    if comparison is not None:
+        data["baseline"] = comparison.to_dict()
+    print_json(data)
+
+
+def exit_policy(result, comparison) -> None:
+    """0 all rows ran; 1 some rows failed or a median regressed (RegressionError, ArtifactsFailed);
+    2 every row failed (EdgekitError)."""
+    from ..bench.harness import ArtifactsFailed, RegressionError
 
     failed = result.failed
     if failed and len(failed) == len(result.results):
@@ -135,7 +144,7 @@ def bench(artifacts, backend, device, threads, hint, runs, duration, warmup, inp
     if failed:
         problems.append(f"{len(failed)} of {len(result.results)} runs failed: "
                         + ", ".join(sorted({Path(r.artifact).name for r in failed})))
-    regression = regression_message(comparisons or [], max_regression)
+    regression = comparison.regression_message() if comparison is not None else None
     if regression:
         raise RegressionError("; ".join(problems + [regression]))
     if problems:
@@ -144,17 +153,18 @@ def bench(artifacts, backend, device, threads, hint, runs, duration, warmup, inp
 
 def _models_only(paths) -> tuple[list[Path], list[Path]]:
     """Drop what a shell glob like `out/*` brings along beside the models: manifests of listed
-    artifacts, and the .bin weights of a listed OpenVINO .xml. Anything else is benchmarked
-    (and fails as a row if it is not a model)."""
+    artifacts, and companion files of listed models (an OpenVINO .xml's .bin). Anything else is
+    benchmarked (and fails as a row if it is not a model)."""
+    from ..formats import companion_files
     from ..manifest import SUFFIX
 
     listed = {Path(p) for p in paths}
+    companions = companion_files([p for p in listed if not p.name.endswith(SUFFIX)])
     models, sidecars = [], []
     for path in paths:
         path = Path(path)
         is_manifest = path.name.endswith(SUFFIX) and path.with_name(path.name[: -len(SUFFIX)]) in listed
-        is_weights = path.suffix == ".bin" and path.with_suffix(".xml") in listed
-        (sidecars if is_manifest or is_weights else models).append(path)
+        (sidecars if is_manifest or path in companions else models).append(path)
     return models, sidecars
 
 

@@ -1,4 +1,4 @@
-"""Option helpers shared by the command modules."""
+"""Option parsing and output helpers shared by the command modules (click only at import)."""
 from __future__ import annotations
 
 import sys
@@ -15,7 +15,34 @@ def json_option(func):
 
 
 def names(value: str | None) -> list[str]:
+    """'a, b,c' -> ['a', 'b', 'c']."""
     return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+def floats(ctx, param, value) -> list[float] | None:
+    """Click callback: '127.5' or '123.7,116.3,103.5' -> floats."""
+    if value is None:
+        return None
+    try:
+        return [float(v) for v in value.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise click.BadParameter(f"'{value}' is not a comma-separated list of numbers (e.g. 127.5 or 123.7,116.3,103.5)")
+
+
+def size(ctx, param, value) -> list[int] | None:
+    """Click callback: '224' or '224,160' or '224x160' -> [height, width]."""
+    if value is None:
+        return None
+    parts = value.lower().replace("x", ",").split(",")
+    try:
+        dims = [int(p) for p in parts if p]
+    except ValueError:
+        dims = []
+    if len(dims) == 1:
+        dims = dims * 2
+    if len(dims) != 2 or min(dims) < 1:
+        raise click.BadParameter(f"'{value}' is not HEIGHT,WIDTH (e.g. 224 or 224,224)")
+    return dims
 
 
 # OpenVINO's performance hints (edgekit.runtime.openvino.HINTS maps them; a test keeps the two equal).

@@ -120,12 +120,12 @@ def deploy(model, hosts, old_to, name, profile, allow_cpu, labels, include, keep
     from ..deploy.hosts import parse_targets
     from ..deploy.remote import deploy_fleet
     from ..ui import console, print_json, warning
+    from ..views.deploy import render_deploy
 
     options, python, root = _ssh(kw)
     hosts = parse_targets(tuple(hosts) + tuple(old_to))
     err = console(stderr=True)
-    bundle = build_bundle(model, name=name, labels=labels, include=include,
-                          warn=warning)
+    bundle = build_bundle(model, name=name, labels=labels, include=include, warn=warning)
     if profile:
         _check_profile(profile, bundle, model, allow_cpu, lambda m: err.print(f"warning: {m}", markup=False))
     elif allow_cpu:
@@ -141,7 +141,7 @@ def deploy(model, hosts, old_to, name, profile, allow_cpu, labels, include, keep
         print_json({"name": bundle.name, "version": bundle.version, "bundle": bundle.to_dict(),
                     "results": [r.to_dict() for r in results], "ok": len(results) - len(failed), "failed": len(failed)})
     else:
-        _deploy_table(bundle, results)
+        render_deploy(bundle, results, console())
     _raise_for(failed, len(results), "deploy")
 
 
@@ -189,24 +189,6 @@ def _raise_for(failed, total: int, what: str) -> None:
                          "see the table; the other hosts were done")
     error.exit_code = 1
     raise error
-
-
-def _deploy_table(bundle, results) -> None:
-    from ..ui import console, human_size, table
-
-    rows = [[r.host, r.version or "—", "[green]ok[/]" if r.status == "ok" else "[red]failed[/]",
-             "yes" if r.verified else "no", f"{r.seconds:.1f} s",
-             _note(r.host, r.error) or ("unchanged: this content is already current" if r.unchanged else
-                                        f"was {r.previous}" if r.previous else "")]
-            for r in results]
-    out = console()
-    out.print(table(f"deploy {bundle.name} ({human_size(bundle.size)}, {len(bundle.files)} files)",
-                    ["host", "version", "status", "sha256 verified", "time", "notes"], rows))
-
-
-def _note(host: str, error: str | None) -> str:
-    """The error without the host prefix, which the table's host column already shows."""
-    return (error or "").removeprefix(f"{host}: ")
 
 
 class _upload_progress:
@@ -280,7 +262,8 @@ def rollback(hosts, name, version, old_to, parallel, as_json, **kw):
     """
     from ..deploy.hosts import parse_targets
     from ..deploy.remote import rollback_fleet
-    from ..ui import console, print_json, table
+    from ..ui import console, print_json
+    from ..views.deploy import render_rollback
 
     if version and old_to:
         raise _bad_input("--version and --to both given", "use --version (--to is its deprecated spelling)")
@@ -291,10 +274,7 @@ def rollback(hosts, name, version, old_to, parallel, as_json, **kw):
     if as_json:
         print_json({"results": [r.to_dict() for r in results], "ok": len(results) - len(failed), "failed": len(failed)})
     else:
-        console().print(table("rollback", ["host", "model", "now current", "was", "status", "notes"],
-                              [[r.host, r.name, r.version or "—", r.previous or "—",
-                                "[green]ok[/]" if r.status == "ok" else "[red]failed[/]", _note(r.host, r.error)]
-                               for r in results]))
+        render_rollback(results, console())
     _raise_for(failed, len(results), "rollback")
 
 
@@ -328,7 +308,8 @@ def remote_status(host, name, as_json, **kw):
     from ..deploy.bundle import check_name
     from ..deploy.remote import Device
     from ..errors import EdgekitError
-    from ..ui import console, human_size, print_json, table
+    from ..ui import console, print_json
+    from ..views.deploy import render_status
 
     options, python, root = _ssh(kw)
     device = Device(_single_host(host), options, python, root)
@@ -350,15 +331,8 @@ def remote_status(host, name, as_json, **kw):
                          "model_sha256": info.get("model_sha256"), "size_bytes": info.get("size_bytes")})
     if as_json:
         print_json({"host": device.host.label, "root": device.root, "versions": rows})
-        return
-    if not rows:
-        console().print(f"{device.host.label}: no model is deployed under {device.root}", markup=False)
-        return
-    console().print(table(f"{device.host.label}: deployed models under {device.root}",
-                          ["name", "version", "state", "created", "model file", "model sha256", "size"],
-                          [[r["name"], r["version"], r["state"], r["created"] or "—", r["model"] or "—",
-                            (r["model_sha256"] or "—")[:16], human_size(r["size_bytes"]) if r["size_bytes"] else "—"]
-                           for r in rows]))
+    else:
+        render_status(device.host.label, device.root, rows, console())
 
 
 @remote.command("bench")
@@ -380,7 +354,8 @@ def remote_bench(host, name, runs, warmup, threads, as_json, **kw):
     """
     from ..deploy.remote import Device
     from ..errors import EdgekitError
-    from ..ui import console, fmt, print_json, table
+    from ..ui import console, print_json
+    from ..views.deploy import render_remote_bench
 
     options, python, root = _ssh(kw)
     device = Device(_single_host(host), options, python, root)
@@ -388,16 +363,7 @@ def remote_bench(host, name, runs, warmup, threads, as_json, **kw):
     if as_json:
         print_json(report)
     else:
-        record = report["results"][0]
-        lat = record.get("latency_ms") or {}
-        board = report["host"]
-        console().print(table(f"remote bench on {device.host.label} ({board.get('cpu')}, {board.get('machine')}, "
-                              f"Python {board.get('python')})",
-                              ["model", "version", "backend", "device", "load ms", "mean ms", "p50", "p90", "p99", "fps", "status"],
-                              [[record["artifact"], report.get("bundle", {}).get("version"), record.get("backend"),
-                                record.get("device"), fmt(record.get("load_ms"), ".1f"), fmt(lat.get("mean"), ".2f"),
-                                fmt(lat.get("p50"), ".2f"), fmt(lat.get("p90"), ".2f"), fmt(lat.get("p99"), ".2f"),
-                                fmt(record.get("fps"), ".1f"), record.get("status")]]))
+        render_remote_bench(report, device.host.label, console())
     failed = [r for r in report["results"] if r.get("status") != "ok"]
     if failed:
         raise EdgekitError(f"{device.host.label}: benchmark failed: {failed[0].get('error')}")
@@ -433,6 +399,7 @@ def remote_run(host, name, source, frames, top_k, serve, jsonl, as_json, **kw):
 
     from ..deploy.remote import Device
     from ..ui import console, print_json
+    from ..views.deploy import frame_text
 
     options, python, root = _ssh(kw)
     device = Device(_single_host(host), options, python, root)
@@ -457,19 +424,9 @@ def remote_run(host, name, source, frames, top_k, serve, jsonl, as_json, **kw):
             sys.stdout.write(json.dumps(line) + "\n")
             sys.stdout.flush()
         else:
-            out.print(_frame_text(line))
+            out.print(frame_text(line))
     if as_json:
         print_json({"host": device.host.label, "name": model, "frames": lines})
-
-
-def _frame_text(line: dict) -> str:
-    head = f"{line.get('source')}: {line.get('latency_ms', 0):.1f} ms"
-    results = line.get("results") or {}   # Prediction.to_dict(), as `edgekit predict --json` writes it
-    found = results.get("classes") or results.get("detections") or []
-    text = ", ".join(f"{item['label']} {item['score']:.3f}" for item in found[:3])
-    if "mask" in results:
-        text = "mask " + "x".join(map(str, results["mask"]["shape"]))
-    return head + "  " + (text or "(nothing found)")
 
 
 __all__ = ["deploy", "remote", "rollback"]

@@ -22,18 +22,11 @@ def devices(as_json):
       edgekit bench out/model_int8.xml --profile intel-cpu
     """
     from ..bench.profiles import survey
-    from ..ui import console, print_json, table
+    from ..ui import console, print_json
+    from ..views.devices import render_devices
 
     statuses = survey()
     if as_json:
         print_json([s.to_dict() for s in statuses])
-        return
-    rows = [[s.profile.name, "yes" if s.present else "no", s.profile.title, f"{s.profile.backend}/{s.profile.device}",
-             ", ".join(s.profile.precisions), str(len(s.profile.references)), "" if s.present else s.reason]
-            for s in statuses]
-    out = console()
-    out.print(table("device profiles (devices/*.yaml)",
-                    ["profile", "present", "device", "backend/device", "precisions", "references", "notes"],
-                    rows, wrap=("device", "notes")))
-    out.print("[dim]references: published latencies with their source; `edgekit bench --profile NAME` shows them "
-              "beside measured numbers[/]")
+    else:
+        render_devices(statuses, console())

@@ -36,8 +36,8 @@ def check(model, min_runtime, compiler_log, as_json):
     """
     from ..edgetpu.analyze import DEFAULT_MIN_RUNTIME, analyze
     from ..edgetpu.report import side_by_side
-    from ..edgetpu.views import comparison_table, report_view
     from ..ui import console, print_json
+    from ..views.edgetpu import render_edgetpu, render_side_by_side
 
     report = analyze(model, min_runtime or DEFAULT_MIN_RUNTIME)
     actual = _read_log(compiler_log) if compiler_log else None
@@ -49,10 +49,10 @@ def check(model, min_runtime, compiler_log, as_json):
         print_json(data)
         return
     out = console()
-    report_view(report, out)
+    render_edgetpu(report, out)
     if actual:
-        report_view(actual, out)
-        out.print(comparison_table(side_by_side(report, actual)))
+        render_edgetpu(actual, out)
+        render_side_by_side(side_by_side(report, actual), out)
 
 
 def _read_log(path: Path):
@@ -87,9 +87,9 @@ def compile_(models, out_dir, segments, show_ops, min_runtime, intermediate, tim
     from ..edgetpu.analyze import analyze
     from ..edgetpu.compiler import compile_models
     from ..edgetpu.report import side_by_side
-    from ..edgetpu.views import comparison_table, report_view
     from ..errors import EdgekitError
     from ..ui import console, print_json, progress_bar
+    from ..views.edgetpu import render_edgetpu, render_side_by_side
 
     with progress_bar(not as_json):   # in logs: the compiler's start and end lines, with its duration
         result = compile_models(list(models), out_dir or Path(models[0]).parent, min_runtime=min_runtime,
@@ -109,7 +109,7 @@ def compile_(models, out_dir, segments, show_ops, min_runtime, intermediate, tim
     out = console()
     out.print(f"edgetpu_compiler {result.version or '?'}" + (f", min runtime {min_runtime}" if min_runtime else ""))
     for compiled in result.models:
-        report_view(compiled.report, out)
+        render_edgetpu(compiled.report, out)
         out.print(f"  output: {compiled.output}  log: {compiled.log}")
         if compiled.source in comparisons:
-            out.print(comparison_table(comparisons[compiled.source]))
+            render_side_by_side(comparisons[compiled.source], out)

@@ -69,19 +69,45 @@ def run(model, source, backend, device, threads, workers, size, fps, save, serve
       edgekit run out/model_int8.tflite --source photos/ --save annotated/ --jsonl - --max-frames 10
       edgekit run out/model_int8.tflite --source synthetic --fps 15 --serve 127.0.0.1:8080 --no-auth
     """
-    from .. import interrupt
+    from ..ui import console, print_json
+    from ..views.run import render_run
+
+    err = console(stderr=True)
+    validate(as_json, jsonl, window)
+    frame_source = open_feed(source, size, fps)
+    sinks = choose_sinks(model, frame_source, save, serve, serve_token, no_auth, jsonl, window, err)
+    result = run_pipeline(model, backend, device, threads, workers, top_k, frame_source, sinks, max_retries,
+                          max_frames, err)
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        render_run(result, console(stderr=jsonl == "-"))   # stdout carries the JSON lines then
+    exit_policy()
+
+
+def validate(as_json: bool, jsonl: str | None, window: bool | None) -> None:
+    """Refuse contradictory outputs (exit 2) before any camera or model is opened."""
     from ..errors import EdgekitError
-    from ..runtime.predictor import open_predictor
-    from ..stream import SINKS, Pipeline, open_feed
     from ..stream.sinks.window import display_unavailable_reason
-    from ..ui import console, native_output_captured
 
     if as_json and jsonl == "-":
         raise EdgekitError("--json and --jsonl - both write to stdout", "write the JSON lines to a file: --jsonl FILE")
     if window and display_unavailable_reason():
         raise EdgekitError(f"--window: {display_unavailable_reason()}", "use --serve HOST:PORT, --save or --jsonl")
-    err = console(stderr=True)
-    frame_source = open_feed(source, size=size, fps=fps)
+
+
+def open_feed(source: str, size, fps):
+    """The camera, file, stream, folder or synthetic feed the user named (checked, not opened yet)."""
+    from ..stream import open_feed as open_stream_feed
+
+    return open_stream_feed(source, size=size, fps=fps)
+
+
+def choose_sinks(model, frame_source, save, serve, serve_token, no_auth, jsonl, window, err) -> list:
+    """The outputs asked for; with none, a window when there is a display, else the web page."""
+    from ..errors import EdgekitError
+    from ..stream import SINKS
+    from ..stream.sinks.window import display_unavailable_reason
 
     auto = not (save or serve or jsonl or window)
     sinks = []
@@ -103,6 +129,15 @@ def run(model, source, backend, device, threads, workers, size, fps, save, serve
     if not sinks:
         raise EdgekitError("no output: --no-window without --save, --serve or --jsonl",
                            "add an output, e.g. --jsonl - or --serve 127.0.0.1:8080")
+    return sinks
+
+
+def run_pipeline(model, backend, device, threads, workers, top_k, frame_source, sinks, max_retries, max_frames, err):
+    """Open the sinks (a bad path or busy port fails first), then one predictor per worker,
+    then run; on any failure before the run, opened sinks leave nothing behind."""
+    from ..runtime.predictor import open_predictor
+    from ..stream import Pipeline
+    from ..ui import native_output_captured
 
     opened, predictors = [], []
     try:
@@ -124,12 +159,18 @@ def run(model, source, backend, device, threads, workers, size, fps, save, serve
     pipeline = Pipeline(frame_source, predictors, sinks, max_retries=max_retries, max_frames=max_frames,
                         on_event=lambda event: err.print(f"{event.kind}: {event.message}", markup=False))
     try:
-        result = pipeline.run()
+        return pipeline.run()
     finally:
         for predictor in predictors:
             predictor.close()
-    _report(result, as_json, jsonl)
-    if interrupt.received() not in (None, signal.SIGINT):   # SIGTERM, SIGHUP: outputs are final, say who stopped us
+
+
+def exit_policy() -> None:
+    """0 after Ctrl-C or the end of the feed; SIGTERM and SIGHUP exit 143 and 129 once the
+    outputs are final, so a supervisor sees who stopped the run."""
+    from .. import interrupt
+
+    if interrupt.received() not in (None, signal.SIGINT):
         sys.exit(interrupt.exit_code())
 
 
@@ -149,23 +190,3 @@ def _serve_token(serve: str | None, token: str | None, no_auth: bool) -> str | N
     if not serve or no_auth:
         return None
     return token or new_token()
-
-
-def _report(result, as_json: bool, jsonl: str | None) -> None:
-    from ..ui import console, print_json
-
-    if as_json:
-        print_json(result.to_dict())
-        return
-    out = console(stderr=jsonl == "-")   # stdout carries the JSON lines then
-    rate = f"{result.fps:.1f} FPS" if result.fps else "-"
-    timing = (f", latency {result.latency_ms:.1f} ms, inference {result.infer_ms:.1f} ms"
-              if result.latency_ms is not None else "")
-    out.print(f"{result.frames} frames from {result.source} ({result.stopped}): {rate}{timing}", markup=False)
-    details = [f"dropped {result.dropped} to stay live" if result.dropped else "",
-               f"reconnected {result.reconnects}x" if result.reconnects else "",
-               f"skipped {len(result.skipped)} unreadable file(s)" if result.skipped else ""]
-    if any(details):
-        out.print("  " + ", ".join(d for d in details if d), markup=False)
-    for line in result.outputs:
-        out.print(f"  {line}", markup=False)

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import BadInput, ModelFormatError
+from ..errors import BadInput, EdgekitError, ModelFormatError
 from ..manifest import manifest_path, read_manifest
 
 SUMS = "SHA256SUMS"
@@ -134,17 +134,17 @@ def build_bundle(model: Path, name: str | None = None, labels: Path | None = Non
     stem. An Edge TPU model records the libedgetpu runtime version its manifest says it needs.
     WARN gets a line when there is no manifest. Raises BadInput for a missing or non-TFLite
     model, an invalid name, a missing --include file or two files with one name."""
-    from ..formats import detect
+    from ..formats import sniff
 
     model = Path(model)
     if not model.is_file():
         raise ModelFormatError(f"{model}: no such model file", "pass the .tflite artifact that `edgekit convert` wrote")
-    kind = detect(model)
+    kind = sniff(model).name
     if kind != "tflite":
         raise BadInput(f"{model.name} is a {kind} model; edgekit deploy ships TFLite models "
                        "(the board runner uses LiteRT / tflite_runtime)",
                        "convert it first: edgekit convert MODEL --to tflite")
-    name = check_name(name or model.name.removesuffix(".tflite"))
+    name = check_name(name or model.stem)
     check_name(model.name, "model file name")
     manifest = read_manifest(model)
     if manifest is None and warn:

@@ -12,15 +12,17 @@ implements `_load`/`_run`/`_results`; a one-call runtime (ONNX Runtime, Core ML)
 `_infer`, and its whole call is `run`.
 
 Everything a user can get wrong is checked before the native runtime runs: the file's
-structure (runtime/validate.py), the backend, the device, the options, and each input's
-count, rank, size and dtype (before it is loaded) and finiteness (just after it is copied in:
-`run` refuses until a `load` has passed). Each problem is one EdgekitError line.
+structure (its Format's check, edgekit/formats/), the backend, the device, the options, and
+each input's count, rank, size and dtype (before it is loaded) and finiteness (just after it is
+copied in: `run` refuses until a `load` has passed). Each problem is one EdgekitError line.
 
 A Runner keeps the loaded input and the last outputs: use one per thread (the camera pipeline
 opens one per inference worker).
 """
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 from typing import ClassVar
 
@@ -28,12 +30,10 @@ import numpy as np
 
 from .. import deps
 from ..errors import BadInput, EdgekitError, ModelFormatError, UnknownNameError, summary
-from ..formats import detect
+from ..formats import Format, sniff
+from ..formats.base import content_key, probe_timeout, run_probe
 from ..manifest import TensorInfo
 from ..registry import Registry
-
-# artifact format -> default backend
-DEFAULT_BACKEND = {"tflite": "litert", "openvino": "openvino", "onnx": "onnxruntime", "coreml": "coreml"}
 
 
 class Runner:
@@ -54,8 +54,8 @@ class Runner:
     options: ClassVar[tuple[str, ...]] = ()  # keyword options __init__ accepts (threads, hint, ...)
     # device names this backend understands; empty: the backend checks its device itself (edgetpu)
     device_kinds: ClassVar[tuple[str, ...]] = ()
-    # Load and run once in a child process before this process does (runtime/validate.py): a
-    # native crash on a damaged file must not take the caller down. Cached by content hash.
+    # Load and run once in a child process before this process does (`probe_backend`): a native
+    # crash on a damaged file must not take the caller down. Cached by content hash.
     probe_in_child: ClassVar[bool] = False
     inputs: list[TensorInfo]
     outputs: list[TensorInfo]
@@ -263,33 +263,22 @@ BACKENDS: Registry[type[Runner]] = Registry("backend", __package__)
 
 
 def open_runner(artifact, backend: str | None = None, device: str | None = None, **options) -> Runner:
-    """Open ARTIFACT (a .tflite, OpenVINO .xml, .onnx or .mlpackage path) with BACKEND (a name
-    in BACKENDS; default: the format's own runtime) on DEVICE (e.g. "CPU", "GPU" for OpenVINO,
-    "usb:0" for edgetpu; default: the backend's). OPTIONS are backend-specific: `threads`
-    (int >= 1; litert, openvino, onnxruntime) and `hint` ("latency" or "throughput"; openvino);
-    None means the backend's default.
+    """Open ARTIFACT (a .tflite, OpenVINO .xml, .onnx or Core ML path) with BACKEND (a name
+    in BACKENDS; default: the format's own backend, `Format.backend`) on DEVICE (e.g. "CPU",
+    "GPU" for OpenVINO, "usb:0" for edgetpu; default: the backend's). OPTIONS are
+    backend-specific: `threads` (int >= 1; litert, openvino, onnxruntime) and `hint` ("latency"
+    or "throughput"; openvino); None means the backend's default.
 
-    The file's structure is checked first (runtime/validate.py), and backends that load
-    native code first load it in a child process, so a damaged file raises ModelFormatError
-    instead of crashing this process. Raises BadInput (UnknownNameError for a backend, device
-    or option name) for everything else that cannot work. Use as a context manager.
+    The file's structure is checked first (`Format.check`), and backends that load native code
+    first load it in a child process (`vet`), so a damaged file raises ModelFormatError instead
+    of crashing this process. Raises BadInput (UnknownNameError for a backend, device or option
+    name) for everything else that cannot work. Use as a context manager.
     """
-    from .validate import check_structure, probe_in_child
-
     path = Path(artifact)
-    fmt = detect(path)
-    name = backend or DEFAULT_BACKEND.get(fmt)
-    if name is None:
-        raise EdgekitError(f"{path} is a {fmt} model, which no runtime backend runs",
-                           "convert it first with `edgekit convert`")
-    runner_cls = BACKENDS.get(name)
-    if fmt not in runner_cls.formats:
-        raise EdgekitError(f"backend '{name}' cannot run {fmt} models like {path.name}",
-                           f"it runs: {', '.join(runner_cls.formats)}")
-    reason = runner_cls.unavailable_reason()
-    if reason:
-        raise EdgekitError(f"backend '{name}' is unavailable on this host: {reason}")
+    fmt = sniff(path)
+    runner_cls = runner_class(path, fmt, backend)
     options = {k: v for k, v in options.items() if v is not None}
+    name = runner_cls.backend
     unknown = sorted(set(options) - set(runner_cls.options))
     if unknown:
         raise EdgekitError(f"backend '{name}' has no option {', '.join(unknown)}",
@@ -298,7 +287,39 @@ def open_runner(artifact, backend: str | None = None, device: str | None = None,
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise EdgekitError(f"threads must be a whole number of at least 1, got {threads!r}")
     device = runner_cls.check_device(device)
-    check_structure(path, fmt)
-    if runner_cls.probe_in_child:
-        probe_in_child(path, name, device, options)
+    vet(path, fmt, runner_cls, device, options)
     return runner_cls(path, device, **options)
+
+
+def runner_class(path: Path, fmt: Format, backend: str | None = None) -> type[Runner]:
+    """The backend class that runs PATH (of format FMT): BACKEND, else the format's default.
+    Raises EdgekitError when none runs it or it is unavailable here."""
+    name = backend or fmt.backend
+    if name is None:
+        raise EdgekitError(f"{path} is a {fmt.name} model, which no runtime backend runs",
+                           "convert it first with `edgekit convert`")
+    runner_cls = BACKENDS.get(name)
+    if fmt.name not in runner_cls.formats:
+        raise EdgekitError(f"backend '{name}' cannot run {fmt.name} models like {path.name}",
+                           f"it runs: {', '.join(runner_cls.formats)}")
+    reason = runner_cls.unavailable_reason()
+    if reason:
+        raise EdgekitError(f"backend '{name}' is unavailable on this host: {reason}")
+    return runner_cls
+
+
+def vet(path: Path, fmt: Format, runner_cls: type[Runner], device: str | None, options: dict) -> None:
+    """The safety checks before a native runtime in this process sees PATH: the format's
+    structure check, then, for a backend that asks for it, one load and run in a child."""
+    fmt.check_structure(path)
+    if runner_cls.probe_in_child:
+        probe_backend(path, fmt, runner_cls.backend, device, options)
+
+
+def probe_backend(path: Path, fmt: Format, backend: str, device: str | None, options: dict) -> None:
+    """Load, compile and run PATH once on zeros with BACKEND in a child (`edgekit.runtime.probe`);
+    one line here if that crashes, hangs or fails. A pass is cached by content hash."""
+    files = fmt.files(path)
+    command = [sys.executable, "-m", "edgekit.runtime.probe", str(path), backend, device or "", json.dumps(options)]
+    run_probe(command, path, backend, probe_timeout(files),
+              cache_key=content_key(files, backend, device, sorted(options.items())))

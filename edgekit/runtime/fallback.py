@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..formats import detect
+from ..formats import sniff
 from ..frames import detection_format
 from ..manifest import Manifest, Preprocess
 from .base import Runner
 
 
 def manifest_from_model(path: Path, runner: Runner) -> tuple[Manifest, list[str]]:
-    fmt = detect(path)
+    fmt = sniff(path).name
     first = runner.inputs[0]
     shape = [int(d) for d in first.shape]
     layout = "NCHW" if len(shape) == 4 and shape[1] in (1, 3) and shape[3] not in (1, 3) else "NHWC"
@@ -37,13 +37,11 @@ def manifest_from_model(path: Path, runner: Runner) -> tuple[Manifest, list[str]
     if metadata and metadata.facts.labels:
         labels = metadata.facts.labels
     else:
-        from ..sources.base import LABEL_FILES, read_labels
+        from ..formats import labels_beside
+        from ..sources.base import read_labels
 
-        for name in LABEL_FILES:
-            candidate = (path if path.is_dir() else path.parent) / name
-            if candidate.is_file():
-                labels = read_labels(candidate)
-                break
+        candidate = labels_beside(path)
+        labels = read_labels(candidate) if candidate else []
     if not labels:
         assumed.append("no labels (class indices are shown)")
     shapes = [list(t.shape) for t in runner.outputs]

@@ -8,6 +8,8 @@ from typing import ClassVar
 import numpy as np
 
 from ..errors import BadInput, UnknownNameError, summary
+from ..formats import sniff
+from ..formats.openvino import port_info
 from ..manifest import Quantization, TensorInfo, read_manifest
 from .base import BACKENDS, Runner
 
@@ -72,8 +74,8 @@ class OpenVINORunner(Runner):
         # static inputs are copied into the request's own tensors: handing infer() a new array
         # each call made it rebind the input and cost ~4 % of an EfficientNet-Lite0 int8 call
         self._static = all(port.get_partial_shape().is_static for port in self.compiled.inputs)
-        self.inputs = _with_quantization([_info(p) for p in self.compiled.inputs], self.path, "inputs")
-        self.outputs = _with_quantization([_info(p) for p in self.compiled.outputs], self.path, "outputs")
+        self.inputs = _with_quantization([port_info(p) for p in self.compiled.inputs], self.path, "inputs")
+        self.outputs = _with_quantization([port_info(p) for p in self.compiled.outputs], self.path, "outputs")
 
     def _load(self, arrays: list[np.ndarray]) -> None:
         request = self.request
@@ -101,7 +103,7 @@ def _with_quantization(infos: list[TensorInfo], path: Path, side: str) -> list[T
         for info, known in zip(infos, recorded):
             if info.quantization is None and known.quantization and info.dtype == known.dtype:
                 info.quantization = known.quantization
-    elif path.suffix == ".tflite" or _is_tflite(path):
+    elif sniff(path).name == "tflite":
         from ..tflite_model import read_tflite
 
         model = read_tflite(path)
@@ -113,20 +115,3 @@ def _with_quantization(infos: list[TensorInfo], path: Path, side: str) -> list[T
                     info.quantization = Quantization.from_params(quant.scale, quant.zero_point,
                                                                  quant.quantized_dimension)
     return infos
-
-
-def _is_tflite(path: Path) -> bool:
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(8)[4:8] == b"TFL3"
-    except OSError:
-        return False
-
-
-def _info(port) -> TensorInfo:
-    try:
-        name = port.get_any_name()
-    except RuntimeError:
-        name = f"port_{port.get_index()}"
-    shape = [d.get_length() if d.is_static else -1 for d in port.get_partial_shape()]  # -1: dynamic
-    return TensorInfo(name, shape, port.get_element_type().to_dtype().name)

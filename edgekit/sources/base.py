@@ -1,7 +1,8 @@
-"""The SourceModel contract and the loader that picks a source kind from a path's content."""
+"""The SourceModel contract and the loader that picks a source kind from a path's content.
+
+Which module reads a format is the format's own fact (`Format.source`, edgekit/formats/)."""
 from __future__ import annotations
 
-import importlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,16 +10,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .. import formats
 from ..errors import BadInput, ModelFormatError
+from ..formats import labels_beside, sniff
 from ..manifest import TensorInfo
 from ..registry import Registry
 
-SOURCES: Registry[type[SourceModel]] = Registry("source format")
-# format name (from formats.detect) -> module that registers it; imported on demand
-_MODULES = {"keras": "keras", "keras-h5": "keras", "savedmodel": "savedmodel", "tflite": "tflite",
-            "onnx": "onnx", "torchscript": "torch", "torch-export": "torch", "torch-module": "torch"}
-LABEL_FILES = ("labels.txt", "dict.txt", "labels.json")
+# format name (edgekit/formats/) -> the class that loads it; the modules beside this one register
+SOURCES: Registry[type[SourceModel]] = Registry("source format", __package__)
+TORCH_MODULE = "torch-module"   # an nn.Module given through the Python API: a source without a file format
 
 
 @dataclass
@@ -93,19 +92,19 @@ class SourceModel:
 
 
 def source_class(model: Any) -> type[SourceModel]:
-    """The source class for a path (detected from content) or an in-memory model; loads nothing."""
+    """The source class for a path (sniffed from content) or an in-memory model; loads nothing."""
     if isinstance(model, (str, Path)):
-        fmt = formats.detect(Path(model))
-        if fmt not in _MODULES:
-            raise ModelFormatError(f"{model} is an already converted {fmt} artifact",
+        fmt = sniff(Path(model))
+        if fmt.source is None:
+            raise ModelFormatError(f"{model} is an already converted {fmt.name} artifact",
                                    "convert from the original model (Keras, SavedModel, TFLite, ONNX, PyTorch)")
+        name = fmt.name
     elif type(model).__module__.startswith("torch") or hasattr(model, "state_dict"):
-        fmt = "torch-module"
+        name = TORCH_MODULE
     else:
         raise ModelFormatError(f"cannot convert a Python object of type {type(model).__name__}",
                                "pass a torch.nn.Module or a model file path")
-    importlib.import_module(f"{__package__}.{_MODULES[fmt]}")
-    return SOURCES.get(fmt)
+    return SOURCES.get(name)
 
 
 def load_source(model: Any, input_shape: list[int] | None = None) -> SourceModel:
@@ -122,13 +121,10 @@ def _attach_labels_file(source: SourceModel) -> None:
     """AutoML and SDK exports ship labels beside the model; the model's own metadata wins."""
     if source.facts.labels or source.path is None:
         return
-    folder = source.path if source.path.is_dir() else source.path.parent
-    for name in LABEL_FILES:
-        candidate = folder / name
-        if candidate.is_file():
-            source.facts.labels = read_labels(candidate)
-            source.facts.labels_from = str(candidate)
-            return
+    candidate = labels_beside(source.path)
+    if candidate is not None:
+        source.facts.labels = read_labels(candidate)
+        source.facts.labels_from = str(candidate)
 
 
 def read_labels(path: Path) -> list[str]:

@@ -29,10 +29,9 @@ class KerasSource(SourceModel):
         require("tensorflow", "reading Keras models")
         import keras
 
-        from ..formats import detect
-        from ..sandbox import probe_load
+        from ..formats import sniff
 
-        probe_load(detect(path), path)
+        sniff(path).load_in_child(path)
         try:
             model = keras.models.load_model(str(path), compile=False, safe_mode=True)
         except Exception as exc:

@@ -29,10 +29,10 @@ class SavedModelSource(SourceModel):
     @classmethod
     def from_path(cls, path: Path, input_shape=None, probe: bool = True) -> SavedModelSource:
         tf = require("tensorflow", "reading SavedModels")
-        from ..sandbox import probe_load
+        from ..formats import FORMATS
 
         if probe:  # our own intermediate SavedModels are trusted
-            probe_load("savedmodel", path)
+            FORMATS.get("savedmodel").load_in_child(path)
         try:
             loaded = tf.saved_model.load(str(path))
         except Exception as exc:

@@ -7,13 +7,12 @@ import numpy as np
 
 from ..deps import require
 from ..errors import ModelFormatError
-from ..formats import detect
+from ..formats import sniff
 from ..manifest import TensorInfo
-from ..sandbox import probe_load
-from .base import SOURCES, SourceModel
+from .base import SOURCES, TORCH_MODULE, SourceModel
 
 
-@SOURCES.register("torch-module")
+@SOURCES.register(TORCH_MODULE)
 @SOURCES.register("torchscript")
 @SOURCES.register("torch-export")
 class TorchSource(SourceModel):
@@ -37,9 +36,9 @@ class TorchSource(SourceModel):
     @classmethod
     def from_path(cls, path: Path, input_shape=None) -> TorchSource:
         torch = require("torch", "reading PyTorch models")
-        kind = detect(path)
-        probe_load(kind, path)
-        if kind == "torchscript":
+        fmt = sniff(path)
+        fmt.load_in_child(path)
+        if fmt.name == "torchscript":
             module = torch.jit.load(str(path), map_location="cpu")
         else:
             program = torch.export.load(str(path))

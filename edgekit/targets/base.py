@@ -8,6 +8,7 @@ from typing import ClassVar
 from .. import deps
 from ..bridges.base import ConvertContext
 from ..errors import BadInput
+from ..formats import FORMATS
 from ..manifest import EdgeTPUInfo, StepParity, TensorInfo, VerifyReport
 from ..registry import Registry
 from ..sources.base import SourceModel
@@ -35,12 +36,21 @@ class Target:
     in `accepts`, calls `convert`, then verifies the artifact on `runtime`."""
 
     name: ClassVar[str]
-    suffix: ClassVar[str]
+    format: ClassVar[str]                      # the Format it writes (edgekit/formats/): suffix, default backend
     precisions: ClassVar[tuple[str, ...]]
     accepts: ClassVar[tuple[str, ...]]         # model forms it converts from
     requires: ClassVar[tuple[str, ...]]        # importable modules
     refusals: ClassVar[dict[str, str]] = {}    # source form -> why no sound route exists
-    runtime: ClassVar[str | None] = None       # runtime backend used to verify numerics
+
+    @property
+    def suffix(self) -> str:
+        """The suffix of the artifacts it writes: its format's."""
+        return FORMATS.get(self.format).suffix
+
+    @property
+    def runtime(self) -> str | None:
+        """The runtime backend that verifies its numerics: its format's default backend."""
+        return FORMATS.get(self.format).backend
 
     def unavailable_reason(self) -> str | None:
         """Why this target cannot run here (a missing module, found with find_spec, never

@@ -25,7 +25,8 @@ import numpy as np
 from .. import deps
 from ..bridges.base import ConvertContext
 from ..errors import ConversionError, summary
-from ..manifest import Preprocess, TensorInfo, VerifyReport
+from ..formats.coreml import describe
+from ..manifest import Preprocess, VerifyReport
 from ..modelcard import positional
 from ..sources.base import SourceModel
 from .base import Target, TargetOutput, register
@@ -36,11 +37,10 @@ INPUT_NAME = "image"
 @register
 class CoreMLTarget(Target):
     name = "coreml"
-    suffix = ".mlpackage"
+    format = "coreml"
     precisions = ("fp32", "fp16", "int8")
     accepts = ("torch", "keras", "savedmodel")   # coremltools' PyTorch and TensorFlow 2 frontends
     requires = ("coremltools",)                  # plus torch or tensorflow, whichever the route needs
-    runtime = "coreml"
 
     def convert(self, model: SourceModel, precision: str, artifact: Path, ctx: ConvertContext) -> TargetOutput:
         """Convert `model` (a torch, keras or savedmodel form with one image input, batch 1) to an
@@ -89,7 +89,7 @@ class CoreMLTarget(Target):
             raise _conversion_error(exc, frontend) from None
         write_card(mlmodel, ctx, precision)
         mlmodel.save(str(artifact))
-        inputs, outputs = _describe(mlmodel.get_spec())
+        inputs, outputs = describe(mlmodel.get_spec())
         versions = {"coremltools": deps.version("coremltools") or "?"}
         return TargetOutput(files=[artifact], inputs=inputs, outputs=outputs, converters=versions,
                             options={"image_input": True, "normalization_in_model": True, "frontend": frontend,
@@ -104,7 +104,7 @@ class CoreMLTarget(Target):
         report = VerifyReport(status="structure-only", runtime="coremltools (spec only)",
                               notes=["numerics need macOS: Core ML prediction runs only there"])
         spec = ct.models.MLModel(str(artifact), skip_model_load=True).get_spec()
-        inputs, outputs = _describe(spec)
+        inputs, outputs = describe(spec)
         problems = []
         if [(t.name, t.shape) for t in inputs] != [(t.name, t.shape) for t in output.inputs]:
             problems.append(f"inputs {inputs} differ from the manifest")
@@ -240,15 +240,3 @@ def write_card(mlmodel, ctx: ConvertContext, precision: str) -> None:
         elif name == scores:
             mlmodel.output_description[name] = "the model's score for each class label"
 
-
-def _describe(spec) -> tuple[list[TensorInfo], list[TensorInfo]]:
-    def info(feature) -> TensorInfo:
-        kind = feature.type.WhichOneof("Type")
-        if kind == "imageType":
-            t = feature.type.imageType
-            return TensorInfo(feature.name, [1, 3, int(t.height), int(t.width)], "image")
-        if kind == "multiArrayType":
-            return TensorInfo(feature.name, [int(d) for d in feature.type.multiArrayType.shape], "float32")
-        return TensorInfo(feature.name, [], kind or "unknown")
-
-    return [info(f) for f in spec.description.input], [info(f) for f in spec.description.output]

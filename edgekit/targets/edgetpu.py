@@ -23,7 +23,7 @@ from .tflite import TFLiteTarget
 @register
 class EdgeTPUTarget(TFLiteTarget):
     name = "edgetpu"
-    suffix = ".tflite"
+    format = "tflite"
     precisions = ("int8",)
     runtime = "litert"   # numerics of the uncompiled int8 model; the compiled one needs the device
 

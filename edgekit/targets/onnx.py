@@ -16,11 +16,10 @@ from .base import Target, TargetOutput, register
 @register
 class OnnxTarget(Target):
     name = "onnx"
-    suffix = ".onnx"
+    format = "onnx"
     precisions = ("fp32", "int8")
     accepts = ("onnx",)
     requires = ("onnx", "onnxruntime")
-    runtime = "onnxruntime"
 
     def convert(self, model: SourceModel, precision: str, artifact: Path, ctx: ConvertContext) -> TargetOutput:
         converters = {"onnx": deps.version("onnx") or "?"}

@@ -8,7 +8,8 @@ import numpy as np
 from .. import deps
 from ..bridges.base import ConvertContext
 from ..errors import ConversionError, UnsupportedRouteError, summary
-from ..manifest import TensorInfo
+from ..formats import FORMATS
+from ..formats.openvino import port_info
 from ..frames import to_layout
 from ..modelcard import for_artifact
 from ..sources.base import SourceModel
@@ -19,11 +20,10 @@ from .base import Target, TargetOutput, register
 @register
 class OpenVINOTarget(Target):
     name = "openvino"
-    suffix = ".xml"
+    format = "openvino"
     precisions = ("fp32", "fp16", "int8")
     accepts = ("onnx", "tflite", "savedmodel")   # OpenVINO's own frontends
     requires = ("openvino",)
-    runtime = "openvino"
 
     def convert(self, model: SourceModel, precision: str, artifact: Path, ctx: ConvertContext) -> TargetOutput:
         import openvino as ov
@@ -50,10 +50,9 @@ class OpenVINOTarget(Target):
             converters["nncf"] = deps.version("nncf") or "?"
         write_card(ov_model, ctx)
         ov.save_model(ov_model, str(artifact), compress_to_fp16=(precision == "fp16"))
-        weights = artifact.with_suffix(".bin")
-        return TargetOutput(files=[weights, artifact],
-                            inputs=[_info(p) for p in ov_model.inputs],
-                            outputs=[_info(p) for p in ov_model.outputs],
+        return TargetOutput(files=[*FORMATS.get(self.format).companions(artifact), artifact],
+                            inputs=[port_info(p) for p in ov_model.inputs],
+                            outputs=[port_info(p) for p in ov_model.outputs],
                             converters=converters, layout=model.layout, notes=notes)
 
 
@@ -137,12 +136,6 @@ def _quantized_ops(ov_model) -> set[str]:
             if consumer.get_node().get_type_name() != "FakeQuantize"}
 
 
-def _info(port) -> TensorInfo:
-    """A port's name, shape (-1 where the size is computed at run time: NMS outputs) and dtype."""
-    shape = [d.get_length() if d.is_static else -1 for d in port.get_partial_shape()]
-    return TensorInfo(port.get_any_name(), shape, port.get_element_type().to_dtype().name)
-
-
 def write_card(ov_model, ctx: ConvertContext) -> None:
     """The model card into the IR's rt_info under `model_info` (the section OpenVINO's Model API
     reads): name, description, author, license, version, and `inputs`/`outputs` descriptions keyed
@@ -153,7 +146,7 @@ def write_card(ov_model, ctx: ConvertContext) -> None:
             ov_model.set_rt_info(getattr(card, key), ["model_info", key])
     for kind, described, source, ports in (("inputs", card.inputs, ctx.source_inputs, ov_model.inputs),
                                            ("outputs", card.outputs, ctx.source_outputs, ov_model.outputs)):
-        shapes = [_info(p).shape for p in ports]
+        shapes = [port_info(p).shape for p in ports]
         for port, text in zip(ports, for_artifact(described, source, shapes)):
             if text:
                 ov_model.set_rt_info(text, ["model_info", kind, port.get_any_name()])

@@ -31,11 +31,10 @@ def _static_converter(tf, model: SourceModel):
 @register
 class TFLiteTarget(Target):
     name = "tflite"
-    suffix = ".tflite"
+    format = "tflite"
     precisions = ("fp32", "fp16", "dynamic", "int8")
     accepts = ("savedmodel",)
     requires = ("tensorflow", "ai_edge_litert")
-    runtime = "litert"
 
     def convert(self, model: SourceModel, precision: str, artifact: Path, ctx: ConvertContext) -> TargetOutput:
         import tensorflow as tf

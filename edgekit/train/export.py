@@ -96,19 +96,19 @@ def evaluate_artifact(path: Path, images: list[np.ndarray], targets: np.ndarray,
 def measure_artifacts(result, pick: str, images: list[np.ndarray], targets: np.ndarray, labels: list[str],
                       float_accuracy: float, max_drop: float) -> list[ArtifactEval]:
     """Test accuracy (and the gate) for every artifact of one ConvertResult."""
-    from ..runtime.base import BACKENDS, DEFAULT_BACKEND
+    from ..formats import sniff
+    from ..runtime.base import BACKENDS
 
     rows = []
     for artifact in result.artifacts:
         path = Path(artifact.path)
         row = ArtifactEval(pick, artifact.target, artifact.precision, str(path), artifact.size_bytes,
                            "not measured", float_accuracy=float_accuracy, parity=artifact.verify.status)
-        fmt = "coreml" if artifact.target == "coreml" else ("openvino" if path.suffix == ".xml" else
-                                                            "onnx" if path.suffix == ".onnx" else "tflite")
-        reason = BACKENDS.get(DEFAULT_BACKEND[fmt]).unavailable_reason()
+        fmt = sniff(path)
+        reason = BACKENDS.get(fmt.backend).unavailable_reason()
         if reason:
             row.note = (f"Core ML predicts only on macOS: accuracy not measured here ({reason})"
-                        if fmt == "coreml" else f"not measured: {reason}")
+                        if fmt.name == "coreml" else f"not measured: {reason}")
             rows.append(row)
             continue
         try:

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from edgekit.errors import ModelFormatError
-from edgekit.runtime.validate import check_structure
+from edgekit.formats import FORMATS
 
 from . import tflite_variants as tv
 
@@ -47,7 +47,7 @@ def litert_loads(path: Path) -> tuple[bool, str]:
 
 def ours_accepts(path: Path) -> tuple[bool, str]:
     try:
-        check_structure(path, "tflite")
+        FORMATS.get("tflite").check_structure(path)
     except ModelFormatError as exc:
         return False, exc.one_line()
     return True, ""

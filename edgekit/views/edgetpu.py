@@ -1,9 +1,9 @@
-"""Rich renderings of Edge TPU reports (the CLI picks these or --json)."""
+"""`edgekit edgetpu check|compile`: the Edge TPU report per op, and predicted vs compiler."""
 from __future__ import annotations
 
+from ..edgetpu import ops as tpu
+from ..edgetpu.report import EdgeTPUReport
 from ..ui import human_size, table
-from . import ops as tpu
-from .report import EdgeTPUReport
 
 _STYLE = {tpu.MAPPED: "green", tpu.MAY_NOT_MAP: "green", tpu.MULTIPLE_SUBGRAPHS: "yellow"}
 
@@ -12,7 +12,8 @@ def _size(value: int | None) -> str:
     return "—" if value is None else human_size(value)
 
 
-def report_view(report: EdgeTPUReport, console) -> None:
+def render_edgetpu(report: EdgeTPUReport, console) -> None:
+    """An EdgeTPUReport: predicted offline or parsed from the compiler's output."""
     title = "predicted (offline, no compiler)" if report.kind == "predicted" else \
         f"edgetpu_compiler {report.compiler_version or ''}".strip()
     if report.error:
@@ -34,10 +35,11 @@ def report_view(report: EdgeTPUReport, console) -> None:
         console.print(f"note: {note}")
 
 
-def comparison_table(rows: list[dict]):
+def render_side_by_side(rows: list[dict], console) -> None:
+    """Per op: what the offline analysis predicted beside what the compiler reported."""
     def cell(statuses: dict[str, int]) -> str:
         return "; ".join(f"{count} {status}" for status, count in statuses.items()) or "—"
 
-    return table("predicted vs compiler", ["op", "predicted", "compiler", "agree"],
-                 [[r["op"], cell(r["predicted"]), cell(r["compiler"]), "yes" if r["agree"] else "[red]no[/]"]
-                  for r in rows], wrap=("predicted", "compiler"))
+    console.print(table("predicted vs compiler", ["op", "predicted", "compiler", "agree"],
+                        [[r["op"], cell(r["predicted"]), cell(r["compiler"]), "yes" if r["agree"] else "[red]no[/]"]
+                         for r in rows], wrap=("predicted", "compiler")))

@@ -1,0 +1,111 @@
+"""`edgekit convert`: source model -> edge artifacts, each verified against the source."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .common import debug_enabled, floats, json_option, names, size
+
+
+def card_options(command):
+    """--author, --license, --model-version, --description, --input-description, --output-description."""
+    for option in reversed([
+        click.option("--author", help="Model author, written into each format's metadata."),
+        click.option("--license", "license_", help="Model licence (e.g. Apache-2.0)."),
+        click.option("--model-version", help="Model version string (e.g. 1.2.0)."),
+        click.option("--description", help="One-line model description."),
+        click.option("--input-description", multiple=True, metavar="NAME=TEXT",
+                     help="Describe a source input by name; repeatable."),
+        click.option("--output-description", multiple=True, metavar="NAME=TEXT",
+                     help="Describe a source output by name; repeatable."),
+    ]):
+        command = option(command)
+    return command
+
+
+def card_from(author, license_, model_version, description, input_description, output_description):
+    """The ModelCard the card options describe."""
+    from ..manifest import ModelCard
+    from ..modelcard import parse_descriptions
+
+    return ModelCard(author=author or "", license=license_ or "", version=model_version or "",
+                     description=description or "",
+                     inputs=parse_descriptions(input_description, "--input-description"),
+                     outputs=parse_descriptions(output_description, "--output-description"))
+
+
+@click.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--to", "targets", required=True,
+              help="Comma-separated targets: tflite, edgetpu, openvino, coreml, onnx.")
+@click.option("--precision", "precisions",
+              help="Comma-separated: fp32, fp16, dynamic, int8, or 'all' (every precision each target offers). "
+                   "Default: fp32, and int8 for edgetpu.")
+@click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), default=Path("out"), show_default=True,
+              help="Folder for the artifacts and their manifests.")
+@click.option("--calib", help="Calibration data for int8: image folder, video, .npy array, or 'synthetic'.")
+@click.option("--calib-samples", type=int, default=128, show_default=True, help="Calibration samples to use.")
+@click.option("--verify/--no-verify", default=True, show_default=True, help="Check each artifact against the source.")
+@click.option("--verify-data", help="Inputs for verify (default: the calibration data, else scikit-image photos).")
+@click.option("--input-size", callback=size, help="HEIGHT,WIDTH when the model does not fix it.")
+@click.option("--mean", callback=floats, help="Per-channel mean in 0-255 pixel units: 127.5 or R,G,B.")
+@click.option("--std", callback=floats, help="Per-channel std in 0-255 pixel units: 127.5 or R,G,B.")
+@click.option("--bgr", is_flag=True, default=None, help="The model was trained on BGR images.")
+@click.option("--layout", help="NCHW or NHWC; only to confirm what the model says.")
+@click.option("--resize", help="stretch, letterbox or center-crop (default stretch).")
+@click.option("--task", help="classification, detection, segmentation or other.")
+@click.option("--labels", type=click.Path(path_type=Path, exists=True, dir_okay=False), help="Labels file.")
+@click.option("--int8-io", default="uint8", show_default=True, help="TFLite int8 input/output type: uint8 or int8.")
+@click.option("--name", help="Artifact file stem (default: the model file's stem).")
+@card_options
+@json_option
+def convert(model, targets, precisions, out_dir, calib, calib_samples, verify, verify_data, input_size, mean, std,
+            bgr, layout, resize, task, labels, int8_io, name, as_json, **card):
+    """Convert MODEL to edge formats, quantize, and verify every artifact against MODEL.
+
+    \b
+    MODEL is a Keras .keras/.h5 file, a SavedModel directory, a .tflite, an .onnx,
+    a TorchScript .pt or a torch.export .pt2 file; the kind is read from the content.
+    A failed verify gate exits 1 after every artifact is written; bad input exits 2.
+
+    \b
+    Examples:
+      edgekit convert model.onnx --to tflite,openvino,onnx --precision fp32,int8 --calib photos/
+      edgekit convert automl.tflite --to openvino --precision fp16
+      edgekit convert net.pt --input-size 224 --mean 127 --std 128 --to coreml --precision fp16
+      edgekit convert model.keras --to tflite --precision int8 --calib synthetic --json
+      edgekit convert model.keras --to edgetpu --calib photos/ -o out/   # int8 + Edge TPU report
+      edgekit convert model.keras --to coreml,tflite --author "Jane Doe" --license MIT \\
+          --model-version 1.2 --description "Flower classifier" --input-description image="RGB photo"
+
+    \b
+    Author, licence, version and descriptions go into every format's own metadata; they are
+    also read from MODEL_STEM.model_card.yaml or model_card.yaml beside MODEL (options win).
+    """
+    from ..convert import ConvertRequest
+    from ..convert import convert as run_convert
+    from ..ui import console, native_output_captured, print_json, progress_bar, warning
+    from ..views.convert import render_convert
+
+    request = ConvertRequest(targets=names(targets), precisions=names(precisions) if precisions else None,
+                             out_dir=out_dir, calib=calib, calib_samples=calib_samples, verify=verify,
+                             verify_data=verify_data, input_size=input_size, mean=mean, std=std, bgr=bgr,
+                             layout=layout, resize=resize, task=task, labels=labels, int8_io=int8_io, name=name,
+                             card=card_from(**card))
+    with progress_bar(not as_json) as progress, native_output_captured(not debug_enabled()):
+        result = run_convert(str(model), request, progress=progress, warn=warning)
+    if as_json:
+        print_json([a.to_dict() for a in result.artifacts])
+    else:
+        render_convert(result, console())
+    exit_policy(result)
+
+
+def exit_policy(result) -> None:
+    """Exit 1 (VerifyFailed) when an artifact missed its parity gate; the artifacts stay written."""
+    from ..errors import VerifyFailed
+
+    if result.failed:
+        failed = ", ".join(Path(a.path).name for a in result.failed)
+        raise VerifyFailed(f"verify gate failed for {failed}", "see the table; --no-verify skips the check")

@@ -1,0 +1,51 @@
+"""`edgekit predict` as a library call: an artifact run on image files, through the manifest's
+pre- and postprocessing (labels, boxes in image pixels, or a mask)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import EdgekitError
+
+
+@dataclass
+class PredictResult:
+    artifact: str
+    backend: str
+    device: str | None
+    task: str
+    predictions: list[tuple[str, Any]] = field(default_factory=list)  # (image path, Prediction)
+    labels: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"artifact": self.artifact, "backend": self.backend, "device": self.device, "task": self.task,
+                "images": [{"image": image, **prediction.to_dict()} for image, prediction in self.predictions]}
+
+
+def read_image(path: Path):
+    """An image file as uint8 [H, W, 3] RGB. Raises EdgekitError for a missing or undecodable file."""
+    import cv2
+    import numpy as np
+
+    if not path.is_file():
+        raise EdgekitError(f"image {path} does not exist", "check the path")
+    data = np.fromfile(path, dtype=np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        raise EdgekitError(f"{path} is not an image OpenCV can read", "pass a JPEG, PNG, BMP or WebP file")
+    return np.ascontiguousarray(image[:, :, ::-1])
+
+
+def predict_images(artifact: Path, images: list[Path], backend=None, device=None, top_k: int = 5,
+                   warn=None, **options) -> PredictResult:
+    """Run ARTIFACT on every image (all are read first: a bad image fails before the model loads)."""
+    from .runtime.predictor import open_predictor
+
+    pictures = [(str(path), read_image(path)) for path in images]
+    with open_predictor(artifact, backend, device, top_k=top_k, warn=warn, **options) as predictor:
+        result = PredictResult(str(artifact), predictor.runner.backend, predictor.runner.device, predictor.task,
+                               labels=predictor.labels)
+        for name, rgb in pictures:
+            result.predictions.append((name, predictor(rgb)))
+    return result

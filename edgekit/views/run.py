@@ -1,0 +1,17 @@
+"""`edgekit run`: the summary of a live run."""
+from __future__ import annotations
+
+
+def render_run(result, console) -> None:
+    """A RunResult (edgekit.stream.pipeline): frames, rate, latency, drops and what was written."""
+    rate = f"{result.fps:.1f} FPS" if result.fps else "-"
+    timing = (f", latency {result.latency_ms:.1f} ms, inference {result.infer_ms:.1f} ms"
+              if result.latency_ms is not None else "")
+    console.print(f"{result.frames} frames from {result.source} ({result.stopped}): {rate}{timing}", markup=False)
+    details = [f"dropped {result.dropped} to stay live" if result.dropped else "",
+               f"reconnected {result.reconnects}x" if result.reconnects else "",
+               f"skipped {len(result.skipped)} unreadable file(s)" if result.skipped else ""]
+    if any(details):
+        console.print("  " + ", ".join(d for d in details if d), markup=False)
+    for line in result.outputs:
+        console.print(f"  {line}", markup=False)
