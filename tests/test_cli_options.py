@@ -1,5 +1,5 @@
-"""Option names mean one thing each, across every command: `--to` is convert's targets (deploy and
-rollback keep it only as a hidden, warned alias), `--hint` is one checked choice, `--threads` one
+"""Option names mean one thing each, across every command: `--to` is the target formats of convert
+and train (deploy and rollback keep it only as a hidden, warned alias), `--hint` is one checked choice, `--threads` one
 type; every option has help text, and every example line fits a 100-column terminal."""
 from __future__ import annotations
 
@@ -69,8 +69,11 @@ def test_hint_and_threads_are_one_type_everywhere():
 def test_to_means_targets_and_old_spellings_are_hidden_aliases():
     for path, command in COMMANDS:
         for option in _options(command):
-            if "--to" in option.opts and path != ("convert",):
+            if "--to" in option.opts and path not in (("convert",), ("train",)):   # both: target formats
                 assert option.hidden and "Deprecated" in option.help, path
+    for path in (("convert",), ("train",)):
+        (targets,) = [o for o in _options(dict(COMMANDS)[path]) if "--to" in o.opts]
+        assert "target" in targets.help.lower() and not targets.hidden, path
     deploy = dict(COMMANDS)[("deploy",)]
     assert {"--host", "--hosts"} <= {name for o in _options(deploy) for name in o.opts}
     rollback = dict(COMMANDS)[("rollback",)]

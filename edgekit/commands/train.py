@@ -171,9 +171,12 @@ def _left_column():
 @click.option("--max-class-drop", type=float, default=5.0, show_default=True,
               help="With --compare: points of per-class recall the new model may lose.")
 @click.option("--no-export", is_flag=True, help="Search, pick and evaluate, but do not convert.")
-@click.option("--test-fraction", type=float, default=0.2, show_default=True)
-@click.option("--val-fraction", type=float, default=0.2, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--test-fraction", type=float, default=0.2, show_default=True,
+              help="Share of each class held out as the test split (without --test or a CSV split column).")
+@click.option("--val-fraction", type=float, default=0.2, show_default=True,
+              help="Share of the remaining images each trial is validated on.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the splits, augmentations and the search sampler.")
 @json_option
 def train(data, out_dir, targets, precisions, test_dir, budget, trial_timeout, max_latency_ms, max_size_mb,
           min_accuracy, device_profile, backbones, input_sizes, heads, finetune_depths, no_crop, no_rotate, no_blur,
@@ -185,7 +188,7 @@ def train(data, out_dir, targets, precisions, test_dir, budget, trial_timeout, m
     \b
     Examples:
       edgekit train photos/ -o out/flowers --budget 10m --to tflite,edgetpu,openvino,coreml
-      edgekit train photos/ -o out/flowers --budget 30m --max-latency-ms 8 --device-profile coral-usb-x86
+      edgekit train photos/ -o out/fast --budget 30m --max-latency-ms 8 --device-profile coral-usb-x86
       edgekit train photos_v2/ -o out/flowers_v2 --compare out/flowers
       edgekit train labels.csv -o out/cars --test test_photos/ --no-flip --json
       edgekit train photos/ -o out/flowers --resume                      # after Ctrl-C

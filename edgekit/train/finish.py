@@ -30,7 +30,8 @@ def finish(request, dataset, report, study, search, everything, picks, fmt, scal
     from .finetune import load_model
     from .heads import classifier
     from .images import UnreadableImage, read_rgb
-    from .pipeline import ExportGateFailed, NotPromoted, TrainResult, edgekit_version
+    from .. import __version__
+    from .results import ExportGateFailed, NotPromoted, TrainResult
 
     out = Path(request.out_dir)
     labels_file = out / "labels.txt"
@@ -124,7 +125,7 @@ def finish(request, dataset, report, study, search, everything, picks, fmt, scal
     result = TrainResult(str(out), dataset.summary(), report.to_dict(), search_summary, pick_info, artifacts,
                          comparison, files, warnings, timings)
     manifest = {
-        "schema": "edgekit-train/1", "edgekit_version": edgekit_version(), "created": _now(),
+        "schema": "edgekit-train/1", "edgekit_version": __version__, "created": _now(),
         "labels": dataset.labels, "task": "classification",
         "preprocess": _preprocess(models[distinct[picks["best"].number]]),
         "data": dataset.summary(), "checks": _checks_summary(report), "search": search_summary,

@@ -25,27 +25,10 @@ from .. import __version__
 from ..errors import EdgekitError
 from ..fsutil import write_atomic
 from .augment import Augmentations
+from .results import ExportGateFailed, NotPromoted, TrainPaused, TrainResult  # noqa: F401  (their import path)
 from .search import PICKS, Limits, Space
 
 TARGET_NAMES = ("tflite", "edgetpu", "openvino", "coreml", "onnx")
-
-
-class TrainPaused(EdgekitError):
-    """Ctrl-C during the search: the study is kept, `--resume` continues."""
-
-    exit_code = 130
-
-
-class NotPromoted(EdgekitError):
-    """--compare found the new model no better: everything is written, exit 1."""
-
-    exit_code = 1
-
-
-class ExportGateFailed(EdgekitError):
-    """An artifact lost more than --max-accuracy-drop: everything is written, exit 1."""
-
-    exit_code = 1
 
 
 @dataclass
@@ -78,27 +61,6 @@ class TrainRequest:
         for key in ("data", "out_dir", "test_dir", "compare"):
             data[key] = str(data[key]) if data[key] is not None else None
         return data
-
-
-@dataclass
-class TrainResult:
-    out_dir: str
-    data: dict[str, Any]
-    report: dict[str, Any]
-    search: dict[str, Any]
-    picks: dict[str, dict[str, Any]]
-    artifacts: list[dict[str, Any]] = field(default_factory=list)
-    comparison: dict[str, Any] | None = None
-    files: dict[str, str] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
-    timings_s: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def failed_artifacts(self) -> list[dict[str, Any]]:
-        return [a for a in self.artifacts if a["status"] == "fail"]
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class Reporter:
