@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from itertools import groupby
 from pathlib import Path
 from typing import Any, Callable
 
@@ -12,7 +13,7 @@ import numpy as np
 from . import __version__, deps, interrupt, photos
 from .bridges.base import ConvertContext
 from .calibration import DEFAULT_SAMPLES, SampleSet, load_samples
-from .errors import BadInput, CalibrationError, EdgekitError
+from .errors import BadInput, CalibrationError, EdgekitError, summary
 from .formats import sniff
 from .fsutil import publish, sha256_of, staging_dir, write_atomic
 from .frames import preprocess_image, to_layout
@@ -24,7 +25,7 @@ from .runtime.base import BACKENDS
 from .sources.base import SourceModel, load_source, read_labels, source_class
 from .targets.base import TARGETS, Target, TargetOutput
 from .ui import step
-from .verify import gate, match_outputs
+from .verify import gate, parity
 
 VERIFY_SAMPLES = 64
 
@@ -97,7 +98,7 @@ class ArtifactResult:
     timings: ArtifactTimings = field(default_factory=ArtifactTimings)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = {"status": "built", **asdict(self)}
         data["verify"] = self.verify.summary()
         data["verify"]["outputs"] = [asdict(o) for o in self.verify.outputs]
         data["verify"]["gate"] = self.verify.gate
@@ -115,27 +116,89 @@ class ConvertResult:
     verify_data: dict[str, Any] | None      # SampleSet.describe() of the verify inputs, None with --no-verify
     timings: ConvertTimings = field(default_factory=ConvertTimings)
 
+    failures: list[TargetFailure] = field(default_factory=list)   # (target, precision) pairs not built
+
     @property
     def failed(self) -> list[ArtifactResult]:
         """Artifacts whose verify gate failed (they are published all the same)."""
         return [a for a in self.artifacts if a.verify.status == "fail"]
 
+    @property
+    def exit_code(self) -> int:
+        """The CLI's exit code for this result: 0 when every requested artifact was built and passed
+        its gates, 1 when some target was not built or some gate failed. (When nothing at all was
+        built, convert() raises instead: exit 2 for bad input, 1 for an upstream failure.)"""
+        return 1 if self.failures or self.failed else 0
 
-def resolve_jobs(names: list[str], precisions: list[str] | None) -> list[tuple[Target, str]]:
-    """(target, precision) pairs to build. No precision given means each target's default
-    (fp32, or int8 for int8-only targets such as edgetpu); 'all' means every one it offers."""
+
+@dataclass
+class TargetFailure:
+    """A (target, precision) that was not built, and why, in one line. The other targets of the
+    same run are built all the same (issue 13: one bad target must not throw the others away)."""
+
+    target: str
+    precision: str
+    status: str                     # "refused": bad input for this target (BadInput); "failed": an upstream step
+    reason: str                     # the error's one line: what was wrong. what to do
+    error: str                      # the exception's class name (UnsupportedRouteError, ConversionError, ...)
+    tries: list[dict[str, Any]] = field(default_factory=list)   # each route tried: route, error
+    seconds: float = 0.0
+    exception: BaseException | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def of(cls, target: str, precision: str, exc: BaseException, tries=(), seconds: float = 0.0) -> TargetFailure:
+        if isinstance(exc, EdgekitError):
+            status = "refused" if exc.exit_code == 2 else "failed"
+            reason = exc.one_line()
+        else:   # an upstream library failed in a way no call site foresaw: still one line, never a traceback
+            status, reason = "failed", f"unexpected {type(exc).__name__}: {summary(exc, limit=300)}"
+        return cls(target, precision, status, reason, type(exc).__name__, list(tries), seconds, exc)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"target": self.target, "precision": self.precision, "status": self.status, "reason": self.reason,
+                "error": self.error, "tries": self.tries, "seconds": self.seconds}
+
+
+class NothingBuilt(EdgekitError):
+    """Every requested (target, precision) failed. Exit 2 when each was refused for bad input,
+    1 when an upstream step failed for some. `failures` lists them (the CLI prints them as JSON)."""
+
+    def __init__(self, failures: list[TargetFailure]):
+        self.failures = failures
+        self.exit_code = 2 if all(f.status == "refused" for f in failures) else 1
+        super().__init__("nothing was built: " + "; ".join(f"{f.target} {f.precision}: {f.reason}" for f in failures))
+
+
+def _nothing_built(failures: list[TargetFailure]):
+    """Raise for a run that built nothing: the job's own error when there was one job (its class,
+    message and exit code unchanged), else NothingBuilt naming each."""
+    if len(failures) == 1 and failures[0].exception is not None:
+        raise failures[0].exception
+    raise NothingBuilt(failures)
+
+
+def resolve_jobs(names: list[str], precisions: list[str] | None) -> tuple[list[tuple[Target, str]],
+                                                                          list[TargetFailure]]:
+    """(target, precision) pairs to build, and those refused: a precision the target does not
+    offer, or a target unavailable on this host, is refused for that pair alone. No precision given
+    means each target's default (fp32, or int8 for int8-only targets such as edgetpu); 'all' means
+    every one it offers. An unknown target name refuses the whole command (UnknownNameError)."""
     targets = [TARGETS.get(name) for name in names]
-    jobs = []
+    jobs, refused = [], []
     for target in targets:
         wanted = (target.precisions if precisions == ["all"]
                   else precisions or [target.default_precision])
-        for precision in wanted:
-            target.check_precision(precision)
-            jobs.append((target, precision))
         reason = target.unavailable_reason()
-        if reason:
-            raise BadInput(f"target '{target.name}' is unavailable on this host: {reason}")
-    return jobs
+        for precision in wanted:
+            try:
+                target.check_precision(precision)
+                if reason:
+                    raise BadInput(f"target '{target.name}' is unavailable on this host: {reason}")
+            except BadInput as exc:
+                refused.append(TargetFailure.of(target.name, precision, exc))
+                continue
+            jobs.append((target, precision))
+    return jobs, refused
 
 
 def resolve_preprocess(source: SourceModel, request: ConvertRequest, warnings: list[str]) -> Preprocess:
@@ -222,10 +285,17 @@ def convert(model, request: ConvertRequest, progress=None, warn: Callable[[str],
     for name, choices, value in (("layout", LAYOUTS, request.layout), ("resize", RESIZE_MODES, request.resize)):
         if value is not None and value not in choices:
             raise BadInput(f"unknown --{name} '{value}'", f"choose one of {', '.join(choices)}")
-    jobs = resolve_jobs(request.targets, request.precisions)
-    targets = list(dict.fromkeys(target for target, _ in jobs))
+    jobs, failures = resolve_jobs(request.targets, request.precisions)
     form = source_class(model).kind
-    routes = {target.name: plan(form, target) for target in targets}  # refuse before any slow load
+    routes: dict[str, list[Route]] = {}
+    for target in dict.fromkeys(target for target, _ in jobs):   # refuse before any slow load
+        try:
+            routes[target.name] = plan(form, target)
+        except EdgekitError as exc:
+            failures += [TargetFailure.of(t.name, p, exc) for t, p in jobs if t is target]
+    jobs = [(target, precision) for target, precision in jobs if target.name in routes]
+    if not jobs:
+        _nothing_built(failures)
     card, card_file = resolve_card(Path(model) if isinstance(model, (str, Path)) else None, request.card)
     mark = time.perf_counter()
     source = load_source(model, [1, 3, *request.input_size] if request.input_size else None)
@@ -299,15 +369,43 @@ def convert(model, request: ConvertRequest, progress=None, warn: Callable[[str],
                 spent.reference = reference.seconds
             return route, output, manifest
 
+        def build(target: Target, precision: str, spent: ArtifactTimings, tries: list[dict]) -> tuple:
+            """The job's routes, shortest first: every route of the shortest length is converted and
+            verified and the closest to the source wins; when all of them fail, the next length is
+            tried (OpenVINO's TFLite reader fails where tflite → onnx → openvino works). TRIES gets
+            each failed route; raises the shortest route's error when every route failed."""
+            errors: list[BaseException] = []
+            for _, group in groupby(routes[target.name], key=lambda r: len(r.bridges)):
+                built = []
+                for route in group:
+                    try:
+                        built.append(candidate(route, target, precision, spent))
+                    except Exception as exc:   # KeyboardInterrupt is no Exception: a stop stops everything
+                        _reraise_if_stopped(exc)
+                        errors.append(exc)
+                        tries.append({"route": route.describe(), "cosine": None, "error": _one_line(exc)})
+                if built:
+                    return _best(built), built
+            raise errors[0]
+
         for target, precision in jobs:
             interrupt.check()
             if progress:
                 progress.update(overall, description=f"{target.name} {precision}")
             job_started = time.perf_counter()
             spent = ArtifactTimings()
-            candidates = [candidate(route, target, precision, spent) for route in routes[target.name]]
-            route, output, manifest = _best(candidates)
-            manifest.route_candidates = [_candidate_record(r, m.verify) for r, _, m in candidates]
+            tries: list[dict[str, Any]] = []
+            try:
+                (route, output, manifest), candidates = build(target, precision, spent, tries)
+            except Exception as exc:
+                _reraise_if_stopped(exc)
+                failures.append(TargetFailure.of(target.name, precision, exc, tries, _since(job_started)))
+                if progress:
+                    progress.advance(overall)
+                continue
+            order = [r.describe() for r in routes[target.name]]
+            manifest.route_candidates = sorted([_candidate_record(r, m.verify) for r, _, m in candidates] + tries,
+                                               key=lambda record: order.index(record["route"]))
             sidecar = manifest_path(output.files[-1])
             write_atomic(sidecar, manifest.to_json())
             interrupt.check()  # a library may have swallowed Ctrl-C: never publish after it
@@ -317,9 +415,21 @@ def convert(model, request: ConvertRequest, progress=None, warn: Callable[[str],
                                             _since(job_started), spent))
             if progress:
                 progress.advance(overall)
+    if not artifacts:
+        _nothing_built(failures)
     timings.total = _since(started)
     return ConvertResult(source_info, artifacts, warnings, calibration.describe() if calibration else None,
-                         verify_set.describe() if verify_set else None, timings)
+                         verify_set.describe() if verify_set else None, timings, failures)
+
+
+def _reraise_if_stopped(exc: BaseException) -> None:
+    """Ctrl-C that a native binding turned into another exception stops the whole run."""
+    if interrupt.interrupted():
+        raise exc
+
+
+def _one_line(exc: BaseException) -> str:
+    return exc.one_line() if isinstance(exc, EdgekitError) else f"unexpected {type(exc).__name__}: {summary(exc)}"
 
 
 def _since(started: float) -> float:
@@ -386,39 +496,44 @@ def _verify(target: Target, artifact: Path, output: TargetOutput, precision: str
     report = VerifyReport(status="pass", runtime=target.runtime, samples=len(samples.samples), data=samples.origin)
     if not samples.real:
         report.notes.append("synthetic inputs: accuracy unmeasured")
-    classification = task == "classification"
-    outputs, problem = _parity(backend, artifact, output, reference, classification)
+    outputs, detection, mask, problem = _parity(backend, artifact, output, reference, task, precision)
     if problem:
         report.status = "fail"
         report.notes.append(problem)
         return report
-    report.outputs = outputs
+    report.outputs, report.detection, report.mask = outputs, detection, mask
     fmt = sniff(artifact).name
     for name, other in BACKENDS.items():
         if name != target.runtime and fmt in other.formats and other.unavailable_reason() is None:
-            cross, problem = _parity(other, artifact, output, reference, classification)
-            report.cross_checks[name] = {"cosine": min(o.cosine for o in cross),
+            cross, _, _, problem = _parity(other, artifact, output, reference, task, precision)
+            report.cross_checks[name] = {"cosine": min(o.gated_cosine for o in cross),
                                          "top1_agreement": cross[0].top1_agreement} if cross else {"error": problem}
-    return gate(report, precision, classification)
+    return gate(report, precision, task == "classification")
 
 
-def _parity(backend, artifact: Path, output: TargetOutput, reference: _Reference,
-            classification: bool) -> tuple[list, str | None]:
-    """Run the artifact on the verify set and compare each output with the source's."""
+def _parity(backend, artifact: Path, output: TargetOutput, reference: _Reference, task: str, precision: str):
+    """Run the artifact on the verify set and compare it with the source (verify.parity): each
+    output and its channel groups, detections or masks by TASK. (outputs, detection, mask, problem)"""
     try:
         with backend(artifact) as runner:
             got = [runner.infer([to_layout(s[None], output.layout)]) for s in reference.samples.samples]
     except EdgekitError as exc:
-        return [], f"{backend.backend} could not run it: {exc.one_line()}"
+        return [], None, None, f"{backend.backend} could not run it: {exc.one_line()}"
     got = [np.concatenate([g[i] for g in got]) for i in range(len(got[0]))]
-    return match_outputs(reference.outputs(), got, [t.name for t in output.outputs], classification)
+    steps = [t.quantization.scale[0] if t.quantization is not None and len(t.quantization.scale) == 1 else None
+             for t in output.outputs]
+    source = reference.source
+    return parity(reference.outputs(), got, [t.name for t in output.outputs], task, precision, source.layout,
+                  steps, [t.name for t in source.outputs()], list(reference.samples.samples.shape[1:3]))
 
 
 def _materialize(route: Route, forms: dict, checks: dict, stage: Path, ctx: ConvertContext,
                  spent: dict[str, float]) -> tuple[SourceModel, list[StepParity]]:
     """Run the route's bridges, reusing any prefix another target already converted; each new
     intermediate is checked against the source once (its StepParity is shared by every route);
-    the seconds of each bridge run here are added to SPENT (bridge description -> seconds)."""
+    the seconds of each bridge run here are added to SPENT (bridge description -> seconds).
+    A bridge that failed once fails again at once for every later route through it (FORMS keeps
+    its exception), so one broken bridge costs its minutes once per run."""
     key: tuple[str, ...] = ()
     model = forms[key]
     steps = []
@@ -428,11 +543,18 @@ def _materialize(route: Route, forms: dict, checks: dict, stage: Path, ctx: Conv
             workdir = stage / "-".join(key)
             workdir.mkdir()
             started = time.perf_counter()
-            with step(f"{bridge.name} ({bridge.tool})"):   # onnx2tf alone can take minutes: say so in logs
-                form = forms[key] = bridge.convert(model, workdir, ctx)
-            spent[bridge.describe()] = round(spent.get(bridge.describe(), 0.0) + _since(started), 3)
+            try:
+                with step(f"{bridge.name} ({bridge.tool})"):   # onnx2tf alone can take minutes: say so in logs
+                    form = forms[key] = bridge.convert(model, workdir, ctx)
+            except Exception as exc:
+                forms[key] = exc
+                raise
+            finally:
+                spent[bridge.describe()] = round(spent.get(bridge.describe(), 0.0) + _since(started), 3)
             checks[key] = ctx.check(bridge.describe(), STEP_RUNTIMES.get(form.kind, form.kind),
                                     lambda x, form=form: form.infer([x]), form.layout)
+        if isinstance(forms[key], BaseException):
+            raise forms[key]
         model = forms[key]
         if checks[key] is not None:
             steps.append(checks[key])
@@ -460,9 +582,10 @@ def _with_steps(report: VerifyReport, steps: list[StepParity]) -> VerifyReport:
 
 
 def _route_cosine(report: VerifyReport) -> float | None:
-    """The artifact's own cosine; where it cannot run here, that of the last checked intermediate."""
-    if report.cosine is not None:
-        return report.cosine
+    """The artifact's own cosine (its worst channel group's, where lower); where it cannot run here,
+    that of the last checked intermediate."""
+    if report.gated_cosine is not None:
+        return report.gated_cosine
     return report.steps[-1].cosine if report.steps else None
 
 

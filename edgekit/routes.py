@@ -32,22 +32,23 @@ class Route:
 
 
 def candidate_routes(form: str, target: Target) -> list[Route]:
-    """All shortest bridge chains from `form` to the target (same length = equal candidates)."""
-    if form in target.accepts:
-        return [Route(form, [], target)]
+    """Every bridge chain of at most MAX_HOPS from `form` to the target, shortest first (chains
+    of one length are equal candidates; longer ones are the fallbacks when all shorter ones fail).
+    A chain never returns to a form it has passed."""
+    routes = [Route(form, [], target)] if form in target.accepts else []
     bridges = BRIDGES.values()
     frontier: list[list[Bridge]] = [[b] for b in bridges if b.src == form]
     for _ in range(MAX_HOPS):
-        done = [chain for chain in frontier if chain[-1].dst in target.accepts]
-        if done:
-            return [Route(form, chain, target) for chain in done]
+        routes += [Route(form, chain, target) for chain in frontier if chain[-1].dst in target.accepts]
         frontier = [chain + [b] for chain in frontier for b in bridges
                     if b.src == chain[-1].dst and b.dst not in {c.src for c in chain} | {form}]
-    return []
+    return routes
 
 
 def plan(form: str, target: Target) -> list[Route]:
-    """Routes that can run here, shortest first; a clear refusal when none exists."""
+    """Routes that can run here, shortest first; a clear refusal when none exists. convert()
+    builds every route of the shortest length and falls back to the next length only when all
+    of them fail, recording each try in the manifest (`route_candidates`)."""
     if form in target.refusals:
         raise UnsupportedRouteError(f"no sound route from {form} to {target.name}: {target.refusals[form]}")
     routes = candidate_routes(form, target)

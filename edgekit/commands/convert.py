@@ -67,7 +67,10 @@ def convert(model, targets, precisions, out_dir, calib, calib_samples, verify, v
     \b
     MODEL is a Keras .keras/.h5 file, a SavedModel directory, a .tflite, an .onnx,
     a TorchScript .pt or a torch.export .pt2 file; the kind is read from the content.
-    A failed verify gate exits 1 after every artifact is written; bad input exits 2.
+    Each target is built on its own: one that is refused or fails is named in the summary and
+    the others are built and verified all the same. Exit codes: 0 everything was built and
+    passed its gates; 1 some target failed or some gate failed (what was built stays written);
+    2 bad input meant nothing could be built.
 
     \b
     Examples:
@@ -93,19 +96,47 @@ def convert(model, targets, precisions, out_dir, calib, calib_samples, verify, v
                              verify_data=verify_data, input_size=input_size, mean=mean, std=std, bgr=bgr,
                              layout=layout, resize=resize, task=task, labels=labels, int8_io=int8_io, name=name,
                              card=card_from(**card))
-    with progress_bar(not as_json) as progress, native_output_captured(not debug_enabled()):
-        result = run_convert(str(model), request, progress=progress, warn=warning)
+    from ..convert import NothingBuilt
+
+    try:
+        with progress_bar(not as_json) as progress, native_output_captured(not debug_enabled()):
+            result = run_convert(str(model), request, progress=progress, warn=warning)
+    except NothingBuilt as exc:   # several targets, none built: each one's reason, then one error line
+        if as_json:
+            print_json([f.to_dict() for f in exc.failures])
+        _debug_reraise(exc.failures)
+        raise
     if as_json:
-        print_json([a.to_dict() for a in result.artifacts])
+        print_json([a.to_dict() for a in result.artifacts] + [f.to_dict() for f in result.failures])
     else:
         render_convert(result, console())
+    _debug_reraise(result.failures)
     exit_policy(result)
 
 
-def exit_policy(result) -> None:
-    """Exit 1 (VerifyFailed) when an artifact missed its parity gate; the artifacts stay written."""
-    from ..errors import VerifyFailed
+def _debug_reraise(failures) -> None:
+    """--debug: an unforeseen upstream error of one target shows its own traceback."""
+    from ..errors import EdgekitError
 
+    if debug_enabled():
+        for failure in failures:
+            if failure.exception is not None and not isinstance(failure.exception, EdgekitError):
+                raise failure.exception
+
+
+def exit_policy(result) -> None:
+    """Exit 1 when a target was not built or an artifact missed its parity gate (the others stay
+    written): one error line naming each. Exit 0 otherwise."""
+    from ..errors import RuntimeFailure, VerifyFailed
+
+    parts = [f"{f.target} {f.precision} {'refused' if f.status == 'refused' else 'failed'} ({f.reason})"
+             for f in result.failures]
     if result.failed:
         failed = ", ".join(Path(a.path).name for a in result.failed)
-        raise VerifyFailed(f"verify gate failed for {failed}", "see the table; --no-verify skips the check")
+        if not parts:
+            raise VerifyFailed(f"verify gate failed for {failed}", "see the table; --no-verify skips the check")
+        parts.append(f"verify gate failed for {failed}")
+    if parts:
+        built = len(result.artifacts)
+        raise RuntimeFailure(f"{built} artifact(s) built; " + "; ".join(parts),
+                             "see the table; each target's reason is its own")

@@ -24,7 +24,7 @@ import numpy as np
 
 from .. import deps
 from ..bridges.base import ConvertContext
-from ..errors import ConversionError, summary
+from ..errors import ConversionError, EdgekitError, UnsupportedRouteError, summary
 from ..formats.coreml import describe
 from ..manifest import Preprocess, VerifyReport
 from ..modelcard import positional
@@ -201,12 +201,13 @@ def _tensorflow_program(model: SourceModel, pre: Preprocess, fold: bool):
 _OP = re.compile(r"\bop '([^']+)'")
 
 
-def _conversion_error(exc: Exception, frontend: str) -> ConversionError:
-    """coremltools' failure as one line; names the op when coremltools' message names it."""
+def _conversion_error(exc: Exception, frontend: str) -> EdgekitError:
+    """coremltools' failure as one line; names the op when coremltools' message names it (a
+    refusal, UnsupportedRouteError: Core ML lacks the op, and no retry changes that)."""
     text = str(exc)
     match = _OP.search(text)
     if match:
-        return ConversionError(f"coremltools cannot convert the {frontend} op '{match.group(1)}' "
+        return UnsupportedRouteError(f"coremltools cannot convert the {frontend} op '{match.group(1)}' "
                                f"({summary(exc, limit=160)})",
                                "replace that op in the model, or convert to tflite, openvino or onnx")
     return ConversionError(f"coremltools could not convert the model: {type(exc).__name__}: {summary(exc)}",

@@ -7,13 +7,14 @@ import numpy as np
 
 from .. import deps
 from ..bridges.base import ConvertContext
-from ..errors import ConversionError, UnsupportedRouteError, summary
+from ..errors import UnsupportedRouteError
 from ..formats import FORMATS
 from ..formats.openvino import port_info
 from ..frames import to_layout
 from ..modelcard import for_artifact
 from ..sources.base import SourceModel
 from ..ui import step
+from ..upstream import openvino_error
 from .base import Target, TargetOutput, register
 
 
@@ -38,9 +39,8 @@ class OpenVINOTarget(Target):
                 raise UnsupportedRouteError(problem, CUSTOM_OP_REMEDY)
         try:
             ov_model = ov.convert_model(str(model.path), input=shapes)
-        except Exception as exc:
-            raise ConversionError(f"OpenVINO could not read {model.describe()}: {summary(exc)}",
-                                  "check the model with its own framework first") from None
+        except Exception as exc:   # the op it has no rule for, named and found in the model
+            raise openvino_error(exc, model) from None
         converters = {"openvino": deps.version("openvino") or "?"}
         notes: list[str] = []
         if precision == "int8":

@@ -10,12 +10,13 @@ from pathlib import Path
 
 from .. import deps
 from ..bridges.base import ConvertContext
-from ..errors import BadInput, CalibrationError, ConversionError, UnsupportedRouteError, summary
+from ..errors import BadInput, CalibrationError, ConversionError, UnsupportedRouteError
 from ..manifest import INT8_IO_TYPES
 from ..modelcard import for_artifact
 from ..sources.base import SourceModel
 from ..sources.tflite import tensor_info
 from ..tflite_model import parse_tflite, read_tflite
+from ..upstream import tflite_converter_error
 from .base import Target, TargetOutput, register
 
 
@@ -62,10 +63,8 @@ class TFLiteTarget(Target):
             converter.inference_output_type = getattr(tf, io_type)
         try:
             flatbuffer = converter.convert()
-        except Exception as exc:
-            raise ConversionError(f"TFLite conversion ({precision}) failed: {summary(exc, last=True)}",
-                                  "ops that have no full-integer kernel cannot be quantized to int8"
-                                  if precision == "int8" else "see the TensorFlow converter log") from None
+        except Exception as exc:   # the TensorFlow op without a TFLite kernel, named, else the cause line
+            raise tflite_converter_error(exc, precision) from None
         artifact.write_bytes(with_card(flatbuffer, ctx))
         parsed = read_tflite(artifact)
         if precision == "int8":

@@ -7,6 +7,7 @@ from ..ui import fmt, human_size, table
 
 STATUS_STYLE = {"pass": "[green]pass[/]", "fail": "[red]FAIL[/]", "structure-only": "[cyan]structure-only[/]",
                 "skipped": "[yellow]skipped[/]"}
+FAILURE_STYLE = {"refused": "[red]refused[/]", "failed": "[red]failed[/]"}
 
 
 def _top1(verify) -> str:
@@ -26,12 +27,16 @@ def render_convert(result, console) -> None:
     rows = [[Path(a.path).name, human_size(a.size_bytes), STATUS_STYLE.get(a.verify.status, a.verify.status),
              fmt(a.verify.cosine, ".6f"), fmt(a.verify.max_abs_error, ".3g"), _top1(a.verify), _cross(a.verify),
              a.route, f"{a.seconds:.1f}"] for a in result.artifacts]
+    rows += [[f"{f.target} {f.precision}", "", FAILURE_STYLE[f.status], "", "", "", "", "", f"{f.seconds:.1f}"]
+             for f in result.failures]
     console.print(table(f"source: {result.source['kind']} {result.source['path'] or '(Python object)'}",
                         ["artifact", "size", "verify", "cosine", "max |err|", "top-1 clear (all)", "also on", "route",
                          "s"], rows, wrap=("also on", "route"), optional=("s", "max |err|", "also on", "size", "route")))
     for artifact in result.artifacts:
         for note in artifact.verify.notes:
             console.print(f"  {Path(artifact.path).name}: {note}")
+    for failure in result.failures:   # the one-line reason of each target not built
+        console.print(f"  {failure.target} {failure.precision} {failure.status}: {failure.reason}")
 
 
 def render_demo(result, console) -> None:
