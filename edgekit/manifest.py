@@ -151,6 +151,10 @@ class EdgeTPUInfo:
 
 @dataclass
 class OutputParity:
+    """One output of an artifact against the source's over the verify samples (verify.compare).
+    Besides the pooled cosine, the cosine of each channel group (verify.group_axis: each row of
+    [1, C, N], each column of [1, N, C], each channel of a feature map), the worst one gated."""
+
     name: str
     cosine: float
     max_abs_error: float
@@ -158,6 +162,55 @@ class OutputParity:
     top1_agreement: float | None = None            # over every sample
     top1_agreement_decisive: float | None = None   # over the samples where the source is decisive (gated)
     decisive_samples: int | None = None
+    group_axis: int | None = None                  # axis of the output's shape (batch first) whose entries are groups
+    group_name: str | None = None                  # what one group is: row ([1, C, N]), column ([1, N, C]), channel
+    groups: int | None = None                      # how many groups along it (None: the output is one group)
+    worst_group: int | None = None                 # index along group_axis of the lowest-cosine group
+    worst_group_cosine: float | None = None
+    worst_group_range: list[float] | None = None   # [min, max] of the source's values in that group
+    narrowest_group: int | None = None             # index of the group whose source values spread least
+    narrowest_group_range: list[float] | None = None
+    quantization_step: float | None = None         # int8 outputs: real units per step (declared, or seen in the values)
+
+    @property
+    def gated_cosine(self) -> float:
+        """The lower of the pooled cosine and the worst group's: what the cosine gate compares."""
+        return min(self.cosine, self.worst_group_cosine) if self.worst_group_cosine is not None else self.cosine
+
+    def describe_worst_group(self) -> str | None:
+        """'row 4'-style name of the worst group, or None without groups."""
+        if self.worst_group is None:
+            return None
+        return f"{self.group_name or 'group'} {self.worst_group}"
+
+
+@dataclass
+class DetectionParity:
+    """Detection-level parity on the verify photos: both sides' outputs decoded to boxes
+    (frames.decode_detections), matched by class and IoU >= 0.5. Only boxes clearly above the
+    score threshold count (score >= threshold + margin), matched against the other side's boxes
+    down to threshold - margin, so a box hovering at the threshold does not flip the result."""
+
+    samples: int
+    source_boxes: int                  # clear source boxes over all samples
+    artifact_boxes: int                # clear artifact boxes over all samples
+    recall: float | None               # clear source boxes the artifact found (None: no clear box)
+    precision: float | None            # clear artifact boxes the source has
+    mean_iou: float | None             # over matched pairs
+    score_error: float | None          # mean |score difference| over matched pairs
+    score_threshold: float = 0.25
+    format: str | None = None          # frames.DETECTION_FORMATS entry used on both sides
+
+
+@dataclass
+class MaskParity:
+    """Segmentation parity: class maps of both sides (frames.class_map) compared on the pixels
+    where the source is decisive (top class leads the runner-up by verify.DECISIVE_MARGIN)."""
+
+    samples: int
+    decisive_pixels: int
+    mean_iou: float | None             # mean over classes present on either side of per-class IoU
+    pixel_agreement: float | None
 
 
 @dataclass
@@ -189,10 +242,23 @@ class VerifyReport:
     notes: list[str] = field(default_factory=list)
     cross_checks: dict[str, dict] = field(default_factory=dict)  # other runtimes, not gated
     steps: list[StepParity] = field(default_factory=list)  # intermediates on the route, checked in order
+    detection: DetectionParity | None = None        # detection models: boxes matched by IoU, scores compared
+    mask: MaskParity | None = None                  # segmentation models: class-map IoU
 
     @property
     def cosine(self) -> float | None:
         return min((o.cosine for o in self.outputs), default=None)
+
+    @property
+    def worst_group(self) -> OutputParity | None:
+        """The output whose worst channel group has the lowest cosine, or None without groups."""
+        grouped = [o for o in self.outputs if o.worst_group_cosine is not None]
+        return min(grouped, key=lambda o: o.worst_group_cosine, default=None)
+
+    @property
+    def gated_cosine(self) -> float | None:
+        """The lowest cosine any gate compares: per output, and per channel group within it."""
+        return min((o.gated_cosine for o in self.outputs), default=None)
 
     @property
     def max_abs_error(self) -> float | None:
@@ -213,7 +279,13 @@ class VerifyReport:
         return min((o.decisive_samples for o in self.outputs if o.decisive_samples is not None), default=None)
 
     def summary(self) -> dict[str, Any]:
+        worst = self.worst_group
         return {"status": self.status, "cosine": self.cosine, "max_abs_error": self.max_abs_error,
+                "worst_group": None if worst is None else {
+                    "output": worst.name, "axis": worst.group_axis, "group": worst.describe_worst_group(),
+                    "cosine": worst.worst_group_cosine, "range": worst.worst_group_range},
+                "detection": asdict(self.detection) if self.detection else None,
+                "mask": asdict(self.mask) if self.mask else None,
                 "top1_agreement": self.top1_agreement, "top1_agreement_decisive": self.top1_agreement_decisive,
                 "decisive_samples": self.decisive_samples, "runtime": self.runtime,
                 "samples": self.samples, "notes": self.notes, "cross_checks": self.cross_checks,
@@ -296,6 +368,10 @@ class Manifest:
             report["outputs"] = [OutputParity(**o) for o in report.get("outputs", [])]
             report["steps"] = [StepParity(**{**step, "outputs": [OutputParity(**o) for o in step.get("outputs", [])]})
                                for step in report.get("steps", [])]
+            if report.get("detection"):
+                report["detection"] = DetectionParity(**report["detection"])
+            if report.get("mask"):
+                report["mask"] = MaskParity(**report["mask"])
             data["verify"] = VerifyReport(**report)
         return cls(**data)
 
