@@ -329,15 +329,30 @@ def convert(model, request: ConvertRequest, progress=None, warn: Callable[[str],
     artifacts: list[ArtifactResult] = []
     out_dir = Path(request.out_dir)
     overall = progress.add_task("converting", total=len(jobs)) if progress else None
+    tail = _postprocess_tail(source)
     with staging_dir(out_dir) as stage:
-        forms: dict[tuple[str, ...], SourceModel] = {(): source}
-        checks: dict[tuple[str, ...], StepParity | None] = {}   # each bridge's output against the source
+        # the conversion graph's roots: the source, and the body of a detector whose post-processing
+        # op targets like tflite keep aside ("body"); each route starts from one of them
+        forms: dict[tuple[str, ...], Any] = {("source",): source}
+        references = {"source": ctx.reference}
+        checks: dict[tuple[str, ...], StepParity | None] = {}   # each bridge's output against its root
+        if tail is not None:
+            (stage / "postprocess-body").mkdir()
+            body = stage / "postprocess-body" / f"{stem}_body.tflite"
+            body.write_bytes(tail.body)
+            forms[("body",)] = load_source(body)
+            references["body"] = _Reference(forms[("body",)], verify_set) if verify_set is not None else None
 
         def candidate(route: Route, target: Target, precision: str,
                       spent: ArtifactTimings) -> tuple[Route, TargetOutput, Manifest]:
             """Convert along one route into its own staging folder, then verify there."""
             fresh = reference.seconds is None   # this candidate may compute the shared source outputs
-            form, steps = _materialize(route, forms, checks, stage, ctx, spent.bridges)
+            root = "body" if tail is not None and target.keeps_postprocess_op else "source"
+            ctx.reference, ctx.postprocess = references[root], tail if root == "body" else None
+            try:   # a body's intermediates are checked against the body, the artifact against the source
+                form, steps = _materialize(route, forms, checks, stage, ctx, spent.bridges, root)
+            finally:
+                ctx.reference = references["source"]
             staged = stage / f"{route.describe().replace(' → ', '-')}-{precision}"
             staged.mkdir()
             artifact = staged / target.artifact_name(stem, precision)
@@ -372,18 +387,27 @@ def convert(model, request: ConvertRequest, progress=None, warn: Callable[[str],
         def build(target: Target, precision: str, spent: ArtifactTimings, tries: list[dict]) -> tuple:
             """The job's routes, shortest first: every route of the shortest length is converted and
             verified and the closest to the source wins; when all of them fail, the next length is
-            tried (OpenVINO's TFLite reader fails where tflite → onnx → openvino works). TRIES gets
+            tried (OpenVINO's TFLite reader fails where tflite → onnx → openvino works). A fallback
+            counts only when it passes verify: a longer detour that misses its gate (onnx2tf's fmod
+            on the way to Core ML) is not worth more than the short route's own refusal. TRIES gets
             each failed route; raises the shortest route's error when every route failed."""
             errors: list[BaseException] = []
-            for _, group in groupby(routes[target.name], key=lambda r: len(r.bridges)):
+            shortest = len(routes[target.name][0].bridges)
+            for length, group in groupby(routes[target.name], key=lambda r: len(r.bridges)):
                 built = []
                 for route in group:
                     try:
-                        built.append(candidate(route, target, precision, spent))
+                        made = candidate(route, target, precision, spent)
                     except Exception as exc:   # KeyboardInterrupt is no Exception: a stop stops everything
                         _reraise_if_stopped(exc)
                         errors.append(exc)
                         tries.append({"route": route.describe(), "cosine": None, "error": _one_line(exc)})
+                        continue
+                    if length > shortest and made[2].verify.status == "fail":
+                        tries.append({**_candidate_record(route, made[2].verify),
+                                      "error": "verify gate failed: " + "; ".join(made[2].verify.notes[-1:])})
+                        continue
+                    built.append(made)
                 if built:
                     return _best(built), built
             raise errors[0]
@@ -420,6 +444,17 @@ def convert(model, request: ConvertRequest, progress=None, warn: Callable[[str],
     timings.total = _since(started)
     return ConvertResult(source_info, artifacts, warnings, calibration.describe() if calibration else None,
                          verify_set.describe() if verify_set else None, timings, failures)
+
+
+def _postprocess_tail(source: SourceModel):
+    """The float TFLite source cut at its TFLite_Detection_PostProcess op (tflite_postprocess.split),
+    for targets that keep the op after an int8 body; None for any other source."""
+    if source.kind != "tflite" or not source.is_float() or not any(
+            op.name == "TFLite_Detection_PostProcess" for op in source.model.subgraphs[0].operators):
+        return None
+    from .tflite_postprocess import split
+
+    return split(Path(source.path).read_bytes())
 
 
 def _reraise_if_stopped(exc: BaseException) -> None:
@@ -528,13 +563,14 @@ def _parity(backend, artifact: Path, output: TargetOutput, reference: _Reference
 
 
 def _materialize(route: Route, forms: dict, checks: dict, stage: Path, ctx: ConvertContext,
-                 spent: dict[str, float]) -> tuple[SourceModel, list[StepParity]]:
+                 spent: dict[str, float], root: str = "source") -> tuple[SourceModel, list[StepParity]]:
     """Run the route's bridges, reusing any prefix another target already converted; each new
     intermediate is checked against the source once (its StepParity is shared by every route);
     the seconds of each bridge run here are added to SPENT (bridge description -> seconds).
     A bridge that failed once fails again at once for every later route through it (FORMS keeps
-    its exception), so one broken bridge costs its minutes once per run."""
-    key: tuple[str, ...] = ()
+    its exception), so one broken bridge costs its minutes once per run. ROOT: the form the route
+    starts from, "source" or a detector's "body" (see convert)."""
+    key: tuple[str, ...] = (root,)
     model = forms[key]
     steps = []
     for bridge in route.bridges:

@@ -195,7 +195,16 @@ def gate(report: VerifyReport, precision: str, classification: bool) -> VerifyRe
         limits.pop("mask_iou", None)
     report.gate = limits
     failed, notes = [], []
+    # TFLite_Detection_PostProcess outputs are detections sorted by score: two near-equal scores
+    # swap places under any rounding, so they are compared as boxes (detection parity), not cell by cell
+    sorted_detections = report.detection is not None and report.detection.format == "tflite-postprocess"
+    if sorted_detections:
+        limits.pop("cosine")
+        notes.append("outputs of TFLite_Detection_PostProcess (detections sorted by score) are gated as matched "
+                      "boxes, not element by element")
     for out in report.outputs:
+        if sorted_detections:
+            continue
         if out.cosine < limits["cosine"]:
             failed.append(f"{out.name}: cosine {out.cosine:.5f} < {limits['cosine']}")
         elif out.worst_group_cosine is not None and out.worst_group_cosine < limits["cosine"]:

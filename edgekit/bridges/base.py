@@ -27,6 +27,9 @@ class ConvertContext:
     source_inputs: list[TensorInfo] = field(default_factory=list)    # the source's tensors, in order:
     source_outputs: list[TensorInfo] = field(default_factory=list)   # the card's descriptions use their names
     reference: Any = None        # convert's source reference (verify inputs + source outputs); None: --no-verify
+    # set per route by convert(): the float TFLite source's post-processing op, cut off before the
+    # bridges, for the target to put back after its converted body (tflite_postprocess.PostprocessTail)
+    postprocess: Any = None
 
     def check(self, step: str, runtime: str, run, layout: str = "NHWC") -> StepParity | None:
         """Verify an intermediate model against the source on the verify inputs (None without

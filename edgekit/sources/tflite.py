@@ -40,6 +40,8 @@ class TFLiteSource(SourceModel):
         if len(first.shape) == 4:
             self.facts.preprocess["input_size"] = [int(first.shape[1]), int(first.shape[2])]
         self._read_metadata()
+        if any(op.name == "TFLite_Detection_PostProcess" for op in self.model.subgraphs[0].operators):
+            self.facts.task = "detection"   # its outputs are boxes, classes, scores and a count
         self._interpreter = None
 
     @classmethod

@@ -41,6 +41,9 @@ class Target:
     accepts: ClassVar[tuple[str, ...]]         # model forms it converts from
     requires: ClassVar[tuple[str, ...]]        # importable modules
     refusals: ClassVar[dict[str, str]] = {}    # source form -> why no sound route exists
+    # True: a float TFLite source's trailing TFLite_Detection_PostProcess is cut off before the
+    # route and `ctx.postprocess` asks convert() to put it back after the converted body
+    keeps_postprocess_op: ClassVar[bool] = False
 
     @property
     def suffix(self) -> str:

@@ -36,6 +36,7 @@ class TFLiteTarget(Target):
     precisions = ("fp32", "fp16", "dynamic", "int8")
     accepts = ("savedmodel",)
     requires = ("tensorflow", "ai_edge_litert")
+    keeps_postprocess_op = True   # Coral's SSD layout: int8 body, then TFLite_Detection_PostProcess on the CPU
 
     def convert(self, model: SourceModel, precision: str, artifact: Path, ctx: ConvertContext) -> TargetOutput:
         import tensorflow as tf
@@ -65,6 +66,8 @@ class TFLiteTarget(Target):
             flatbuffer = converter.convert()
         except Exception as exc:   # the TensorFlow op without a TFLite kernel, named, else the cause line
             raise tflite_converter_error(exc, precision) from None
+        if ctx.postprocess is not None:   # the source's TFLite_Detection_PostProcess, back after the body
+            flatbuffer = _with_postprocess(flatbuffer, ctx, model)
         artifact.write_bytes(with_card(flatbuffer, ctx))
         parsed = read_tflite(artifact)
         if precision == "int8":
@@ -82,6 +85,24 @@ class TFLiteTarget(Target):
                             outputs=[tensor_info(t) for t in parsed.outputs()],
                             converters={"tensorflow": deps.version("tensorflow") or "?"},
                             layout="NHWC", int8_io=io_type if precision == "int8" else None)
+
+
+def _with_postprocess(flatbuffer: bytes, ctx: ConvertContext, model: SourceModel) -> bytes:
+    """FLATBUFFER (the converted body) with the source's post-processing op spliced back on; the
+    sample images (else calibration, else seeded noise) tell which body output feeds which input."""
+    import numpy as np
+
+    from ..tflite_postprocess import splice
+
+    samples = ctx.sample_images if ctx.sample_images is not None else ctx.calibration
+    if samples is None:
+        shape = model.inputs()[0].shape
+        samples = np.random.default_rng(0).uniform(-1, 1, (4, *shape[1:])).astype(np.float32)
+    try:
+        return splice(flatbuffer, ctx.postprocess, samples)
+    except ValueError as exc:
+        raise ConversionError(f"could not put {ctx.postprocess.describe()} back: {exc}",
+                              "convert to openvino or onnx, which keep the model whole") from None
 
 
 LABELS_FILE = "labels.txt"

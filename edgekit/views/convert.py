@@ -22,16 +22,32 @@ def _cross(verify) -> str:
                      for name, c in verify.cross_checks.items())
 
 
+def _worst_group(verify) -> str:
+    """The lowest-cosine channel group (a row of [1, C, N], a column of [1, N, C]) and its cosine;
+    detection recall or mask IoU where the report has them."""
+    parts = []
+    worst = verify.worst_group
+    if worst is not None:
+        parts.append(f"{worst.describe_worst_group()} {worst.worst_group_cosine:.4f}")
+    if verify.detection is not None and verify.detection.recall is not None:
+        parts.append(f"boxes {verify.detection.recall:.0%}")
+    if verify.mask is not None and verify.mask.mean_iou is not None:
+        parts.append(f"mask IoU {verify.mask.mean_iou:.3f}")
+    return ", ".join(parts) or "—"
+
+
 def render_convert(result, console) -> None:
-    """A ConvertResult: one row per artifact, then each artifact's verify notes."""
+    """A ConvertResult: one row per artifact and per target not built, then each artifact's
+    verify notes and each failed target's one-line reason."""
     rows = [[Path(a.path).name, human_size(a.size_bytes), STATUS_STYLE.get(a.verify.status, a.verify.status),
-             fmt(a.verify.cosine, ".6f"), fmt(a.verify.max_abs_error, ".3g"), _top1(a.verify), _cross(a.verify),
-             a.route, f"{a.seconds:.1f}"] for a in result.artifacts]
-    rows += [[f"{f.target} {f.precision}", "", FAILURE_STYLE[f.status], "", "", "", "", "", f"{f.seconds:.1f}"]
+             fmt(a.verify.cosine, ".6f"), _worst_group(a.verify), fmt(a.verify.max_abs_error, ".3g"), _top1(a.verify),
+             _cross(a.verify), a.route, f"{a.seconds:.1f}"] for a in result.artifacts]
+    rows += [[f"{f.target} {f.precision}", "", FAILURE_STYLE[f.status], "", "", "", "", "", "", f"{f.seconds:.1f}"]
              for f in result.failures]
     console.print(table(f"source: {result.source['kind']} {result.source['path'] or '(Python object)'}",
-                        ["artifact", "size", "verify", "cosine", "max |err|", "top-1 clear (all)", "also on", "route",
-                         "s"], rows, wrap=("also on", "route"), optional=("s", "max |err|", "also on", "size", "route")))
+                        ["artifact", "size", "verify", "cosine", "worst group", "max |err|", "top-1 clear (all)",
+                         "also on", "route", "s"], rows, wrap=("also on", "route", "worst group"),
+                        optional=("s", "max |err|", "also on", "size", "route", "worst group")))
     for artifact in result.artifacts:
         for note in artifact.verify.notes:
             console.print(f"  {Path(artifact.path).name}: {note}")

@@ -124,8 +124,10 @@ CORPUS: list[FieldModel] = [
     FieldModel("tflite_entry_norm", models.tflite_entry_norm, "TFLite MUL/ADD at the entry", pixels=RAW,
                key=(("onnx", "fp32"),)),
     # ---------------------------------------------------------------------- outputs and ops
+    # OpenVINO int8 stays healthy: NNCF quantizes op inputs, not the concatenated output (the oracle agrees)
     FieldModel("keras_yolo_mixed", models.keras_yolo_mixed, "YOLO-style output mixing pixel boxes and scores",
-               NORM, expect=_all(YOLO_INT8, INT8), key=(("tflite", "int8"),), task="detection"),
+               NORM, expect=_all(YOLO_INT8, [("tflite", "int8"), ("edgetpu", "int8"), ("onnx", "int8")]),
+               key=(("tflite", "int8"),), task="detection"),
     FieldModel("tflite_ssd", models.tflite_ssd, "SSD with TFLite_Detection_PostProcess", NORM,
                key=(("edgetpu", "int8"),), task="detection"),
     FieldModel("onnx_nms", models.onnx_nms, "ONNX NMS outputs of dynamic shape", NORM,
@@ -185,15 +187,8 @@ _MODEL_REASON = {
 _TARGET_REASON = {
     ("onnx_nms", "tflite"): "NMS with run-time output size through onnx2tf/TFLite (§1, §3)",
     ("onnx_nms", "edgetpu"): "NMS with run-time output size through onnx2tf/TFLite (§1, §3)",
-    ("keras_bicubic", "tflite"): "upstream converter error not translated to the op (ResizeBicubic) (§5)",
-    ("keras_bicubic", "edgetpu"): "upstream converter error not translated to the op (ResizeBicubic) (§5)",
-    ("tflite_offset_buffers", "openvino"): "OpenVINO's TFLite reader fails on offset buffers; the ONNX route "
-                                           "is not tried (§3, §5)",
 }
-_CELL_REASON = {
-    **{("keras_yolo_mixed", t, "int8"): "int8 gate pools boxes and scores: per-group gate (§4)"
-       for t in ("tflite", "edgetpu", "openvino", "onnx")},
-}
+_CELL_REASON: dict = {}
 # Cells the baseline saw reach the goal already, although their model has a reason above.
 _CELL_OK: set = set()
 

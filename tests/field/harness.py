@@ -129,6 +129,52 @@ def run(model: FieldModel, path: Path, targets: list[str], precisions: list[str]
     return Outcome(kind, code, line[:300], stdout, stderr, round(time.perf_counter() - started, 1), artifacts)
 
 
+def run_model(model: FieldModel, path: Path, cells: list[tuple[str, str]], out: Path,
+              data: dict[str, Path]) -> dict[tuple[str, str], Outcome]:
+    """One `edgekit convert --to T1,T2,.. --precision P1,P2,..` process for all CELLS of MODEL (one
+    bad target no longer stops the others, issue 13 §5), split into one Outcome per cell from its
+    --json records. A cell without a record (the process crashed, or refused the whole command)
+    takes the process's own outcome. Pairs of the cross product not in CELLS are ignored."""
+    targets = list(dict.fromkeys(t for t, _ in cells))
+    precisions = list(dict.fromkeys(p for _, p in cells))
+    whole = run(model, path, targets, precisions, out, data)
+    records = _records(whole.stdout)
+    if len(cells) == 1 and not records:
+        return {cells[0]: whole}
+    outcomes = {}
+    for cell in cells:
+        record = records.get(cell)
+        if record is None:
+            outcomes[cell] = whole
+            continue
+        kind, code, line = _cell_kind(record)
+        outcomes[cell] = Outcome(kind, code, line[:300], whole.stdout, whole.stderr,
+                                 float(record.get("seconds") or whole.seconds), [record] if "verify" in record else [])
+    return outcomes
+
+
+def _records(stdout: str) -> dict[tuple[str, str], dict]:
+    """(target, precision) -> the --json record convert printed for it (artifact or failure)."""
+    try:
+        items = json.loads(stdout[stdout.index("["):])
+    except ValueError:
+        return {}
+    return {(r["target"], r["precision"]): r for r in items if isinstance(r, dict) and "target" in r}
+
+
+def _cell_kind(record: dict) -> tuple[str, int, str]:
+    """(kind, the exit code this cell alone would have had, its first line) of one --json record."""
+    if record.get("status") == "built":
+        verify = record.get("verify", {})
+        if verify.get("status") == "fail":
+            return "gate-fail", 1, (verify.get("notes") or [""])[0]
+        return "pass", 0, ""
+    reason = record.get("reason", "")
+    if _UNEXPECTED.search(f"error: {reason}"):
+        return "crash", 1, reason
+    return ("refused", 2, reason) if record.get("status") == "refused" else ("fail", 1, reason)
+
+
 # The baseline grid after each model's key cells (fp16 and onnx int8 last: slowest, least telling).
 BASELINE_CELLS = (("tflite", "fp32"), ("tflite", "int8"), ("edgetpu", "int8"), ("openvino", "fp32"),
                   ("onnx", "fp32"), ("openvino", "int8"), ("tflite", "fp16"), ("onnx", "int8"))

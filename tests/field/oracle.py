@@ -267,8 +267,14 @@ def check(model: FieldModel, source_path: Path, artifact_path: Path, precision: 
     source = Source(model, source_path)
     source.fix_size(input_size)
     artifact = Artifact(artifact_path)
-    pairs = [_pair(source(feeds(model, source.shapes, data, None, photo)),
-                   artifact(feeds(model, artifact.shapes, data, artifact.preprocess, photo))) for photo in range(PHOTOS)]
+    runs = [(source(feeds(model, source.shapes, data, None, photo)),
+             artifact(feeds(model, artifact.shapes, data, artifact.preprocess, photo))) for photo in range(PHOTOS)]
+    if _detections(runs[0][0]):
+        checked = sum(_check_detections(reference, got, precision, f"{artifact_path.name} on photo {photo}")
+                      for photo, (reference, got) in enumerate(runs))
+        assert checked, f"{artifact_path.name}: no source detection scored >= 0.35 on {PHOTOS} photos"
+        return
+    pairs = [_pair(reference, got) for reference, got in runs]
     for position, (_, _, index) in enumerate(pairs[0]):
         ref = np.stack([p[position][0] for p in pairs])
         value = np.stack([p[position][1] for p in pairs])
@@ -278,3 +284,38 @@ def check(model: FieldModel, source_path: Path, artifact_path: Path, precision: 
         np.testing.assert_allclose(value / atol, ref / atol, rtol=0, atol=1.0,
                                    err_msg=f"{artifact_path.name} output {index} vs the source on {PHOTOS} photos "
                                            f"(in units of the per-channel tolerance {atol.ravel()[:8]})")
+
+
+def _detections(outputs: list[np.ndarray]) -> bool:
+    """TFLite_Detection_PostProcess's outputs: boxes [1, N, 4], classes and scores [1, N], count [1]."""
+    ranks = sorted(np.asarray(o).ndim for o in outputs)
+    return len(outputs) == 4 and ranks == [1, 2, 2, 3]
+
+
+def _split_detections(outputs: list[np.ndarray]):
+    """(boxes [K, 4], classes [K], scores [K]) of the K = count detections; classes are the
+    [1, N] output holding whole numbers."""
+    outputs = [np.asarray(o, np.float32) for o in outputs]
+    boxes = next(o for o in outputs if o.ndim == 3)[0]
+    count = int(next(o for o in outputs if o.ndim == 1)[0])
+    pair = [o[0] for o in outputs if o.ndim == 2]
+    classes, scores = pair if np.allclose(pair[0], np.round(pair[0])) else pair[::-1]
+    return boxes[:count], classes[:count], scores[:count]
+
+
+def _check_detections(reference: list[np.ndarray], got: list[np.ndarray], precision: str, where: str) -> int:
+    """Each source detection scoring >= 0.35 has an artifact detection of its class whose box
+    (normalized coordinates) and score equal it within TOLERANCE[precision] (0..1 quantities). The
+    op sorts by score, so near-equal scores swap places: detections are matched, not rows.
+    Returns how many source detections were checked."""
+    ref_boxes, ref_classes, ref_scores = _split_detections(reference)
+    boxes, classes, scores = _split_detections(got)
+    atol = max(TOLERANCE[precision], 1e-4)
+    clear = ref_scores >= 0.35
+    for box, cls, score in zip(ref_boxes[clear], ref_classes[clear], ref_scores[clear]):
+        same = np.flatnonzero(classes == cls)
+        assert len(same), f"{where}: no artifact detection of class {int(cls)} (source score {score:.3f})"
+        best = same[np.argmin(np.abs(boxes[same] - box).max(axis=1))]
+        np.testing.assert_allclose(boxes[best], box, rtol=0, atol=atol, err_msg=f"{where}: box of class {int(cls)}")
+        np.testing.assert_allclose(scores[best], score, rtol=0, atol=atol, err_msg=f"{where}: score of class {int(cls)}")
+    return int(clear.sum())
