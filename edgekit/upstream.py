@@ -34,9 +34,10 @@ _TF_SELECT = re.compile(r"TF Select ops: ([\w, ]+)")
 _TF_LOC = re.compile(r'fused\["(\w+):", "([^"@]+)')
 
 
-def tflite_converter_error(exc: BaseException, precision: str) -> EdgekitError:
+def tflite_converter_error(exc: BaseException, precision: str, graph=None) -> EdgekitError:
     """The TFLite converter's failure at PRECISION as one line: the TensorFlow ops it has no
-    kernel for (and the layer path of the first), else its first `error:` line."""
+    kernel for (and the layer path of the first, read from GRAPH, the converted function's
+    tf.Graph, where the converter's MLIR location does not name it), else its first `error:` line."""
     text = str(exc)
     ops = list(dict.fromkeys(a or b for a, b in _TF_OP.findall(text)))
     select = _TF_SELECT.search(text)
@@ -45,6 +46,8 @@ def tflite_converter_error(exc: BaseException, precision: str) -> EdgekitError:
     if ops:
         where = {op: path for op, path in _TF_LOC.findall(text)}
         first = ops[0]
+        if first not in where and graph is not None:
+            where.update((first, node) for node in _tf_nodes(graph, first)[:1])
         at = f" (at {where[first]})" if first in where else ""
         names = ", ".join(ops)
         remedy = TFLITE_REPLACEMENTS.get(first, "replace it with ops TFLite has builtin kernels for")
@@ -53,6 +56,19 @@ def tflite_converter_error(exc: BaseException, precision: str) -> EdgekitError:
     return ConversionError(f"TFLite conversion ({precision}) failed: {_cause(text)}",
                            "ops that have no full-integer kernel cannot be quantized to int8"
                            if precision == "int8" else "see the TensorFlow converter log")
+
+
+def _tf_nodes(graph, op: str) -> list[str]:
+    """Names of the nodes of type OP in GRAPH (a tf.Graph) and the functions it calls (a Keras
+    layer's ops live in the library: `functional_1/up_sampling2d_1/resize/ResizeBicubic`)."""
+    try:
+        graph_def = graph.as_graph_def()
+    except Exception:   # reading the graph back is a courtesy: the op's name alone still says it
+        return []
+    names = [n.name for n in graph_def.node if n.op == op]
+    for function in graph_def.library.function:
+        names += [n.name for n in function.node_def if n.op == op]
+    return names
 
 
 # OpenVINO: "No conversion rule found for operations: Bernoulli-18, Foo-1" (ONNX, common frontend),

@@ -6,7 +6,7 @@ the summary names it with its one-line reason, and the exit code says what happe
     2  bad input meant nothing could be built (every target refused)
 
 The refusal comes from the real TFLite converter (bicubic resize has no TFLite builtin kernel);
-the artifact that was built is checked against Keras with the raw OpenVINO runtime by the field
+the artifact that was built is checked against Keras with raw ONNX Runtime by the field
 oracle (np.testing.assert_allclose), never with edgekit's own verify report.
 """
 from __future__ import annotations
@@ -50,17 +50,17 @@ def test_a_refused_target_does_not_stop_the_others_and_exits_1(bicubic, tmp_path
     import re
 
     model, data = bicubic
-    code, records, errors = _convert(model, data, tmp_path / "out", "tflite,openvino")
+    code, records, errors = _convert(model, data, tmp_path / "out", "tflite,onnx")
     assert code == 1
     by_target = {r["target"]: r for r in records}
-    refused, built = by_target["tflite"], by_target["openvino"]
+    refused, built = by_target["tflite"], by_target["onnx"]
     assert refused["status"] == "refused" and refused["error"] == "UnsupportedRouteError"
     assert re.fullmatch(REFUSAL, refused["reason"]), refused["reason"]
     assert built["status"] == "built" and built["verify"]["status"] == "pass"
     assert len(errors) == 1 and re.match(r"error: 1 artifact\(s\) built; tflite fp32 refused \(TFLite has no builtin "
                                          r"kernel for the TensorFlow op ResizeBicubic", errors[0]), errors
     assert not list((tmp_path / "out").glob("*.tflite"))
-    # the IR that was built equals Keras on real photos (raw OpenVINO runtime, per-channel tolerance)
+    # the ONNX model that was built equals Keras on real photos (raw ONNX Runtime, per-channel tolerance)
     oracle.check(BY_NAME["keras_bicubic"], model, Path(built["path"]), "fp32", data)
 
 

@@ -22,11 +22,12 @@ from .base import Target, TargetOutput, register
 
 def _static_converter(tf, model: SourceModel):
     """A converter over the serving signature traced at the static input shapes, so a SavedModel
-    exported with a dynamic batch still yields batch-1, static-shape TFLite (Edge TPU needs it)."""
+    exported with a dynamic batch still yields batch-1, static-shape TFLite (Edge TPU needs it);
+    and that concrete function, whose graph names the layer of an op the converter refuses."""
     specs = [tf.TensorSpec(t.shape, tf.float32, name=t.name) for t in model.inputs()]
     names = [t.name for t in model.inputs()]
     concrete = tf.function(lambda *xs: model.signature(**dict(zip(names, xs)))).get_concrete_function(*specs)
-    return tf.lite.TFLiteConverter.from_concrete_functions([concrete], model.trackable)
+    return tf.lite.TFLiteConverter.from_concrete_functions([concrete], model.trackable), concrete
 
 
 @register
@@ -41,7 +42,7 @@ class TFLiteTarget(Target):
     def convert(self, model: SourceModel, precision: str, artifact: Path, ctx: ConvertContext) -> TargetOutput:
         import tensorflow as tf
 
-        converter = _static_converter(tf, model)
+        converter, traced = _static_converter(tf, model)
         io_type = ctx.int8_io
         if precision == "fp16":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -65,7 +66,7 @@ class TFLiteTarget(Target):
         try:
             flatbuffer = converter.convert()
         except Exception as exc:   # the TensorFlow op without a TFLite kernel, named, else the cause line
-            raise tflite_converter_error(exc, precision) from None
+            raise tflite_converter_error(exc, precision, traced.graph) from None
         if ctx.postprocess is not None:   # the source's TFLite_Detection_PostProcess, back after the body
             flatbuffer = _with_postprocess(flatbuffer, ctx, model)
         artifact.write_bytes(with_card(flatbuffer, ctx))
