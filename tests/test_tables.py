@@ -43,7 +43,7 @@ def _verify(status: str, cosine: float, top1: float | None = None) -> VerifyRepo
 
 
 def test_convert_summary_fits(tmp_path):
-    from edgekit.convert import ArtifactResult, ConvertResult
+    from edgekit.convert import ArtifactResult, ConvertResult, TargetFailure
     from edgekit.views.convert import render_convert
 
     names = [f"{STEM}_int8_edgetpu_ready.tflite", f"{STEM}_fp16.xml", f"{STEM}_int8.mlpackage"]
@@ -53,8 +53,13 @@ def test_convert_summary_fits(tmp_path):
                                 _verify("fail", 0.99412, 0.98), "m", 3.2),
                  ArtifactResult("coreml", "int8", str(tmp_path / names[2]), 4_712_345, "torch → coreml",
                                 VerifyReport(status="structure-only", notes=["numerics need macOS"]), "m", 12.0)]
-    result = ConvertResult({"kind": "torch", "path": None}, artifacts, [], None, None)
-    assert_fits(render(lambda out: render_convert(result, out)), *names, "structure-only", "0.984120", "100% (86%)")
+    refusal = ("coremltools cannot convert the torch op 'fmod' (PyTorch convert function for op 'fmod' not "
+               "implemented). replace that op in the model, or convert to tflite, openvino or onnx")
+    failures = [TargetFailure("coreml", "fp32", "refused", refusal, "UnsupportedRouteError", seconds=1.5)]
+    result = ConvertResult({"kind": "torch", "path": None}, artifacts, [], None, None, failures=failures)
+    lines = render(lambda out: render_convert(result, out))
+    assert_fits(lines, *names, "structure-only", "0.984120", "100% (86%)", "coreml fp32")
+    assert "coreml fp32 refused: coremltools cannot convert the torch op 'fmod'" in "\n".join(lines)   # its reason
 
 
 def test_demo_table_fits(tmp_path):
