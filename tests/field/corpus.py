@@ -198,7 +198,8 @@ _CELL_REASON = {
                                            "the fp32 cosine gate (0.9999) passes (§4)",
 }
 # Cells the baseline saw reach the goal already, although their model has a reason above.
-_CELL_OK: set = set()
+# The verifyx branch's full corpus run saw these two reach it (oracle included).
+_CELL_OK = {("keras_free_size", "tflite", "fp32"), ("savedmodel_free_size", "openvino", "fp32")}
 
 
 def _phase2() -> dict[tuple[str, str, str], str]:
