@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import EdgekitError
+from ..errors import BadInput
 from .images import UnreadableImage, read_rgb
 
 
@@ -38,20 +38,34 @@ class Comparison:
 
 
 def read_previous(folder: Path) -> dict[str, Any]:
-    """The previous run's train.json; raises EdgekitError (exit 2) if FOLDER is not an output of train."""
+    """The previous run's train.json; raises BadInput (exit 2) if FOLDER is not an output of train."""
     manifest = Path(folder) / "train.json"
     if not manifest.is_file():
-        raise EdgekitError(f"--compare {folder} holds no train.json", "pass an output folder (-o) of an earlier "
+        raise BadInput(f"--compare {folder} holds no train.json", "pass an output folder (-o) of an earlier "
                                                                        "`edgekit train` run that finished")
     try:
         data = json.loads(manifest.read_text())
         model = Path(folder) / data["picks"]["best"]["float_model"]
     except (ValueError, KeyError, TypeError):
-        raise EdgekitError(f"{manifest} is not a train manifest edgekit can read", "rerun `edgekit train`") from None
+        raise BadInput(f"{manifest} is not a train manifest edgekit can read", "rerun `edgekit train`") from None
     if not model.is_file():
-        raise EdgekitError(f"--compare {folder}: its float model {model.name} is missing",
-                           "pass a complete output folder of `edgekit train`")
+        raise BadInput(f"--compare {folder}: its float model {model.name} is missing",
+                       "pass a complete output folder of `edgekit train`")
     return data
+
+
+def test_digests(previous: dict[str, Any]) -> set[str]:
+    """sha256 of each test image of the previous run that can still be read: the new run keeps
+    them out of training, so the comparison on them is not scored on images the new model saw."""
+    import hashlib
+
+    digests = set()
+    for row in previous.get("test_set", []):
+        try:
+            digests.add(hashlib.sha256(Path(row["path"]).read_bytes()).hexdigest())
+        except (OSError, KeyError, TypeError):
+            continue  # a moved file: the comparison lists it as skipped
+    return digests
 
 
 def decide(previous_union: float, new_union: float, per_class: dict[str, dict[str, float]],
@@ -76,8 +90,8 @@ def compare(previous_dir: Path, previous: dict[str, Any], new: dict[str, Any], n
     old_labels, new_labels = previous["labels"], new["labels"]
     shared = [label for label in new_labels if label in old_labels]
     if len(shared) < 2:
-        raise EdgekitError(f"--compare {previous_dir}: the two models share fewer than 2 classes",
-                           "compare models trained on the same classes")
+        raise BadInput(f"--compare {previous_dir}: the two models share fewer than 2 classes",
+                       "compare models trained on the same classes")
     sets = {"previous_test": previous["test_set"], "new_test": new["test_set"]}
     items: dict[str, tuple[str, str]] = {}
     for name, rows in sets.items():
@@ -92,8 +106,8 @@ def compare(previous_dir: Path, previous: dict[str, Any], new: dict[str, Any], n
         except (UnreadableImage, OSError):
             skipped.append(path)
     if not keys:
-        raise EdgekitError("--compare: none of the test images of either run can be read any more",
-                           "keep the test images where they were, or compare on a run that still has them")
+        raise BadInput("--compare: none of the test images of either run can be read any more",
+                       "keep the test images where they were, or compare on a run that still has them")
     predictions = {}
     for who, data, folder in (("previous", previous, previous_dir), ("new", new, new_dir)):
         model = torch.jit.load(str(Path(folder) / data["picks"]["best"]["float_model"]), map_location="cpu").eval()
