@@ -10,6 +10,7 @@ macOS), the artifact is kept and marked "not measured", with the reason.
 """
 from __future__ import annotations
 
+import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -107,8 +108,9 @@ def measure_artifacts(result, pick: str, images: list[np.ndarray], targets: np.n
                                                             "onnx" if path.suffix == ".onnx" else "tflite")
         reason = BACKENDS.get(DEFAULT_BACKEND[fmt]).unavailable_reason()
         if reason:
-            row.note = (f"Core ML predicts only on macOS: accuracy not measured here ({reason})"
-                        if fmt == "coreml" else f"not measured: {reason}")
+            off_mac = fmt == "coreml" and sys.platform != "darwin"
+            row.note = "Core ML predicts only on macOS: accuracy not measured on this host" if off_mac else \
+                f"not measured: {reason}"
             rows.append(row)
             continue
         try:
