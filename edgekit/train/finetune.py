@@ -26,9 +26,14 @@ def finetune_finalists(search: Search, picks: dict[str, Candidate], depths: list
     from .features import BudgetSpent
 
     finalists = {c.number: c for c in picks.values() if c.stage == "search"}
+    # a resumed run (after a stop during export, say) finds its finalists tuned already
+    tuned = {(t.user_attrs.get("parent"), t.params.get("finetune_depth")) for t in search.study.get_trials(
+        deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)) if t.user_attrs.get("stage") == "finetune"}
     done, skipped = [], []
     for candidate in finalists.values():
         for depth in sorted(d for d in depths if d > 0):
+            if (candidate.number, depth) in tuned:
+                continue
             if time.monotonic() > deadline:
                 skipped.append(f"#{candidate.number} depth {depth}")
                 continue
