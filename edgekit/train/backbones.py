@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from ..errors import EdgekitError, UnknownNameError
+from ..errors import BadInput, UnknownNameError
 
 ARCHITECTURE_LICENCE = {"package": "efficientnet-lite-pytorch==0.1.0", "licence": "Apache-2.0",
                         "url": "https://github.com/ml-illustrated/EfficientNet-Lite-PyTorch"}
@@ -85,7 +85,7 @@ def get(name: str) -> Backbone:
     backbone = BACKBONES[name]
     reason = backbone.unavailable_reason()
     if reason:
-        raise EdgekitError(f"backbone '{name}' is unavailable: {reason}")
+        raise BadInput(f"backbone '{name}' is unavailable: {reason}")
     return backbone
 
 

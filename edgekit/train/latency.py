@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import EdgekitError
+from ..errors import BadInput, RuntimeFailure
 from .backbones import Backbone
 
 BENCH_RUNS = 40
@@ -179,7 +179,7 @@ def measure_module(model, size: int, mean: list[float], std: list[float], fmt: L
         report = run_bench([artifact.path], BenchOptions(runs=BENCH_RUNS, warmup=5, backend=fmt.backend))
         record = report.results[0]
         if record.status != "ok":
-            raise EdgekitError(f"could not time {name} at {size}px on {fmt.backend}: {record.error}",
+            raise RuntimeFailure(f"could not time {name} at {size}px on {fmt.backend}: {record.error}",
                                "check `edgekit doctor`, or pick another first target with --to")
         # the fastest warm run: other processes on a shared host only ever add time, so the minimum
         # ranks architectures by their own cost (medians swapped Lite0 and Lite1 at a load of 5)
@@ -216,16 +216,23 @@ class DeviceScale:
         return asdict(self)
 
 
-def device_scale(profile_name: str, fmt: LatencyFormat) -> DeviceScale:
-    """The factor from host latency to PROFILE_NAME's, through the profile's MobileNet v2 reference."""
+def scale_references(profile_name: str):
+    """(profile, its published MobileNet v2 references); BadInput for an unknown profile (naming
+    the closest) or one that publishes no such number."""
     from ..bench.profiles import get_profile
 
     profile = get_profile(profile_name)
     references = [r for r in profile.references
                   if any(t in m.lower() for m in r.match for t in REFERENCE_TOKENS)]
     if not references:
-        raise EdgekitError(f"device profile '{profile_name}' publishes no {REFERENCE_MODEL} latency to scale by",
-                           "use a profile that lists one (edgekit devices), or drop --device-profile")
+        raise BadInput(f"device profile '{profile_name}' publishes no {REFERENCE_MODEL} latency to scale by",
+                       "use a profile that lists one (edgekit devices), or drop --device-profile")
+    return profile, references
+
+
+def device_scale(profile_name: str, fmt: LatencyFormat) -> DeviceScale:
+    """The factor from host latency to PROFILE_NAME's, through the profile's MobileNet v2 reference."""
+    profile, references = scale_references(profile_name)
     device_ms = statistics.median(r.latency_ms for r in references)
     key = f"{_host_key(fmt)}|reference-mobilenet_v2|224"
     cached = _load_cache().get(key)
@@ -241,8 +248,8 @@ def _measure_reference(fmt: LatencyFormat) -> float:
     from .. import deps
 
     if deps.missing("tensorflow"):
-        raise EdgekitError("--device-profile needs TensorFlow to build its MobileNet v2 reference",
-                           "install it with: pip install 'edgekit[tflite]'")
+        raise BadInput("--device-profile needs TensorFlow to build its MobileNet v2 reference",
+                       "install it with: pip install 'edgekit[tflite]'")
     import keras
 
     with tempfile.TemporaryDirectory(prefix="edgekit-reference-") as folder:
