@@ -40,6 +40,20 @@ def test_every_image_mode_opens_as_rgb(tmp_path, mode):
     assert info.format == fmt
     if mode in ("I;16", "I", "F"):  # scaled by its own range: the full 0-255 span is used
         assert rgb.min() == 0 and rgb.max() == 255
+    # oracle: the pixels that were saved, computed here with numpy, not with the code under test
+    source = np.asarray(base).astype(np.float64)
+    luma = source @ np.array([0.299, 0.587, 0.114])            # ITU-R BT.601, as Pillow's "L" is
+    if mode in ("RGB", "RGBA"):                                 # lossless PNG, opaque alpha
+        np.testing.assert_array_equal(rgb, np.asarray(base))
+    elif mode in ("L", "LA"):
+        np.testing.assert_allclose(rgb[:, :, 0], luma, atol=1)
+        assert (rgb[:, :, 0] == rgb[:, :, 1]).all() and (rgb[:, :, 1] == rgb[:, :, 2]).all()
+    elif mode == "CMYK":                                        # JPEG: lossy, but the colours must survive
+        assert np.abs(rgb.astype(np.float64) - source).mean() < 25
+    elif mode in ("I;16", "I", "F"):
+        grey = np.round(luma)
+        expected = (grey - grey.min()) / (grey.max() - grey.min()) * 255
+        np.testing.assert_allclose(rgb[:, :, 0], expected, atol=1.5)
 
 
 def test_alpha_composites_over_grey(tmp_path):
