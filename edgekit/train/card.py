@@ -19,6 +19,7 @@ def _num(value) -> str:
 
 
 def write_card(path: Path, m: dict[str, Any]) -> None:
+    """Write model_card.md at PATH (atomically) from M, the train.json manifest, so the two never disagree."""
     data, search, picks = m["data"], m["search"], m["picks"]
     lines = [f"# Model card: {Path(m['request']['out_dir']).name}", "",
              f"Image classifier trained by `edgekit train` (edgekit {m['edgekit_version']}, {m['created']}).", "",

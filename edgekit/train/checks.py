@@ -39,6 +39,8 @@ TOP_SUSPECTS = 10
 
 @dataclass
 class Finding:
+    """One data-check result: which check, how serious, one line for the table and the items (paths,
+    labels, splits) for the JSON."""
     check: str          # unreadable | duplicate | near-duplicate | few-images | imbalance | modes | tiny | label-error
     severity: str       # warning | info
     message: str
@@ -47,6 +49,8 @@ class Finding:
 
 @dataclass
 class DataReport:
+    """Every finding, the ranked label-error suspects and the images kept out of training:
+    data_report.json."""
     summary: dict[str, Any]
     findings: list[Finding]
     suspects: list[dict[str, Any]]            # ranked label-error suspects

@@ -31,6 +31,7 @@ SKIPPED_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini"}
 
 @dataclass
 class Sample:
+    """One file offered as a labelled image, with what reading it found and which split it is in."""
     path: str
     label: str
     split: str = ""                  # train | val | test ("" until assigned)
@@ -51,6 +52,8 @@ class Sample:
 
 @dataclass
 class Dataset:
+    """The labelled samples, their class names (index = class id) and an RGB uint8 thumbnail of each
+    readable image."""
     samples: list[Sample]
     labels: list[str]                # sorted class names: index = class id
     source: str                      # what was read (folder or CSV path)
@@ -58,6 +61,8 @@ class Dataset:
     thumbnails: list[np.ndarray | None] = field(default_factory=list, repr=False)  # uint8 [h, w, 3] per sample
 
     def indices(self, split: str, include_excluded: bool = False) -> list[int]:
+        """Positions of the usable samples in SPLIT (train | val | test), leaving out excluded ones
+        unless INCLUDE_EXCLUDED."""
         return [i for i, s in enumerate(self.samples)
                 if s.usable and s.split == split and (include_excluded or not s.excluded)]
 
@@ -74,6 +79,8 @@ class Dataset:
         return digest.hexdigest()[:16]
 
     def summary(self) -> dict[str, Any]:
+        """JSON-ready counts: files, usable images, and train / val / test images per class (excluded
+        ones not counted)."""
         counts = {label: Counter(s.split for s in self.samples if s.label == label and s.usable and not s.excluded)
                   for label in self.labels}
         return {"source": self.source, "test_source": self.test_source, "classes": len(self.labels),

@@ -16,6 +16,8 @@ from ..fsutil import write_atomic
 
 @dataclass
 class Metrics:
+    """Test-split metrics of one model: accuracy (fraction), per-class precision / recall / F1, the
+    confusion matrix (rows: true class) and the misclassified images."""
     accuracy: float
     samples: int
     per_class: dict[str, dict[str, float | None]]  # label -> precision, recall, f1 (None: undefined), support
@@ -57,6 +59,8 @@ def metrics(targets: np.ndarray, probabilities: np.ndarray, labels: list[str], p
 
 
 def confusion_png(result: Metrics, path: Path, title: str) -> None:
+    """Write the confusion matrix of RESULT as a PNG (cells: counts, colour: share of the true class)
+    to PATH."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import EdgekitError, summary
+from ..errors import EdgekitError
 
 CALIBRATION_SAMPLES = 128
 BENCH_RUNS = 30
@@ -26,6 +26,8 @@ BENCH_RUNS = 30
 
 @dataclass
 class ArtifactEval:
+    """One exported artifact's test accuracy next to the float model's (points of drop), its gate
+    status and host latency (ms)."""
     pick: str
     target: str
     precision: str
@@ -151,9 +153,6 @@ def bench_latency(rows: list[ArtifactEval]) -> None:
 
 
 def scratch_dir(out_dir: Path) -> tempfile.TemporaryDirectory:
+    """A temporary folder inside OUT_DIR (same file system, removed on exit) for calibration arrays."""
     out_dir.mkdir(parents=True, exist_ok=True)
     return tempfile.TemporaryDirectory(prefix=".edgekit-train-", dir=out_dir)
-
-
-def describe_failure(exc: Exception) -> str:
-    return exc.one_line() if isinstance(exc, EdgekitError) else f"{type(exc).__name__}: {summary(exc)}"

@@ -21,6 +21,8 @@ FINETUNE_SHARE = 0.2   # of --budget kept for the fine-tune; the search gets the
 
 
 def finetune_finalists(search: Search, picks: dict[str, Candidate], depths: list[int], deadline: float) -> str:
+    """Fine-tune the last k blocks of each search-stage pick for each depth in DEPTHS until DEADLINE
+    (time.monotonic seconds); each variant becomes a trial of the study. Returns a one-line account."""
     import optuna
 
     from .features import BudgetSpent

@@ -42,6 +42,8 @@ REFERENCE_TOKENS = ("mobilenet_v2", "mobilenet-v2", "mobilenetv2")
 
 @dataclass
 class LatencyFormat:
+    """Which artifact the search times and on which runtime backend (and why, when it is not the
+    requested target's own)."""
     target: str          # what `convert` builds for the measurement
     backend: str         # edgekit runtime backend that runs it
     note: str = ""       # why this is not the requested target's own runtime, when it is not
@@ -69,6 +71,8 @@ def search_format(targets: list[str]) -> LatencyFormat:
 
 @dataclass
 class Measurement:
+    """One architecture's host latency (ms, fastest of BENCH_RUNS warm runs) and fp32 artifact size
+    (bytes)."""
     latency_ms: float           # fastest of BENCH_RUNS warm runs (see measure_module)
     size_bytes: int             # the fp32 artifact with a linear head
     backend: str
@@ -81,6 +85,8 @@ class Measurement:
 
 
 def cache_path() -> Path:
+    """Where measured latencies are kept per host: $EDGEKIT_TRAIN_CACHE/latency.json (default
+    ~/.cache/edgekit/train)."""
     root = os.environ.get("EDGEKIT_TRAIN_CACHE") or str(Path.home() / ".cache" / "edgekit" / "train")
     return Path(root) / "latency.json"
 
@@ -124,6 +130,8 @@ class LatencyTable:
         self.measured: dict[str, Measurement] = {}
 
     def get(self, backbone: Backbone, size: int) -> Measurement:
+        """The Measurement of BACKBONE at SIZE x SIZE pixels: from this run, the host cache, or
+        converted and timed now."""
         key = self._key(backbone, size)
         if key in self.measured:
             return self.measured[key]
@@ -198,6 +206,8 @@ def traced(model, size: int):
 
 @dataclass
 class DeviceScale:
+    """The factor from host latency to a board's, and the published and measured MobileNet v2 numbers
+    (ms) it came from."""
     profile: str
     title: str
     factor: float

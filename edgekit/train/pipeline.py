@@ -19,7 +19,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 
 from .. import __version__
 from ..errors import BadInput, EdgekitError, RuntimeFailure
@@ -51,6 +50,8 @@ class ExportGateFailed(RuntimeFailure):
 
 @dataclass
 class TrainRequest:
+    """Everything `edgekit train` was asked to do (the command line as data; `edgekit demo --train`
+    builds one too)."""
     data: Path
     out_dir: Path
     targets: list[str] = field(default_factory=lambda: ["tflite"])
@@ -85,6 +86,8 @@ class TrainRequest:
 
 @dataclass
 class TrainResult:
+    """What a run produced: data summary, report, search summary, picks, artifacts, comparison and
+    files (`--json` prints it)."""
     out_dir: str
     data: dict[str, Any]
     report: dict[str, Any]
@@ -341,7 +344,7 @@ def _search_budget(request: TrainRequest, out: Path) -> dict[str, Any]:
 
     state = load_state(out) if request.resume else {}
     if not state:
-        state = {"budget_s": request.budget_s, "spent_s": 0.0, "started": _now()}
+        state = {"budget_s": request.budget_s, "spent_s": 0.0, "started": utc_now()}
     state["budget_s"] = request.budget_s  # the whole budget; a resumed run spends what is left of it
     state["request"] = request.to_dict()
     if request.options is not None:
@@ -349,17 +352,11 @@ def _search_budget(request: TrainRequest, out: Path) -> dict[str, Any]:
     return state
 
 
-def _now() -> str:
+def utc_now() -> str:
+    """This moment in UTC, ISO 8601 to the second (state.json and train.json timestamps)."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def edgekit_version() -> str:
+    """The version of edgekit that trained the model (recorded in train.json and the card)."""
     return __version__
-
-
-def pick_order(picks: dict) -> list[str]:
-    return [name for name in PICKS if name in picks]
-
-
-def as_float(value) -> float:
-    return float(np.asarray(value))

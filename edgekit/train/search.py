@@ -24,11 +24,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 
 from ..errors import BadInput
 from .backbones import BACKBONES, get as get_backbone
-from .features import STRENGTHS, BudgetSpent, FeatureCache
+from .features import BudgetSpent, FeatureCache
 from .heads import HeadSpec, TrialTimeout, accuracy, head_parameters, predict_proba, train_head
 from .latency import DeviceScale, LatencyTable
 
@@ -37,6 +36,8 @@ PICKS = ("best", "balanced", "fastest")   # most accurate, balanced, fastest: Au
 
 @dataclass
 class Space:
+    """The search space: backbones, input sizes (pixels, multiples of 32), heads, learning-rate and
+    epoch ranges, augmentation levels, fine-tune depths (blocks)."""
     backbones: list[str] = field(default_factory=lambda: list(BACKBONES))
     sizes: list[int] = field(default_factory=lambda: [128, 160, 224])
     heads: list[str] = field(default_factory=lambda: ["linear", "mlp"])
@@ -62,6 +63,8 @@ class Space:
 
 @dataclass
 class Limits:
+    """Hard limits: latency (ms, on the board with a device profile), size (MB of the fp32 artifact),
+    validation accuracy (fraction)."""
     max_latency_ms: float | None = None
     max_size_mb: float | None = None
     min_accuracy: float | None = None
@@ -95,6 +98,8 @@ class Candidate:
 
 
 def storage_url(study: str | None, out_dir: Path) -> str:
+    """The SQLAlchemy URL of the study: sqlite in OUT_DIR by default; postgresql:// is given psycopg
+    3's driver. BadInput for a value that is not a URL."""
     if study is None:
         return f"sqlite:///{(Path(out_dir) / 'study.db').resolve()}"
     if "://" not in study:
@@ -130,6 +135,8 @@ def check_storage(url: str) -> None:
 
 
 def open_study(url: str, name: str, limits: Limits, seed: int, create: bool):
+    """Create (CREATE) or load the three-objective study NAME at URL with a seeded multi-objective TPE
+    sampler; BadInput when it exists and should not."""
     import optuna
 
     storage = _storage(url)
@@ -173,6 +180,8 @@ def _constraints(trial) -> list[float]:
 
 
 def worker_id() -> str:
+    """host:pid of this process, recorded on every trial it runs (workers sharing a study are told
+    apart by it)."""
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -307,6 +316,8 @@ class Search:
         return accuracy(predict_proba(head, x_val), self.y_val), head
 
     def cost(self, params: dict[str, Any]) -> tuple[float, float, float]:
+        """(latency ms scaled to the board if profiled, host latency ms, size MB) of the architecture
+        and head in PARAMS."""
         backbone = get_backbone(params["backbone"])
         measured = self.latency.get(backbone, params["input_size"])
         extra = head_parameters(_spec(params), backbone.feature_dim, self.classes) - \
@@ -346,6 +357,8 @@ class Search:
                               frozen.state.name.lower())
 
         def objective(trial):
+            """One trial: sample PARAMS, prepare their architecture, train the head; returns
+            (validation accuracy, latency ms, size MB)."""
             try:
                 return self.objective(trial)
             except TrialTimeout as exc:
@@ -539,20 +552,18 @@ def _front_2d(front: list[Candidate]) -> list[Candidate]:
 
 
 def save_state(out_dir: Path, data: dict[str, Any]) -> None:
+    """Write DATA (budget spent, options) to OUT_DIR/state.json atomically: what --resume reads."""
     from ..fsutil import write_atomic
 
     write_atomic(Path(out_dir) / "state.json", json.dumps(data, indent=2, default=str))
 
 
 def load_state(out_dir: Path) -> dict[str, Any]:
+    """OUT_DIR/state.json as a dict, or {} when there is none (or it cannot be read)."""
     try:
         return json.loads((Path(out_dir) / "state.json").read_text())
     except (OSError, ValueError):
         return {}
-
-
-def strengths() -> dict[str, float]:
-    return dict(STRENGTHS)
 
 
 def retrain(search: Search, candidate: Candidate):
@@ -568,7 +579,3 @@ def retrain(search: Search, candidate: Candidate):
         return head.eval()
     _, head = search.fit(candidate.params)
     return head
-
-
-def val_targets(search: Search) -> np.ndarray:
-    return search.y_val
