@@ -234,7 +234,9 @@ def label_suspects(dataset: Dataset, features: np.ndarray, indices: list[int], s
     probe = make_pipeline(StandardScaler(), LogisticRegression(C=0.5, max_iter=2000))
     probabilities = cross_val_predict(probe, features, y, cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
                                       method="predict_proba")
-    flagged = set(int(i) for i in np.flatnonzero(find_label_issues(y, probabilities)))
+    # n_jobs=1: cleanlab's default forks a multiprocessing pool, which deadlocks (seen: a run hung
+    # for good) once torch's threads exist in this process; the work is tiny either way
+    flagged = set(int(i) for i in np.flatnonzero(find_label_issues(y, probabilities, n_jobs=1)))
     quality = get_label_quality_scores(y, probabilities)  # self-confidence: p(given label)
     # ranked by label quality: cleanlab's flagged issues, and any image whose given label is less
     # likely than not (a small dataset can leave a real error just under the noise-rate cut)
