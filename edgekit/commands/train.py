@@ -116,7 +116,8 @@ def _info_column():
         def render(self, task):
             return Text(str(task.fields.get("info", "")), no_wrap=True, overflow="ellipsis")
 
-    return InfoColumn(table_column=Column(no_wrap=True, overflow="ellipsis"))  # one line: a wrapped bar jumps
+    # one line, and room left for the bar and the times: a wrapped or overlong text made the bar jump
+    return InfoColumn(table_column=Column(no_wrap=True, overflow="ellipsis", max_width=30))
 
 
 def _left_column():

@@ -253,8 +253,9 @@ def train(request: TrainRequest, reporter: Reporter | None = None) -> TrainResul
         started = time.monotonic()
         reporter.stage("search", total=search_seconds, deadline=started + search_seconds)
         extraction_progress = cache.progress   # during the search the bar is the budget; features go in its text
-        cache.progress = lambda text, done, total: reporter.advance(
-            min(time.monotonic() - started, search_seconds), None, f"trial {len(study.trials)} · {text} {done}/{total}")
+        cache.progress = lambda text, done, total: reporter.advance(  # counts first: a narrow terminal cuts the end
+            min(time.monotonic() - started, search_seconds), None,
+            f"trial {len(study.trials)} · {done}/{total} {text.replace('efficientnet_', '')}")
         budget_end = started + remaining   # search, then the finalists' fine-tune: --budget covers both
         best = [max((c.val_accuracy for c in _safe_candidates(study)), default=0.0)]
 
