@@ -117,16 +117,24 @@ def _storage(url: str):
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        if url.startswith("sqlite"):
-            return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
-        return optuna.storages.RDBStorage(url, heartbeat_interval=30, grace_period=120)
-    except Exception as exc:
-        from ..errors import summary
+    if url.startswith("sqlite"):
+        attempts, open_storage = 1, lambda: optuna.storages.RDBStorage(
+            url, engine_kwargs={"connect_args": {"timeout": 60}})
+    else:  # workers started together race to create Optuna's tables (a unique-key violation): retry
+        attempts, open_storage = 4, lambda: optuna.storages.RDBStorage(url, heartbeat_interval=30, grace_period=120)
+    for attempt in range(attempts):
+        try:
+            return open_storage()
+        except Exception as exc:
+            if attempt + 1 < attempts:
+                time.sleep(0.5 + attempt)
+                continue
+            from ..errors import summary
 
-        # SQLAlchemy's first line names the driver's error; its last is a link to its docs
-        raise BadInput(f"cannot open the study storage {_redact(url)}: {summary(exc)}",
-                       "check the URL, that the server runs, and that psycopg is installed (edgekit[train])") from None
+            # SQLAlchemy's first line names the driver's error; its last is a link to its docs
+            raise BadInput(f"cannot open the study storage {_redact(url)}: {summary(exc)}",
+                           "check the URL, that the server runs, and that psycopg is installed (edgekit[train])"
+                           ) from None
 
 
 def check_storage(url: str) -> None:
