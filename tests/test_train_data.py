@@ -180,6 +180,7 @@ def test_fatal_problems_refuse(tmp_path, photos):
     (["{photos}", "-o", "{out}", "--resume"], "--resume: .* holds no study to continue"),
     (["{photos}", "-o", "{out}", "--compare", "{missing}"], "holds no train.json"),
     (["{photos}", "-o", "{out}", "--study", "nonsense"], "is not a database URL"),
+    (["{photos}", "-o", "{photos}/out"], "is inside the DATA folder .*would become class folders"),
 ])
 def test_cli_bad_input_exit_2_one_line(tmp_path, photos, args, message):
     root, _ = photos

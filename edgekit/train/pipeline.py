@@ -162,6 +162,11 @@ def validate(request: TrainRequest) -> None:
 
         scale_references(request.device_profile)
     out = Path(request.out_dir)
+    for name, folder in (("DATA", request.data), ("--test", request.test_dir)):
+        if folder is not None and Path(folder).is_dir() and \
+                (out.resolve() == Path(folder).resolve() or Path(folder).resolve() in out.resolve().parents):
+            raise BadInput(f"-o {out} is inside the {name} folder {folder}: its cache/ and checkpoints/ would "
+                           "become class folders", "write the output somewhere else")
     has_study = (out / "study.db").exists() or (out / "state.json").exists()
     if request.resume and request.study is None and not (out / "study.db").exists():
         raise BadInput(f"--resume: {out} holds no study to continue", f"drop --resume to start one in {out}")
