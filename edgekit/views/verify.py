@@ -31,3 +31,23 @@ def render_verify(result, console) -> None:
     for check in checks:
         for note in check.verify.notes:
             console.print(f"  {Path(check.artifact).name}: {note}", markup=False)
+
+
+def render_remote_verify(host: str, name: str, report: dict, console) -> None:
+    """The board runner's `verify` report (plain JSON: parity.py's per-output dicts)."""
+    outputs = report.get("outputs") or []
+    cosine = min((o["cosine"] for o in outputs), default=None)
+    worst = max((o["max_abs_error"] for o in outputs), default=None)
+    decisive = [o["top1_agreement_decisive"] for o in outputs if o.get("top1_agreement_decisive") is not None]
+    agree = [o["top1_agreement"] for o in outputs if o.get("top1_agreement") is not None]
+    top1 = f"{fmt(min(decisive) if decisive else None, '.0%')} ({min(agree):.0%})" if agree else fmt(None, ".0%")
+    status = report.get("status")
+    console.print(table(f"reference pack rerun on {host} ({name} {report.get('version') or ''}) against the source",
+                        ["model", "runtime", "device", "samples", "verify", "cosine", "max |err|", "top-1 clear (all)",
+                         "at conversion"],
+                        [[report.get("model") or name, report.get("runtime"), report.get("device"),
+                          str(report.get("samples")), STATUS_STYLE.get(status, status), fmt(cosine, ".6f"),
+                          fmt(worst, ".3g"), top1, _at_conversion(report.get("at_conversion"))]],
+                        wrap=("at conversion",), optional=("max |err|", "samples", "at conversion", "device")))
+    for note in report.get("notes") or []:
+        console.print(f"  {note}", markup=False)
