@@ -10,14 +10,18 @@ to exactly one artifact. `edgekit verify` (edgekit/proof.py) and the board runne
 rerun it on the runtime they have. The array layout is parity.py's (`write_pack`, `read_pack`).
 
 How K is picked: as many samples of the verify set as fit in `budget` bytes (DEFAULT_BUDGET,
-2 MB), counting each sample's inputs in their fed dtype and its float32 source outputs; at
-least one, at most the whole verify set. Which samples: for a classifier, first those on which
-the source is decisive (the ones the int8 top-1 gate counts), then the rest; each group evenly
-spread over the verify set (so a folder's or a video's spread survives). The file is
-zip-compressed, so it is at most about the budget.
+2 MB) once compressed: a sample's cost (its inputs in their fed dtype and its float32 source
+outputs, deflated as the .npz is) is measured on a few samples, and the written file is checked
+against the budget, with fewer samples until it fits; at least one, at most the whole verify
+set. Normalized pixels compress about 3x, so a 224x224 float input costs about 180 KB: some ten
+samples per 2 MB, thirteen for a uint8 input. Which samples: for a classifier, first those on
+which the source is decisive (the ones the int8 top-1 gate counts), then the rest; each group
+evenly spread over the verify set (so a folder's or a video's spread survives).
 """
 from __future__ import annotations
 
+import io
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -72,24 +76,30 @@ def fed_inputs(samples: np.ndarray, layout: str, info: TensorInfo) -> np.ndarray
     return quantize(to_layout(samples, layout), info)
 
 
-def choose_samples(expected: list[np.ndarray], per_sample: int, budget: int, classification: bool) -> list[int]:
-    """Indices (ascending) of the samples to keep: see the module docstring."""
+def choose_samples(expected: list[np.ndarray], keep: int, classification: bool) -> list[int]:
+    """Indices (ascending) of KEEP samples (at least one) out of the N that EXPECTED (the
+    source's outputs, each [N, ...]) covers: see the module docstring."""
     count = len(expected[0])
-    keep = max(1, min(count, budget // max(1, per_sample)))
+    keep = max(1, min(count, keep))
     order = np.arange(count)
-    if classification and keep < count:
-        clear = parity.decisive(expected[0])
-        groups = [order[clear], order[~clear]]
-    else:
-        groups = [order]
+    groups = [order[parity.decisive(expected[0])], order[~parity.decisive(expected[0])]] \
+        if classification and keep < count else [order]
     chosen: list[int] = []
     for group in groups:
-        room = keep - len(chosen)
-        if room <= 0 or not len(group):
-            continue
-        take = min(room, len(group))
-        chosen += [int(group[i]) for i in np.linspace(0, len(group) - 1, take).round().astype(int)]
-    return sorted(set(chosen))
+        take = min(keep - len(chosen), len(group))
+        if take > 0:
+            chosen += [int(group[i]) for i in np.linspace(0, len(group) - 1, take).round().astype(int)]
+    return sorted(chosen)
+
+
+def sample_cost(inputs: list[np.ndarray], expected: list[np.ndarray], probes: int = 4) -> int:
+    """Bytes one sample adds to a pack, deflated as np.savez_compressed does (zlib's default
+    level): the mean over PROBES samples spread over the set, at least 1."""
+    count = len(expected[0])
+    picks = sorted({int(i) for i in np.linspace(0, count - 1, min(probes, count)).round()})
+    sizes = [sum(len(zlib.compress(np.ascontiguousarray(a[k]).tobytes())) for a in [*inputs, *expected])
+             for k in picks]
+    return max(1, int(np.mean(sizes)))
 
 
 def write_reference(artifact: Path, manifest: Manifest, samples: np.ndarray, expected: list[np.ndarray],
@@ -104,24 +114,32 @@ def write_reference(artifact: Path, manifest: Manifest, samples: np.ndarray, exp
     classification = manifest.task == "classification"
     info = manifest.inputs[0]
     layout = manifest.preprocess.layout
-    per_sample = fed_inputs(samples[:1], layout, info).nbytes + sum(4 * e[0].size for e in expected)
-    chosen = choose_samples(expected, per_sample, budget, classification)
-    inputs = [fed_inputs(samples[chosen], layout, info)]
-    meta = {
-        "artifact": manifest.artifact, "artifact_sha256": manifest.artifact_sha256, "target": manifest.target,
-        "precision": manifest.precision, "task": manifest.task, "classification": classification,
-        "gates": parity.gate_limits(manifest.precision, classification), "decisive_margin": parity.DECISIVE_MARGIN,
-        "inputs": [{"name": info.name, "shape": [int(d) for d in inputs[0].shape[1:]], "dtype": inputs[0].dtype.name,
-                    "layout": layout}],
-        "outputs": [t.name for t in manifest.outputs], "source": dict(manifest.source),
-        "samples": len(chosen), "of": len(samples), "indices": chosen, "data": data, "real": bool(real),
-        "budget_bytes": int(budget), "edgekit_version": __version__,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
+    fed = fed_inputs(samples, layout, info)
+    outputs = [np.asarray(e, np.float32) for e in expected]
+    keep = max(1, budget // sample_cost([fed], outputs))
+    while True:
+        chosen = choose_samples(outputs, keep, classification)
+        meta = {
+            "artifact": manifest.artifact, "artifact_sha256": manifest.artifact_sha256, "target": manifest.target,
+            "precision": manifest.precision, "task": manifest.task, "classification": classification,
+            "gates": parity.gate_limits(manifest.precision, classification),
+            "decisive_margin": parity.DECISIVE_MARGIN,
+            "inputs": [{"name": info.name, "shape": [int(d) for d in fed.shape[1:]], "dtype": fed.dtype.name,
+                        "layout": layout}],
+            "outputs": [t.name for t in manifest.outputs], "source": dict(manifest.source),
+            "samples": len(chosen), "of": len(samples), "indices": chosen, "data": data, "real": bool(real),
+            "budget_bytes": int(budget), "edgekit_version": __version__,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        buffer = io.BytesIO()
+        parity.write_pack(buffer, meta, [fed[chosen]], [o[chosen] for o in outputs])
+        size = buffer.getbuffer().nbytes
+        if size <= budget or len(chosen) == 1:
+            break
+        keep = max(1, min(len(chosen) - 1, len(chosen) * budget // size))   # the estimate was short: fewer
     path = pack_path(artifact)
-    with open(path, "wb") as handle:
-        parity.write_pack(handle, meta, inputs, [e[chosen].astype(np.float32) for e in expected])
-    return ReferenceInfo(file=path.name, sha256=sha256_of(path), samples=len(chosen), size_bytes=path.stat().st_size)
+    path.write_bytes(buffer.getvalue())
+    return ReferenceInfo(file=path.name, sha256=sha256_of(path), samples=len(chosen), size_bytes=size)
 
 
 def load_reference(artifact: Path, manifest: Manifest, path: Path | None = None) -> ReferencePack:
