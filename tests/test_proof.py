@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import sshd as sshd_helper
-from test_deploy import Board, cli
+from test_deploy import Board, artifact, cli, compiled_lookalike  # noqa: F401  (fixtures)
 
 from edgekit import parity
 from edgekit.manifest import ReferenceInfo, manifest_path, read_manifest
@@ -319,3 +319,35 @@ def test_verify_on_device_needs_a_pack_before_anything_is_sent(board, stream_mod
     assert not board.model_dir("nopack").exists()
     code, _, err = cli("remote", "verify", board.target, *board.options(), "--name", "nopack")
     assert code == 2 and "no deployed bundle at" in err
+
+
+def test_a_compiled_edgetpu_model_ships_its_int8_models_manifest_and_pack(packed, compiled_lookalike, tmp_path, board):
+    """edgetpu_compiler keeps the int8 model's input and output tensors, so the model convert
+    compiled beside it travels with that model's manifest and reference pack (the manifest's
+    `edgetpu.compiled` names it): `remote verify` then compares the Edge TPU with the source."""
+    from dataclasses import asdict
+
+    from edgekit.deploy.bundle import build_bundle
+    from edgekit.edgetpu.report import EdgeTPUReport
+    from edgekit.manifest import EdgeTPUCompiled, EdgeTPUInfo
+
+    ready = _copy(packed["int8"], tmp_path / "out")
+    compiled = ready.with_name("tiny_int8_edgetpu.tflite")
+    shutil.copy(compiled_lookalike, compiled)
+    manifest = json.loads(manifest_path(ready).read_text())
+    manifest["edgetpu"] = asdict(EdgeTPUInfo(
+        predicted=EdgeTPUReport("predicted", ready.name),
+        compiled=EdgeTPUCompiled(artifact=compiled.name, compiler="edgetpu_compiler", compiler_version="16.0",
+                                 min_runtime_version=14, report=EdgeTPUReport("compiler", compiled.name))))
+    manifest_path(ready).write_text(json.dumps(manifest))
+    bundle = build_bundle(compiled, need_reference=True)
+    files = {f.name: f for f in bundle.files}
+    assert bundle.model == compiled.name and bundle.edgetpu and bundle.min_runtime_version == 14
+    assert files["tiny_int8.tflite.edgekit.ref.npz"].sha256 == read_manifest(ready).reference.sha256
+    info = json.loads(files["bundle.json"].data)
+    assert (info["manifest"], info["reference"]) == ("tiny_int8.tflite.edgekit.json", "tiny_int8.tflite.edgekit.ref.npz")
+    assert info["frames"] is not None   # `remote run` preprocesses frames for it too
+    # this board has no Edge TPU: refused before anything is sent, as for any Edge TPU model
+    code, _, err = cli("deploy", compiled, "--host", board.target, *board.options(), "--name", "tpu",
+                       "--verify-on-device")
+    assert code == 2 and "libedgetpu is not installed" in err and not board.model_dir("tpu").exists()

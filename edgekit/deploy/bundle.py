@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import BadInput, EdgekitError, ModelFormatError
+from ..manifest import SUFFIX as MANIFEST_SUFFIX
 from ..manifest import manifest_path, read_manifest
 
 SUMS = "SHA256SUMS"
@@ -150,16 +151,18 @@ def build_bundle(model: Path, name: str | None = None, labels: Path | None = Non
                        "convert it first: edgekit convert MODEL --to tflite")
     name = check_name(name or model.stem)
     check_name(model.name, "model file name")
-    manifest = read_manifest(model)
+    described, manifest = model, read_manifest(model)
+    if manifest is None:   # an Edge TPU model edgetpu_compiler made during convert: its int8 model's manifest
+        described, manifest = compiled_from(model)
     if manifest is None and warn:
         warn(f"no manifest beside {model.name}: `remote bench` works, `remote run` cannot preprocess frames "
              "(deploy the artifact `edgekit convert` wrote, with its .edgekit.json)")
     files = [_file(model.name, path=model)]
     manifest_name = None
     if manifest is not None:
-        manifest_name = manifest_path(model).name
-        files.append(_file(manifest_name, path=manifest_path(model)))
-    reference = _reference(model, manifest, need_reference, warn)
+        manifest_name = manifest_path(described).name
+        files.append(_file(manifest_name, path=manifest_path(described)))
+    reference = _reference(described, manifest, need_reference, warn)
     if reference is not None:
         files.append(_file(reference.name, path=reference))
     label_lines = list(manifest.labels) if manifest and manifest.labels else None
@@ -196,6 +199,25 @@ def build_bundle(model: Path, name: str | None = None, labels: Path | None = Non
     files.append(_file(SUMS, data=sums))
     return Bundle(name=name, version=version, model=model.name, edgetpu=edgetpu, min_runtime_version=min_runtime,
                   files=files, content_sha256=content.hexdigest())
+
+
+def compiled_from(model: Path):
+    """(int8 model, its Manifest) when MODEL is the Edge TPU model `edgekit convert --to edgetpu`
+    compiled beside it: the manifest whose `edgetpu.compiled.artifact` names MODEL. The compiled
+    model keeps that model's input and output tensors (edgetpu_compiler maps the ops between
+    them), so its preprocessing, labels and reference pack apply. (MODEL, None) when none does."""
+    import json
+
+    for sidecar in sorted(Path(model).parent.glob(f"*{MANIFEST_SUFFIX}")):
+        try:
+            data = json.loads(sidecar.read_text())
+            compiled = ((data.get("edgetpu") or {}).get("compiled") or {}).get("artifact")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if compiled == Path(model).name and data.get("artifact"):
+            source = sidecar.with_name(data["artifact"])
+            return source, read_manifest(source)
+    return model, None
 
 
 def _reference(model: Path, manifest, needed: bool, warn) -> Path | None:
