@@ -19,6 +19,7 @@ from .frames import preprocess_image, to_layout
 from .manifest import (COLOR_ORDERS, LAYOUTS, RESIZE_MODES, TASKS, Manifest, ModelCard, Preprocess, StepParity,
                        VerifyReport, artifact_digest, manifest_path)
 from .modelcard import check_tensor_names, resolve_card
+from .reference import DEFAULT_BUDGET, pack_path, write_reference
 from .routes import Route, plan
 from .runtime.base import BACKENDS
 from .sources.base import SourceModel, load_source, read_labels, source_class
@@ -46,6 +47,7 @@ class ConvertRequest:
     verify: bool = True                   # run each artifact next to the source (False: report "skipped")
     verify_data: str | None = None        # verify inputs (as calib); default: calibration data, else photos
     verify_samples: int = VERIFY_SAMPLES
+    reference_bytes: int = DEFAULT_BUDGET  # reference pack beside each artifact: at most about this size; 0: none
     input_size: list[int] | None = None   # [height, width] in pixels
     mean: list[float] | None = None       # 1 or 3 values (R, G, B order), 0-255 pixel units
     std: list[float] | None = None        # 1 or 3 values, 0-255 pixel units, none 0
@@ -308,10 +310,12 @@ def convert(model, request: ConvertRequest, progress=None, warn: Callable[[str],
             candidates = [candidate(route, target, precision, spent) for route in routes[target.name]]
             route, output, manifest = _best(candidates)
             manifest.route_candidates = [_candidate_record(r, m.verify) for r, _, m in candidates]
+            packs = _reference_pack(output.files[-1], manifest, reference, request.reference_bytes)
             sidecar = manifest_path(output.files[-1])
             write_atomic(sidecar, manifest.to_json())
             interrupt.check()  # a library may have swallowed Ctrl-C: never publish after it
-            *_, final, published_manifest = publish([*output.files, sidecar], out_dir)
+            published = publish([*output.files, *packs, sidecar], out_dir)   # the manifest last: it marks completion
+            final, published_manifest = published[len(output.files) - 1], published[-1]
             artifacts.append(ArtifactResult(target.name, precision, str(final), sniff(final).size(final),
                                             route.describe(), manifest.verify, str(published_manifest),
                                             _since(job_started), spent))
@@ -320,6 +324,17 @@ def convert(model, request: ConvertRequest, progress=None, warn: Callable[[str],
     timings.total = _since(started)
     return ConvertResult(source_info, artifacts, warnings, calibration.describe() if calibration else None,
                          verify_set.describe() if verify_set else None, timings)
+
+
+def _reference_pack(artifact: Path, manifest: Manifest, reference: _Reference, budget: int) -> list[Path]:
+    """Write ARTIFACT's reference pack beside it in staging (verify on, and a budget) and record
+    it in MANIFEST; the staged pack, to publish with the artifact, or nothing."""
+    if reference.samples is None or budget <= 0:
+        return []
+    samples = reference.samples
+    manifest.reference = write_reference(artifact, manifest, samples.samples, reference.outputs(), samples.origin,
+                                          samples.real, budget)
+    return [pack_path(artifact)]
 
 
 def _since(started: float) -> float:

@@ -174,8 +174,8 @@ def test_deploy_verifies_checksums_and_remote_bench_runs_the_model(board, artifa
     assert sums["tiny_fp32.tflite"] == sha256(artifact)
     assert sums["tiny_fp32.tflite.edgekit.json"] == sha256(artifact.with_name("tiny_fp32.tflite.edgekit.json"))
     assert set(sums) == {"tiny_fp32.tflite", "tiny_fp32.tflite.edgekit.json", "labels.txt", "edgekit_runner.py", "stats.py",
-                         "frames.py", "bundle.json"}
-    for vendored in ("bench/stats.py", "frames.py"):   # verbatim copies of edgekit's own modules
+                         "frames.py", "parity.py", "bundle.json"}
+    for vendored in ("bench/stats.py", "frames.py", "parity.py"):   # verbatim copies of edgekit's own modules
         bundled = board.model_dir("tiny_fp32") / version / Path(vendored).name
         assert bundled.read_bytes() == (Path(__file__).parents[1] / "edgekit" / vendored).read_bytes()
     assert (board.model_dir("tiny_fp32") / version / "labels.txt").read_text().split() == LABELS
@@ -365,7 +365,8 @@ def test_unknown_and_changed_host_keys_are_refused(tmp_path, keys, artifact):
             assert "the host key has CHANGED" in err and "ssh-keygen -R" in err and len(err.strip().splitlines()) == 1
             assert board.known_hosts.read_text() == recorded
         entries = sorted(p.name for p in board.model_dir("tiny_fp32").iterdir())
-        assert len(entries) == 3 and entries[0] == ".lock" and entries[2] == "current"  # one version, nothing more
+        # one version and its deploy history, nothing more
+        assert len(entries) == 4 and entries[:2] == [".history.jsonl", ".lock"] and entries[3] == "current"
     finally:
         board.server.stop()
 
@@ -633,9 +634,9 @@ def test_runner_stays_python37_compatible():
     import ast
     import re
 
-    from edgekit.deploy.bundle import RUNNER, STATS
+    from edgekit.deploy.bundle import PARITY, RUNNER, STATS
 
-    for source in (RUNNER, STATS):
+    for source in (RUNNER, STATS, PARITY):
         tree = ast.parse(source.read_text(), feature_version=(3, 7))
         imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
                     for alias in node.names}

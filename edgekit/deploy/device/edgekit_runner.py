@@ -2,9 +2,11 @@
 
 Self-contained on purpose: it needs Python 3.7+, and for bench/run numpy and a TFLite runtime
 (ai_edge_litert, or tflite_runtime on older boards; libedgetpu for Edge TPU models). It never
-imports edgekit, so a board needs no edgekit install: the bundle carries the two edgekit modules
-it uses verbatim, frames.py (pre/postprocessing: the same tensors and results as the host) and
-stats.py (bench statistics). Every result is one JSON document (or one JSON line per frame for
+imports edgekit, so a board needs no edgekit install: the bundle carries the edgekit modules it
+uses verbatim, frames.py (pre/postprocessing: the same tensors and results as the host),
+stats.py (bench statistics) and parity.py (parity and gates: `verify` reruns the bundle's
+reference pack, `<model>.edgekit.ref.npz`, on this board's runtime and gates it as the host's
+`edgekit convert` does). Every result is one JSON document (or one JSON line per frame for
 `run`) on stdout; failures are {"error": ...} and a non-zero exit.
 
 Layout on the device (ROOT defaults to ~/.edgekit):
@@ -12,6 +14,7 @@ Layout on the device (ROOT defaults to ~/.edgekit):
     ROOT/models/NAME/current        symlink to the active version, replaced atomically (rename)
     ROOT/models/NAME/previous       symlink to the version `rollback` returns to
     ROOT/models/NAME/.incoming-*    an upload in progress; never read, removed by the next deploy
+    ROOT/models/NAME/.history.jsonl the deploy history: one JSON line per deploy, rollback and verify
 """
 import argparse
 import fcntl
@@ -28,6 +31,8 @@ import time
 sys.dont_write_bytecode = True  # nothing may be added to a verified bundle directory
 SUMS = "SHA256SUMS"
 BUNDLE_INFO = "bundle.json"
+HISTORY = ".history.jsonl"
+HISTORY_SHOWN = 20      # events `list` returns per model, newest last
 MIN_PYTHON = (3, 7)
 
 
@@ -175,6 +180,30 @@ def version_info(directory, version):
             "model_sha256": model_sha, "edgekit_version": info.get("edgekit_version"), "size_bytes": size}
 
 
+def record(directory, event):
+    """Append EVENT (a dict; the time is added) to the model's deploy history, one JSON line."""
+    event = dict(event, time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    with open(os.path.join(directory, HISTORY), "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(event, sort_keys=True) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def history(directory, limit=HISTORY_SHOWN):
+    """The last LIMIT events of the model's deploy history, oldest first (a torn line is skipped)."""
+    events = []
+    try:
+        with open(os.path.join(directory, HISTORY), encoding="utf-8") as handle:
+            for line in handle:
+                try:
+                    events.append(json.loads(line))
+                except ValueError:
+                    pass
+    except OSError:
+        return []
+    return events[-limit:]
+
+
 def cmd_probe(args):
     directory = model_dir(args.root, args.name)
     info = host_info()
@@ -196,7 +225,8 @@ def cmd_list(args):
         if current:
             kept = versions(directory)
             models[name] = {"current": current, "previous": link_target(os.path.join(directory, "previous")),
-                            "versions": kept, "details": {v: version_info(directory, v) for v in kept}}
+                            "versions": kept, "details": {v: version_info(directory, v) for v in kept},
+                            "history": history(directory)}
     emit({"models": models})
 
 
@@ -340,8 +370,12 @@ def cmd_receive(args):
         if args.content_sha256 and current and version_info(directory, current)["content_sha256"] == args.content_sha256:
             # the same content is already running: no new version, `previous` keeps the real previous one
             verify_dir(os.path.join(directory, current), sha256_file(os.path.join(directory, current, SUMS)))
+            report = check_version(os.path.join(directory, current)) if args.verify else None
+            record(directory, {"event": "deploy", "version": current, "unchanged": True, "switched": False,
+                               "current": current, "verify": summary(report)})
             emit({"version": current, "previous": link_target(os.path.join(directory, "previous")), "unchanged": True,
-                  "files": 0, "bytes": 0, "verified": True, "path": os.path.join(directory, current), "pruned": []})
+                  "files": 0, "bytes": 0, "verified": True, "path": os.path.join(directory, current), "pruned": [],
+                  "switched": False, "current": current, "verify": report})
             return
         incoming = tempfile.mkdtemp(prefix=".incoming-", dir=directory)
         try:
@@ -359,7 +393,8 @@ def cmd_receive(args):
             files = verify_dir(incoming, args.sums_sha256)
             fsync_dir(incoming)
             final = os.path.join(directory, args.version)
-            if os.path.isdir(final):  # the same bundle deployed again: keep the verified copy on disk
+            created = not os.path.isdir(final)
+            if not created:  # the same bundle deployed again: keep the verified copy on disk
                 verify_dir(final, args.sums_sha256)
                 shutil.rmtree(incoming)
             else:
@@ -372,12 +407,26 @@ def cmd_receive(args):
             shutil.rmtree(incoming, ignore_errors=True)
             raise
         old = link_target(os.path.join(directory, "current"))
+        report = check_version(final) if args.verify else None
+        if report is not None and report["status"] != "pass":
+            # --verify-on-device: a version that fails its pack here never becomes current
+            if created:
+                shutil.rmtree(final, ignore_errors=True)
+            record(directory, {"event": "deploy", "version": args.version, "switched": False, "current": old,
+                               "verify": summary(report)})
+            emit({"version": args.version, "previous": link_target(os.path.join(directory, "previous")),
+                  "files": files, "bytes": received, "verified": True, "path": final, "pruned": [],
+                  "switched": False, "current": old, "verify": report})
+            return
         if old and old != args.version:
             point(directory, "previous", old)
         point(directory, "current", args.version)
         removed = prune(directory, args.keep)
+        record(directory, {"event": "deploy", "version": args.version, "previous": old, "switched": True,
+                           "current": args.version, "verify": summary(report)})
     emit({"version": args.version, "previous": old if old != args.version else link_target(os.path.join(directory, "previous")),
-          "files": files, "bytes": received, "verified": True, "path": final, "pruned": removed})
+          "files": files, "bytes": received, "verified": True, "path": final, "pruned": removed,
+          "switched": True, "current": args.version, "verify": report})
 
 
 def cmd_rollback(args):
@@ -397,6 +446,7 @@ def cmd_rollback(args):
         point(directory, "current", target)  # first: the wanted version runs even if we stop here
         if current:
             point(directory, "previous", current)
+        record(directory, {"event": "rollback", "version": target, "previous": current})
     emit({"version": target, "previous": current, "verified": True})
 
 
@@ -406,13 +456,14 @@ def here():
     return os.path.dirname(os.path.abspath(__file__))
 
 
-def vendored(name):
-    """A module the bundle carries verbatim from edgekit (sha256-checked on arrival): stats.py, frames.py.
-    Loaded from this bundle's file by path, so a same-named package installed on the board cannot stand in."""
+def vendored(name, directory=None):
+    """A module the bundle carries verbatim from edgekit (sha256-checked on arrival): stats.py, frames.py,
+    parity.py. Loaded from the bundle's file by path (DIRECTORY, default this runner's), so a same-named
+    package installed on the board cannot stand in."""
     if name not in sys.modules:
         import importlib.util
 
-        spec = importlib.util.spec_from_file_location(name, os.path.join(here(), name + ".py"))
+        spec = importlib.util.spec_from_file_location(name, os.path.join(directory or here(), name + ".py"))
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module  # dataclasses look their module up while the class is made
         spec.loader.exec_module(module)
@@ -665,6 +716,100 @@ def cmd_run(args):
         emit({"frame": index, "source": name, "latency_ms": round(latency, 3), "results": prediction.to_dict()})
 
 
+# ---- verify: the bundle's reference pack on this board's runtime, gated as the host gates
+
+def run_pack(directory, threads=None):
+    """Run the reference pack of the bundle in DIRECTORY on this board's TFLite runtime (with the
+    Edge TPU delegate for a compiled model) and gate it with the pack's own gates (parity.py,
+    vendored). Returns the report: status, runtime, device, samples, outputs, gate, notes, ..."""
+    import numpy as np
+
+    parity = vendored("parity", directory)
+    frames = vendored("frames", directory)
+    info, manifest = load_bundle(directory)
+    if not info.get("reference"):
+        raise Failure("this bundle carries no reference pack: deploy an artifact that `edgekit convert` wrote with "
+                      "verify on (its .edgekit.ref.npz lies beside it)")
+    try:
+        meta, inputs, expected = parity.read_pack(os.path.join(directory, info["reference"]))
+    except parity.PackError as exc:
+        raise Failure("%s: %s" % (info["reference"], exc))
+    edgetpu = bool(info.get("edgetpu"))
+    start = time.perf_counter()
+    runtime, interpreter = open_interpreter(os.path.join(directory, info["model"]), edgetpu, threads)
+    details, outputs = interpreter.get_input_details(), interpreter.get_output_details()
+    if len(details) != len(inputs):
+        raise Failure("the reference pack has %d inputs, the model %d" % (len(inputs), len(details)))
+    for detail, array in zip(details, inputs):
+        if np.dtype(detail["dtype"]) != array.dtype or list(detail["shape"][1:]) != list(array.shape[1:]):
+            raise Failure("the reference pack's input is %s %s, the model takes %s %s" % (
+                array.dtype.name, list(array.shape[1:]), np.dtype(detail["dtype"]).name, list(detail["shape"][1:])))
+    got = [[] for _ in outputs]
+    for k in range(len(expected[0])):
+        for detail, array in zip(details, inputs):
+            interpreter.set_tensor(detail["index"], array[k:k + 1])
+        interpreter.invoke()
+        for j, detail in enumerate(outputs):
+            params = detail.get("quantization_parameters", {})
+            got[j].append(frames.dequantize(interpreter.get_tensor(detail["index"]), params.get("scales"),
+                                            params.get("zero_points")))
+    got = [np.concatenate(g) for g in got]
+    results, problem = parity.match(expected, got, [d["name"] for d in outputs], bool(meta.get("classification")))
+    report = {"status": "pass", "runtime": "edgetpu" if edgetpu else "litert" if runtime == "ai_edge_litert" else runtime,
+              "device": "edgetpu" if edgetpu else "cpu", "samples": len(expected[0]), "data": meta.get("data"),
+              "precision": meta.get("precision"), "gate": meta.get("gates"), "outputs": results, "notes": [],
+              "seconds": round(time.perf_counter() - start, 3), "model": info["model"], "reference": info["reference"],
+              "at_conversion": conversion_summary(manifest)}
+    if problem:
+        report.update(status="fail", notes=[problem])
+    else:
+        failed, notes = parity.gate_failures(results, meta.get("gates") or {})
+        report.update(status="fail" if failed else "pass", notes=failed + notes)
+    return report
+
+
+def conversion_summary(manifest):
+    """The manifest's verify at conversion time, as `edgekit verify` shows it beside the rerun."""
+    verify = manifest.get("verify") or {}
+    outputs = verify.get("outputs") or []
+    if not verify:
+        return None
+    return {"status": verify.get("status"), "runtime": verify.get("runtime"),
+            "cosine": min((o["cosine"] for o in outputs), default=None)}
+
+
+def check_version(directory):
+    """run_pack on a verified version directory, never raising: a model the runtime cannot load or
+    run here fails its check, with the reason as its note."""
+    try:
+        return run_pack(directory)
+    except Failure as exc:
+        return {"status": "fail", "notes": [str(exc)], "outputs": [], "samples": 0}
+    except Exception as exc:  # the runtime refused the model on this board
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return {"status": "fail", "notes": ["the runtime could not run it: %s: %s" % (type(exc).__name__, text)],
+                "outputs": [], "samples": 0}
+
+
+def summary(report):
+    """A verify report in one history line: status, worst cosine and top-1, where it ran."""
+    if report is None:
+        return None
+    outputs = report.get("outputs") or []
+    decisive = [o["top1_agreement_decisive"] for o in outputs if o.get("top1_agreement_decisive") is not None]
+    return {"status": report["status"], "cosine": min((o["cosine"] for o in outputs), default=None),
+            "top1_agreement_decisive": min(decisive) if decisive else None, "runtime": report.get("runtime"),
+            "device": report.get("device"), "samples": report.get("samples"), "notes": report.get("notes", [])[:3]}
+
+
+def cmd_verify(args):
+    directory = os.path.realpath(here())   # ROOT/models/NAME/<version>, reached through `current`
+    report = run_pack(directory, args.threads)
+    report["version"] = os.path.basename(directory)
+    record(os.path.dirname(directory), dict({"event": "verify", "version": report["version"]}, verify=summary(report)))
+    emit(report)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="edgekit_runner", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command")
@@ -678,6 +823,7 @@ def main(argv=None):
     receive.add_argument("--sums-sha256", required=True)
     receive.add_argument("--keep", type=int, default=3)
     receive.add_argument("--content-sha256")
+    receive.add_argument("--verify", action="store_true", help="switch to the version only if its reference pack passes")
     rollback.add_argument("--to")
     bench = sub.add_parser("bench")
     bench.add_argument("--runs", type=int, default=100)
@@ -689,11 +835,13 @@ def main(argv=None):
     run.add_argument("--top-k", type=int, default=5)
     run.add_argument("--threads", type=int)
     run.add_argument("--serve")
+    verify = sub.add_parser("verify")
+    verify.add_argument("--threads", type=int)
     listing = sub.add_parser("list")
     listing.add_argument("--root", default="~/.edgekit")
     args = parser.parse_args(argv)
     handlers = {"probe": cmd_probe, "receive": cmd_receive, "rollback": cmd_rollback, "bench": cmd_bench,
-                "run": cmd_run, "list": cmd_list}
+                "run": cmd_run, "list": cmd_list, "verify": cmd_verify}
     if args.command not in handlers:
         parser.print_help(sys.stderr)
         return 2
