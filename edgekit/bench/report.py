@@ -36,7 +36,7 @@ def rows(report: BenchReport) -> list[list[str]]:
         if r.status != "ok":
             result.append([name, r.format or "—", r.precision or "—", where(r), _threads(r.threads),
                            human_size(r.size_bytes) if r.size_bytes else "—", parity_text(r.parity)]
-                          + ["—"] * 14 + [f"failed: {r.error}"])
+                          + ["—"] * 14 + [f"{r.status}: {r.error}"])
             continue
         result.append([name, r.format, r.precision or "—", where(r), _threads(r.threads), human_size(r.size_bytes),
                        parity_text(r.parity), fmt(r.load_ms, ".1f"), fmt(r.first_inference_ms, ".2f"),
@@ -88,8 +88,8 @@ def to_markdown(report: BenchReport, profile_rows: list[list[str]] | None = None
         lines += ["", "| " + " | ".join(PROFILE_COLUMNS) + " |", "|" + "---|" * len(PROFILE_COLUMNS)]
         lines += ["| " + " | ".join(row) + " |" for row in profile_rows]
     lines += ["", "Latencies in milliseconds, batch 1, after warm-up; first = the first inference after load; "
-              "pre/post = Predictor.prepare/decode medians, timed apart from inference; peak RSS = the process's "
-              "high-water mark (cumulative over artifacts benchmarked in one run).", ""]
+              "pre/post = Predictor.prepare/decode medians, timed apart from inference; peak RSS = the high-water "
+              "mark of the row's own process (every row runs in a fresh one).", ""]
     return "\n".join(lines)
 
 

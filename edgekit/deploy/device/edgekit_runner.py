@@ -459,15 +459,6 @@ def random_input(detail, rng):
     return rng.standard_normal(shape).astype(dtype)
 
 
-def peak_rss_mb():
-    try:
-        import resource
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0
-    except (ImportError, OSError):
-        return None
-
-
 def cmd_bench(args):
     import numpy as np
 
@@ -516,7 +507,7 @@ def cmd_bench(args):
         record.update(status="failed", error=str(exc))
     except Exception as exc:  # the runtime refused the model: report it in the record, as local bench does
         record.update(status="failed", error="%s: %s" % (type(exc).__name__, str(exc).strip().splitlines()[0] if str(exc).strip() else ""))
-    record["peak_rss_mb"] = peak_rss_mb()
+    record["peak_rss_mb"] = stats.peak_rss_mb()   # the same measure as the host's rows
     emit({"schema_version": stats.RECORD_SCHEMA_VERSION, "host": host_info(),
           "options": {"runs": args.runs, "warmup": args.warmup, "threads": args.threads, "input": "random"},
           "results": [record], "bundle": {"name": info.get("name"), "version": info.get("version")}})
