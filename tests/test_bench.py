@@ -402,3 +402,34 @@ def test_a_row_this_host_cannot_run_is_skipped_not_failed(run_cli, artifacts, ml
     assert code == 2 and "skipped" in out
     assert err.strip() == (f"error: nothing to benchmark on this host ({mlpackage.name}: skipped: Core ML prediction "
                            "needs macOS). run these artifacts where their runtime exists")
+
+
+def test_plot_stays_readable_at_16_rows_with_true_percentile_whiskers(artifacts, tmp_path):
+    """Horizontal boxes, one per row, the figure growing with the rows; whiskers are the p1/p99
+    of stats.percentile (numpy's linear definition), not the last sample inside them; the title
+    names host, runs and date. Real records from a real run, repeated to 18 rows."""
+    import dataclasses
+
+    import matplotlib.image
+
+    from edgekit.bench.harness import BenchOptions, BenchReport, bench_artifact
+    from edgekit.bench.report import PLOT_ROW_INCHES, plot_caption, plot_stats, write_plot
+    from edgekit.bench.sysinfo import collect
+
+    record = bench_artifact(artifacts["tflite_int8"], BenchOptions(runs=40, warmup=0))
+    rows = [dataclasses.replace(record, artifact=f"out/model_{i:02d}_int8.tflite", threads=1 + i % 2)
+            for i in range(18)]
+    report = BenchReport(host=collect(), options={}, results=rows)
+    box = plot_stats(record.samples_ms)
+    assert box["whislo"] == pytest.approx(np.percentile(record.samples_ms, 1))
+    assert box["whishi"] == pytest.approx(np.percentile(record.samples_ms, 99))
+    assert (box["q1"], box["med"], box["q3"]) == pytest.approx(tuple(np.percentile(record.samples_ms, [25, 50, 75])))
+    caption = plot_caption(report)
+    assert report.host["cpu"] in caption and "40 runs per row" in caption
+    assert report.host["timestamp_utc"][:10] in caption
+    heights = []
+    for count in (2, 18):
+        png = tmp_path / f"latency{count}.png"
+        write_plot(dataclasses.replace(report, results=rows[:count]), png)
+        heights.append(matplotlib.image.imread(png).shape[0])
+    assert heights[1] - heights[0] >= 16 * PLOT_ROW_INCHES * 100   # the figure grows a box height per row
