@@ -54,7 +54,7 @@ def test_saved_video_is_h264_with_the_source_fps_and_duration(tmp_path, stream_m
     assert data.index(b"moov") < data.index(b"mdat")   # the index first: a browser starts before the download ends
     records = [json.loads(line) for line in lines_of(results.read_text())]
     assert [r["stream_ms"] for r in records] == pytest.approx([i * 1000 / 15 for i in range(45)], abs=0.01)
-    assert all("file" not in r and r["timestamp"] > 0 for r in records)
+    assert all(r["file"] is None and r["latency_ms"] is None and r["timestamp"] > 0 for r in records)
 
 
 @needs_ffmpeg
@@ -208,3 +208,62 @@ def test_headless_auto_serve_prints_a_url_with_a_token(stream_model):
     finally:
         _stop(proc)
     assert "serving the live view on 0.0.0.0:8080 with an access token" in "".join(said)
+
+
+# -- a file driving a live demo: --loop and --realtime -------------------------------------------
+@needs_ffmpeg
+def test_loop_starts_the_file_again_and_a_file_reports_no_latency(tmp_path, stream_model, clip15):
+    saved, results = tmp_path / "looped.mp4", tmp_path / "results.jsonl"
+    proc = edgekit("run", stream_model, "--source", clip15, "--loop", "--max-frames", "60", "--save", saved,
+                   "--jsonl", results, "--json")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["frames"] == 60 and summary["latency_ms"] is None and "looped" in summary["source"]
+    records = [json.loads(line) for line in lines_of(results.read_text())]
+    assert [r["frame_id"] for r in records] == list(range(60))
+    positions = [r["stream_ms"] for r in records]
+    assert positions[45:] == pytest.approx(positions[:15]) and positions[45] == 0   # the second pass
+    assert all(r["latency_ms"] is None for r in records)   # queueing in a file read at full speed is no latency
+    video = probe_video(saved)   # the passes follow each other in the saved video
+    assert int(video["nb_read_frames"]) == 60 and float(video["duration"]) == pytest.approx(4.0, abs=0.01)
+
+
+@needs_ffmpeg
+def test_realtime_loop_paces_the_file_at_its_fps_on_the_served_page(tmp_path, stream_model, clip15):
+    port, results = free_port(), tmp_path / "results.jsonl"
+    proc = subprocess.Popen([*EDGEKIT, "run", str(stream_model), "--source", str(clip15), "--loop", "--realtime",
+                             "--serve", f"127.0.0.1:{port}", "--no-auth", "--jsonl", str(results)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=headless_env())
+    try:
+        for line in proc.stderr:
+            if line.startswith("serving "):
+                break
+        stats_url = f"http://127.0.0.1:{port}/stats"
+
+        def stats() -> dict:
+            with urllib.request.urlopen(stats_url, timeout=10) as reply:
+                return json.loads(reply.read())
+
+        # past the end of the 45-frame file: it started again (frames may be dropped to stay live)
+        wait_for(lambda: results.exists() and len(lines_of(results.read_text())) > 45, 60, "a second pass")
+        served = stats()
+        assert served["live"] is True and served["latency_ms"] > 0 and served["frames"] > 45
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    records = [json.loads(line) for line in lines_of(results.read_text())]
+    assert all(r["latency_ms"] is not None and r["latency_ms"] >= r["infer_ms"] > 0 for r in records)
+    restarts = [i for i in range(1, len(records)) if records[i]["stream_ms"] < records[i - 1]["stream_ms"]]
+    assert restarts, "the file did not start again"
+    # never delivered ahead of its own clock: capture times are at least as far apart as the positions
+    for before, after in zip(records, records[1:]):
+        if after["stream_ms"] > before["stream_ms"]:
+            assert after["timestamp"] - before["timestamp"] >= (after["stream_ms"] - before["stream_ms"]) / 1e3 - 0.005
+
+
+@pytest.mark.parametrize("flag", ["--loop", "--realtime"])
+def test_loop_and_realtime_apply_to_video_files_only(stream_model, photos_dir, flag):
+    proc = edgekit("run", stream_model, "--source", photos_dir, flag, "--jsonl", "-")
+    assert proc.returncode == 2 and lines_of(proc.stderr) == [
+        f"error: {flag} applies to video files, not to image folder sources like '{photos_dir}'. drop {flag}"]
