@@ -114,6 +114,27 @@ def test_doctor_reports_targets_runtimes_and_route_matrix(run_cli):
     assert code == 0 and "routes" in out
 
 
+def test_doctor_says_edge_tpu_without_compiler_is_not_ready(run_cli, monkeypatch, tmp_path):
+    """Without edgetpu_compiler, the Edge TPU target makes the int8 model and the offline report
+    only: doctor says so, never "ready"."""
+    from edgekit.edgetpu.compiler import find_compiler
+
+    monkeypatch.delenv("EDGEKIT_EDGETPU_COMPILER", raising=False)
+    if find_compiler():
+        pytest.skip("edgetpu_compiler is installed here")
+    limited = "int8 + offline report; compile needs edgetpu_compiler"
+    code, out, _ = run_cli("doctor", "--json")
+    (edgetpu,) = [t for t in json.loads(out)["targets"] if t["name"] == "edgetpu"]
+    assert code == 0 and edgetpu["status"] == "limited" and edgetpu["limited"] == limited
+    code, out, _ = run_cli("doctor")
+    (row,) = [line for line in out.splitlines() if line.split("│")[1:2] == [" edgetpu  "]]
+    assert limited in row and "ready" not in row
+    monkeypatch.setenv("EDGEKIT_EDGETPU_COMPILER", str(tmp_path / "missing"))   # configured, but wrong
+    code, out, _ = run_cli("doctor", "--json")
+    (edgetpu,) = [t for t in json.loads(out)["targets"] if t["name"] == "edgetpu"]
+    assert edgetpu["status"] == "limited" and "is not an executable file" in edgetpu["limited"]
+
+
 def test_long_steps_print_start_and_end_lines_in_logs(run_cli, onnx_file, photos_dir, tmp_path, monkeypatch):
     """stderr is not a terminal here (as in CI): each long step says when it starts and ends.
     These steps are short, so EDGEKIT_PROGRESS_AFTER=0 announces every one."""
