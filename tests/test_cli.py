@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -157,3 +158,27 @@ def test_short_steps_stay_silent_in_logs(run_cli, onnx_file, photos_dir, tmp_pat
     code, out, err = run_cli("bench", onnx_file, "--runs", "3", "--warmup", "0", "--json")
     assert code == 0, err
     assert json.loads(out) and not [line for line in err.splitlines() if line.startswith("progress: ")], err
+
+
+def test_verify_on_few_samples_warns_with_the_counts(run_cli, onnx_file, photos_dir, tmp_path):
+    """6 verify images: the verdict stands, but a warning says it rests on 6 samples (and on
+    fewer than 8 decisive ones for top-1). The "also on" column is explained under the table."""
+    import shutil
+
+    few = tmp_path / "few"
+    few.mkdir()
+    for photo in sorted(p for p in photos_dir.rglob("*") if p.is_file())[:6]:
+        shutil.copy(photo, few / photo.name)
+    args = ("convert", onnx_file, "--to", "onnx", "--precision", "fp32", "--verify-data", few, "--task",
+            "classification", "--mean", "127.5", "--std", "127.5")
+    code, out, err = run_cli(*args, "-o", tmp_path / "json", "--json")
+    assert code == 0, err
+    (artifact,) = json.loads(out)
+    warned = [line for line in err.splitlines() if line.startswith("warning: ")]
+    assert any("verified on only 6 samples (fewer than 16)" in line for line in warned), err
+    decisive = [line for line in warned if "decisive samples (fewer than 8" in line]
+    assert len(decisive) == 1 and re.search(r"rests on only [0-6] decisive samples", decisive[0])
+    assert any(n.startswith("verified on only 6 samples") for n in artifact["verify"]["notes"])
+    code, out, err = run_cli(*args, "-o", tmp_path / "table")
+    assert code == 0 and "also on: cosine against the source of the same artifact on the other runtimes" in " ".join(
+        out.split())
