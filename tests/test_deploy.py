@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import sshd as sshd_helper
@@ -201,12 +202,19 @@ def test_deploy_verifies_checksums_and_remote_bench_runs_the_model(board, artifa
                          "--jsonl")
     assert code == 0, err
     frames = [json.loads(line) for line in out.splitlines()]
-    assert [f["frame"] for f in frames] == [0, 1, 2]
-    assert all(f["results"]["classes"][0]["label"] in LABELS and f["latency_ms"] > 0 for f in frames)
+    assert [f["frame_id"] for f in frames] == [0, 1, 2]
+    from edgekit.frames import FrameRecord   # the keys `edgekit run --jsonl` writes on the host
+
+    assert all(list(f) == list(FrameRecord.KEYS) and f["file"] is None and f["stream_ms"] is None for f in frames)
+    assert all(f["results"]["classes"][0]["label"] in LABELS and f["latency_ms"] >= f["infer_ms"] > 0 for f in frames)
     assert all(sum(c["score"] for c in f["results"]["classes"]) <= 1.0 + 1e-6 for f in frames)  # probabilities
 
     code, out, err = cli("remote", "bench", board.target, *board.options(), "--runs", 3)
-    assert code == 0 and "tiny_fp32.tflite" in out and "litert" in out
+    assert code == 0 and "tiny_fp32.tflite" in out and "litert/cpu" in out   # `edgekit bench`'s own table
+    from edgekit.views.bench import COLUMNS
+
+    header = next(line for line in out.splitlines() if "artifact" in line)
+    assert [c.strip() for c in header.strip("┃│ ").split("┃")] == [c for c in COLUMNS if c.split()[0] in header]
 
 
 def test_remote_run_reads_an_image_folder_on_the_board(board, artifact, photos_dir):
@@ -217,7 +225,25 @@ def test_remote_run_reads_an_image_folder_on_the_board(board, artifact, photos_d
     assert code == 0, err
     data = json.loads(out)
     assert len(data["frames"]) == 4
-    assert [f["source"] for f in data["frames"]] == sorted(p.name for p in photos_dir.iterdir())[:4]
+    assert [f["file"] for f in data["frames"]] == [str(p) for p in sorted(photos_dir.iterdir())[:4]]
+    assert all(f["latency_ms"] is None and f["infer_ms"] > 0 for f in data["frames"])   # a folder: no e2e latency
+
+    # the same result in the same schema on the host: `edgekit run --jsonl` on the same photos
+    code, out, err = cli("remote", "run", board.target, *board.options(), "--name", "photos", "--source", photos_dir,
+                         "--frames", 4, "--jsonl")
+    assert code == 0, err
+    on_board = [json.loads(line) for line in out.splitlines()]
+    here = subprocess.run([sys.executable, "-m", "edgekit", "run", str(artifact), "--source", str(photos_dir),
+                           "--max-frames", "4", "--jsonl", "-"], capture_output=True, text=True, timeout=120)
+    assert here.returncode == 0, here.stderr
+    on_host = [json.loads(line) for line in here.stdout.splitlines() if line.startswith("{")]
+    assert [list(f) for f in on_board] == [list(f) for f in on_host]
+    assert [f["file"] for f in on_board] == [f["file"] for f in on_host]
+    for board_frame, host_frame in zip(on_board, on_host):
+        assert list(board_frame["results"]) == list(host_frame["results"])
+        assert [c["label"] for c in board_frame["results"]["classes"]] == [c["label"] for c in host_frame["results"]["classes"]]
+        np.testing.assert_allclose([c["score"] for c in board_frame["results"]["classes"]],
+                                   [c["score"] for c in host_frame["results"]["classes"]], atol=1e-5)
 
 
 def test_second_version_then_rollback_restores_the_first(board, artifact, tmp_path):
