@@ -246,6 +246,37 @@ def test_remote_run_reads_an_image_folder_on_the_board(board, artifact, photos_d
                                    [c["score"] for c in host_frame["results"]["classes"]], atol=1e-5)
 
 
+def test_remote_bench_flags_slowness_with_its_likely_cause(board, artifact, stream_model, tmp_path):
+    """Two models benched on the board in one report; a profile whose reference the board misses
+    by far more than 10x flags it, naming the board's runtime; an int8 model slower than the fp32
+    one of the same name is flagged exactly when the board measured it so."""
+    for model, name in ((artifact, "slow_fp32"), (stream_model, "slow_int8")):
+        code, _, err = cli("deploy", model, "--host", board.target, *board.options(), "--name", name, "--json")
+        assert code == 0, err
+    profile = tmp_path / "my-board.yaml"
+    profile.write_text(
+        "name: my-board\ntitle: a board far faster than any\nruntime: LiteRT\nbackend: litert\ndevice: null\n"
+        "precisions: [fp32, int8]\nconstraints: []\ndetect: {}\nreferences:\n"
+        "  - model: tiny\n    latency_ms: 0.00001\n    source: https://example.org/my-board\n    match: [tiny]\n")
+    code, out, err = cli("remote", "bench", board.target, *board.options(), "--name", "slow_fp32", "--name",
+                         "slow_int8", "--runs", 5, "--profile", profile, "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    by_precision = {r["precision"]: r for r in report["results"]}
+    assert sorted(by_precision) == ["fp32", "int8"]
+    runtime = f"{report['host']['runtime']} {report['host']['runtime_version']}"
+    slow = [f for f in report["flags"] if "the my-board reference" in f]
+    assert [f.split(":")[0] for f in slow] == ["tiny_fp32.tflite", "tiny_int8.tflite"]
+    assert all(f"likely cause: the XNNPACK delegate missing from the board's TFLite runtime ({runtime})" in f
+               for f in slow)
+    int8_slower = by_precision["int8"]["latency_ms"]["p50"] > by_precision["fp32"]["latency_ms"]["p50"]
+    assert any("is slower than fp32" in f for f in report["flags"]) == int8_slower
+    assert [line for line in err.splitlines() if line.startswith("warning: ")] == [
+        f"warning: {f}" for f in report["flags"]]
+    code, _, err = cli("remote", "bench", board.target, *board.options(), "--profile", "no-such-board")
+    assert code == 2 and "no-such-board" in err and len(err.strip().splitlines()) == 1
+
+
 def test_second_version_then_rollback_restores_the_first(board, artifact, tmp_path):
     notes = tmp_path / "notes.txt"
     notes.write_text("first\n")

@@ -101,6 +101,13 @@ def _load(folder: str) -> dict[str, Profile]:
 
 
 def get_profile(name: str, folder: Path | None = None) -> Profile:
+    """The profile called NAME (devices/), or the one in NAME when it is a .yaml file (a board
+    of your own, written as devices/README.md says)."""
+    if name.endswith((".yaml", ".yml")) and Path(name).is_file():
+        path = Path(name).resolve()
+        found = [p for p in _load(str(path.parent)).values() if Path(p.path).resolve() == path]
+        if found:
+            return found[0]
     profiles = load_profiles(folder)
     if name not in profiles:
         raise UnknownNameError("device profile", name, profiles)
