@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -267,3 +268,39 @@ def test_loop_and_realtime_apply_to_video_files_only(stream_model, photos_dir, f
     proc = edgekit("run", stream_model, "--source", photos_dir, flag, "--jsonl", "-")
     assert proc.returncode == 2 and lines_of(proc.stderr) == [
         f"error: {flag} applies to video files, not to image folder sources like '{photos_dir}'. drop {flag}"]
+
+
+# -- --workers auto: the default ------------------------------------------------------------------
+@needs_ffmpeg
+def test_default_workers_are_chosen_from_cores_and_measured_stage_times(tmp_path, stream_model, clip15):
+    from edgekit.stream.workers import cpu_count
+
+    results = tmp_path / "results.jsonl"
+    proc = edgekit("run", stream_model, "--source", clip15, "--jsonl", results, "--json")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert 1 <= summary["workers"] <= cpu_count() and summary["frames"] == 45
+    assert re.fullmatch(rf"{summary['workers']} workers?: inference [\d.]+ ms vs prepare [\d.]+ ms, draw [\d.]+ ms; "
+                        rf"{cpu_count()} cores, 1 thread per worker", summary["workers_auto"]), summary["workers_auto"]
+    assert [json.loads(line)["frame_id"] for line in lines_of(results.read_text())] == list(range(45))
+    proc = edgekit("run", stream_model, "--source", clip15, "--workers", "2", "--jsonl", results, "--json")
+    summary = json.loads(proc.stdout)
+    assert proc.returncode == 0 and summary["workers"] == 2 and summary["workers_auto"] is None
+    for bad in ("0", "many"):
+        proc = edgekit("run", stream_model, "--source", clip15, "--workers", bad, "--jsonl", "-")
+        assert proc.returncode == 2 and f"'{bad}' is not a count of 1 or more, nor 'auto'" in proc.stderr
+
+
+@pytest.mark.parametrize("backend, device, threads, cores, stages, workers", [
+    ("litert", None, None, 2, {"prepare": 5.0, "infer": 17.3, "draw": 1.0}, 2),   # benchmarks/pipeline.py's case
+    ("litert", None, None, 8, {"prepare": 5.0, "infer": 17.3, "draw": 1.0}, 4),   # enough to keep up with prepare
+    ("litert", None, 2, 2, {"prepare": 5.0, "infer": 17.3, "draw": 1.0}, 1),      # 2 threads fill both cores
+    ("litert", None, None, 4, {"prepare": 2.0, "infer": 0.3, "draw": 1.0}, 1),    # the model is not the bottleneck
+    ("onnxruntime", None, None, 4, {"prepare": 5.0, "infer": 40.0, "draw": 1.0}, 1),   # uses every core itself
+    ("openvino", "GPU", None, 8, {"prepare": 5.0, "infer": 40.0, "draw": 1.0}, 1),
+    ("edgetpu", "usb", None, 8, {"prepare": 5.0, "infer": 40.0, "draw": 1.0}, 1),
+])
+def test_auto_workers_rule(backend, device, threads, cores, stages, workers):
+    from edgekit.stream.workers import workers_for
+
+    assert workers_for(backend, device, threads, cores, stages)[0] == workers

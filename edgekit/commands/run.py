@@ -22,6 +22,19 @@ def _frame_size(ctx, param, value):
     return int(parts[0]), int(parts[1])
 
 
+def _workers(ctx, param, value):
+    """'auto', or a count of at least 1."""
+    if value is None or str(value).lower() == "auto":
+        return "auto"
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise click.BadParameter(f"'{value}' is not a count of 1 or more, nor 'auto'")
+    return count
+
+
 @click.command()
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--source", required=True,
@@ -29,8 +42,9 @@ def _frame_size(ctx, param, value):
 @click.option("--backend", help="Runtime backend (default: by the model's format).")
 @click.option("--device", help="Device for the backend (e.g. CPU, GPU, NPU for OpenVINO).")
 @click.option("--threads", type=THREADS, help="CPU threads per inference worker (litert, openvino CPU, onnxruntime).")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Inferences in flight (one model instance each: LiteRT interpreters, OpenVINO compiled models).")
+@click.option("--workers", callback=_workers, default="auto", show_default=True, metavar="N|auto",
+              help="Inferences in flight (one model instance each: LiteRT interpreters, OpenVINO compiled models); "
+                   "auto: from the cores and this model's measured stage times (1 on accelerators).")
 @click.option("--size", callback=_frame_size, help="Frame size WIDTHxHEIGHT (cameras and synthetic).")
 @click.option("--fps", type=click.FloatRange(min=0, min_open=True), help="Frame rate (cameras and synthetic).")
 @click.option("--loop", is_flag=True, help="Video file: start again at its end, until stopped (live demos).")
@@ -154,8 +168,15 @@ def run_pipeline(model, backend, device, threads, workers, top_k, frame_source, 
             opened.append(sink)
             if sink.name == "web":
                 err.print(f"serving {sink.url}")
+        choice = None
         with native_output_captured(not debug_enabled()):   # runtimes announce their delegates on stderr
-            for _ in range(workers):
+            predictors.append(open_predictor(model, backend, device, top_k=top_k, threads=threads))
+            if workers == "auto":
+                from ..stream.workers import choose_workers
+
+                choice = choose_workers(predictors[0], threads, frame_source.size)
+                workers = choice.workers
+            for _ in range(workers - 1):
                 predictors.append(open_predictor(model, backend, device, top_k=top_k, threads=threads))
     except BaseException:
         for sink in opened:
@@ -167,7 +188,9 @@ def run_pipeline(model, backend, device, threads, workers, top_k, frame_source, 
     pipeline = Pipeline(frame_source, predictors, sinks, max_retries=max_retries, max_frames=max_frames,
                         on_event=lambda event: err.print(f"{event.kind}: {event.message}", markup=False))
     try:
-        return pipeline.run()
+        result = pipeline.run()
+        result.workers_auto = choice.reason if choice else None
+        return result
     finally:
         for predictor in predictors:
             predictor.close()

@@ -60,6 +60,8 @@ class RunResult:
     retries: int = 0
     skipped: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)   # one line per sink (saved file, URL, ...)
+    workers: int = 1             # inference workers (model instances)
+    workers_auto: str | None = None   # with --workers auto: how the count was chosen
 
     def to_dict(self) -> dict[str, Any]:
         return dict(vars(self))
@@ -327,7 +329,8 @@ class Pipeline:
             latency_ms=round(stats.latency_sum / stats.timed, 2) if stats.timed else None,
             infer_ms=round(stats.infer_sum / frames, 2) if frames else None,
             dropped=self.frames.dropped + self.annotated.dropped, reconnects=self.capture.reconnects,
-            retries=self.capture.retries, skipped=list(getattr(self.feed, "skipped", [])), outputs=outputs)
+            retries=self.capture.retries, skipped=list(getattr(self.feed, "skipped", [])), outputs=outputs,
+            workers=len(self.predictors))
 
 
 @contextmanager

@@ -14,5 +14,7 @@ def render_run(result, console) -> None:
                f"skipped {len(result.skipped)} unreadable file(s)" if result.skipped else ""]
     if any(details):
         console.print("  " + ", ".join(d for d in details if d), markup=False)
+    if result.workers_auto:
+        console.print(f"  --workers auto: {result.workers_auto}", markup=False)
     for line in result.outputs:
         console.print(f"  {line}", markup=False)
