@@ -25,7 +25,7 @@ from .runtime.base import BACKENDS
 from .sources.base import SourceModel, load_source, read_labels, source_class
 from .targets.base import TARGETS, Target, TargetOutput
 from .ui import step
-from .verify import gate, match_outputs
+from .verify import few_samples, gate, match_outputs
 
 VERIFY_SAMPLES = 64
 
@@ -297,6 +297,13 @@ def convert(model, request: ConvertRequest, progress=None, warn: Callable[[str],
                 manifest.verify = _with_steps(_verify(target, artifact, output, precision, task, reference,
                                                       request.verify), [*steps, *output.checked])
             spent.verify += _since(mark)
+            for note in few_samples(manifest.verify, task == "classification") if manifest.verify.outputs else []:
+                manifest.verify.notes.append(note)   # here, not in gate(): a reference pack's few samples are by design
+                note = f"{artifact.name}: {note}"   # a verdict on a handful of samples must not pass unnoticed
+                if note not in warnings:
+                    warnings.append(note)
+                    if warn:
+                        warn(note)
             if fresh and reference.seconds is not None:  # this candidate computed the shared reference
                 spent.reference = reference.seconds
             return route, output, manifest

@@ -16,6 +16,11 @@ from . import parity
 from .manifest import OutputParity, StepParity, VerifyReport
 from .parity import DECISIVE_MARGIN, GATES, align  # noqa: F401  (their home: parity.py, vendored onto boards)
 
+# Below these counts one sample moves a figure by more than 6 % (1/16) or a top-1 rate by 12.5 %
+# (1/8): the gate still runs, but the user is told how little it rests on.
+MIN_SAMPLES = 16
+MIN_DECISIVE = 8
+
 
 def compare(name: str, reference: np.ndarray, candidate: np.ndarray, classification: bool) -> OutputParity:
     """Parity of one output over N samples: REFERENCE (the source's) and CANDIDATE (the
@@ -38,6 +43,20 @@ def gate(report: VerifyReport, precision: str, classification: bool) -> VerifyRe
     report.status = "fail" if failed else "pass"
     report.notes.extend(failed + notes)
     return report
+
+
+def few_samples(report: VerifyReport, classification: bool) -> list[str]:
+    """Warnings for a verdict resting on fewer than MIN_SAMPLES samples, or (classification) a
+    top-1 agreement resting on fewer than MIN_DECISIVE decisive ones; each says the count used."""
+    warnings = []
+    if report.samples < MIN_SAMPLES:
+        warnings.append(f"verified on only {report.samples} samples (fewer than {MIN_SAMPLES}): the parity figures "
+                        "are rough; give --verify-data (or --calib) more images")
+    decisive = report.decisive_samples
+    if classification and report.top1_agreement is not None and decisive is not None and decisive < MIN_DECISIVE:
+        warnings.append(f"top-1 agreement rests on only {decisive} decisive samples (fewer than {MIN_DECISIVE}; the "
+                        f"source leads by {DECISIVE_MARGIN:.2f} on those): give more or clearer images")
+    return warnings
 
 
 def match_outputs(expected: list[np.ndarray], got: list[np.ndarray], names: list[str],

@@ -301,7 +301,7 @@ def test_deploy_verify_on_device_switches_only_when_the_pack_passes(board, packe
                    f"({output}: cosine {cosine:.5f} < 0.9999); {good['version']} stays current\n")
 
     code, out, err = cli("deploy", bad, "--host", board.target, *options[:-1])   # the table says it too
-    assert code == 1 and "FAIL" in out and f"{good['version']} stays current" in err
+    assert code == 1 and "FAIL" in out and f"{good['version']} stays current" in err, (out, err)
     events = json.loads(cli("remote", "status", board.target, *board.options(), "--name", "gated", "--json")[1])["history"]
     assert [(e["event"], e["switched"], e["verify"]["status"]) for e in events] == [
         ("deploy", True, "pass"), ("deploy", False, "fail"), ("deploy", False, "fail")]

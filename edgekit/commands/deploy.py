@@ -359,33 +359,53 @@ def remote_status(host, name, as_json, **kw):
 
 @remote.command("bench")
 @click.argument("host")
-@click.option("--name", help="Deployed model (default: the only model on the board).")
+@click.option("--name", "names", multiple=True,
+              help="Deployed model; repeat to bench several (default: the only model on the board).")
 @click.option("--runs", type=click.IntRange(1), default=100, show_default=True, help="Timed inferences.")
 @click.option("--warmup", type=click.IntRange(0), default=10, show_default=True, help="Untimed inferences first.")
 @click.option("--threads", type=THREADS, help="CPU threads of the board's interpreter (default: the runtime's).")
+@click.option("--profile", "profile_name", metavar="NAME|FILE.yaml",
+              help="Device profile (`edgekit devices`, or a YAML file): flag results over 10x its references.")
 @ssh_options
 @json_option
-def remote_bench(host, name, runs, warmup, threads, as_json, **kw):
-    """Benchmark the deployed model on HOST with the bundled runner; the JSON has the same
+def remote_bench(host, names, runs, warmup, threads, profile_name, as_json, **kw):
+    """Benchmark deployed models on HOST with the bundled runner; the JSON has the same
     shape as `edgekit bench --json` (host facts are the board's).
+
+    A result more than 10x the profile's published reference, or an int8 model slower than the
+    fp32 one of the same name, is flagged with its likely cause (`flags` in the JSON).
 
     \b
     Examples:
       edgekit remote bench mendel@coral.local
       edgekit remote bench pi@10.0.0.7:2222 --runs 200 --threads 4 --json
+      edgekit remote bench pi@10.0.0.7 --name net_int8 --name net_fp32 --profile coral-usb-pi4
     """
+    from ..bench.profiles import get_profile
+    from ..bench.slowness import flag_slowness
     from ..deploy.remote import Device
     from ..errors import EdgekitError
-    from ..ui import console, print_json
+    from ..ui import console, print_json, warning
     from ..views.deploy import render_remote_bench
 
+    profile = get_profile(profile_name) if profile_name else None   # refused before connecting
     options, python, root = _ssh(kw)
     device = Device(_single_host(host), options, python, root)
-    report = device.bench(device.resolve_name(name), runs, warmup, threads)
+    report = None
+    for name in names or (None,):
+        one = device.bench(device.resolve_name(name), runs, warmup, threads)
+        if report is None:
+            report = one
+        else:   # one document, as `edgekit bench` gives for several models
+            report["results"].extend(one["results"])
+            report.setdefault("bundles", [report.get("bundle")]).append(one.get("bundle"))
+    report["flags"] = flag_slowness(report, profile)
     if as_json:
         print_json(report)
     else:
         render_remote_bench(report, device.host.label, console())
+    for flag in report["flags"]:
+        warning(flag)
     failed = [r for r in report["results"] if r.get("status") != "ok"]
     if failed:
         raise EdgekitError(f"{device.host.label}: benchmark failed: {failed[0].get('error')}")

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import deps
 from ..errors import REMEDY_REEXPORT, ModelFormatError, UnknownNameError, summary
 from ..manifest import TensorInfo, read_manifest
 from .base import BACKENDS, Runner
@@ -29,10 +28,8 @@ class CoreMLRunner(Runner):
     probe_in_child = True  # Core ML compiles the package natively; a damaged one must not crash us
 
     @classmethod
-    def unavailable_reason(cls) -> str | None:
-        if sys.platform != "darwin":
-            return "Core ML prediction needs macOS"
-        return deps.missing("coremltools")
+    def host_cannot(cls) -> str | None:
+        return None if sys.platform == "darwin" else "Core ML prediction needs macOS"
 
     def __init__(self, path: Path, device: str | None = None):
         super().__init__(path, device or "all")

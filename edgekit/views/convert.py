@@ -9,6 +9,10 @@ STATUS_STYLE = {"pass": "[green]pass[/]", "fail": "[red]FAIL[/]", "structure-onl
                 "skipped": "[yellow]skipped[/]"}
 
 
+ALSO_ON = ("also on: cosine against the source of the same artifact on the other runtimes here that load its "
+           "format (OpenVINO also runs .tflite and .onnx); a cross-check, not gated")
+
+
 def _top1(verify) -> str:
     """Gated agreement (samples where the source is decisive), then agreement over all samples."""
     if verify.top1_agreement is None:
@@ -28,7 +32,8 @@ def render_convert(result, console) -> None:
              a.route, f"{a.seconds:.1f}"] for a in result.artifacts]
     console.print(table(f"source: {result.source['kind']} {result.source['path'] or '(Python object)'}",
                         ["artifact", "size", "verify", "cosine", "max |err|", "top-1 clear (all)", "also on", "route",
-                         "s"], rows, wrap=("also on", "route"), optional=("s", "max |err|", "also on", "size", "route")))
+                         "s"], rows, wrap=("also on", "route"), optional=("s", "max |err|", "also on", "size", "route"),
+                        caption=ALSO_ON if any(a.verify.cross_checks for a in result.artifacts) else None))
     for artifact in result.artifacts:
         for note in artifact.verify.notes:
             console.print(f"  {Path(artifact.path).name}: {note}")

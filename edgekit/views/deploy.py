@@ -79,24 +79,30 @@ def render_status(host: str, root: str, rows: list[dict], console, events: list[
 
 
 def render_remote_bench(report: dict, host: str, console) -> None:
-    """The board's `bench` record (the same shape as `edgekit bench --json`)."""
-    record = report["results"][0]
-    lat = record.get("latency_ms") or {}
-    board = report["host"]
-    console.print(table(f"remote bench on {host} ({board.get('cpu')}, {board.get('machine')}, "
-                        f"Python {board.get('python')})",
-                        ["model", "version", "backend", "device", "load ms", "mean ms", "p50", "p90", "p99", "fps",
-                         "status"],
-                        [[record["artifact"], report.get("bundle", {}).get("version"), record.get("backend"),
-                          record.get("device"), fmt(record.get("load_ms"), ".1f"), fmt(lat.get("mean"), ".2f"),
-                          fmt(lat.get("p50"), ".2f"), fmt(lat.get("p90"), ".2f"), fmt(lat.get("p99"), ".2f"),
-                          fmt(record.get("fps"), ".1f"), record.get("status")]],
-                        wrap=(), optional=("version", "mean ms", "p90", "load ms", "device")))
+    """The board's `bench` record, in the table `edgekit bench` prints (the same columns: the
+    record is the same BenchRecord schema), with the board's facts under it."""
+    from ..bench.harness import BenchRecord, BenchReport
+    from .bench import LEGEND, bench_table, failure_notes
+
+    bench = BenchReport(host=report.get("host") or {}, options=report.get("options") or {},
+                        results=[BenchRecord(**r) for r in report["results"]])
+    version = (report.get("bundle") or {}).get("version")
+    console.print(bench_table(bench, title=f"remote bench on {host}" + (f" (version {version})" if version else "")))
+    for note in failure_notes(bench):
+        console.print(f"  {note}", highlight=False)
+    console.print(f"[dim]{LEGEND}[/]")
+    board = bench.host
+    runtime = " ".join(str(v) for v in (board.get("runtime"), board.get("runtime_version")) if v)
+    console.print(f"[dim]board: {board.get('board') or board.get('cpu')} ({board.get('machine')}, "
+                  f"{board.get('cores')} cores), Python {board.get('python')}, {runtime or 'no TFLite runtime'}[/]")
 
 
 def frame_text(line: dict) -> str:
     """One frame the board's runner reported, on one line."""
-    head = f"{line.get('source')}: {line.get('latency_ms', 0):.1f} ms"
+    # frames.FrameRecord's keys, as `edgekit run --jsonl` writes them
+    name = line.get("file") or (f"{line['stream_ms'] / 1e3:.2f} s" if line.get("stream_ms") is not None
+                                else f"frame {line.get('frame_id')}")
+    head = f"{name}: {line.get('infer_ms') or 0:.1f} ms"
     results = line.get("results") or {}   # Prediction.to_dict(), as `edgekit predict --json` writes it
     found = results.get("classes") or results.get("detections") or []
     text = ", ".join(f"{item['label']} {item['score']:.3f}" for item in found[:3])

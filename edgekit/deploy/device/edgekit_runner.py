@@ -510,15 +510,6 @@ def random_input(detail, rng):
     return rng.standard_normal(shape).astype(dtype)
 
 
-def peak_rss_mb():
-    try:
-        import resource
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0
-    except (ImportError, OSError):
-        return None
-
-
 def cmd_bench(args):
     import numpy as np
 
@@ -567,7 +558,7 @@ def cmd_bench(args):
         record.update(status="failed", error=str(exc))
     except Exception as exc:  # the runtime refused the model: report it in the record, as local bench does
         record.update(status="failed", error="%s: %s" % (type(exc).__name__, str(exc).strip().splitlines()[0] if str(exc).strip() else ""))
-    record["peak_rss_mb"] = peak_rss_mb()
+    record["peak_rss_mb"] = stats.peak_rss_mb()   # the same measure as the host's rows
     emit({"schema_version": stats.RECORD_SCHEMA_VERSION, "host": host_info(),
           "options": {"runs": args.runs, "warmup": args.warmup, "threads": args.threads, "input": "random"},
           "results": [record], "bundle": {"name": info.get("name"), "version": info.get("version")}})
@@ -576,7 +567,9 @@ def cmd_bench(args):
 # ---- run: frames from a source -> model -> one JSON line per frame
 
 def feed_frames(source, limit, size):
-    """(name, RGB uint8 HxWx3) pairs from 'synthetic', an image folder, a video file or a camera index."""
+    """(file, stream_ms, RGB uint8 HxWx3) from 'synthetic', an image folder, a video file or a
+    camera index: FILE is the image's path (folders), STREAM_MS its position in a video file, else
+    None, as the host's `edgekit run` names its frames."""
     import numpy as np
 
     count = 0
@@ -584,16 +577,17 @@ def feed_frames(source, limit, size):
         rng = np.random.RandomState(0)
         height, width = size or (224, 224)
         while limit is None or count < limit:
-            yield "synthetic-%d" % count, rng.randint(0, 256, (height, width, 3)).astype(np.uint8)
+            yield None, None, rng.randint(0, 256, (height, width, 3)).astype(np.uint8)
             count += 1
         return
     if os.path.isdir(source):
-        for name in sorted(os.listdir(source)):
+        for name in sorted(n for n in os.listdir(source) if not n.startswith(".")):
             if limit is not None and count >= limit:
                 return
-            image = read_image(os.path.join(source, name))
+            path = os.path.join(source, name)
+            image = read_image(path) if os.path.isfile(path) else None
             if image is not None:
-                yield name, image
+                yield path, None, image
                 count += 1
         return
     try:
@@ -601,7 +595,8 @@ def feed_frames(source, limit, size):
     except ImportError:
         raise Failure("source %r needs OpenCV on the device (pip3 install opencv-python-headless); "
                       "'synthetic' and image folders work without it" % source)
-    capture = cv2.VideoCapture(int(source) if source.isdigit() else source)
+    camera = source.isdigit()
+    capture = cv2.VideoCapture(int(source) if camera else source)
     if not capture.isOpened():
         raise Failure("cannot open video source %r on the device" % source)
     try:
@@ -609,7 +604,7 @@ def feed_frames(source, limit, size):
             ok, frame = capture.read()
             if not ok:
                 return
-            yield "frame-%d" % count, frame[:, :, ::-1]
+            yield None, None if camera else float(capture.get(cv2.CAP_PROP_POS_MSEC)), frame[:, :, ::-1]
             count += 1
     finally:
         capture.release()
@@ -710,10 +705,23 @@ def cmd_run(args):
     if args.serve:
         return cmd_serve(args)
     model = BoardModel(here(), args.threads, args.top_k)
-    for index, (name, image) in enumerate(feed_frames(args.source, args.frames, model.frame_spec.input_size)):
-        prediction, latency = model(image)
-        # the host's result schema (Prediction.to_dict): the same keys as `edgekit predict --json`
-        emit({"frame": index, "source": name, "latency_ms": round(latency, 3), "results": prediction.to_dict()})
+    # a camera (or synthetic frames) is read when the last result is out: capture -> result is
+    # the end-to-end latency; files and folders are read as fast as they are processed, where it
+    # means nothing (as on the host)
+    live = args.source == "synthetic" or args.source.isdigit()
+    frames_in = feed_frames(args.source, args.frames, model.frame_spec.input_size)
+    index = 0
+    while True:
+        try:
+            path, stream_ms, image = next(frames_in)
+        except StopIteration:
+            return
+        captured, wall = time.perf_counter(), time.time()   # the frame has just arrived
+        prediction, infer_ms = model(image)
+        latency = (time.perf_counter() - captured) * 1e3 if live else None
+        # one FrameRecord, the class `edgekit run --jsonl` writes with: the same keys on host and board
+        emit(model.frames.FrameRecord(index, wall, prediction, infer_ms, latency, path, stream_ms).to_dict())
+        index += 1
 
 
 # ---- verify: the bundle's reference pack on this board's runtime, gated as the host gates
