@@ -58,12 +58,18 @@ class ArtifactCheck:
 
 def default_backend(path: Path, fmt: Format) -> str | None:
     """The backend that runs PATH here by default: the format's own, except that a TFLite file
-    compiled for the Edge TPU (an edgetpu-custom-op in the file itself) needs the delegate."""
+    compiled for the Edge TPU (an edgetpu-custom-op in the file itself) needs the delegate. A file
+    that no longer parses gets the format's own backend, whose failure on it is then reported
+    with the sha256 check (a damaged artifact fails, exit 1; it is not bad input)."""
     if fmt.name == "tflite":
         from .edgetpu.analyze import is_compiled
         from .tflite_model import read_tflite
 
-        if is_compiled(read_tflite(path)):
+        try:
+            compiled = is_compiled(read_tflite(path))
+        except ModelFormatError:
+            compiled = False
+        if compiled:
             return "edgetpu"
     return fmt.backend
 

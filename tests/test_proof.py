@@ -162,6 +162,19 @@ def test_verify_fails_a_damaged_artifact_with_the_same_name(packed, tmp_path):
     assert code == 1 and "not the artifact that was converted" in out and "takes float32, got uint8" in out
 
 
+def test_verify_fails_a_truncated_artifact_with_the_same_name(packed, tmp_path):
+    # a damaged file that no longer parses is still "not the artifact that was converted" (exit 1),
+    # not bad input (exit 2): choosing the backend must not trip over it before the sha256 check
+    artifact = _copy(packed["int8"], tmp_path / "truncated")
+    artifact.write_bytes(artifact.read_bytes()[:5000])
+    code, out, err = cli("verify", artifact, "--json")
+    assert code == 1 and "error: verify failed for tiny_int8.tflite. see the notes above" in err
+    check = json.loads(out)["artifacts"][0]
+    assert check["artifact_intact"] is False and check["verify"]["status"] == "fail"
+    assert check["verify"]["notes"][0].startswith("not the artifact that was converted: sha256 ")
+    assert "litert could not run it: " in check["verify"]["notes"][1]
+
+
 def test_verify_refuses_a_pack_from_another_model(packed, tmp_path):
     artifact = _copy(packed["int8"], tmp_path / "other")
     shutil.copy(pack_path(packed["fp32"]), pack_path(artifact))

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import REMEDY_REEXPORT, ModelFormatError, UnknownNameError, summary
+from ..formats.coreml import class_labels
 from ..manifest import TensorInfo, read_manifest
 from .base import BACKENDS, Runner
 
@@ -68,6 +69,7 @@ class CoreMLRunner(Runner):
 
     def _array(self, value) -> np.ndarray:
         if isinstance(value, dict):  # classifier scores keyed by label
-            order = self.manifest.labels if self.manifest and len(self.manifest.labels) == len(value) else sorted(value)
+            labels = class_labels(list(self.manifest.labels)) if self.manifest else []
+            order = labels if len(labels) == len(value) else sorted(value)
             return np.asarray([[value[key] for key in order]], np.float32)
         return np.asarray(value, np.float32)
