@@ -7,7 +7,7 @@ the logic lives, so `edgekit bench` and these scripts record the same facts) and
 from __future__ import annotations
 
 from edgekit.bench.sysinfo import (ENV_VARS, PACKAGES, collect, contention, core_count, cpu_flags,  # noqa: F401
-                                   cpu_name, cpu_snapshot, cpu_vendor, describe, loadavg, versions)
+                                   cpu_name, cpu_snapshot, describe, loadavg, versions)
 
 import os
 from pathlib import Path

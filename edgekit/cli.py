@@ -29,6 +29,7 @@ LAZY_COMMANDS = {
     "remote": "edgekit.commands.deploy:remote",
     "rollback": "edgekit.commands.deploy:rollback",
     "train": "edgekit.commands.train:train",
+    "verify": "edgekit.commands.verify:verify",
 }
 
 

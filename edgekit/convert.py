@@ -20,12 +20,13 @@ from .frames import preprocess_image, to_layout
 from .manifest import (COLOR_ORDERS, LAYOUTS, RESIZE_MODES, TASKS, Manifest, ModelCard, Preprocess, StepParity,
                        VerifyReport, artifact_digest, manifest_path)
 from .modelcard import check_tensor_names, resolve_card
+from .reference import DEFAULT_BUDGET, pack_path, write_reference
 from .routes import Route, plan
 from .runtime.base import BACKENDS
 from .sources.base import SourceModel, load_source, read_labels, source_class
 from .targets.base import TARGETS, Target, TargetOutput
 from .ui import step
-from .verify import gate, parity
+from .verify import few_samples, gate, parity
 
 VERIFY_SAMPLES = 64
 
@@ -47,6 +48,7 @@ class ConvertRequest:
     verify: bool = True                   # run each artifact next to the source (False: report "skipped")
     verify_data: str | None = None        # verify inputs (as calib); default: calibration data, else photos
     verify_samples: int = VERIFY_SAMPLES
+    reference_bytes: int = DEFAULT_BUDGET  # reference pack beside each artifact: at most about this size; 0: none
     input_size: list[int] | None = None   # [height, width] in pixels
     mean: list[float] | None = None       # 1 or 3 values (R, G, B order), 0-255 pixel units
     std: list[float] | None = None        # 1 or 3 values, 0-255 pixel units, none 0
@@ -380,6 +382,13 @@ def convert(model, request: ConvertRequest, progress=None, warn: Callable[[str],
                 manifest.verify = _with_steps(_verify(target, artifact, output, precision, task, reference,
                                                       request.verify), [*steps, *output.checked])
             spent.verify += _since(mark)
+            for note in few_samples(manifest.verify, task == "classification") if manifest.verify.outputs else []:
+                manifest.verify.notes.append(note)   # here, not in gate(): a reference pack's few samples are by design
+                note = f"{artifact.name}: {note}"   # a verdict on a handful of samples must not pass unnoticed
+                if note not in warnings:
+                    warnings.append(note)
+                    if warn:
+                        warn(note)
             if fresh and reference.seconds is not None:  # this candidate computed the shared reference
                 spent.reference = reference.seconds
             return route, output, manifest
@@ -430,10 +439,12 @@ def convert(model, request: ConvertRequest, progress=None, warn: Callable[[str],
             order = [r.describe() for r in routes[target.name]]
             manifest.route_candidates = sorted([_candidate_record(r, m.verify) for r, _, m in candidates] + tries,
                                                key=lambda record: order.index(record["route"]))
+            packs = _reference_pack(output.files[-1], manifest, reference, request.reference_bytes)
             sidecar = manifest_path(output.files[-1])
             write_atomic(sidecar, manifest.to_json())
             interrupt.check()  # a library may have swallowed Ctrl-C: never publish after it
-            *_, final, published_manifest = publish([*output.files, sidecar], out_dir)
+            published = publish([*output.files, *packs, sidecar], out_dir)   # the manifest last: it marks completion
+            final, published_manifest = published[len(output.files) - 1], published[-1]
             artifacts.append(ArtifactResult(target.name, precision, str(final), sniff(final).size(final),
                                             route.describe(), manifest.verify, str(published_manifest),
                                             _since(job_started), spent))
@@ -465,6 +476,17 @@ def _reraise_if_stopped(exc: BaseException) -> None:
 
 def _one_line(exc: BaseException) -> str:
     return exc.one_line() if isinstance(exc, EdgekitError) else f"unexpected {type(exc).__name__}: {summary(exc)}"
+
+
+def _reference_pack(artifact: Path, manifest: Manifest, reference: _Reference, budget: int) -> list[Path]:
+    """Write ARTIFACT's reference pack beside it in staging (verify on, and a budget) and record
+    it in MANIFEST; the staged pack, to publish with the artifact, or nothing."""
+    if reference.samples is None or budget <= 0:
+        return []
+    samples = reference.samples
+    manifest.reference = write_reference(artifact, manifest, samples.samples, reference.outputs(), samples.origin,
+                                          samples.real, budget, reference.source.layout)
+    return [pack_path(artifact)]
 
 
 def _since(started: float) -> float:

@@ -67,6 +67,10 @@ def version(dist: str) -> str | None:
         return None
 
 
+# distributions whose console scripts converters run as commands (onnx2tf runs `onnxsim`)
+TOOL_SCRIPTS = {"onnxsim": "onnxsim"}
+
+
 def tool_env(**overrides: str) -> dict[str, str]:
     """The environment for a child process edgekit starts: the caller's, with the running
     interpreter's own script folders first on PATH.
@@ -76,8 +80,25 @@ def tool_env(**overrides: str) -> dict[str, str]:
     whatever the caller's PATH holds: `.venv/bin/edgekit` started without activating the venv
     has no `.venv/bin` on PATH, and onnx2tf then skipped simplification silently and failed
     later. sys.executable's folder is not resolved through symlinks: a venv's bin/python links
-    to the base interpreter, but the tools live beside the link.
+    to the base interpreter, but the tools live beside the link. A tool installed in another
+    prefix this interpreter imports from (a `--system-site-packages` venv, a `.pth` file) is
+    found through its distribution's RECORD, where pip wrote the script.
     """
-    folders = [sysconfig.get_path("scripts"), os.path.dirname(os.path.abspath(sys.executable))]
+    folders = [sysconfig.get_path("scripts"), os.path.dirname(os.path.abspath(sys.executable)),
+               *(_script_folder(dist, script) for dist, script in TOOL_SCRIPTS.items())]
     path = [*dict.fromkeys(f for f in folders if f), *os.environ.get("PATH", "").split(os.pathsep)]
     return {**os.environ, "PATH": os.pathsep.join(p for p in dict.fromkeys(path) if p), **overrides}
+
+
+def _script_folder(dist: str, script: str) -> str | None:
+    """The folder holding `script`, the console script pip installed with `dist`, or None."""
+    try:
+        files = importlib.metadata.distribution(dist).files or []
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    for file in files:
+        if file.name == script and file.parent.name in ("bin", "Scripts"):
+            located = os.path.abspath(str(importlib.metadata.distribution(dist).locate_file(file)))
+            if os.access(located, os.X_OK):
+                return os.path.dirname(located)
+    return None

@@ -38,6 +38,12 @@ class TargetStatus:
     precisions: list[str]
     suffix: str
     unavailable: str | None   # why it cannot convert here, or None
+    limited: str | None = None   # what it converts but cannot finish here (Target.limits_here)
+
+    @property
+    def status(self) -> str:
+        """'ready', 'limited' or 'unavailable'."""
+        return "unavailable" if self.unavailable else "limited" if self.limited else "ready"
 
 
 @dataclass
@@ -62,6 +68,8 @@ class DoctorReport:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        for target, status in zip(data["targets"], self.targets):
+            target["status"] = status.status
         for runtime in data["runtimes"]:
             if not runtime["devices"]:
                 del runtime["devices"]
@@ -80,13 +88,19 @@ def diagnose() -> DoctorReport:
         host={"platform": platform.platform(), "machine": platform.machine(), "python": platform.python_version(),
               "cpu": cpu_name(), "cores": os.cpu_count(), "executable": sys.executable},
         packages=[PackageStatus(dist, deps.version(dist), extra) for dist, extra in sorted(set(deps.OPTIONAL.values()))],
-        targets=[TargetStatus(t.name, list(t.precisions), t.suffix, t.unavailable_reason()) for t in targets],
+        targets=[_target_status(t) for t in targets],
         runtimes=runtimes,
         tools={"edgetpu_compiler": compiler or "not found (x86-64 Linux only; see scripts/ for a container)",
                "libedgetpu": _find_libedgetpu() or "not found (Edge TPU runtime: libedgetpu1-std)"},
         routes=matrix(targets),
         edgetpu=_edgetpu(),
     )
+
+
+def _target_status(target) -> TargetStatus:
+    unavailable = target.unavailable_reason()
+    return TargetStatus(target.name, list(target.precisions), target.suffix, unavailable,
+                        None if unavailable else target.limits_here())
 
 
 def _edgetpu() -> dict[str, Any]:

@@ -192,6 +192,40 @@ class Prediction:
         return data
 
 
+@dataclass
+class FrameRecord:
+    """One frame's result line: what `edgekit run --jsonl` and `edgekit remote run --jsonl` both
+    write, built by this one class on the host and on the board, so the keys are always the same
+    (a value that does not apply is null, never a missing key):
+
+        timestamp    capture wall clock, seconds since the epoch
+        frame_id     counts every frame the source delivered, from 0 (gaps: frames dropped to stay live)
+        file         the image file the frame came from (folder sources), else null
+        stream_ms    the frame's position in a video file, ms from its start, else null
+        latency_ms   capture -> result, ms; null for files and folders, which are read as fast as
+                     they are processed, so the time a frame waits in the queue is no latency
+        infer_ms     the model's own time for this frame, ms
+        results      Prediction.to_dict(): task, classes / detections / mask, timings_ms
+    """
+    frame_id: int
+    timestamp: float
+    prediction: Prediction
+    infer_ms: float
+    latency_ms: Optional[float] = None
+    file: Optional[str] = None
+    stream_ms: Optional[float] = None
+
+    KEYS = ("timestamp", "frame_id", "file", "stream_ms", "latency_ms", "infer_ms", "results")
+
+    def to_dict(self) -> Dict[str, Any]:
+        def ms(value: Optional[float]) -> Optional[float]:
+            return None if value is None else round(float(value), 3)
+
+        return {"timestamp": round(float(self.timestamp), 6), "frame_id": int(self.frame_id), "file": self.file,
+                "stream_ms": ms(self.stream_ms), "latency_ms": ms(self.latency_ms), "infer_ms": ms(self.infer_ms),
+                "results": self.prediction.to_dict()}
+
+
 # ---------------------------------------------------------------- geometry
 
 def center_crop_box(image_size: Sequence[int], size: Sequence[int]) -> Tuple[int, int, int, int]:

@@ -24,7 +24,7 @@ def staging_dir(out_dir: Path) -> Iterator[Path]:
     interrupted conversion leaves nothing. It records its owner's PID: staging directories whose
     owner died without cleaning up (SIGKILL, power loss) are removed by the next run into `out_dir`.
     """
-    created = not out_dir.exists()
+    created = [folder for folder in (out_dir, *out_dir.parents) if not folder.exists()]   # deepest first
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_staging(out_dir)
     path = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out_dir)).resolve()
@@ -33,11 +33,11 @@ def staging_dir(out_dir: Path) -> Iterator[Path]:
         yield path
     except BaseException:
         shutil.rmtree(path, ignore_errors=True)
-        if created:   # a failed or interrupted run leaves no empty output folder behind
+        for folder in created:   # a failed or interrupted run leaves no empty output folder behind
             try:
-                out_dir.rmdir()
-            except OSError:
-                pass
+                folder.rmdir()
+            except OSError:   # not empty: someone else wrote there meanwhile
+                break
         raise
     finally:
         shutil.rmtree(path, ignore_errors=True)

@@ -37,12 +37,41 @@ def read_image(path: Path):
     return np.ascontiguousarray(image[:, :, ::-1])
 
 
-def predict_images(artifact: Path, images: list[Path], backend=None, device=None, top_k: int = 5,
+def expand_images(specs: list) -> list[Path]:
+    """The image files SPECS name, in order, each once: a file as given; a folder's image files
+    (calibration.IMAGE_SUFFIXES, sorted by name, hidden files and subfolders left out); a glob
+    the shell did not expand (`'photos/*.jpg'`, `'**/*.png'` recursive), sorted. Raises
+    EdgekitError for a folder with no images or a glob that matches no file."""
+    import glob
+
+    from .calibration import IMAGE_SUFFIXES
+
+    found: list[Path] = []
+    for spec in map(str, specs):
+        path = Path(spec)
+        if path.is_dir():
+            files = sorted(p for p in path.iterdir()
+                           if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not files:
+                raise EdgekitError(f"folder {path} has no images",
+                                   f"add {', '.join(sorted(IMAGE_SUFFIXES))} files, or name the images")
+        elif not path.exists() and glob.has_magic(spec):
+            files = sorted(Path(p) for p in glob.glob(spec, recursive=True) if Path(p).is_file())
+            if not files:
+                raise EdgekitError(f"no file matches '{spec}'", "check the pattern, or name the images")
+        else:
+            files = [path]
+        found.extend(files)
+    return list(dict.fromkeys(found))
+
+
+def predict_images(artifact: Path, images: list, backend=None, device=None, top_k: int = 5,
                    warn=None, **options) -> PredictResult:
-    """Run ARTIFACT on every image (all are read first: a bad image fails before the model loads)."""
+    """Run ARTIFACT on every image IMAGES name: files, folders or globs (expand_images). All are
+    read first, so a bad image fails before the model loads."""
     from .runtime.predictor import open_predictor
 
-    pictures = [(str(path), read_image(path)) for path in images]
+    pictures = [(str(path), read_image(path)) for path in expand_images(images)]
     with open_predictor(artifact, backend, device, top_k=top_k, warn=warn, **options) as predictor:
         result = PredictResult(str(artifact), predictor.runner.backend, predictor.runner.device, predictor.task,
                                labels=predictor.labels)

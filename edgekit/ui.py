@@ -250,24 +250,26 @@ WRAP_MIN = 8  # narrowest a free-text column gets before optional columns are dr
 
 
 def table(title: str | None, columns: list[str], rows: list[list[Any]], wrap: tuple[str, ...] = ("notes",),
-          optional: tuple[str, ...] = ()):
+          optional: tuple[str, ...] = (), caption: str | None = None):
     """A rich table that fits the console it is printed on.
 
     Cells stay whole on one line (names, labels, numbers): those columns are never narrower than
     their longest cell (headers wrap between words instead). Only the free-text `wrap` columns
     wrap their cells. When the table is still too wide, the `optional` columns are dropped, in
-    the order given, and the caption names them (--json keeps every field)."""
-    return FitTable(title, columns, rows, wrap, optional)
+    the order given, and the caption names them (--json keeps every field). CAPTION, printed
+    under the table, explains a column."""
+    return FitTable(title, columns, rows, wrap, optional, caption)
 
 
 class FitTable:
     """A table laid out at print time, for the width it is printed at."""
 
     def __init__(self, title: str | None, columns: list[str], rows: list[list[Any]], wrap: tuple[str, ...],
-                 optional: tuple[str, ...]):
+                 optional: tuple[str, ...], caption: str | None = None):
         from rich.text import Text
 
         self.title, self.columns, self.wrap, self.optional = title, list(columns), wrap, optional
+        self.caption = caption
         self.rows = [["" if cell is None else _cell(str(cell)) for cell in row] for row in rows]
         cells = [max([0, *(Text.from_markup(row[i]).cell_len for row in self.rows)]) for i in range(len(columns))]
         # whole cells on one line, and the whole header if there is room (else one word a line)
@@ -326,7 +328,8 @@ class FitTable:
         from rich.table import Table
         from rich.text import Text
 
-        caption = f"not shown at this width: {', '.join(dropped)}" if dropped else None
+        hidden = f"not shown at this width: {', '.join(dropped)}" if dropped else None
+        caption = "\n".join(note for note in (self.caption, hidden) if note) or None
         result = Table(title=self.title, title_justify="left", caption=caption, caption_justify="left")
         for i in keep:
             column = self.columns[i]

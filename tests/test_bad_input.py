@@ -27,6 +27,7 @@ CUTS = {                      # where a model file is cut: name -> bytes kept, f
     "90pct": lambda n: n * 9 // 10,
 }
 MANIFEST = ".edgekit.json"
+PACK = ".edgekit.ref.npz"   # the reference pack, published with its artifact, before the manifest
 STAGING = ".edgekit-staging-*"
 
 
@@ -64,7 +65,9 @@ def assert_no_partial_artifacts(out_dir: Path) -> None:
     assert not list(out_dir.glob(STAGING)), f"staging left in {out_dir}: {sorted(entries)}"
     companions = companion_files([p for name, p in entries.items() if not name.endswith(MANIFEST)])
     for name, path in entries.items():
-        if name.endswith(MANIFEST):
+        if name.endswith(PACK):
+            assert name.removesuffix(PACK) + MANIFEST in entries, f"reference pack {name} without its manifest"
+        elif name.endswith(MANIFEST):
             json.loads(path.read_text())                 # a torn manifest fails here
             assert name.removesuffix(MANIFEST) in entries, f"manifest {name} without its artifact"
         elif path not in companions:                     # e.g. OpenVINO weights belong to their .xml

@@ -26,6 +26,13 @@ RECORD_KEYS = {"artifact", "format", "precision", "backend", "device", "size_byt
 LATENCY_KEYS = {"runs", "mean", "std", "min", "p50", "p90", "p99", "max"}
 
 
+@pytest.fixture(autouse=True)
+def quiet_progress(monkeypatch):
+    """A row in its own process may pass the 1 s after which CI logs get `progress:` lines
+    (tests/test_cli.py checks those); the error lines checked here stand alone."""
+    monkeypatch.setenv("EDGEKIT_PROGRESS_AFTER", "3600")
+
+
 @pytest.fixture(scope="session")
 def artifacts(tmp_path_factory, keras_file, onnx_file, photos_dir) -> dict[str, Path]:
     """tflite fp32 + int8 (from Keras), openvino + onnx fp32 (from torch's ONNX), with manifests."""
@@ -304,7 +311,7 @@ def test_stats_match_numpy_and_stay_standalone():
                 for alias in node.names}
     imported |= {node.module.split(".")[0] for node in ast.walk(tree)
                  if isinstance(node, ast.ImportFrom) and node.module and node.level == 0}
-    assert imported <= {"__future__", "math"}
+    assert imported <= {"__future__", "math", "sys", "resource"}
     assert not any(isinstance(node, ast.ImportFrom) and node.level for node in ast.walk(tree))
 
 
@@ -351,3 +358,78 @@ def test_glob_sidecars_are_not_benchmarked(run_cli, artifacts):
     code, data, err = bench_json(run_cli, artifacts["tflite_int8"], manifest_path(xml))
     assert code == 1 and data["results"][1]["status"] == "failed"
     assert "is not a model edgekit recognises" in data["results"][1]["error"]
+
+
+# -- rows in their own processes; rows this host cannot run -------------------------------------
+def test_peak_rss_is_each_rows_own(run_cli, artifacts):
+    """Every row runs in a fresh process: a LiteRT row after an OpenVINO one does not inherit
+    OpenVINO's resident libraries (a process-wide high-water mark only ever grows)."""
+    tflite, ir = artifacts["tflite_int8"], artifacts["openvino_fp32"]
+    code, data, err = bench_json(run_cli, tflite, ir, tflite)
+    assert code == 0, err
+    first, openvino, again = (r["peak_rss_mb"] for r in data["results"])
+    assert again < openvino, (first, openvino, again)
+    assert again == pytest.approx(first, rel=0.25)     # the same row twice: the same footprint
+
+
+@pytest.fixture(scope="session")
+def mlpackage(tmp_path_factory, keras_file) -> Path:
+    """A real Core ML package (coremltools converts on Linux; only prediction needs macOS)."""
+    pytest.importorskip("coremltools")
+    from edgekit.convert import ConvertRequest, convert
+
+    result = convert(keras_file, ConvertRequest(targets=["coreml"], precisions=["fp32"],
+                                                out_dir=tmp_path_factory.mktemp("coreml"), input_size=[SIZE, SIZE],
+                                                mean=[127.5], std=[127.5], task="classification", verify=False))
+    return Path(result.artifacts[0].path)
+
+
+def test_a_row_this_host_cannot_run_is_skipped_not_failed(run_cli, artifacts, mlpackage):
+    import sys
+
+    if sys.platform == "darwin":
+        pytest.skip("this host runs Core ML")
+    code, data, err = bench_json(run_cli, artifacts["tflite_int8"], mlpackage)
+    assert code == 0, err                                     # a skipped row is not a failure
+    ran, skipped = data["results"]
+    assert ran["status"] == "ok"
+    assert skipped["status"] == "skipped" and skipped["error"] == "Core ML prediction needs macOS"
+    assert skipped["format"] == "coreml" and skipped["latency_ms"] == {} and skipped["peak_rss_mb"] is None
+    code, out, err = run_cli("bench", artifacts["tflite_int8"], mlpackage, *FAST)
+    assert code == 0 and f"skipped {mlpackage.name}: Core ML prediction needs macOS" in out
+    # nothing ran at all: "nothing done" is exit 2, with the reason
+    code, out, err = run_cli("bench", mlpackage, *FAST)
+    assert code == 2 and "skipped" in out
+    assert err.strip() == (f"error: nothing to benchmark on this host ({mlpackage.name}: skipped: Core ML prediction "
+                           "needs macOS). run these artifacts where their runtime exists")
+
+
+def test_plot_stays_readable_at_16_rows_with_true_percentile_whiskers(artifacts, tmp_path):
+    """Horizontal boxes, one per row, the figure growing with the rows; whiskers are the p1/p99
+    of stats.percentile (numpy's linear definition), not the last sample inside them; the title
+    names host, runs and date. Real records from a real run, repeated to 18 rows."""
+    import dataclasses
+
+    import matplotlib.image
+
+    from edgekit.bench.harness import BenchOptions, BenchReport, bench_artifact
+    from edgekit.bench.report import PLOT_ROW_INCHES, plot_caption, plot_stats, write_plot
+    from edgekit.bench.sysinfo import collect
+
+    record = bench_artifact(artifacts["tflite_int8"], BenchOptions(runs=40, warmup=0))
+    rows = [dataclasses.replace(record, artifact=f"out/model_{i:02d}_int8.tflite", threads=1 + i % 2)
+            for i in range(18)]
+    report = BenchReport(host=collect(), options={}, results=rows)
+    box = plot_stats(record.samples_ms)
+    assert box["whislo"] == pytest.approx(np.percentile(record.samples_ms, 1))
+    assert box["whishi"] == pytest.approx(np.percentile(record.samples_ms, 99))
+    assert (box["q1"], box["med"], box["q3"]) == pytest.approx(tuple(np.percentile(record.samples_ms, [25, 50, 75])))
+    caption = plot_caption(report)
+    assert report.host["cpu"] in caption and "40 runs per row" in caption
+    assert report.host["timestamp_utc"][:10] in caption
+    heights = []
+    for count in (2, 18):
+        png = tmp_path / f"latency{count}.png"
+        write_plot(dataclasses.replace(report, results=rows[:count]), png)
+        heights.append(matplotlib.image.imread(png).shape[0])
+    assert heights[1] - heights[0] >= 16 * PLOT_ROW_INCHES * 100   # the figure grows a box height per row

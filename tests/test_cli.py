@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -114,6 +115,27 @@ def test_doctor_reports_targets_runtimes_and_route_matrix(run_cli):
     assert code == 0 and "routes" in out
 
 
+def test_doctor_says_edge_tpu_without_compiler_is_not_ready(run_cli, monkeypatch, tmp_path):
+    """Without edgetpu_compiler, the Edge TPU target makes the int8 model and the offline report
+    only: doctor says so, never "ready"."""
+    from edgekit.edgetpu.compiler import find_compiler
+
+    monkeypatch.delenv("EDGEKIT_EDGETPU_COMPILER", raising=False)
+    if find_compiler():
+        pytest.skip("edgetpu_compiler is installed here")
+    limited = "int8 + offline report; compile needs edgetpu_compiler"
+    code, out, _ = run_cli("doctor", "--json")
+    (edgetpu,) = [t for t in json.loads(out)["targets"] if t["name"] == "edgetpu"]
+    assert code == 0 and edgetpu["status"] == "limited" and edgetpu["limited"] == limited
+    code, out, _ = run_cli("doctor")
+    (row,) = [line for line in out.splitlines() if line.split("│")[1:2] == [" edgetpu  "]]
+    assert limited in row and "ready" not in row
+    monkeypatch.setenv("EDGEKIT_EDGETPU_COMPILER", str(tmp_path / "missing"))   # configured, but wrong
+    code, out, _ = run_cli("doctor", "--json")
+    (edgetpu,) = [t for t in json.loads(out)["targets"] if t["name"] == "edgetpu"]
+    assert edgetpu["status"] == "limited" and "is not an executable file" in edgetpu["limited"]
+
+
 def test_long_steps_print_start_and_end_lines_in_logs(run_cli, onnx_file, photos_dir, tmp_path, monkeypatch):
     """stderr is not a terminal here (as in CI): each long step says when it starts and ends.
     These steps are short, so EDGEKIT_PROGRESS_AFTER=0 announces every one."""
@@ -130,9 +152,36 @@ def test_long_steps_print_start_and_end_lines_in_logs(run_cli, onnx_file, photos
         assert any(re.fullmatch(rf"progress: {step} done in \d+\.\d s", line) for line in lines), (step, lines)
 
 
-def test_short_steps_stay_silent_in_logs(run_cli, onnx_file, photos_dir, tmp_path):
-    """By default a step is announced only once it has run a second: a quick bench on a tiny model
-    prints no `progress:` lines around its JSON, and its steps were real (the run took place)."""
+def test_short_steps_stay_silent_in_logs(run_cli, onnx_file, photos_dir, tmp_path, monkeypatch):
+    """A step is announced only once it has run EDGEKIT_PROGRESS_AFTER seconds (default 1): a
+    bench on a tiny model shorter than that prints no `progress:` lines around its JSON, and its
+    steps were real (the run took place). The threshold is raised here because each bench row
+    runs in its own process, which alone can take a second to start on a loaded 2-core host."""
+    monkeypatch.setenv("EDGEKIT_PROGRESS_AFTER", "120")
     code, out, err = run_cli("bench", onnx_file, "--runs", "3", "--warmup", "0", "--json")
     assert code == 0, err
     assert json.loads(out) and not [line for line in err.splitlines() if line.startswith("progress: ")], err
+
+
+def test_verify_on_few_samples_warns_with_the_counts(run_cli, onnx_file, photos_dir, tmp_path):
+    """6 verify images: the verdict stands, but a warning says it rests on 6 samples (and on
+    fewer than 8 decisive ones for top-1). The "also on" column is explained under the table."""
+    import shutil
+
+    few = tmp_path / "few"
+    few.mkdir()
+    for photo in sorted(p for p in photos_dir.rglob("*") if p.is_file())[:6]:
+        shutil.copy(photo, few / photo.name)
+    args = ("convert", onnx_file, "--to", "onnx", "--precision", "fp32", "--verify-data", few, "--task",
+            "classification", "--mean", "127.5", "--std", "127.5")
+    code, out, err = run_cli(*args, "-o", tmp_path / "json", "--json")
+    assert code == 0, err
+    (artifact,) = json.loads(out)
+    warned = [line for line in err.splitlines() if line.startswith("warning: ")]
+    assert any("verified on only 6 samples (fewer than 16)" in line for line in warned), err
+    decisive = [line for line in warned if "decisive samples (fewer than 8" in line]
+    assert len(decisive) == 1 and re.search(r"rests on only [0-6] decisive samples", decisive[0])
+    assert any(n.startswith("verified on only 6 samples") for n in artifact["verify"]["notes"])
+    code, out, err = run_cli(*args, "-o", tmp_path / "table")
+    assert code == 0 and "also on: cosine against the source of the same artifact on the other runtimes" in " ".join(
+        out.split())

@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import sshd as sshd_helper
@@ -174,8 +175,8 @@ def test_deploy_verifies_checksums_and_remote_bench_runs_the_model(board, artifa
     assert sums["tiny_fp32.tflite"] == sha256(artifact)
     assert sums["tiny_fp32.tflite.edgekit.json"] == sha256(artifact.with_name("tiny_fp32.tflite.edgekit.json"))
     assert set(sums) == {"tiny_fp32.tflite", "tiny_fp32.tflite.edgekit.json", "labels.txt", "edgekit_runner.py", "stats.py",
-                         "frames.py", "bundle.json"}
-    for vendored in ("bench/stats.py", "frames.py"):   # verbatim copies of edgekit's own modules
+                         "frames.py", "parity.py", "bundle.json"}
+    for vendored in ("bench/stats.py", "frames.py", "parity.py"):   # verbatim copies of edgekit's own modules
         bundled = board.model_dir("tiny_fp32") / version / Path(vendored).name
         assert bundled.read_bytes() == (Path(__file__).parents[1] / "edgekit" / vendored).read_bytes()
     assert (board.model_dir("tiny_fp32") / version / "labels.txt").read_text().split() == LABELS
@@ -201,12 +202,19 @@ def test_deploy_verifies_checksums_and_remote_bench_runs_the_model(board, artifa
                          "--jsonl")
     assert code == 0, err
     frames = [json.loads(line) for line in out.splitlines()]
-    assert [f["frame"] for f in frames] == [0, 1, 2]
-    assert all(f["results"]["classes"][0]["label"] in LABELS and f["latency_ms"] > 0 for f in frames)
+    assert [f["frame_id"] for f in frames] == [0, 1, 2]
+    from edgekit.frames import FrameRecord   # the keys `edgekit run --jsonl` writes on the host
+
+    assert all(list(f) == list(FrameRecord.KEYS) and f["file"] is None and f["stream_ms"] is None for f in frames)
+    assert all(f["results"]["classes"][0]["label"] in LABELS and f["latency_ms"] >= f["infer_ms"] > 0 for f in frames)
     assert all(sum(c["score"] for c in f["results"]["classes"]) <= 1.0 + 1e-6 for f in frames)  # probabilities
 
     code, out, err = cli("remote", "bench", board.target, *board.options(), "--runs", 3)
-    assert code == 0 and "tiny_fp32.tflite" in out and "litert" in out
+    assert code == 0 and "tiny_fp32.tflite" in out and "litert/cpu" in out   # `edgekit bench`'s own table
+    from edgekit.views.bench import COLUMNS
+
+    header = next(line for line in out.splitlines() if "artifact" in line)
+    assert [c.strip() for c in header.strip("┃│ ").split("┃")] == [c for c in COLUMNS if c.split()[0] in header]
 
 
 def test_remote_run_reads_an_image_folder_on_the_board(board, artifact, photos_dir):
@@ -217,7 +225,56 @@ def test_remote_run_reads_an_image_folder_on_the_board(board, artifact, photos_d
     assert code == 0, err
     data = json.loads(out)
     assert len(data["frames"]) == 4
-    assert [f["source"] for f in data["frames"]] == sorted(p.name for p in photos_dir.iterdir())[:4]
+    assert [f["file"] for f in data["frames"]] == [str(p) for p in sorted(photos_dir.iterdir())[:4]]
+    assert all(f["latency_ms"] is None and f["infer_ms"] > 0 for f in data["frames"])   # a folder: no e2e latency
+
+    # the same result in the same schema on the host: `edgekit run --jsonl` on the same photos
+    code, out, err = cli("remote", "run", board.target, *board.options(), "--name", "photos", "--source", photos_dir,
+                         "--frames", 4, "--jsonl")
+    assert code == 0, err
+    on_board = [json.loads(line) for line in out.splitlines()]
+    here = subprocess.run([sys.executable, "-m", "edgekit", "run", str(artifact), "--source", str(photos_dir),
+                           "--max-frames", "4", "--jsonl", "-"], capture_output=True, text=True, timeout=120)
+    assert here.returncode == 0, here.stderr
+    on_host = [json.loads(line) for line in here.stdout.splitlines() if line.startswith("{")]
+    assert [list(f) for f in on_board] == [list(f) for f in on_host]
+    assert [f["file"] for f in on_board] == [f["file"] for f in on_host]
+    for board_frame, host_frame in zip(on_board, on_host):
+        assert list(board_frame["results"]) == list(host_frame["results"])
+        assert [c["label"] for c in board_frame["results"]["classes"]] == [c["label"] for c in host_frame["results"]["classes"]]
+        np.testing.assert_allclose([c["score"] for c in board_frame["results"]["classes"]],
+                                   [c["score"] for c in host_frame["results"]["classes"]], atol=1e-5)
+
+
+def test_remote_bench_flags_slowness_with_its_likely_cause(board, artifact, stream_model, tmp_path):
+    """Two models benched on the board in one report; a profile whose reference the board misses
+    by far more than 10x flags it, naming the board's runtime; an int8 model slower than the fp32
+    one of the same name is flagged exactly when the board measured it so."""
+    for model, name in ((artifact, "slow_fp32"), (stream_model, "slow_int8")):
+        code, _, err = cli("deploy", model, "--host", board.target, *board.options(), "--name", name, "--json")
+        assert code == 0, err
+    profile = tmp_path / "my-board.yaml"
+    profile.write_text(
+        "name: my-board\ntitle: a board far faster than any\nruntime: LiteRT\nbackend: litert\ndevice: null\n"
+        "precisions: [fp32, int8]\nconstraints: []\ndetect: {}\nreferences:\n"
+        "  - model: tiny\n    latency_ms: 0.00001\n    source: https://example.org/my-board\n    match: [tiny]\n")
+    code, out, err = cli("remote", "bench", board.target, *board.options(), "--name", "slow_fp32", "--name",
+                         "slow_int8", "--runs", 5, "--profile", profile, "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    by_precision = {r["precision"]: r for r in report["results"]}
+    assert sorted(by_precision) == ["fp32", "int8"]
+    runtime = f"{report['host']['runtime']} {report['host']['runtime_version']}"
+    slow = [f for f in report["flags"] if "the my-board reference" in f]
+    assert [f.split(":")[0] for f in slow] == ["tiny_fp32.tflite", "tiny_int8.tflite"]
+    assert all(f"likely cause: the XNNPACK delegate missing from the board's TFLite runtime ({runtime})" in f
+               for f in slow)
+    int8_slower = by_precision["int8"]["latency_ms"]["p50"] > by_precision["fp32"]["latency_ms"]["p50"]
+    assert any("is slower than fp32" in f for f in report["flags"]) == int8_slower
+    assert [line for line in err.splitlines() if line.startswith("warning: ")] == [
+        f"warning: {f}" for f in report["flags"]]
+    code, _, err = cli("remote", "bench", board.target, *board.options(), "--profile", "no-such-board")
+    assert code == 2 and "no-such-board" in err and len(err.strip().splitlines()) == 1
 
 
 def test_second_version_then_rollback_restores_the_first(board, artifact, tmp_path):
@@ -365,7 +422,8 @@ def test_unknown_and_changed_host_keys_are_refused(tmp_path, keys, artifact):
             assert "the host key has CHANGED" in err and "ssh-keygen -R" in err and len(err.strip().splitlines()) == 1
             assert board.known_hosts.read_text() == recorded
         entries = sorted(p.name for p in board.model_dir("tiny_fp32").iterdir())
-        assert len(entries) == 3 and entries[0] == ".lock" and entries[2] == "current"  # one version, nothing more
+        # one version and its deploy history, nothing more
+        assert len(entries) == 4 and entries[:2] == [".history.jsonl", ".lock"] and entries[3] == "current"
     finally:
         board.server.stop()
 
@@ -633,9 +691,9 @@ def test_runner_stays_python37_compatible():
     import ast
     import re
 
-    from edgekit.deploy.bundle import RUNNER, STATS
+    from edgekit.deploy.bundle import PARITY, RUNNER, STATS
 
-    for source in (RUNNER, STATS):
+    for source in (RUNNER, STATS, PARITY):
         tree = ast.parse(source.read_text(), feature_version=(3, 7))
         imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
                     for alias in node.names}

@@ -77,7 +77,7 @@ def test_unknown_profile_suggests_and_lists():
 
 
 def host(**changes) -> HostDevices:
-    facts = dict(openvino=["CPU"], usb_ids=set(), board="", cpu_vendor="GenuineIntel", platform="linux",
+    facts = dict(openvino=["CPU"], usb_ids=set(), board="", cpu_flags={"sse4_2", "avx2"}, platform="linux",
                  machine="x86_64")
     facts.update(changes)
     return HostDevices(**facts)
@@ -95,7 +95,11 @@ def test_detection_rules():
     assert presence(npu, host(openvino=["CPU", "GPU.0", "NPU"]))[0]
     assert presence(get_profile("intel-igpu"), host(openvino=["CPU", "GPU.0"]))[0]  # GPU.0 counts as GPU
     assert presence(npu, host()) == (False, "OpenVINO lists no NPU device (has: CPU)")
-    assert not presence(get_profile("intel-cpu"), host(cpu_vendor="AuthenticAMD"))[0]
+    # capability, not vendor: an AMD host whose OpenVINO lists a CPU runs the CPU plugin
+    assert presence(get_profile("intel-cpu"), host())[0]
+    assert presence(get_profile("intel-cpu"), host(openvino=[])) == (False, "OpenVINO lists no CPU device (has: none)")
+    assert presence(get_profile("intel-cpu"), host(cpu_flags={"avx2"})) == (False, "the CPU lacks sse4_2")
+    assert not presence(get_profile("intel-cpu"), host(machine="aarch64"))[0]
     assert presence(get_profile("apple-m-series"), host(openvino=[], platform="darwin", machine="arm64"))[0]
     assert not presence(get_profile("apple-a-series"), host(platform="darwin", machine="arm64"))[0]
 

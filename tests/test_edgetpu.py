@@ -404,6 +404,21 @@ def test_compile_without_compiler_names_the_container_recipe(tpu_models, run_cli
     assert "edgetpu_compiler was not found" in err and "scripts/edgetpu-compiler/edgetpu_compiler.sh" in err
 
 
+@pytest.mark.parametrize("compiler", [None, "/bin/false"], ids=["no compiler", "compiler fails"])
+def test_failed_compile_leaves_no_output_folder(tpu_models, run_cli, monkeypatch, tmp_path, compiler):
+    from edgekit.edgetpu.compiler import find_compiler
+
+    if compiler:
+        monkeypatch.setenv("EDGEKIT_EDGETPU_COMPILER", compiler)
+    else:
+        monkeypatch.delenv("EDGEKIT_EDGETPU_COMPILER", raising=False)
+        if find_compiler():
+            pytest.skip("edgetpu_compiler is installed here")
+    code, _, err = run_cli("edgetpu", "compile", tpu_models["paths"]["mobilenet"], "-o", tmp_path / "new" / "deep")
+    assert code in (1, 2) and err.startswith("error: ") and len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []   # neither new/ nor new/deep/ is left behind
+
+
 def test_compiler_env_var_must_point_at_an_executable(tpu_models, run_cli, monkeypatch, tmp_path):
     monkeypatch.setenv("EDGEKIT_EDGETPU_COMPILER", str(tmp_path / "nope"))
     code, _, err = run_cli("edgetpu", "compile", tpu_models["paths"]["mobilenet"])

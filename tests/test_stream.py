@@ -190,7 +190,8 @@ def test_video_file_to_mp4_and_jsonl_keeps_every_frame_in_order(tmp_path, stream
     from edgekit.photos import PHOTOS
 
     for record in records:
-        assert record["latency_ms"] >= record["infer_ms"] > 0
+        # a file is read as fast as it is processed: queueing is no latency, so none is reported
+        assert record["latency_ms"] is None and record["infer_ms"] > 0 and record["file"] is None
         classes = record["results"]["classes"]
         assert len(classes) == 5 and classes[0]["label"] in PHOTOS[:CLASSES]
         assert classes[0]["score"] >= classes[1]["score"]

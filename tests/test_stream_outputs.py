@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -54,7 +55,7 @@ def test_saved_video_is_h264_with_the_source_fps_and_duration(tmp_path, stream_m
     assert data.index(b"moov") < data.index(b"mdat")   # the index first: a browser starts before the download ends
     records = [json.loads(line) for line in lines_of(results.read_text())]
     assert [r["stream_ms"] for r in records] == pytest.approx([i * 1000 / 15 for i in range(45)], abs=0.01)
-    assert all("file" not in r and r["timestamp"] > 0 for r in records)
+    assert all(r["file"] is None and r["latency_ms"] is None and r["timestamp"] > 0 for r in records)
 
 
 @needs_ffmpeg
@@ -208,3 +209,98 @@ def test_headless_auto_serve_prints_a_url_with_a_token(stream_model):
     finally:
         _stop(proc)
     assert "serving the live view on 0.0.0.0:8080 with an access token" in "".join(said)
+
+
+# -- a file driving a live demo: --loop and --realtime -------------------------------------------
+@needs_ffmpeg
+def test_loop_starts_the_file_again_and_a_file_reports_no_latency(tmp_path, stream_model, clip15):
+    saved, results = tmp_path / "looped.mp4", tmp_path / "results.jsonl"
+    proc = edgekit("run", stream_model, "--source", clip15, "--loop", "--max-frames", "60", "--save", saved,
+                   "--jsonl", results, "--json")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["frames"] == 60 and summary["latency_ms"] is None and "looped" in summary["source"]
+    records = [json.loads(line) for line in lines_of(results.read_text())]
+    assert [r["frame_id"] for r in records] == list(range(60))
+    positions = [r["stream_ms"] for r in records]
+    assert positions[45:] == pytest.approx(positions[:15]) and positions[45] == 0   # the second pass
+    assert all(r["latency_ms"] is None for r in records)   # queueing in a file read at full speed is no latency
+    video = probe_video(saved)   # the passes follow each other in the saved video
+    assert int(video["nb_read_frames"]) == 60 and float(video["duration"]) == pytest.approx(4.0, abs=0.01)
+
+
+@needs_ffmpeg
+def test_realtime_loop_paces_the_file_at_its_fps_on_the_served_page(tmp_path, stream_model, clip15):
+    port, results = free_port(), tmp_path / "results.jsonl"
+    proc = subprocess.Popen([*EDGEKIT, "run", str(stream_model), "--source", str(clip15), "--loop", "--realtime",
+                             "--serve", f"127.0.0.1:{port}", "--no-auth", "--jsonl", str(results)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=headless_env())
+    try:
+        for line in proc.stderr:
+            if line.startswith("serving "):
+                break
+        stats_url = f"http://127.0.0.1:{port}/stats"
+
+        def stats() -> dict:
+            with urllib.request.urlopen(stats_url, timeout=10) as reply:
+                return json.loads(reply.read())
+
+        # past the end of the 45-frame file: it started again (frames may be dropped to stay live)
+        wait_for(lambda: results.exists() and len(lines_of(results.read_text())) > 45, 60, "a second pass")
+        served = stats()
+        assert served["live"] is True and served["latency_ms"] > 0 and served["frames"] > 45
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    records = [json.loads(line) for line in lines_of(results.read_text())]
+    assert all(r["latency_ms"] is not None and r["latency_ms"] >= r["infer_ms"] > 0 for r in records)
+    restarts = [i for i in range(1, len(records)) if records[i]["stream_ms"] < records[i - 1]["stream_ms"]]
+    assert restarts, "the file did not start again"
+    # never delivered ahead of its own clock: capture times are at least as far apart as the positions
+    for before, after in zip(records, records[1:]):
+        if after["stream_ms"] > before["stream_ms"]:
+            assert after["timestamp"] - before["timestamp"] >= (after["stream_ms"] - before["stream_ms"]) / 1e3 - 0.005
+
+
+@pytest.mark.parametrize("flag", ["--loop", "--realtime"])
+def test_loop_and_realtime_apply_to_video_files_only(stream_model, photos_dir, flag):
+    proc = edgekit("run", stream_model, "--source", photos_dir, flag, "--jsonl", "-")
+    assert proc.returncode == 2 and lines_of(proc.stderr) == [
+        f"error: {flag} applies to video files, not to image folder sources like '{photos_dir}'. drop {flag}"]
+
+
+# -- --workers auto: the default ------------------------------------------------------------------
+@needs_ffmpeg
+def test_default_workers_are_chosen_from_cores_and_measured_stage_times(tmp_path, stream_model, clip15):
+    from edgekit.stream.workers import cpu_count
+
+    results = tmp_path / "results.jsonl"
+    proc = edgekit("run", stream_model, "--source", clip15, "--jsonl", results, "--json")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert 1 <= summary["workers"] <= cpu_count() and summary["frames"] == 45
+    assert re.fullmatch(rf"{summary['workers']} workers?: inference [\d.]+ ms vs prepare [\d.]+ ms, draw [\d.]+ ms; "
+                        rf"{cpu_count()} cores, 1 thread per worker", summary["workers_auto"]), summary["workers_auto"]
+    assert [json.loads(line)["frame_id"] for line in lines_of(results.read_text())] == list(range(45))
+    proc = edgekit("run", stream_model, "--source", clip15, "--workers", "2", "--jsonl", results, "--json")
+    summary = json.loads(proc.stdout)
+    assert proc.returncode == 0 and summary["workers"] == 2 and summary["workers_auto"] is None
+    for bad in ("0", "many"):
+        proc = edgekit("run", stream_model, "--source", clip15, "--workers", bad, "--jsonl", "-")
+        assert proc.returncode == 2 and f"'{bad}' is not a count of 1 or more, nor 'auto'" in proc.stderr
+
+
+@pytest.mark.parametrize("backend, device, threads, cores, stages, workers", [
+    ("litert", None, None, 2, {"prepare": 5.0, "infer": 17.3, "draw": 1.0}, 2),   # benchmarks/pipeline.py's case
+    ("litert", None, None, 8, {"prepare": 5.0, "infer": 17.3, "draw": 1.0}, 4),   # enough to keep up with prepare
+    ("litert", None, 2, 2, {"prepare": 5.0, "infer": 17.3, "draw": 1.0}, 1),      # 2 threads fill both cores
+    ("litert", None, None, 4, {"prepare": 2.0, "infer": 0.3, "draw": 1.0}, 1),    # the model is not the bottleneck
+    ("onnxruntime", None, None, 4, {"prepare": 5.0, "infer": 40.0, "draw": 1.0}, 1),   # uses every core itself
+    ("openvino", "GPU", None, 8, {"prepare": 5.0, "infer": 40.0, "draw": 1.0}, 1),
+    ("edgetpu", "usb", None, 8, {"prepare": 5.0, "infer": 40.0, "draw": 1.0}, 1),
+])
+def test_auto_workers_rule(backend, device, threads, cores, stages, workers):
+    from edgekit.stream.workers import workers_for
+
+    assert workers_for(backend, device, threads, cores, stages)[0] == workers

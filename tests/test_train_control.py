@@ -1,5 +1,6 @@
-"""edgekit train's study control: a real SIGINT pauses and --resume continues the SQLite study in
--o; two worker processes share one study in a real PostgreSQL server started here on 127.0.0.1."""
+"""edgekit train's study control: real SIGTERM and SIGINT pause and --resume continues the SQLite
+study in -o with the paused run's options; two worker processes share one study in a real
+PostgreSQL server started here on 127.0.0.1."""
 from __future__ import annotations
 
 import json
@@ -47,33 +48,51 @@ def _complete(db: Path) -> int:
         return 0
 
 
-def test_sigint_pauses_and_resume_continues(photos, env, tmp_path):
-    out = tmp_path / "out"
-    process = subprocess.Popen([sys.executable, "-m", "edgekit", "train", str(photos), "-o", str(out), *SEARCH,
-                                "--budget", "30s"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+def _stop_after_trials(command: list[str], db: Path, trials: int, signum: int, env: dict) -> tuple[int, str]:
+    """Start COMMAND, send a real SIGNUM once the study holds TRIALS finished trials; (rc, stderr)."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env={**os.environ, **env})
     deadline = time.monotonic() + 400
-    while _complete(out / "study.db") < 1 and process.poll() is None and time.monotonic() < deadline:
+    while _complete(db) < trials and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
     assert process.poll() is None, process.communicate()[1][-2000:]
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stderr[-2000:]
+    return process.returncode, stderr
+
+
+def test_signals_pause_and_resume_continues_with_the_same_options(photos, env, tmp_path):
+    """SIGTERM pauses (143), a bare `--resume` (what the pause message says) continues with the
+    paused run's options, Ctrl-C pauses it again (130), and the last --resume finishes."""
+    out = tmp_path / "out"
+    train = [sys.executable, "-m", "edgekit", "train", str(photos), "-o", str(out)]
+    code, stderr = _stop_after_trials([*train, *SEARCH, "--budget", "40s"], out / "study.db", 1, signal.SIGTERM, env)
+    assert code == 143, stderr[-2000:]
     last = stderr.strip().splitlines()[-1]
-    assert last.startswith("error: paused: ") and "--resume" in last and "Traceback" not in stderr
+    assert last.startswith("error: paused: ") and last.endswith("--resume (the paused run's options are reused)")
+    assert "Traceback" not in stderr
     paused = _complete(out / "study.db")
     assert paused >= 1 and not (out / "train.json").exists()
     state = json.loads((out / "state.json").read_text())
-    assert state["budget_s"] == 30 and 0 < state["spent_s"]
+    assert state["budget_s"] == 40 and 0 < state["spent_s"]
 
-    result = run_cli("train", str(photos), "-o", str(out), *SEARCH, "--budget", "30s", "--resume", "--json", env=env)
+    code, stderr = _stop_after_trials([*train, "--resume"], out / "study.db", paused + 1, signal.SIGINT, env)
+    assert code == 130 and "error: paused: " in stderr and "Traceback" not in stderr, stderr[-2000:]
+    again = _complete(out / "study.db")
+
+    result = run_cli("train", str(photos), "-o", str(out), "--resume", "--json", env=env)
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads(result.stdout)
-    assert summary["search"]["finished"] == _complete(out / "study.db") > paused
-    # one budget for the whole search: the resumed run adds its time to what the paused one spent
-    assert summary["search"]["budget_s"] == 30 and summary["search"]["spent_s"] > state["spent_s"]
-    again = run_cli("train", str(photos), "-o", str(out), *SEARCH, env=env)
-    assert again.returncode == 2 and "already holds a study. pass --resume" in again.stderr
+    # the paused run's options: its latency target, budget, space and no export (none given here)
+    assert summary["search"]["latency_format"]["target"] == "openvino" and summary["artifacts"] == []
+    assert summary["search"]["space"]["sizes"] == [64] and summary["search"]["finetune"] == "off"
+    assert summary["search"]["finished"] == _complete(out / "study.db") > again > paused
+    # one budget for the whole search: the resumed runs add their time to what the paused one spent
+    assert summary["search"]["budget_s"] == 40 and summary["search"]["spent_s"] > state["spent_s"]
+    refused = run_cli("train", str(photos), "-o", str(out), "--resume", "--to", "tflite", env=env)
+    assert refused.returncode == 2 and "--resume: --to (its first target) differs" in refused.stderr
+    fresh = run_cli("train", str(photos), "-o", str(out), *SEARCH, env=env)
+    assert fresh.returncode == 2 and "already holds a study. pass --resume" in fresh.stderr
 
 
 def _pg_bin(name: str) -> str | None:

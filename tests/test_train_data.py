@@ -40,6 +40,20 @@ def test_every_image_mode_opens_as_rgb(tmp_path, mode):
     assert info.format == fmt
     if mode in ("I;16", "I", "F"):  # scaled by its own range: the full 0-255 span is used
         assert rgb.min() == 0 and rgb.max() == 255
+    # oracle: the pixels that were saved, computed here with numpy, not with the code under test
+    source = np.asarray(base).astype(np.float64)
+    luma = source @ np.array([0.299, 0.587, 0.114])            # ITU-R BT.601, as Pillow's "L" is
+    if mode in ("RGB", "RGBA"):                                 # lossless PNG, opaque alpha
+        np.testing.assert_array_equal(rgb, np.asarray(base))
+    elif mode in ("L", "LA"):
+        np.testing.assert_allclose(rgb[:, :, 0], luma, atol=1)
+        assert (rgb[:, :, 0] == rgb[:, :, 1]).all() and (rgb[:, :, 1] == rgb[:, :, 2]).all()
+    elif mode == "CMYK":                                        # JPEG: lossy, but the colours must survive
+        assert np.abs(rgb.astype(np.float64) - source).mean() < 25
+    elif mode in ("I;16", "I", "F"):
+        grey = np.round(luma)
+        expected = (grey - grey.min()) / (grey.max() - grey.min()) * 255
+        np.testing.assert_allclose(rgb[:, :, 0], expected, atol=1.5)
 
 
 def test_alpha_composites_over_grey(tmp_path):
@@ -166,6 +180,7 @@ def test_fatal_problems_refuse(tmp_path, photos):
     (["{photos}", "-o", "{out}", "--resume"], "--resume: .* holds no study to continue"),
     (["{photos}", "-o", "{out}", "--compare", "{missing}"], "holds no train.json"),
     (["{photos}", "-o", "{out}", "--study", "nonsense"], "is not a database URL"),
+    (["{photos}", "-o", "{photos}/out"], "is inside the DATA folder .*would become class folders"),
 ])
 def test_cli_bad_input_exit_2_one_line(tmp_path, photos, args, message):
     root, _ = photos
@@ -174,7 +189,7 @@ def test_cli_bad_input_exit_2_one_line(tmp_path, photos, args, message):
     (one / "a.jpg").write_bytes((root / "train" / "face" / "face_000.jpg").read_bytes())
     values = {"missing": tmp_path / "nope", "out": tmp_path / "out", "one": tmp_path / "one",
               "photos": root / "train"}
-    result = run_cli("train", *[a.format(**values) for a in args])
+    result = run_cli("train", *[a.format(**values) for a in args], timeout=120)
     assert result.returncode == 2, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
@@ -285,3 +300,238 @@ def test_each_augmentation_acts_alone_and_switches_off():
         half = out.shape[1] // 2
         assert out[:, :half].mean() < out[:, half:].mean()
     assert "flip" not in no_flip.key() and no_flip.key() != Augmentations().key()  # its own feature cache
+
+
+# ---- review fixes (trainrev): each test pins a bug found by trying `edgekit train` as a user ----
+
+def test_error_branches_bad_input_and_runtime_failure(tmp_path):
+    """Bad data or options are BadInput (exit 2); a gate missed after everything is written is a
+    RuntimeFailure (exit 1); a stop signal pauses with 128 + its number."""
+    from edgekit import interrupt
+    from edgekit.errors import BadInput, RuntimeFailure
+    from edgekit.train.pipeline import ExportGateFailed, NotPromoted, TrainPaused
+
+    with pytest.raises(BadInput, match="does not exist"):
+        data.load(tmp_path / "nope")
+    assert issubclass(NotPromoted, RuntimeFailure) and issubclass(ExportGateFailed, RuntimeFailure)
+    assert NotPromoted("x").exit_code == ExportGateFailed("x").exit_code == 1
+    import signal
+
+    try:
+        for signum, code in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):
+            interrupt._received = signum
+            assert TrainPaused("paused").exit_code == code
+    finally:
+        interrupt.reset()
+    assert TrainPaused("paused").exit_code == 130   # a KeyboardInterrupt without a signal: Ctrl-C
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--precision", "int4"], "target 'tflite' does not offer precision 'int4'"),
+    (["--device-profile", "coral-usb-accelerator"], "unknown device profile 'coral-usb-accelerator'. did you mean "
+                                                    "'coral-usb-x86'"),
+    (["--study", "postgresql://nobody@127.0.0.1:1/db"], "cannot open the study storage .*Connection refused"),
+    (["--min-accuracy", "150%"], r"--min-accuracy '150%' is not an accuracy between 0 and 100 %"),
+])
+def test_options_are_refused_before_anything_is_read_or_written(tmp_path, photos, args, message):
+    """Found by hand: these failed only after the search (or the data checks) had written -o."""
+    import re
+
+    root, _ = photos
+    out = tmp_path / "out"
+    result = run_cli("train", str(root / "train"), "-o", str(out), *args, timeout=120)  # a regression trains: fail fast
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert re.search(message, lines[0]), lines[0]
+    assert not out.exists()   # nothing half-written: the folder was never made
+
+
+def test_resume_reuses_the_paused_runs_options_and_refuses_search_changes(tmp_path):
+    """Found by hand: the pause message's `--resume` (no other options) silently ran the default
+    10-minute budget and measured tflite latency in a study searched on openvino."""
+    from edgekit.commands.train import resumed_options
+    from edgekit.errors import BadInput
+    from edgekit.train.search import save_state
+
+    out = tmp_path / "out"
+    out.mkdir()
+    paused = {"data": str(tmp_path / "photos"), "out_dir": str(out), "targets": "openvino,tflite", "budget": "30s",
+              "backbones": "efficientnet_lite0", "input_sizes": "64", "no_flip": True, "seed": 3,
+              "max_latency_ms": None, "resume": False, "as_json": False, "test_dir": None, "compare_dir": None}
+    save_state(out, {"budget_s": 30.0, "spent_s": 5.0, "options": paused})
+    defaults = {**{k: None for k in paused}, "data": tmp_path / "photos", "out_dir": out, "targets": "tflite",
+                "budget": "10m", "no_flip": False, "seed": 0, "resume": True, "as_json": True}
+    merged = resumed_options(defaults, explicit={"data", "out_dir", "resume", "as_json"})
+    assert (merged["targets"], merged["budget"], merged["backbones"], merged["no_flip"], merged["seed"]) == \
+        ("openvino,tflite", "30s", "efficientnet_lite0", True, 3)
+    assert merged["as_json"] is True   # this run's own output choice
+    # a new budget or limit is fine; a different first target (the latency objective) is not
+    looser = resumed_options({**defaults, "budget": "1m", "max_latency_ms": 5.0},
+                             explicit={"data", "budget", "max_latency_ms"})
+    assert looser["budget"] == "1m" and looser["max_latency_ms"] == 5.0
+    with pytest.raises(BadInput, match=r"--resume: --to \(its first target\) differs from the paused run's"):
+        resumed_options({**defaults, "targets": "tflite"}, explicit={"data", "targets"})
+    with pytest.raises(BadInput, match="--resume: --seed differs"):
+        resumed_options({**defaults, "seed": 1}, explicit={"data", "seed"})
+    with pytest.raises(BadInput, match="--resume: DATA differs"):
+        resumed_options({**defaults, "data": tmp_path / "other"}, explicit={"data"})
+
+
+def _clusters(rng, centre, count, dim=16):
+    return centre + rng.normal(0, 0.3, (count, dim))
+
+
+def test_label_suspects_survive_a_class_with_one_image(tmp_path, monkeypatch):
+    """Found by hand: one class with a single image switched cleanlab off for every class. Oracle:
+    a planted swap between two well-separated feature clusters must be the top suspect. Also
+    found: cleanlab's default process pool forked after torch's threads existed and hung a run
+    for good, so no pool may be made."""
+    import multiprocessing
+
+    from PIL import Image
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("a multiprocessing pool was made (fork after torch threads deadlocks)")
+
+    monkeypatch.setattr(multiprocessing, "Pool", no_pool)
+
+    for label, count in (("cat", 20), ("dog", 20), ("lonely", 1)):
+        (tmp_path / label).mkdir()
+        for i in range(count):
+            Image.fromarray(np.full((40, 40, 3), (i * 11 + len(label) * 40) % 255, np.uint8)).save(
+                tmp_path / label / f"{i}.png")
+    dataset = data.load(tmp_path, test_fraction=0.2, val_fraction=0.2)
+    scored = dataset.indices("train") + dataset.indices("val") + dataset.indices("test")
+    rng = np.random.default_rng(0)
+    centres = {"cat": np.zeros(16), "dog": np.full(16, 3.0), "lonely": np.full(16, -3.0)}
+    features = np.stack([_clusters(rng, centres[dataset.samples[i].label], 1)[0] for i in scored]).astype(np.float32)
+    planted = next(row for row, i in enumerate(scored) if dataset.samples[i].label == "cat")
+    features[planted] = _clusters(rng, centres["dog"], 1)[0]     # a dog filed under cat
+    suspects, method = checks.label_suspects(dataset, features, scored)
+    assert suspects and suspects[0]["path"] == dataset.samples[scored[planted]].path, suspects
+    assert (suspects[0]["given"], suspects[0]["predicted"]) == ("cat", "dog")
+    assert "left out (a single image, no out-of-fold score): lonely" in method and "skipped" not in method
+
+
+def test_csv_without_validation_rows_never_validates_on_training_images(tmp_path, photos):
+    """Found by hand: an AutoML CSV with TRAIN and TEST rows only left `val` empty and the search
+    scored on the training images. Validation now comes out of the rows marked train."""
+    root, _ = photos
+    rows = []
+    for label in ("face", "non_face"):
+        files = sorted((root / "train" / label).glob(f"{label}_*.jpg"))[:10]
+        rows += [f"{'TEST' if i < 2 else 'TRAIN'},{f},{label}" for i, f in enumerate(files)]
+    (tmp_path / "automl.csv").write_text("\n".join(rows) + "\n")
+    dataset = data.load(tmp_path / "automl.csv", val_fraction=0.25)
+    for label, counts in dataset.summary()["per_class"].items():
+        assert counts == {"train": 6, "val": 2, "test": 2}, (label, counts)
+
+
+def test_compare_runs_test_images_stay_out_of_the_new_training(tmp_path, photos):
+    """Found by hand: retraining on a superset put 10 of 56 previous test images into the new
+    training split, so the comparison scored the new model on images it had learnt."""
+    import hashlib
+
+    root, _ = photos
+    pinned = sorted((root / "train" / "face").glob("face_00*.jpg"))[:3]
+    digests = {hashlib.sha256(p.read_bytes()).hexdigest() for p in pinned}
+    dataset = data.load(root / "train", keep_in_test=digests)
+    split = {s.path: s.split for s in dataset.samples}
+    assert all(split[str(p)] == "test" for p in pinned)
+    assert "3 test image(s) of the --compare run kept in it" in dataset.test_source
+    assert sum(s.split == "test" for s in dataset.samples if s.label == "non_face" and s.usable) >= 2  # others too
+    # a layout that puts one in training (here --test DIR): it is excluded, never trained on
+    dataset = data.load(root / "train", test_dir=root / "test", keep_in_test=digests)
+    report = checks.run_checks(dataset)
+    assert all(i not in dataset.indices("train") for i, s in enumerate(dataset.samples) if str(s.path) in map(str, pinned))
+    assert {Path(e["path"]).name for e in report.excluded} >= {p.name for p in pinned}
+
+
+def test_feasibility_follows_this_runs_limits():
+    """Found by hand: a resumed study judged trials by the limits stored when they ran, so
+    loosening an impossible --max-latency-ms on --resume still picked nothing."""
+    import optuna
+
+    from edgekit.train.search import Limits, candidates, choose_picks
+
+    study = optuna.create_study(directions=["maximize", "minimize", "minimize"])
+    old = Limits(max_latency_ms=0.01)
+    for number, (acc, ms) in enumerate([(0.9, 2.0), (0.95, 4.0)]):
+        study.add_trial(optuna.trial.create_trial(
+            params={"backbone": "efficientnet_lite0"},
+            distributions={"backbone": optuna.distributions.CategoricalDistribution(["efficientnet_lite0"])},
+            values=[acc, ms, 5.0], user_attrs={"constraints": old.violations(acc, ms, 5.0)}))
+    assert not any(c.feasible for c in candidates(study))            # as stored
+    with pytest.raises(EdgekitError, match="rerun with --resume"):
+        choose_picks(candidates(study, old), old)
+    loose = Limits(max_latency_ms=3.0)
+    picks = choose_picks(candidates(study, loose), loose)
+    assert picks["best"].val_accuracy == 0.9 and all(p.latency_ms <= 3.0 for p in picks.values())
+
+
+def test_a_new_study_starts_with_every_backbone_cheapest_first():
+    """Found by hand: 77 trials never tried EfficientNet-Lite0, so the 'fastest' pick was Lite1."""
+    import optuna
+
+    from edgekit.train.search import Space, enqueue_backbones
+
+    study = optuna.create_study(directions=["maximize", "minimize", "minimize"])
+    space = Space(backbones=["efficientnet_lite2", "efficientnet_lite0", "efficientnet_lite1"], sizes=[160, 128])
+    enqueue_backbones(study, space)
+    enqueue_backbones(study, space)   # a second worker on the same study queues nothing more
+    queued = [t.system_attrs["fixed_params"] for t in study.get_trials(states=(optuna.trial.TrialState.WAITING,))]
+    assert queued == [{"backbone": f"efficientnet_lite{i}", "input_size": 128, "augment": "none"} for i in range(3)]
+
+
+def test_finalists_already_tuned_are_not_tuned_again():
+    """A run resumed after a stop during export must not add the same fine-tune twice."""
+    import optuna
+
+    from edgekit.train.finetune import finetune_finalists
+    from edgekit.train.search import Candidate
+
+    study = optuna.create_study(directions=["maximize", "minimize", "minimize"])
+    study.add_trial(optuna.trial.create_trial(
+        params={"finetune_depth": 1}, distributions={"finetune_depth": optuna.distributions.CategoricalDistribution([0, 1])},
+        values=[0.9, 1.0, 1.0], user_attrs={"stage": "finetune", "parent": 0}))
+
+    class Search:   # only the study is reached when there is nothing left to tune
+        pass
+
+    search = Search()
+    search.study = study
+    pick = Candidate(0, {"backbone": "efficientnet_lite0"}, 0.8, 1.0, 1.0, 1.0, True, "w")
+    assert finetune_finalists(search, {"best": pick}, [1], deadline=float("inf")) == "nothing fine-tuned"
+    assert len(study.trials) == 1
+
+
+def test_metrics_match_sklearn_and_leave_undefined_classes_empty():
+    """Oracle: scikit-learn's own report; a class without test images has no recall (None, shown
+    as a dash in the card), not a recall of 0."""
+    from sklearn.metrics import classification_report
+
+    from edgekit.train.card import _num
+    from edgekit.train.evaluate import metrics
+
+    targets = np.array([0, 0, 1, 1, 1, 0])
+    predicted = np.array([0, 1, 1, 1, 0, 0])
+    probabilities = np.eye(3, dtype=np.float32)[predicted] * 0.8 + 0.1
+    result = metrics(targets, probabilities, ["a", "b", "never"], [f"{i}.jpg" for i in range(6)])
+    oracle = classification_report(targets, predicted, labels=[0, 1], output_dict=True, zero_division=0)
+    for i, label in enumerate("ab"):
+        for key, name in (("precision", "precision"), ("recall", "recall"), ("f1", "f1-score")):
+            assert result.per_class[label][key] == pytest.approx(oracle[str(i)][name], abs=1e-4)
+    assert result.per_class["never"] == {"precision": None, "recall": None, "f1": None, "support": 0}
+    assert _num(None) == "—" and result.accuracy == pytest.approx(4 / 6)
+    assert [m["path"] for m in result.misclassified] and len(result.misclassified) == 2
+
+
+def test_features_use_the_runtime_preprocessing():
+    """One home for resize and normalization: the float model's input is edgekit.frames' (the
+    runtime's), checked against a plain numpy (pixel - mean) / std of frames' resize."""
+    from edgekit.frames import resize
+    from edgekit.train.features import prepare
+
+    image = np.random.default_rng(1).integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    expected = ((resize(image, (32, 32), "stretch").astype(np.float32) - 127.0) / 128.0).transpose(2, 0, 1)
+    np.testing.assert_array_equal(prepare(image, 32, (127.0,) * 3, (128.0,) * 3), expected)

@@ -184,6 +184,10 @@ def test_compare_records_the_decision(trained, env, tmp_path):
         (new_data / label).mkdir(parents=True)
         for f in sorted((root / "train" / label).glob(f"{label}_0*.jpg"))[:20]:
             (new_data / label / f.name).write_bytes(f.read_bytes())
+    # two of the previous run's test images come back in the new data: they must stay test images
+    previous_tests = sorted((root / "test" / "face").glob("*.jpg"))[:2]
+    for f in previous_tests:
+        (new_data / "face" / f"again_{f.name}").write_bytes(f.read_bytes())
     result = run_cli("train", str(new_data), "-o", str(tmp_path / "out2"), *FAST, "--budget", "15s",
                      "--finetune-depths", "0", "--no-export", "--to", "openvino", "--device-profile", "coral-usb-x86",
                      "--compare", str(out), "--json", env=env)
@@ -195,9 +199,12 @@ def test_compare_records_the_decision(trained, env, tmp_path):
     assert "scaled to coral-usb-x86" in scale["text"] and "estimate" in scale["text"]
     for candidate in search["pareto_front"]:
         assert candidate["latency_ms"] == pytest.approx(candidate["host_latency_ms"] * scale["factor"])
+    new_test = {Path(row["path"]).name for row in json.loads((tmp_path / "out2" / "train.json").read_text())["test_set"]}
+    assert {f"again_{f.name}" for f in previous_tests} <= new_test
     assert set(comparison["sets"]) == {"union", "previous_test", "new_test"}
     union = comparison["sets"]["union"]
-    assert union["samples"] == comparison["sets"]["previous_test"]["samples"] + comparison["sets"]["new_test"]["samples"]
+    both = comparison["sets"]["previous_test"]["samples"] + comparison["sets"]["new_test"]["samples"]
+    assert union["samples"] == both - 2   # the two previous test images in the new data count once
     from edgekit.train.compare import decide
 
     assert comparison["promoted"] == decide(union["previous"], union["new"], comparison["per_class"], 5.0)[0]

@@ -20,15 +20,21 @@ What is timed, with time.perf_counter_ns:
   quantize, copy into the runtime) and reading the outputs (copy out, dequantize);
 - preprocess_ms / postprocess_ms: medians of Predictor.prepare (image -> input tensor) and
   Predictor.decode (outputs -> labels) in their own loops, so they never inflate latency_ms.
-Memory: peak_rss_mb is this process's resident-set high-water mark (getrusage ru_maxrss) after
-the artifact ran. It only grows over a process, so with several artifacts it includes whatever
-earlier ones and the runtimes' libraries left resident; rss_growth_mb (resident memory after the
-runs minus before the load) is the per-artifact share.
+Memory: every row runs in its own fresh process (`python -m edgekit.bench.row`), so peak_rss_mb,
+that process's resident-set high-water mark (stats.peak_rss_mb) after the row ran, is the
+row's own: the interpreter, edgekit, the runtime's libraries and this model, and nothing another
+row left behind. Rows can be compared. rss_growth_mb is resident memory after the runs minus
+before the load, in the same process. A runtime that crashes on a model fails its row only.
+
+A row this host can never run (a Core ML model off macOS, an Edge TPU model without an Edge
+TPU) gets status "skipped" and the reason ("needs macOS"); it is not a failure.
 """
 from __future__ import annotations
 
+import json
 import os
-import resource
+import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -84,8 +90,8 @@ class BenchRecord:
     device: str | None = None
     size_bytes: int | None = None
     parity: dict[str, Any] | None = None
-    status: str = "ok"
-    error: str | None = None
+    status: str = "ok"                     # ok | failed | skipped (this host can never run it)
+    error: str | None = None               # why the row failed or was skipped
     check_ms: float | None = None          # safety checks before loading (child-process probe), not in load_ms
     load_ms: float | None = None
     first_inference_ms: float | None = None
@@ -118,22 +124,29 @@ class BenchReport:
 
     @property
     def failed(self) -> list[BenchRecord]:
-        return [r for r in self.results if r.status != "ok"]
+        return [r for r in self.results if r.status == "failed"]
+
+    @property
+    def skipped(self) -> list[BenchRecord]:
+        """Rows this host can never run (status "skipped"): not failures."""
+        return [r for r in self.results if r.status == "skipped"]
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema_version": self.schema_version, "host": self.host, "options": self.options,
                 "results": [r.to_dict() for r in self.results]}
 
 
-def run_bench(artifacts: list[str | Path], options: BenchOptions, progress=None) -> BenchReport:
+def run_bench(artifacts: list[str | Path], options: BenchOptions, progress=None, isolate: bool = True) -> BenchReport:
     """Benchmark every artifact (.tflite, OpenVINO .xml, .onnx, .mlpackage) at every thread count
-    of OPTIONS, in order, one at a time in this process (`edgekit bench`).
+    of OPTIONS, in order, one at a time (`edgekit bench`): each row in its own child process
+    (ISOLATE, the default), so its peak memory is its own; ISOLATE False runs them in this one.
 
     Each gives a BenchRecord: milliseconds for check, load, first inference, the warm latency
     distribution of the runtime call alone (Runner.run) and the I/O around it, pre/postprocess
     medians; peak and added resident memory in MiB (see the module docstring for what each
     covers). An artifact that cannot be opened or run becomes a record with status "failed"
-    and its one-line reason; nothing is raised for it. PROGRESS: a rich Progress, or None.
+    and its one-line reason, one this host can never run status "skipped" and the reason
+    ("needs macOS"); nothing is raised for either. PROGRESS: a rich Progress, or None.
     """
     from .sysinfo import collect
 
@@ -156,8 +169,14 @@ def run_bench(artifacts: list[str | Path], options: BenchOptions, progress=None)
         if progress is not None:
             progress.update(task, description=f"{path.name}" + (f" ({threads} threads)" if threads else ""))
         ticks[0] = 0
-        results.append(bench_artifact(path, options, threads, tick))
-        if options.runs and ticks[0] < per_job:  # a failed artifact: jump the bar past its share
+        reason = skip_reason(path, options)
+        if reason:
+            results.append(_skipped(path, options, threads, reason))
+        elif isolate:
+            results.append(bench_in_child(path, options, threads, tick))
+        else:
+            results.append(bench_artifact(path, options, threads, tick))
+        if options.runs and ticks[0] < per_job:  # a failed or skipped artifact: jump the bar past its share
             tick(per_job - ticks[0])
     host = collect()
     return BenchReport(host=host, options=_options_dict(options), results=results)
@@ -177,6 +196,94 @@ def bench_artifact(path: Path, options: BenchOptions, threads: int | None = None
     except Exception as exc:  # a runtime rejected the model in a way we did not foresee: one row, not a crash
         _fail(record, f"{type(exc).__name__}: {summary(exc)}")
     return record
+
+
+def skip_reason(path: Path, options: BenchOptions) -> str | None:
+    """Why this host can never run PATH with the chosen backend (its OS or hardware: `needs
+    macOS`), or None. Read from the file and the backend class only: nothing is loaded. A file
+    compiled for the Edge TPU needs one, whichever backend is named."""
+    from ..formats import sniff
+    from ..runtime.base import BACKENDS
+
+    try:
+        fmt = sniff(path)
+        names = [options.backend or fmt.backend]
+        if fmt.name == "tflite" and _compiled_for_edgetpu(path):
+            names.append("edgetpu")
+    except EdgekitError:
+        return None   # the row fails with the reason
+    for name in names:
+        if name in BACKENDS and fmt.name in BACKENDS.get(name).formats:
+            reason = BACKENDS.get(name).host_cannot()
+            if reason:
+                return reason
+    return None
+
+
+def _compiled_for_edgetpu(path: Path) -> bool:
+    from ..edgetpu.analyze import is_compiled
+    from ..tflite_model import read_tflite
+
+    return is_compiled(read_tflite(path))
+
+
+def _skipped(path: Path, options: BenchOptions, threads: int | None, reason: str) -> BenchRecord:
+    record = BenchRecord(artifact=str(path), threads=threads, hint=options.hint, warmup=options.warmup,
+                         input=options.input, status="skipped", error=reason)
+    try:
+        _describe(record, path, options)
+    except EdgekitError:
+        pass
+    return record
+
+
+def bench_in_child(path: Path, options: BenchOptions, threads: int | None = None,
+                   tick: Callable[[int], None] = lambda n=1: None) -> BenchRecord:
+    """bench_artifact in a fresh process (`python -m edgekit.bench.row`), so the record's peak
+    memory is the row's own. The child reports progress ticks and then its record over a pipe;
+    one that dies (a native crash on the model) is a failed row naming the signal. Ctrl-C,
+    SIGTERM and SIGHUP here end the child too."""
+    read_fd, write_fd = os.pipe()
+    job = json.dumps({"artifact": str(path), "options": asdict(options), "threads": threads})
+    try:
+        child = subprocess.Popen([sys.executable, "-m", "edgekit.bench.row", str(write_fd)], stdin=subprocess.PIPE,
+                                 pass_fds=(write_fd,))
+    except BaseException:
+        os.close(read_fd)
+        raise
+    finally:
+        os.close(write_fd)
+    record = None
+    try:
+        child.stdin.write(job.encode())
+        child.stdin.close()
+        with os.fdopen(read_fd, encoding="utf-8") as reports:
+            for line in reports:
+                kind, _, payload = line.rstrip("\n").partition(" ")
+                if kind == "tick":
+                    tick(int(payload))
+                elif kind == "record":
+                    record = BenchRecord(**json.loads(payload))
+        child.wait()
+    except BaseException:
+        child.kill()
+        child.wait()
+        raise
+    if record is None:
+        record = BenchRecord(artifact=str(path), threads=threads, hint=options.hint, warmup=options.warmup,
+                             input=options.input)
+        _fail(record, _death(child.returncode))
+    return record
+
+
+def _death(code: int) -> str:
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"the benchmark process died of {name}: the runtime crashed on this model"
+    return f"the benchmark process ended with exit code {code} before reporting a result"
 
 
 def _fail(record: BenchRecord, reason: str) -> None:
@@ -244,7 +351,7 @@ def _measure(record: BenchRecord, path: Path, options: BenchOptions, threads: in
         record.latency_ms = stats.summarize(samples)
         record.fps = stats.fps(record.latency_ms)
         record.preprocess_ms, record.postprocess_ms = _prepost(predictor, image, outputs)
-    record.peak_rss_mb = _peak_rss_mb()
+    record.peak_rss_mb = stats.peak_rss_mb()
     rss_after = _rss_mb()
     record.rss_growth_mb = (rss_after - rss_before) if rss_after is not None and rss_before is not None else None
 
@@ -362,11 +469,6 @@ def _prepost(predictor, image: np.ndarray | None, outputs: list[np.ndarray]) -> 
     except Exception:  # e.g. an "other" model whose outputs are not scores: nothing to decode
         return pre, None
     return pre, stats.percentile(sorted(times), 50)
-
-
-def _peak_rss_mb() -> float:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
 
 
 def _rss_mb() -> float | None:

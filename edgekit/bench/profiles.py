@@ -8,10 +8,14 @@ precisions it runs, its constraints, and published reference latencies, each wit
     usb_ids: [1a6e:089a, 18d1:9302]  # any of these vendor:product ids in /sys/bus/usb/devices
     dev_nodes: [/dev/apex_0]         # any of these paths exists
     board_contains: [Raspberry Pi 4] # /proc/device-tree/model contains any of these
-    cpu_vendor: GenuineIntel
+    cpu_flags: [avx2]                # every one of these in /proc/cpuinfo's flags
     platform: darwin                 # sys.platform
     machine: [arm64, aarch64]        # platform.machine() is one of these
     not_detectable: "why"            # a device edgekit cannot run on (e.g. an iPhone)
+
+Rules test what the host can do (a runtime's device list, an instruction set, a device node),
+never who made it: the OpenVINO CPU plugin runs on AMD CPUs as on Intel ones, so a vendor
+string would hide a working device.
 """
 from __future__ import annotations
 
@@ -97,6 +101,13 @@ def _load(folder: str) -> dict[str, Profile]:
 
 
 def get_profile(name: str, folder: Path | None = None) -> Profile:
+    """The profile called NAME (devices/), or the one in NAME when it is a .yaml file (a board
+    of your own, written as devices/README.md says)."""
+    if name.endswith((".yaml", ".yml")) and Path(name).is_file():
+        path = Path(name).resolve()
+        found = [p for p in _load(str(path.parent)).values() if Path(p.path).resolve() == path]
+        if found:
+            return found[0]
     profiles = load_profiles(folder)
     if name not in profiles:
         raise UnknownNameError("device profile", name, profiles)
@@ -109,20 +120,20 @@ class HostDevices:
     openvino: list[str]
     usb_ids: set[str]
     board: str
-    cpu_vendor: str | None
+    cpu_flags: set[str]
     platform: str
     machine: str
 
     @classmethod
     def read(cls) -> HostDevices:
-        from .sysinfo import cpu_vendor
+        from .sysinfo import all_cpu_flags
 
         board = ""
         try:
             board = Path("/proc/device-tree/model").read_text().strip("\x00\n ")
         except OSError:
             pass
-        return cls(openvino=_openvino_devices(), usb_ids=_usb_ids(), board=board, cpu_vendor=cpu_vendor(),
+        return cls(openvino=_openvino_devices(), usb_ids=_usb_ids(), board=board, cpu_flags=all_cpu_flags(),
                    platform=sys.platform, machine=platform.machine())
 
 
@@ -146,8 +157,9 @@ def _board(want: list[str], host: HostDevices) -> str | None:
     return f"board is '{host.board or 'not a device-tree board'}', not {' / '.join(want)}"
 
 
-def _cpu_vendor(want: str, host: HostDevices) -> str | None:
-    return None if host.cpu_vendor == want else f"CPU vendor is {host.cpu_vendor or 'unknown'}, not {want}"
+def _cpu_flags(want: list[str], host: HostDevices) -> str | None:
+    missing = [flag for flag in want if flag.lower() not in host.cpu_flags]
+    return f"the CPU lacks {', '.join(missing)}" if missing else None
 
 
 def _platform(want: str, host: HostDevices) -> str | None:
@@ -160,7 +172,7 @@ def _machine(want: list[str], host: HostDevices) -> str | None:
 
 # detect rule -> check(wanted value, host) returning why the rule fails, or None when it holds
 DETECT_RULES = {"openvino_device": _openvino_device, "usb_ids": _usb, "dev_nodes": _dev_nodes,
-                "board_contains": _board, "cpu_vendor": _cpu_vendor, "platform": _platform, "machine": _machine}
+                "board_contains": _board, "cpu_flags": _cpu_flags, "platform": _platform, "machine": _machine}
 
 
 def presence(profile: Profile, host: HostDevices) -> tuple[bool, str]:

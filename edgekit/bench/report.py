@@ -9,6 +9,7 @@ from typing import Any
 
 from ..fsutil import write_atomic
 from ..ui import fmt, human_size
+from . import stats
 from .harness import BenchReport
 
 COLUMNS = ["artifact", "format", "precision", "backend/device", "threads", "size", "parity", "load ms",
@@ -36,7 +37,7 @@ def rows(report: BenchReport) -> list[list[str]]:
         if r.status != "ok":
             result.append([name, r.format or "—", r.precision or "—", where(r), _threads(r.threads),
                            human_size(r.size_bytes) if r.size_bytes else "—", parity_text(r.parity)]
-                          + ["—"] * 14 + [f"failed: {r.error}"])
+                          + ["—"] * 14 + [f"{r.status}: {r.error}"])
             continue
         result.append([name, r.format, r.precision or "—", where(r), _threads(r.threads), human_size(r.size_bytes),
                        parity_text(r.parity), fmt(r.load_ms, ".1f"), fmt(r.first_inference_ms, ".2f"),
@@ -88,8 +89,8 @@ def to_markdown(report: BenchReport, profile_rows: list[list[str]] | None = None
         lines += ["", "| " + " | ".join(PROFILE_COLUMNS) + " |", "|" + "---|" * len(PROFILE_COLUMNS)]
         lines += ["| " + " | ".join(row) + " |" for row in profile_rows]
     lines += ["", "Latencies in milliseconds, batch 1, after warm-up; first = the first inference after load; "
-              "pre/post = Predictor.prepare/decode medians, timed apart from inference; peak RSS = the process's "
-              "high-water mark (cumulative over artifacts benchmarked in one run).", ""]
+              "pre/post = Predictor.prepare/decode medians, timed apart from inference; peak RSS = the high-water "
+              "mark of the row's own process (every row runs in a fresh one).", ""]
     return "\n".join(lines)
 
 
@@ -117,8 +118,37 @@ def write_markdown(report: BenchReport, path: Path, profile=None) -> None:
     write_atomic(Path(path), to_markdown(report, profile_rows(report, profile) if profile else None))
 
 
+PLOT_ROW_INCHES = 0.36   # per result row: 16 rows and more stay legible, the figure grows instead
+LOG_SCALE_SPREAD = 20.0  # slowest p99 over fastest p1 beyond which the latency axis is logarithmic
+
+
+def plot_stats(samples_ms: list[float]) -> dict[str, float]:
+    """The box of one row, from stats.percentile (the percentile definition of every edgekit
+    number): box p25-p75, line the median, whiskers the true p1 and p99 (matplotlib's own
+    whiskers stop at the last sample inside them)."""
+    values = sorted(samples_ms)
+    q = {k: stats.percentile(values, k) for k in (1, 25, 50, 75, 99)}
+    return {"whislo": q[1], "q1": q[25], "med": q[50], "q3": q[75], "whishi": q[99], "fliers": []}
+
+
+def plot_caption(report: BenchReport) -> str:
+    """The plot's second title line: host, runs per row and date, so a PNG shown alone says
+    where and when its numbers come from."""
+    host = report.host or {}
+    runs = sorted({r.runs for r in report.results if r.status == "ok"})
+    cores = f", {host['cores']} cores" if host.get("cores") else ""
+    load = host.get("loadavg")
+    load_text = f", load {load[0]:.1f}" if isinstance(load, (list, tuple)) and load else ""
+    when = str(host.get("timestamp_utc") or "")[:16].replace("T", " ")
+    return (f"{host.get('cpu') or 'unknown host'}{cores}{load_text}; "
+            f"{'/'.join(map(str, runs)) or 0} runs per row; {when + ' UTC' if when else 'date unknown'}")
+
+
 def write_plot(report: BenchReport, path: Path) -> None:
-    """Warm-latency distributions, one box (with every sample as a dot) per result row."""
+    """Warm-latency distributions as horizontal boxes, one row per result (every sample as a
+    dot), readable at 16 rows and more: the figure grows with the rows, labels sit on the left
+    in full, and the latency axis turns logarithmic when rows differ by more than 20x. The
+    title carries the host, the run count and the date; rows that did not run are named."""
     from .. import deps
 
     deps.require("matplotlib", "--plot")
@@ -128,25 +158,34 @@ def write_plot(report: BenchReport, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     ok = [r for r in report.results if r.status == "ok" and r.samples_ms]
-    labels = [f"{Path(r.artifact).name}\n{where(r)}" + (f" t={r.threads}" if r.threads else "") for r in ok]
-    figure, axes = plt.subplots(figsize=(max(6.0, 1.6 * len(ok) + 2), 4.8), dpi=110)
+    labels = [f"{Path(r.artifact).name}  {where(r)}" + (f" t={r.threads}" if r.threads else "") for r in ok]
+    boxes = [dict(plot_stats(r.samples_ms), label=label) for r, label in zip(ok, labels)]
+    figure, axes = plt.subplots(figsize=(10.0, 1.9 + PLOT_ROW_INCHES * max(len(ok), 2)), dpi=110)
     try:
         if ok:
-            axes.boxplot([r.samples_ms for r in ok], showfliers=False, whis=(1, 99))
+            axes.bxp(boxes, orientation="horizontal", showfliers=False, widths=0.6,
+                     medianprops={"color": "black", "linewidth": 1.5})
             for index, record in enumerate(ok, start=1):
-                jitter = [index + 0.12 * ((i * 7919) % 101 / 101 - 0.5) for i in range(len(record.samples_ms))]
-                axes.scatter(jitter, record.samples_ms, s=4, alpha=0.35)
-            axes.set_xticks(range(1, len(ok) + 1), labels, fontsize=8)
+                jitter = [index + 0.5 * ((i * 7919) % 101 / 101 - 0.5) for i in range(len(record.samples_ms))]
+                axes.scatter(record.samples_ms, jitter, s=3, alpha=0.3, zorder=0)
+            axes.set_yticks(range(1, len(ok) + 1), labels, fontsize=8)
+            axes.set_ylim(len(ok) + 0.6, 0.4)   # the first row on top, as in the table
+            low = min(b["whislo"] for b in boxes)
+            high = max(max(r.samples_ms) for r in ok)
+            if low > 0 and high / low > LOG_SCALE_SPREAD:
+                axes.set_xscale("log")
         else:
             axes.text(0.5, 0.5, "no artifact ran", ha="center", va="center", transform=axes.transAxes)
-        failed = [Path(r.artifact).name for r in report.results if r.status != "ok"]
-        title = "warm latency per inference (box: p25–p75, whiskers p1–p99)"
-        if failed:
-            title += f"\nfailed: {', '.join(failed)}"
-        axes.set_title(title, fontsize=9)
-        axes.set_ylabel("ms")
-        axes.grid(axis="y", alpha=0.3)
-        figure.tight_layout()
+            axes.set_yticks([])
+        not_run = list(dict.fromkeys(f"{Path(r.artifact).name} ({r.status})" for r in report.results
+                                     if r.status != "ok"))
+        title = "warm latency per inference: box p25-p75, line median, whiskers p1-p99, dots every run"
+        axes.set_title(f"{title}\n{plot_caption(report)}", fontsize=9, loc="left")
+        axes.set_xlabel("ms" + (" (log scale)" if axes.get_xscale() == "log" else ""))
+        if not_run:
+            figure.text(0.01, 0.005, "not run: " + ", ".join(not_run), fontsize=7, va="bottom")
+        axes.grid(axis="x", which="both", alpha=0.3)
+        figure.tight_layout(rect=(0, 0.03 if not_run else 0, 1, 1))
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png")
     finally:

@@ -6,12 +6,12 @@ through the bundled runner then produce the same JSON.
 
 Record schema (one per artifact; `edgekit bench --json` prints {"host": {...}, "results": [...]}):
     artifact, format, precision, backend, device, size_bytes, parity (from the manifest or None),
-    status ("ok" | "failed"), error (reason when failed),
+    status ("ok" | "failed" | "skipped": a host that can never run it), error (why not ok),
     check_ms (model-file safety checks, kept out of load_ms), load_ms, first_inference_ms,
     latency_ms {runs, mean, std, min, p50, p90, p99, max} (the runtime call alone, inputs loaded), fps,
     io_ms (loading inputs + reading outputs per call), preprocess_ms, postprocess_ms (medians,
-    None when not measured), peak_rss_mb (the process's
-    high-water mark, cumulative), rss_growth_mb (resident memory this artifact added),
+    None when not measured), peak_rss_mb (the high-water mark of the row's own process: each row
+    runs in a fresh one), rss_growth_mb (resident memory this artifact added),
     runs, warmup, threads, hint, input, samples_ms (the raw warm latencies, for plots and baselines)
 """
 from __future__ import annotations
@@ -72,3 +72,23 @@ def compare_medians(baseline: list[dict], current: list[dict], max_regression_pc
         comparisons.append({"key": list(record_key(record)), "baseline_ms": old_p50, "current_ms": new_p50,
                             "change_pct": change, "regressed": change > max_regression_pct})
     return comparisons
+
+
+def peak_rss_mb():
+    """This process's peak resident memory in MiB, or None. On Linux the high-water mark of its
+    own address space (VmHWM): getrusage's ru_maxrss survives exec, so a child started from a
+    large process would report its parent's peak. Elsewhere ru_maxrss (bytes on macOS)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import resource
+        import sys
+    except ImportError:
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0

@@ -36,14 +36,9 @@ def cpu_name() -> str:
     return _read("/proc/device-tree/model") or platform.processor() or platform.machine()
 
 
-def cpu_vendor() -> str | None:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("vendor_id"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return None
+def all_cpu_flags() -> set[str]:
+    """Every instruction-set flag /proc/cpuinfo lists (x86 `flags`, Arm `Features`), lower case."""
+    return {flag.lower() for flag in _flags_line()}
 
 
 def cpu_flags() -> list[str]:

@@ -16,13 +16,15 @@ import os
 import shutil
 import sys
 
+NO_ONNXSIM = 3   # exit status: onnxsim is not on PATH (the parent names the package to install)
+
 
 def main(job_file: str) -> int:
     job = json.loads(open(job_file).read())
     if shutil.which("onnxsim") is None:   # onnx2tf would skip simplification silently, then fail later
         print("Error: onnxsim (onnx2tf's graph simplifier) is not on this process's PATH "
               f"({os.environ.get('PATH', '')}); install edgekit's torch extra in {sys.prefix}")
-        return 3
+        return NO_ONNXSIM
     import onnx2tf
     import tensorflow as tf
 

@@ -17,10 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from ..deps import tool_env
-from ..errors import ConversionError
+from ..errors import ConversionError, MissingDependencyError
 from ..sources.base import SourceModel
 from ..sources.savedmodel import SavedModelSource
 from .base import Bridge, ConvertContext, register
+from .onnx2tf_worker import NO_ONNXSIM
 
 SAMPLE_FILE = "calibration_image_sample_data_20x128x128x3_float32.npy"
 TIMEOUT_S = 1800
@@ -56,6 +57,8 @@ class OnnxToSavedModel(Bridge):
         except subprocess.TimeoutExpired:
             raise ConversionError(f"onnx2tf did not finish in {TIMEOUT_S} s", "try a smaller model") from None
         (workdir / "onnx2tf.log").write_text(proc.stdout + proc.stderr)
+        if proc.returncode == NO_ONNXSIM:
+            raise MissingDependencyError("onnx2tf (its graph simplifier, run as a command)", "onnxsim", "torch")
         if proc.returncode != 0 or not (out / "saved_model.pb").exists():
             raise ConversionError(f"onnx2tf could not convert {source.describe()}: {_last_error(proc)}",
                                   "the graph uses ops or layouts onnx2tf cannot map; try another export "

@@ -53,8 +53,11 @@ def bench(artifacts, backend, device, threads, hint, runs, duration, warmup, inp
     (checks, quantize, copy in) and reading the outputs are the "io" column.
 
     \b
-    A failed artifact is a row with its reason. Exit codes: 0 all ran; 1 some artifacts
-    failed or a median regressed beyond --max-regression; 2 bad input or every artifact failed.
+    Each row runs in its own process, so its peak memory (RSS) is its own. A failed artifact
+    is a row with its reason; one this host can never run (a Core ML model off macOS, an Edge
+    TPU model without an Edge TPU) is "skipped: needs macOS", not a failure. Exit codes: 0 all
+    ran (skipped rows included); 1 some artifacts failed or a median regressed beyond
+    --max-regression; 2 bad input, or no artifact ran.
 
     \b
     Examples:
@@ -132,14 +135,18 @@ def _show(result, profile, comparison, sidecars, as_json: bool) -> None:
 
 
 def exit_policy(result, comparison) -> None:
-    """0 all rows ran; 1 some rows failed or a median regressed (RegressionError, ArtifactsFailed);
-    2 every row failed (EdgekitError)."""
+    """0 every row ran or was skipped (this host can never run it: not a failure); 1 some rows
+    failed or a median regressed (RegressionError, ArtifactsFailed); 2 no row ran (EdgekitError)."""
     from ..bench.harness import ArtifactsFailed, RegressionError
 
     failed = result.failed
-    if failed and len(failed) == len(result.results):
-        reasons = "; ".join(f"{Path(r.artifact).name}: {r.error}" for r in failed)
-        raise EdgekitError(f"no artifact could be benchmarked ({reasons})")
+    if len(failed) + len(result.skipped) == len(result.results):
+        reasons = "; ".join(f"{Path(r.artifact).name}: {'skipped: ' if r.status == 'skipped' else ''}{r.error}"
+                            for r in result.results)
+        if failed:
+            raise EdgekitError(f"no artifact could be benchmarked ({reasons})")
+        raise EdgekitError(f"nothing to benchmark on this host ({reasons})",
+                           "run these artifacts where their runtime exists")
     problems = []
     if failed:
         problems.append(f"{len(failed)} of {len(result.results)} runs failed: "

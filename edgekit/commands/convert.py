@@ -48,6 +48,9 @@ def card_from(author, license_, model_version, description, input_description, o
 @click.option("--calib-samples", type=int, default=128, show_default=True, help="Calibration samples to use.")
 @click.option("--verify/--no-verify", default=True, show_default=True, help="Check each artifact against the source.")
 @click.option("--verify-data", help="Inputs for verify (default: the calibration data, else scikit-image photos).")
+@click.option("--reference-mb", type=click.FloatRange(min=0), default=2.0, show_default=True,
+              help="Size of the reference pack written beside each artifact (ARTIFACT.edgekit.ref.npz, for "
+                   "`edgekit verify` elsewhere), in MB; 0 writes none.")
 @click.option("--input-size", callback=size, help="HEIGHT,WIDTH when the model does not fix it.")
 @click.option("--mean", callback=floats, help="Per-channel mean in 0-255 pixel units: 127.5 or R,G,B.")
 @click.option("--std", callback=floats, help="Per-channel std in 0-255 pixel units: 127.5 or R,G,B.")
@@ -60,8 +63,8 @@ def card_from(author, license_, model_version, description, input_description, o
 @click.option("--name", help="Artifact file stem (default: the model file's stem).")
 @card_options
 @json_option
-def convert(model, targets, precisions, out_dir, calib, calib_samples, verify, verify_data, input_size, mean, std,
-            bgr, layout, resize, task, labels, int8_io, name, as_json, **card):
+def convert(model, targets, precisions, out_dir, calib, calib_samples, verify, verify_data, reference_mb, input_size,
+            mean, std, bgr, layout, resize, task, labels, int8_io, name, as_json, **card):
     """Convert MODEL to edge formats, quantize, and verify every artifact against MODEL.
 
     \b
@@ -71,6 +74,8 @@ def convert(model, targets, precisions, out_dir, calib, calib_samples, verify, v
     the others are built and verified all the same. Exit codes: 0 everything was built and
     passed its gates; 1 some target failed or some gate failed (what was built stays written);
     2 bad input meant nothing could be built.
+    Beside each verified artifact: its manifest (.edgekit.json) and its reference pack
+    (.edgekit.ref.npz), which `edgekit verify` reruns on another host's runtime.
 
     \b
     Examples:
@@ -93,9 +98,9 @@ def convert(model, targets, precisions, out_dir, calib, calib_samples, verify, v
 
     request = ConvertRequest(targets=names(targets), precisions=names(precisions) if precisions else None,
                              out_dir=out_dir, calib=calib, calib_samples=calib_samples, verify=verify,
-                             verify_data=verify_data, input_size=input_size, mean=mean, std=std, bgr=bgr,
-                             layout=layout, resize=resize, task=task, labels=labels, int8_io=int8_io, name=name,
-                             card=card_from(**card))
+                             verify_data=verify_data, reference_bytes=int(reference_mb * 1e6), input_size=input_size,
+                             mean=mean, std=std, bgr=bgr, layout=layout, resize=resize, task=task, labels=labels,
+                             int8_io=int8_io, name=name, card=card_from(**card))
     from ..convert import NothingBuilt
 
     try:

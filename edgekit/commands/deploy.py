@@ -95,9 +95,13 @@ def _single_host(text: str):
 @click.option("--parallel", type=click.IntRange(1, 256), default=4, show_default=True, help="Boards deployed at once.")
 @click.option("--save-bundle", type=click.Path(path_type=Path, file_okay=False),
               help="Also write the bundle to this local folder.")
+@click.option("--verify-on-device", is_flag=True,
+              help="Run the model's reference pack on the board's runtime first; switch `current` only if it "
+                   "passes its gates (else the running version stays, exit 1).")
 @ssh_options
 @json_option
-def deploy(model, hosts, old_to, name, profile, allow_cpu, labels, include, keep, parallel, save_bundle, as_json, **kw):
+def deploy(model, hosts, old_to, name, profile, allow_cpu, labels, include, keep, parallel, save_bundle,
+           verify_on_device, as_json, **kw):
     """Ship MODEL to one board or a fleet: a versioned bundle with a sha256 for every file,
     verified on the board, then switched in atomically (the previous version stays for rollback).
     Deploying the content that is already current changes nothing (no new version).
@@ -107,7 +111,10 @@ def deploy(model, hosts, old_to, name, profile, allow_cpu, labels, include, keep
     on older boards; libedgetpu for models compiled for the Edge TPU, which the file itself
     tells). edgekit itself is not needed there. Host keys are checked against known_hosts; a
     first contact needs --trust-new-host and prints the fingerprint to check.
-    Exit codes: 0 every host ok, 1 some failed, 2 bad input or no host done.
+    --verify-on-device reruns the artifact's reference pack (ARTIFACT.edgekit.ref.npz, which
+    the bundle carries) on the board, on its own accelerator, before `current` moves.
+    Exit codes: 0 every host ok, 1 some failed or the pack failed on the boards, 2 bad input
+    or no host done.
 
     \b
     Examples:
@@ -115,6 +122,7 @@ def deploy(model, hosts, old_to, name, profile, allow_cpu, labels, include, keep
       edgekit deploy out/model.tflite --host pi@10.0.0.7:2222 --key ~/.ssh/board --trust-new-host
       edgekit deploy out/model.tflite --hosts @fleet.txt --parallel 8
       edgekit deploy out/model.tflite --hosts @inventory.yml --json
+      edgekit deploy out/model_int8_edgetpu.tflite --host mendel@coral.local --verify-on-device
     """
     from ..deploy.bundle import build_bundle
     from ..deploy.hosts import parse_targets
@@ -125,7 +133,8 @@ def deploy(model, hosts, old_to, name, profile, allow_cpu, labels, include, keep
     options, python, root = _ssh(kw)
     hosts = parse_targets(tuple(hosts) + tuple(old_to))
     err = console(stderr=True)
-    bundle = build_bundle(model, name=name, labels=labels, include=include, warn=warning)
+    bundle = build_bundle(model, name=name, labels=labels, include=include, warn=warning,
+                          need_reference=verify_on_device)
     if profile:
         _check_profile(profile, bundle, model, allow_cpu, lambda m: err.print(f"warning: {m}", markup=False))
     elif allow_cpu:
@@ -135,13 +144,23 @@ def deploy(model, hosts, old_to, name, profile, allow_cpu, labels, include, keep
         if not as_json:
             err.print(f"bundle written to {saved}")
     with _upload_progress(not as_json, bundle.size) as progress_for:
-        results = deploy_fleet(hosts, bundle, options, python, root, keep, parallel, progress_for)
+        results = deploy_fleet(hosts, bundle, options, python, root, keep, parallel, progress_for,
+                               verify=verify_on_device)
     failed = [r for r in results if r.status != "ok"]
     if as_json:
         print_json({"name": bundle.name, "version": bundle.version, "bundle": bundle.to_dict(),
                     "results": [r.to_dict() for r in results], "ok": len(results) - len(failed), "failed": len(failed)})
     else:
         render_deploy(bundle, results, console())
+    parity = [r for r in failed if r.verify is not None and r.verify.get("status") != "pass"]
+    if failed and len(parity) == len(failed):   # the boards answered: the model missed its gates there
+        from ..errors import VerifyFailed
+
+        if len(results) == 1:
+            raise VerifyFailed(failed[0].error)
+        raise VerifyFailed(f"the reference pack failed on {len(failed)} of {len(results)} hosts "
+                           f"({', '.join(r.host for r in failed)}); their running versions stay current",
+                           "see the table")
     _raise_for(failed, len(results), "deploy")
 
 
@@ -280,11 +299,12 @@ def rollback(hosts, name, version, old_to, parallel, as_json, **kw):
 
 @click.group()
 def remote():
-    """Inspect a board's deployed models, benchmark them, or stream their results.
+    """Inspect a board's deployed models, verify or benchmark them, or stream their results.
 
     \b
     Examples:
       edgekit remote status mendel@coral.local
+      edgekit remote verify mendel@coral.local
       edgekit remote bench mendel@coral.local --runs 200 --json
       edgekit remote run mendel@coral.local --source 0 --jsonl
       edgekit remote run mendel@coral.local --source 0 --serve 0.0.0.0:8080
@@ -297,8 +317,9 @@ def remote():
 @ssh_options
 @json_option
 def remote_status(host, name, as_json, **kw):
-    """List the models deployed on HOST: every kept version with its date and hashes, and
-    which one is current and which one `rollback` returns to.
+    """List the models deployed on HOST: every kept version with its date and hashes, which one
+    is current and which one `rollback` returns to, and the latest deploy history (deploys,
+    rollbacks, `remote verify` results).
 
     \b
     Examples:
@@ -329,44 +350,104 @@ def remote_status(host, name, as_json, **kw):
             rows.append({"name": model, "version": version, "state": state, "created": info.get("created"),
                          "model": info.get("model"), "content_sha256": info.get("content_sha256"),
                          "model_sha256": info.get("model_sha256"), "size_bytes": info.get("size_bytes")})
+    events = [{"name": model, **event} for model, entry in models.items() for event in entry.get("history") or []]
     if as_json:
-        print_json({"host": device.host.label, "root": device.root, "versions": rows})
+        print_json({"host": device.host.label, "root": device.root, "versions": rows, "history": events})
     else:
-        render_status(device.host.label, device.root, rows, console())
+        render_status(device.host.label, device.root, rows, console(), events)
 
 
 @remote.command("bench")
 @click.argument("host")
-@click.option("--name", help="Deployed model (default: the only model on the board).")
+@click.option("--name", "names", multiple=True,
+              help="Deployed model; repeat to bench several (default: the only model on the board).")
 @click.option("--runs", type=click.IntRange(1), default=100, show_default=True, help="Timed inferences.")
 @click.option("--warmup", type=click.IntRange(0), default=10, show_default=True, help="Untimed inferences first.")
 @click.option("--threads", type=THREADS, help="CPU threads of the board's interpreter (default: the runtime's).")
+@click.option("--profile", "profile_name", metavar="NAME|FILE.yaml",
+              help="Device profile (`edgekit devices`, or a YAML file): flag results over 10x its references.")
 @ssh_options
 @json_option
-def remote_bench(host, name, runs, warmup, threads, as_json, **kw):
-    """Benchmark the deployed model on HOST with the bundled runner; the JSON has the same
+def remote_bench(host, names, runs, warmup, threads, profile_name, as_json, **kw):
+    """Benchmark deployed models on HOST with the bundled runner; the JSON has the same
     shape as `edgekit bench --json` (host facts are the board's).
+
+    A result more than 10x the profile's published reference, or an int8 model slower than the
+    fp32 one of the same name, is flagged with its likely cause (`flags` in the JSON).
 
     \b
     Examples:
       edgekit remote bench mendel@coral.local
       edgekit remote bench pi@10.0.0.7:2222 --runs 200 --threads 4 --json
+      edgekit remote bench pi@10.0.0.7 --name net_int8 --name net_fp32 --profile coral-usb-pi4
     """
+    from ..bench.profiles import get_profile
+    from ..bench.slowness import flag_slowness
     from ..deploy.remote import Device
     from ..errors import EdgekitError
-    from ..ui import console, print_json
+    from ..ui import console, print_json, warning
     from ..views.deploy import render_remote_bench
 
+    profile = get_profile(profile_name) if profile_name else None   # refused before connecting
     options, python, root = _ssh(kw)
     device = Device(_single_host(host), options, python, root)
-    report = device.bench(device.resolve_name(name), runs, warmup, threads)
+    report = None
+    for name in names or (None,):
+        one = device.bench(device.resolve_name(name), runs, warmup, threads)
+        if report is None:
+            report = one
+        else:   # one document, as `edgekit bench` gives for several models
+            report["results"].extend(one["results"])
+            report.setdefault("bundles", [report.get("bundle")]).append(one.get("bundle"))
+    report["flags"] = flag_slowness(report, profile)
     if as_json:
         print_json(report)
     else:
         render_remote_bench(report, device.host.label, console())
+    for flag in report["flags"]:
+        warning(flag)
     failed = [r for r in report["results"] if r.get("status") != "ok"]
     if failed:
         raise EdgekitError(f"{device.host.label}: benchmark failed: {failed[0].get('error')}")
+
+
+@remote.command("verify")
+@click.argument("host")
+@click.option("--name", help="Deployed model (default: the only model on the board).")
+@click.option("--threads", type=THREADS, help="CPU threads of the board's interpreter (default: the runtime's).")
+@ssh_options
+@json_option
+def remote_verify(host, name, threads, as_json, **kw):
+    """Rerun the deployed model's reference pack on HOST, on the board's own runtime and
+    accelerator (the Edge TPU for a compiled model), and gate it against the host's source
+    outputs as `edgekit convert` does. The result is added to the model's deploy history.
+
+    \b
+    The bundle carries the pack (ARTIFACT.edgekit.ref.npz, written by `edgekit convert`) and
+    the parity code; the board needs only Python 3.7+, numpy and a TFLite runtime.
+    Exit codes: 0 the pack passed, 1 a gate failed on the board, 2 bad input or no answer.
+
+    \b
+    Examples:
+      edgekit remote verify mendel@coral.local
+      edgekit remote verify pi@10.0.0.7:2222 --name detector --json
+    """
+    from ..deploy.remote import Device
+    from ..errors import VerifyFailed
+    from ..ui import console, print_json
+    from ..views.verify import render_remote_verify
+
+    options, python, root = _ssh(kw)
+    device = Device(_single_host(host), options, python, root)
+    model = device.resolve_name(name)
+    report = device.verify(model, threads)
+    if as_json:
+        print_json({"host": device.host.label, "name": model, **report})
+    else:
+        render_remote_verify(device.host.label, model, report, console())
+    if report.get("status") != "pass":
+        raise VerifyFailed(f"{device.host.label}: {report.get('model')} failed its reference pack on "
+                           f"{report.get('runtime')}", "see the notes above")
 
 
 @remote.command("run")

@@ -22,6 +22,19 @@ def _frame_size(ctx, param, value):
     return int(parts[0]), int(parts[1])
 
 
+def _workers(ctx, param, value):
+    """'auto', or a count of at least 1."""
+    if value is None or str(value).lower() == "auto":
+        return "auto"
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise click.BadParameter(f"'{value}' is not a count of 1 or more, nor 'auto'")
+    return count
+
+
 @click.command()
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--source", required=True,
@@ -29,10 +42,15 @@ def _frame_size(ctx, param, value):
 @click.option("--backend", help="Runtime backend (default: by the model's format).")
 @click.option("--device", help="Device for the backend (e.g. CPU, GPU, NPU for OpenVINO).")
 @click.option("--threads", type=THREADS, help="CPU threads per inference worker (litert, openvino CPU, onnxruntime).")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Inferences in flight (one model instance each: LiteRT interpreters, OpenVINO compiled models).")
+@click.option("--workers", callback=_workers, default="auto", show_default=True, metavar="N|auto",
+              help="Inferences in flight (one model instance each: LiteRT interpreters, OpenVINO compiled models); "
+                   "auto: from the cores and this model's measured stage times (1 on accelerators).")
 @click.option("--size", callback=_frame_size, help="Frame size WIDTHxHEIGHT (cameras and synthetic).")
 @click.option("--fps", type=click.FloatRange(min=0, min_open=True), help="Frame rate (cameras and synthetic).")
+@click.option("--loop", is_flag=True, help="Video file: start again at its end, until stopped (live demos).")
+@click.option("--realtime", is_flag=True,
+              help="Video file: deliver frames at the file's own frame rate, like a camera (newest frame "
+                   "first, end-to-end latency measured), instead of as fast as they are processed.")
 @click.option("--save", type=click.Path(path_type=Path),
               help="Write the annotated video here (H.264 .mp4, .mkv, .mov); for an image folder source, "
                    "a folder for the annotated images.")
@@ -49,8 +67,8 @@ def _frame_size(ctx, param, value):
 @click.option("--max-frames", type=click.IntRange(min=1), help="Stop after this many frames.")
 @click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True, help="Classes kept per frame.")
 @json_option
-def run(model, source, backend, device, threads, workers, size, fps, save, serve, serve_token, no_auth, jsonl, window,
-        max_retries, max_frames, top_k, as_json):
+def run(model, source, backend, device, threads, workers, size, fps, loop, realtime, save, serve, serve_token, no_auth,
+        jsonl, window, max_retries, max_frames, top_k, as_json):
     """Run MODEL live on frames from --source and show, save, serve or log the results.
 
     \b
@@ -60,6 +78,9 @@ def run(model, source, backend, device, threads, workers, size, fps, save, serve
     cleanly: the video plays and the JSON lines are complete (exit 0, 143, 129).
     JSON lines are flushed one by one (tail -f works); each names its frame's file or
     stream position. An image folder with --save DIR writes annotated images to DIR.
+    A video file is read as fast as it is processed (no frame lost, no end-to-end latency:
+    queueing is not latency); --realtime plays it at its own rate like a camera, --loop
+    starts it again at its end, so a file can drive a live demo.
 
     \b
     Examples:
@@ -68,13 +89,14 @@ def run(model, source, backend, device, threads, workers, size, fps, save, serve
       edgekit run out/model_int8.tflite --source clip.mp4 --save annotated.mp4 --jsonl results.jsonl
       edgekit run out/model_int8.tflite --source photos/ --save annotated/ --jsonl - --max-frames 10
       edgekit run out/model_int8.tflite --source synthetic --fps 15 --serve 127.0.0.1:8080 --no-auth
+      edgekit run out/model_int8.tflite --source clip.mp4 --loop --realtime --serve 0.0.0.0:8080
     """
     from ..ui import console, print_json
     from ..views.run import render_run
 
     err = console(stderr=True)
     validate(as_json, jsonl, window)
-    frame_source = open_feed(source, size, fps)
+    frame_source = open_feed(source, size, fps, loop, realtime)
     sinks = choose_sinks(model, frame_source, save, serve, serve_token, no_auth, jsonl, window, err)
     result = run_pipeline(model, backend, device, threads, workers, top_k, frame_source, sinks, max_retries,
                           max_frames, err)
@@ -96,11 +118,11 @@ def validate(as_json: bool, jsonl: str | None, window: bool | None) -> None:
         raise EdgekitError(f"--window: {display_unavailable_reason()}", "use --serve HOST:PORT, --save or --jsonl")
 
 
-def open_feed(source: str, size, fps):
+def open_feed(source: str, size, fps, loop: bool = False, realtime: bool = False):
     """The camera, file, stream, folder or synthetic feed the user named (checked, not opened yet)."""
     from ..stream import open_feed as open_stream_feed
 
-    return open_stream_feed(source, size=size, fps=fps)
+    return open_stream_feed(source, size=size, fps=fps, loop=loop, realtime=realtime)
 
 
 def choose_sinks(model, frame_source, save, serve, serve_token, no_auth, jsonl, window, err) -> list:
@@ -146,8 +168,15 @@ def run_pipeline(model, backend, device, threads, workers, top_k, frame_source, 
             opened.append(sink)
             if sink.name == "web":
                 err.print(f"serving {sink.url}")
+        choice = None
         with native_output_captured(not debug_enabled()):   # runtimes announce their delegates on stderr
-            for _ in range(workers):
+            predictors.append(open_predictor(model, backend, device, top_k=top_k, threads=threads))
+            if workers == "auto":
+                from ..stream.workers import choose_workers
+
+                choice = choose_workers(predictors[0], threads, frame_source.size)
+                workers = choice.workers
+            for _ in range(workers - 1):
                 predictors.append(open_predictor(model, backend, device, top_k=top_k, threads=threads))
     except BaseException:
         for sink in opened:
@@ -159,7 +188,9 @@ def run_pipeline(model, backend, device, threads, workers, top_k, frame_source, 
     pipeline = Pipeline(frame_source, predictors, sinks, max_retries=max_retries, max_frames=max_frames,
                         on_event=lambda event: err.print(f"{event.kind}: {event.message}", markup=False))
     try:
-        return pipeline.run()
+        result = pipeline.run()
+        result.workers_auto = choice.reason if choice else None
+        return result
     finally:
         for predictor in predictors:
             predictor.close()

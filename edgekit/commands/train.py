@@ -7,12 +7,12 @@ from pathlib import Path
 
 import click
 
-from ..errors import EdgekitError
+from ..errors import BadInput, EdgekitError
 from .common import debug_enabled, json_option, names
 
 
 def parse_duration(value: str) -> float:
-    """'90' or '90s', '5m', '1.5h' -> seconds; EdgekitError otherwise."""
+    """'90' or '90s', '5m', '1.5h' -> seconds; BadInput otherwise."""
     text = str(value).strip().lower()
     units = {"s": 1, "m": 60, "h": 3600}
     try:
@@ -21,21 +21,25 @@ def parse_duration(value: str) -> float:
         else:
             seconds = float(text)
     except ValueError:
-        raise EdgekitError(f"--budget {value!r} is not a duration", "e.g. --budget 90s, 5m or 1h") from None
+        raise BadInput(f"--budget {value!r} is not a duration", "e.g. --budget 90s, 5m or 1h") from None
     if seconds <= 0:
-        raise EdgekitError(f"--budget must be positive, got {value!r}", "e.g. --budget 5m")
+        raise BadInput(f"--budget must be positive, got {value!r}", "e.g. --budget 5m")
     return seconds
 
 
 def parse_fraction(value: str | None) -> float | None:
+    """'0.9', '90%' or '90' -> 0.9 (a bare number above 1 is a percentage); BadInput outside 0-100 %."""
     if value is None:
         return None
     text = str(value).strip()
     try:
         number = float(text.rstrip("%"))
     except ValueError:
-        raise EdgekitError(f"--min-accuracy {value!r} is not a number", "e.g. 0.9 or 90%") from None
-    return number / 100 if text.endswith("%") or number > 1 else number
+        raise BadInput(f"--min-accuracy {value!r} is not a number", "e.g. 0.9 or 90%") from None
+    fraction = number / 100 if text.endswith("%") or number > 1 else number
+    if not 0 <= fraction <= 1:
+        raise BadInput(f"--min-accuracy {value!r} is not an accuracy between 0 and 100 %", "e.g. 0.9 or 90%")
+    return fraction
 
 
 def _ints(value: str | None, option: str) -> list[int] | None:
@@ -44,7 +48,7 @@ def _ints(value: str | None, option: str) -> list[int] | None:
     try:
         return [int(v) for v in names(value)]
     except ValueError:
-        raise EdgekitError(f"{option} {value!r} is not a comma-separated list of whole numbers", f"e.g. {option} 1,2") from None
+        raise BadInput(f"{option} {value!r} is not a comma-separated list of whole numbers", f"e.g. {option} 1,2") from None
 
 
 class TerminalReporter:
@@ -105,13 +109,15 @@ def _info_column():
     """The stage's text (trial, best value, what is being extracted); convert's own tasks share
     the bar and carry no such field."""
     from rich.progress import ProgressColumn
+    from rich.table import Column
     from rich.text import Text
 
     class InfoColumn(ProgressColumn):
         def render(self, task):
-            return Text(str(task.fields.get("info", "")))
+            return Text(str(task.fields.get("info", "")), no_wrap=True, overflow="ellipsis")
 
-    return InfoColumn()
+    # one line, and room left for the bar and the times: a wrapped or overlong text made the bar jump
+    return InfoColumn(table_column=Column(no_wrap=True, overflow="ellipsis", max_width=30))
 
 
 def _left_column():
@@ -123,6 +129,8 @@ def _left_column():
         estimate = TimeRemainingColumn()
 
         def render(self, task):
+            """Print RESULT as tables: data checks, the search and budget account, the picks, accuracy
+            per artifact, warnings."""
             deadline = task.fields.get("deadline")
             if deadline is None:
                 return self.estimate.render(task)
@@ -174,14 +182,10 @@ def _left_column():
 @click.option("--test-fraction", type=float, default=0.2, show_default=True,
               help="Share of each class held out as the test split (without --test or a CSV split column).")
 @click.option("--val-fraction", type=float, default=0.2, show_default=True,
-              help="Share of the remaining images each trial is validated on.")
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="Seed of the splits, augmentations and the search sampler.")
+              help="Share of each class's remaining images held out for validation (what the search scores).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the splits, the sampler and the heads.")
 @json_option
-def train(data, out_dir, targets, precisions, test_dir, budget, trial_timeout, max_latency_ms, max_size_mb,
-          min_accuracy, device_profile, backbones, input_sizes, heads, finetune_depths, no_crop, no_rotate, no_blur,
-          no_exposure, no_noise, no_flip, study, study_name, resume, max_accuracy_drop, compare_dir, max_class_drop,
-          no_export, test_fraction, val_fraction, seed, as_json):
+def train(**options):
     """Train an image classifier from DATA (class folders, or a CSV of path,label[,split]):
     data checks, a device-aware search, three picks, and every artifact's accuracy after export.
 
@@ -191,38 +195,107 @@ def train(data, out_dir, targets, precisions, test_dir, budget, trial_timeout, m
       edgekit train photos/ -o out/fast --budget 30m --max-latency-ms 8 --device-profile coral-usb-x86
       edgekit train photos_v2/ -o out/flowers_v2 --compare out/flowers
       edgekit train labels.csv -o out/cars --test test_photos/ --no-flip --json
-      edgekit train photos/ -o out/flowers --resume                      # after Ctrl-C
+      edgekit train photos/ -o out/flowers --resume                      # after Ctrl-C: same options
       edgekit train photos/ -o out/w1 --study postgresql://me@db/search  # one of several workers
       edgekit predict out/flowers/best_int8.tflite some.jpg
     """
+    if options["resume"]:
+        options = resumed_options(options, _explicit(click.get_current_context()))
+    run_and_render(build_request(options), options["as_json"])
+
+
+# Options that define the search: a resumed study must keep them (other values would change the
+# split, the cached features, the latency objective or a parameter's choices in the study).
+SEARCH_OPTIONS = ("data", "test_dir", "backbones", "input_sizes", "heads", "finetune_depths", "no_crop", "no_rotate",
+                  "no_blur", "no_exposure", "no_noise", "no_flip", "device_profile", "study_name", "test_fraction",
+                  "val_fraction", "seed")
+NOT_RESUMED = ("resume", "as_json", "out_dir", "data")   # this run's own choices
+PATH_OPTIONS = ("test_dir", "compare_dir")
+
+
+def _explicit(ctx) -> set[str]:
+    from click.core import ParameterSource
+
+    return {name for name in ctx.params
+            if ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP, None)}
+
+
+def resumed_options(options: dict, explicit: set[str]) -> dict:
+    """--resume: every option not given on this command line is the paused run's (from -o's
+    state.json); one that is given and would change the search is refused (BadInput)."""
+    from ..train.search import load_state
+
+    saved = load_state(Path(options["out_dir"])).get("options")
+    if not saved:
+        return options
+    merged = dict(options)
+    for name, value in saved.items():
+        if name in merged and name not in NOT_RESUMED and name not in explicit:
+            merged[name] = Path(value) if name in PATH_OPTIONS and value is not None else value
+    changed = [name for name in SEARCH_OPTIONS if _differs(name, merged.get(name), saved.get(name))]
+    if _first_target(merged["targets"]) != _first_target(saved.get("targets")):
+        changed.append("targets")
+    if changed:
+        name = changed[0]
+        flag = "DATA" if name == "data" else "--to (its first target)" if name == "targets" else \
+            "--" + {"test_dir": "test", "compare_dir": "compare"}.get(name, name).replace("_", "-")
+        raise BadInput(f"--resume: {flag} differs from the paused run's ({saved.get(name)!r} there, "
+                       f"{_shown(merged.get(name))!r} here), which would change the study it continues",
+                       "drop the option to keep the paused run's value, or start a new study in another -o")
+    return merged
+
+
+def _differs(name: str, here, there) -> bool:
+    if name in ("data", "test_dir"):
+        return (str(Path(here).resolve()) if here is not None else None) != \
+            (str(Path(there).resolve()) if there is not None else None)
+    return _shown(here) != _shown(there)
+
+
+def _shown(value):
+    return str(value) if isinstance(value, Path) else value
+
+
+def _first_target(value) -> str | None:
+    from .common import names as split
+
+    targets = split(value) if isinstance(value, str) else (value or [])
+    return targets[0] if targets else None
+
+
+def build_request(options: dict):
+    """The TrainRequest for the command's OPTIONS (click parameter names -> values)."""
     from ..train.augment import Augmentations
     from ..train.pipeline import TrainRequest
     from ..train.search import Limits, Space
 
+    o = options
     space = Space()
-    if backbones:
-        space.backbones = names(backbones)
-    if input_sizes:
-        space.sizes = _ints(input_sizes, "--input-sizes")
-    if heads:
-        space.heads = names(heads)
+    if o["backbones"]:
+        space.backbones = names(o["backbones"])
+    if o["input_sizes"]:
+        space.sizes = _ints(o["input_sizes"], "--input-sizes")
+    if o["heads"]:
+        space.heads = names(o["heads"])
         bad = [h for h in space.heads if h not in ("linear", "mlp")]
         if bad:
             from ..errors import UnknownNameError
 
             raise UnknownNameError("head", bad[0], ["linear", "mlp"])
-    depths = _ints(finetune_depths, "--finetune-depths")
+    depths = _ints(o["finetune_depths"], "--finetune-depths")
     if depths is not None:
         space.finetune_depths = [d for d in depths if d > 0]
-    request = TrainRequest(
-        data=data, out_dir=out_dir, targets=names(targets), precisions=names(precisions) or None, test_dir=test_dir,
-        budget_s=parse_duration(budget), trial_timeout_s=trial_timeout, space=space,
-        limits=Limits(max_latency_ms, max_size_mb, parse_fraction(min_accuracy)),
-        augmentations=Augmentations(not no_crop, not no_rotate, not no_blur, not no_exposure, not no_noise, not no_flip),
-        device_profile=device_profile, study=study, study_name=study_name, resume=resume,
-        max_accuracy_drop=max_accuracy_drop, compare=compare_dir, max_class_drop=max_class_drop,
-        export=not no_export, test_fraction=test_fraction, val_fraction=val_fraction, seed=seed)
-    run_and_render(request, as_json)
+    return TrainRequest(
+        data=Path(o["data"]), out_dir=Path(o["out_dir"]), targets=names(o["targets"]),
+        precisions=names(o["precisions"]) or None, test_dir=o["test_dir"], budget_s=parse_duration(o["budget"]),
+        trial_timeout_s=o["trial_timeout"], space=space,
+        limits=Limits(o["max_latency_ms"], o["max_size_mb"], parse_fraction(o["min_accuracy"])),
+        augmentations=Augmentations(not o["no_crop"], not o["no_rotate"], not o["no_blur"], not o["no_exposure"],
+                                    not o["no_noise"], not o["no_flip"]),
+        device_profile=o["device_profile"], study=o["study"], study_name=o["study_name"], resume=o["resume"],
+        max_accuracy_drop=o["max_accuracy_drop"], compare=o["compare_dir"], max_class_drop=o["max_class_drop"],
+        export=not o["no_export"], test_fraction=o["test_fraction"], val_fraction=o["val_fraction"], seed=o["seed"],
+        options={k: str(Path(v).resolve()) if isinstance(v, Path) else v for k, v in o.items()})
 
 
 def run_and_render(request, as_json: bool):

@@ -1,8 +1,9 @@
-"""The deploy bundle: model + manifest + labels + the self-contained runner, with a sha256 per file.
+"""The deploy bundle: model + manifest + reference pack + labels + the self-contained runner, with
+a sha256 per file.
 
-The runner takes two edgekit modules along, verbatim: frames.py (pre/postprocessing, so the board
-makes the host's input tensors and results) and bench/stats.py (so remote bench has the local
-schema). bundle.json carries the FrameSpec and DecodeSpec the host resolved from the manifest
+The runner takes three edgekit modules along, verbatim: frames.py (pre/postprocessing, so the
+board makes the host's input tensors and results), bench/stats.py (so remote bench has the local
+schema) and parity.py (so `remote verify` gates the reference pack as the host does). bundle.json carries the FrameSpec and DecodeSpec the host resolved from the manifest
 (runtime/specs.py), so the board never reads the manifest's schema itself.
 
 A bundle is flat (no subdirectories) and versioned `YYYYMMDDTHHMMSSZ-<content hash>`: versions
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import BadInput, EdgekitError, ModelFormatError
+from ..manifest import SUFFIX as MANIFEST_SUFFIX
 from ..manifest import manifest_path, read_manifest
 
 SUMS = "SHA256SUMS"
@@ -29,6 +31,7 @@ INFO = "bundle.json"
 RUNNER = Path(__file__).parent / "device" / "edgekit_runner.py"
 STATS = Path(__file__).parents[1] / "bench" / "stats.py"
 FRAMES = Path(__file__).parents[1] / "frames.py"
+PARITY = Path(__file__).parents[1] / "parity.py"
 _NAME = re.compile(r"^[^/\0\n\r\\]+$")
 
 
@@ -127,13 +130,15 @@ def check_name(name: str, what: str = "model name") -> str:
 
 
 def build_bundle(model: Path, name: str | None = None, labels: Path | None = None,
-                 include: list[Path] | tuple[Path, ...] = (), warn=None) -> Bundle:
+                 include: list[Path] | tuple[Path, ...] = (), warn=None, need_reference: bool = False) -> Bundle:
     """The deploy bundle for MODEL, a .tflite (its manifest beside it is included when present):
-    the model, manifest, labels (LABELS, else the manifest's), the board runner and stats.py,
-    the INCLUDE files, bundle.json and a sha256 for every file. NAME defaults to the model's
-    stem. An Edge TPU model records the libedgetpu runtime version its manifest says it needs.
-    WARN gets a line when there is no manifest. Raises BadInput for a missing or non-TFLite
-    model, an invalid name, a missing --include file or two files with one name."""
+    the model, manifest, reference pack, labels (LABELS, else the manifest's), the board runner
+    with the modules it vendors, the INCLUDE files, bundle.json and a sha256 for every file.
+    NAME defaults to the model's stem. An Edge TPU model records the libedgetpu runtime version
+    its manifest says it needs. WARN gets a line when there is no manifest or no usable pack.
+    Raises BadInput for a missing or non-TFLite model, an invalid name, a missing --include file,
+    two files with one name, or (NEED_REFERENCE, for --verify-on-device) no pack that belongs
+    to the model (edgekit.reference.load_reference's checks)."""
     from ..formats import sniff
 
     model = Path(model)
@@ -146,15 +151,20 @@ def build_bundle(model: Path, name: str | None = None, labels: Path | None = Non
                        "convert it first: edgekit convert MODEL --to tflite")
     name = check_name(name or model.stem)
     check_name(model.name, "model file name")
-    manifest = read_manifest(model)
+    described, manifest = model, read_manifest(model)
+    if manifest is None:   # an Edge TPU model edgetpu_compiler made during convert: its int8 model's manifest
+        described, manifest = compiled_from(model)
     if manifest is None and warn:
         warn(f"no manifest beside {model.name}: `remote bench` works, `remote run` cannot preprocess frames "
              "(deploy the artifact `edgekit convert` wrote, with its .edgekit.json)")
     files = [_file(model.name, path=model)]
     manifest_name = None
     if manifest is not None:
-        manifest_name = manifest_path(model).name
-        files.append(_file(manifest_name, path=manifest_path(model)))
+        manifest_name = manifest_path(described).name
+        files.append(_file(manifest_name, path=manifest_path(described)))
+    reference = _reference(described, manifest, need_reference, warn)
+    if reference is not None:
+        files.append(_file(reference.name, path=reference))
     label_lines = list(manifest.labels) if manifest and manifest.labels else None
     if labels is not None:
         label_lines = [line.strip() for line in Path(labels).read_text().splitlines() if line.strip()]
@@ -163,6 +173,7 @@ def build_bundle(model: Path, name: str | None = None, labels: Path | None = Non
     files.append(_file("edgekit_runner.py", path=RUNNER))
     files.append(_file("stats.py", path=STATS))  # vendored verbatim: remote bench = local bench schema
     files.append(_file("frames.py", path=FRAMES))  # vendored verbatim: remote run = local predict
+    files.append(_file("parity.py", path=PARITY))  # vendored verbatim: remote verify = local verify's gates
     for extra in include:
         extra = Path(extra)
         if not extra.is_file():
@@ -179,6 +190,7 @@ def build_bundle(model: Path, name: str | None = None, labels: Path | None = Non
     version = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + content.hexdigest()[:12]
     info = {"name": name, "version": version, "model": model.name, "manifest": manifest_name,
             "labels": "labels.txt" if label_lines else None, "edgetpu": edgetpu,
+            "reference": reference.name if reference is not None else None,
             "min_runtime_version": min_runtime, "content_sha256": content.hexdigest(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "edgekit_version": _edgekit_version(),
             **_specs(manifest)}
@@ -187,6 +199,48 @@ def build_bundle(model: Path, name: str | None = None, labels: Path | None = Non
     files.append(_file(SUMS, data=sums))
     return Bundle(name=name, version=version, model=model.name, edgetpu=edgetpu, min_runtime_version=min_runtime,
                   files=files, content_sha256=content.hexdigest())
+
+
+def compiled_from(model: Path):
+    """(int8 model, its Manifest) when MODEL is the Edge TPU model `edgekit convert --to edgetpu`
+    compiled beside it: the manifest whose `edgetpu.compiled.artifact` names MODEL. The compiled
+    model keeps that model's input and output tensors (edgetpu_compiler maps the ops between
+    them), so its preprocessing, labels and reference pack apply. (MODEL, None) when none does."""
+    import json
+
+    for sidecar in sorted(Path(model).parent.glob(f"*{MANIFEST_SUFFIX}")):
+        try:
+            data = json.loads(sidecar.read_text())
+            compiled = ((data.get("edgetpu") or {}).get("compiled") or {}).get("artifact")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if compiled == Path(model).name and data.get("artifact"):
+            source = sidecar.with_name(data["artifact"])
+            return source, read_manifest(source)
+    return model, None
+
+
+def _reference(model: Path, manifest, needed: bool, warn) -> Path | None:
+    """The reference pack to ship with MODEL: the one its manifest records, checked to belong to
+    it. Without one `remote verify` cannot run: BadInput when NEEDED; else a warning when the
+    manifest records a pack that is missing or not this model's (none recorded: silence)."""
+    from ..reference import load_reference
+
+    if manifest is None:
+        if needed:
+            raise BadInput(f"{model.name} has no manifest beside it, so no reference pack to verify on the device",
+                           "deploy the artifact `edgekit convert` wrote, with its .edgekit.json and .edgekit.ref.npz")
+        return None
+    if manifest.reference is None and not needed:
+        return None
+    try:
+        return load_reference(model, manifest).path
+    except BadInput as exc:
+        if needed:
+            raise
+        if warn:
+            warn(f"{exc.one_line()} (without it, `edgekit remote verify` cannot run)")
+        return None
 
 
 def compiled_for_edgetpu(model: Path) -> bool:

@@ -51,6 +51,8 @@ class DeployResult:
     error: str | None = None
     unchanged: bool = False         # the same content was already current: nothing uploaded or switched
     host_key: str | None = None     # fingerprint recorded at first contact (--trust-new-host)
+    current: str | None = None      # the version current on the device afterwards
+    verify: dict | None = None      # --verify-on-device: the board's reference-pack report (remote verify's)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -162,14 +164,15 @@ class Device:
                               "free space on the board (old versions: --keep 1), or pass --remote-root on a larger disk")
 
     def deploy(self, bundle: Bundle, keep: int = 3, progress: Callable[[int], None] | None = None,
-               upload: bool = True) -> dict:
+               upload: bool = True, verify: bool = False) -> dict:
         """Upload into .incoming-*, verify every sha256 on the device, then switch `current` atomically.
         The device answers `unchanged` (and switches nothing) when the same content is current;
-        `upload` False sends no bundle, for when the probe already said so."""
+        `upload` False sends no bundle, for when the probe already said so. VERIFY: the device first
+        runs the bundle's reference pack and switches only if it passes (answer: `switched`, `verify`)."""
         source = RUNNER.read_bytes()
         words = [self.python, "-c", BOOT_STDIN, "receive", "--root", self.root, "--name", bundle.name,
                  "--version", bundle.version, "--sums-sha256", bundle.sums_sha256, "--keep", str(keep),
-                 "--content-sha256", bundle.content_sha256]
+                 "--content-sha256", bundle.content_sha256] + (["--verify"] if verify else [])
         proc = self.ssh.popen(words, stdin=subprocess.PIPE)
         output: dict[str, bytes] = {}
         readers = [threading.Thread(target=lambda k=k, s=s: output.__setitem__(k, s.read()), daemon=True)
@@ -211,6 +214,17 @@ class Device:
         code, out, err = self.ssh.run(self._bundle_words(name, "bench", args), timeout=timeout)
         return self._answer(code, out, err)
 
+    def verify(self, name: str, threads: int | None = None, timeout: float | None = None) -> dict:
+        """Run the current bundle's reference pack with its own runner on the board's runtime: the
+        report (status, runtime, device, samples, outputs, gate, notes, version, at_conversion).
+        The board adds it to the model's deploy history."""
+        args = ["--threads", str(threads)] if threads else []
+        code, out, err = self.ssh.run(self._bundle_words(name, "verify", args), timeout=timeout)
+        if code == 2 and "invalid choice: 'verify'" in err:
+            raise DeviceError(f"{self.host.label}: the bundle deployed as '{name}' predates remote verify",
+                              "deploy the model again with this edgekit (its bundle carries the reference pack)")
+        return self._answer(code, out, err)
+
     def run(self, name: str, source: str, frames: int | None, top_k: int = 5, serve: str | None = None) -> Iterator[dict]:
         """Result lines as the device produces them (one JSON object per frame)."""
         args = ["--source", source, "--top-k", str(top_k)] + (["--frames", str(frames)] if frames else [])
@@ -244,10 +258,12 @@ class Device:
             self._answer(proc.returncode, last or "", err)
 
 
-def deploy_one(device: Device, bundle: Bundle, keep: int, progress=None) -> DeployResult:
+def deploy_one(device: Device, bundle: Bundle, keep: int, progress=None, verify: bool = False) -> DeployResult:
     """Probe DEVICE, refuse what it cannot run (Device.check), upload BUNDLE and switch to it,
     keeping KEEP versions. Never raises: a failure is the result's `error` (one line) and
-    status "failed"; `seconds` is wall time, `bytes` what was uploaded. PROGRESS(n) gets bytes sent."""
+    status "failed"; `seconds` is wall time, `bytes` what was uploaded. PROGRESS(n) gets bytes sent.
+    VERIFY (--verify-on-device): the board runs the bundle's reference pack first and switches
+    only if it passes; otherwise the version it ran stays current and `error` says why."""
     start = time.monotonic()
     result = DeployResult(host=device.host.label, name=bundle.name)
     try:
@@ -255,13 +271,18 @@ def deploy_one(device: Device, bundle: Bundle, keep: int, progress=None) -> Depl
         result.host_key = device.ssh.new_host_key
         same = bool(bundle.content_sha256) and facts.get("current_content_sha256") == bundle.content_sha256
         device.check(bundle, facts, upload=not same)
-        answer = device.deploy(bundle, keep=keep, progress=progress, upload=not same)
+        answer = device.deploy(bundle, keep=keep, progress=progress, upload=not same, verify=verify)
         result.version = answer["version"]
         result.previous = answer.get("previous")
         result.verified = bool(answer.get("verified"))
         result.unchanged = bool(answer.get("unchanged"))
         result.bytes = int(answer.get("bytes", 0))
+        result.current = answer.get("current", result.version)
+        result.verify = answer.get("verify")
         result.status = "ok" if result.verified else "failed"
+        if result.verify is not None and result.verify.get("status") != "pass":
+            result.status = "failed"
+            result.error = _parity_failure(device.host.label, result)
     except EdgekitError as exc:
         result.error = exc.one_line()
     except Exception as exc:  # one board's surprise must not stop the fleet
@@ -270,18 +291,29 @@ def deploy_one(device: Device, bundle: Bundle, keep: int, progress=None) -> Depl
     return result
 
 
+def _parity_failure(label: str, result: DeployResult) -> str:
+    """Why --verify-on-device kept the old version, in one line: the board's failed gates."""
+    notes = "; ".join((result.verify or {}).get("notes") or []) or "no parity was measured"
+    where = (result.verify or {}).get("runtime") or "the board's runtime"
+    kept = f"{result.current} stays current" if result.current else "no version is current"
+    what = "the current version" if result.unchanged else f"version {result.version}"
+    return f"{label}: {what} failed its reference pack on {where} ({notes}); {kept}"
+
+
 def deploy_fleet(hosts: list[Host], bundle: Bundle, options: SshOptions, python: str, root: str, keep: int,
-                 parallel: int, progress_for: Callable[[Host], Callable[[int], None] | None] | None = None) -> list[DeployResult]:
+                 parallel: int, progress_for: Callable[[Host], Callable[[int], None] | None] | None = None,
+                 verify: bool = False) -> list[DeployResult]:
     """`edgekit deploy`: BUNDLE (build_bundle) to every host in HOSTS, at most PARALLEL at a time,
     over the system ssh with OPTIONS; the board runs it with PYTHON under ROOT (~/.edgekit) and
     keeps KEEP versions for rollback. One DeployResult per host, in the order of HOSTS; a host
-    that fails does not stop the others (see deploy_one). PROGRESS_FOR(host) gives its bytes callback."""
+    that fails does not stop the others (see deploy_one). PROGRESS_FOR(host) gives its bytes
+    callback; VERIFY gates the switch on the reference pack (deploy_one)."""
     def work(host: Host) -> DeployResult:
         try:
             device = Device(host, options, python, root)
         except EdgekitError as exc:
             return DeployResult(host=host.label, name=bundle.name, error=exc.one_line())
-        return deploy_one(device, bundle, keep, progress_for(host) if progress_for else None)
+        return deploy_one(device, bundle, keep, progress_for(host) if progress_for else None, verify)
 
     return _concurrently(work, hosts, parallel)
 

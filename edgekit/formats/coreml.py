@@ -92,6 +92,18 @@ def _check(path: Path) -> None:
             raise ModelFormatError(f"{path} lacks {entry['path']}, which its Manifest.json lists", REMEDY_REEXPORT)
 
 
+def class_labels(labels: list[str]) -> list[str]:
+    """The class labels a Core ML classifier is given for LABELS (in class order): each label
+    once. Core ML returns the scores as a dictionary keyed by label, so a repeated label (ImageNet
+    has 'crane' and 'maillot' twice) would lose a class there; a repeat becomes 'LABEL (INDEX)'."""
+    seen: set[str] = set()
+    unique = []
+    for index, label in enumerate(labels):
+        unique.append(f"{label} ({index})" if label in seen else label)
+        seen.add(label)
+    return unique
+
+
 def describe(spec) -> tuple[list, list]:
     """Inputs and outputs of a Core ML spec as TensorInfo lists (an ImageType input is "image")."""
     from ..manifest import TensorInfo

@@ -67,7 +67,13 @@ class Runner:
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
-        return deps.missing(*cls.requires)
+        return cls.host_cannot() or deps.missing(*cls.requires)
+
+    @classmethod
+    def host_cannot(cls) -> str | None:
+        """Why this host's OS or hardware can never run this backend, whatever is installed
+        ("needs macOS"), or None. `edgekit bench` skips such rows instead of failing them."""
+        return None
 
     @classmethod
     def available_devices(cls) -> list[str]:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import deps
 from ..errors import REMEDY_REEXPORT, ModelFormatError, UnknownNameError, summary
+from ..formats.coreml import class_labels
 from ..manifest import TensorInfo, read_manifest
 from .base import BACKENDS, Runner
 
@@ -29,10 +29,8 @@ class CoreMLRunner(Runner):
     probe_in_child = True  # Core ML compiles the package natively; a damaged one must not crash us
 
     @classmethod
-    def unavailable_reason(cls) -> str | None:
-        if sys.platform != "darwin":
-            return "Core ML prediction needs macOS"
-        return deps.missing("coremltools")
+    def host_cannot(cls) -> str | None:
+        return None if sys.platform == "darwin" else "Core ML prediction needs macOS"
 
     def __init__(self, path: Path, device: str | None = None):
         super().__init__(path, device or "all")
@@ -71,6 +69,7 @@ class CoreMLRunner(Runner):
 
     def _array(self, value) -> np.ndarray:
         if isinstance(value, dict):  # classifier scores keyed by label
-            order = self.manifest.labels if self.manifest and len(self.manifest.labels) == len(value) else sorted(value)
+            labels = class_labels(list(self.manifest.labels)) if self.manifest else []
+            order = labels if len(labels) == len(value) else sorted(value)
             return np.asarray([[value[key] for key in order]], np.float32)
         return np.asarray(value, np.float32)

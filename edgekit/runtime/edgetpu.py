@@ -119,6 +119,10 @@ class EdgeTPURunner(InterpreterSteps, Runner):
     def unavailable_reason(cls) -> str | None:
         return deps.missing(*cls.requires) or (None if library_path() else f"needs {LIBRARY}, from {PROVIDER}")
 
+    @classmethod
+    def host_cannot(cls) -> str | None:
+        return None if library_path() else f"needs an Edge TPU and its runtime ({LIBRARY} is not installed here)"
+
     def __init__(self, path: Path, device: str | None = None):
         super().__init__(path, device)
         wanted = parse_device(device)

@@ -47,8 +47,8 @@ class Capture:
             while not self.stop.is_set():
                 image = self.feed.read()
                 if image is None:
-                    if not self.feed.live or self.stop.is_set():
-                        return  # end of file, or we are stopping
+                    if not self.feed.live or self.feed.at_end() or self.stop.is_set():
+                        return  # end of file (also one played in real time), or we are stopping
                     self.drops += 1
                     self.on_event(StreamEvent("dropped",
                                               f"{self.feed.describe()} stopped delivering frames; reconnecting"))

@@ -53,13 +53,15 @@ class RunResult:
     frames: int = 0
     seconds: float = 0.0
     fps: float = 0.0
-    latency_ms: float | None = None   # mean capture -> annotated frame
+    latency_ms: float | None = None   # mean capture -> annotated frame; None for files read as fast as processed
     infer_ms: float | None = None     # mean model time
     dropped: int = 0             # frames a live feed delivered that the pipeline skipped to stay current
     reconnects: int = 0
     retries: int = 0
     skipped: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)   # one line per sink (saved file, URL, ...)
+    workers: int = 1             # inference workers (model instances)
+    workers_auto: str | None = None   # with --workers auto: how the count was chosen
 
     def to_dict(self) -> dict[str, Any]:
         return dict(vars(self))
@@ -72,6 +74,7 @@ class _Stats:
         self.lock = threading.Lock()
         self.times: deque[float] = deque(maxlen=window)
         self.frames = 0
+        self.timed = 0           # frames with an end-to-end latency (live sources)
         self.latency_sum = 0.0
         self.infer_sum = 0.0
         self.latency_ema: float | None = None
@@ -86,10 +89,12 @@ class _Stats:
             self.frames += 1
             self.first = self.first if self.first is not None else now
             self.last = now
-            self.latency_sum += result.latency_ms
             self.infer_sum += result.infer_ms
             ema = lambda old, new: new if old is None else old * 0.9 + new * 0.1  # noqa: E731
-            self.latency_ema = ema(self.latency_ema, result.latency_ms)
+            if result.latency_ms is not None:
+                self.timed += 1
+                self.latency_sum += result.latency_ms
+                self.latency_ema = ema(self.latency_ema, result.latency_ms)
             self.infer_ema = ema(self.infer_ema, result.infer_ms)
             self.latest = result.to_dict()
 
@@ -283,7 +288,10 @@ class Pipeline:
         image = annotate(job.frame.image, prediction, hud)
         now = time.perf_counter()
         frame = job.frame
-        result = FrameResult(frame.id, frame.wall_time, (now - frame.captured) * 1e3, job.infer_ms, frame.generation,
+        # end-to-end latency only where frames arrive in real time: a file read as fast as the
+        # pipeline goes would report its queueing, which means nothing
+        latency = (now - frame.captured) * 1e3 if self.feed.live else None
+        result = FrameResult(frame.id, frame.wall_time, latency, job.infer_ms, frame.generation,
                              prediction, frame.name, frame.stream_ms, frame.captured)
         stats.record(result, now)
         return self.annotated.put((image, result))
@@ -318,10 +326,11 @@ class Pipeline:
         return RunResult(
             source=self.feed.describe(), model=self.model, backend=self.backend, stopped=stopped, frames=delivered,
             seconds=round(seconds, 3), fps=round((frames - 1) / seconds, 2) if seconds > 0 else 0.0,
-            latency_ms=round(stats.latency_sum / frames, 2) if frames else None,
+            latency_ms=round(stats.latency_sum / stats.timed, 2) if stats.timed else None,
             infer_ms=round(stats.infer_sum / frames, 2) if frames else None,
             dropped=self.frames.dropped + self.annotated.dropped, reconnects=self.capture.reconnects,
-            retries=self.capture.retries, skipped=list(getattr(self.feed, "skipped", [])), outputs=outputs)
+            retries=self.capture.retries, skipped=list(getattr(self.feed, "skipped", [])), outputs=outputs,
+            workers=len(self.predictors))
 
 
 @contextmanager

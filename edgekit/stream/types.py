@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from ..frames import FrameRecord
+
 
 @dataclass
 class Frame:
@@ -23,7 +25,7 @@ class Frame:
 class FrameResult:
     frame_id: int
     wall_time: float
-    latency_ms: float            # capture -> annotated frame ready
+    latency_ms: float | None     # capture -> annotated frame ready; None for sources read as fast as processed
     infer_ms: float
     generation: int
     prediction: Any              # edgekit.runtime.predictor.Prediction
@@ -32,16 +34,10 @@ class FrameResult:
     captured: float = 0.0        # time.perf_counter() at capture, for live timing (not serialized)
 
     def to_dict(self) -> dict[str, Any]:
-        """One JSON line: `timestamp` (capture wall clock, s) always; `file` for images from a
-        folder, `stream_ms` (position in the video, ms) for video files."""
-        data: dict[str, Any] = {"timestamp": round(self.wall_time, 6), "frame_id": self.frame_id}
-        if self.name is not None:
-            data["file"] = self.name
-        if self.stream_ms is not None:
-            data["stream_ms"] = round(self.stream_ms, 3)
-        data.update({"latency_ms": round(self.latency_ms, 3), "infer_ms": round(self.infer_ms, 3),
-                     "results": self.prediction.to_dict()})
-        return data
+        """One JSON line, the schema `edgekit remote run` writes too (frames.FrameRecord): every
+        key always present; `file` for folders, `stream_ms` for video files, null otherwise."""
+        return FrameRecord(self.frame_id, self.wall_time, self.prediction, self.infer_ms, self.latency_ms,
+                           self.name, self.stream_ms).to_dict()
 
 
 @dataclass

@@ -60,6 +60,11 @@ class Target:
         imported), or None when it can."""
         return deps.missing(*self.requires)
 
+    def limits_here(self) -> str | None:
+        """What this target cannot do here although it converts (a missing tool for one step),
+        for `edgekit doctor`; None when it does everything it offers."""
+        return None
+
     @property
     def default_precision(self) -> str:
         """What `--to NAME` builds without --precision: the first (most faithful) it offers."""

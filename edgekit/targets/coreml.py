@@ -25,7 +25,7 @@ import numpy as np
 from .. import deps
 from ..bridges.base import ConvertContext
 from ..errors import ConversionError, EdgekitError, UnsupportedRouteError, summary
-from ..formats.coreml import describe
+from ..formats.coreml import class_labels, describe
 from ..manifest import Preprocess, VerifyReport
 from ..modelcard import positional
 from ..sources.base import SourceModel
@@ -71,7 +71,8 @@ class CoreMLTarget(Target):
         classifier = None
         if ctx.task == "classification" and len(outputs) == 1:  # without labels, Core ML reports class indices
             classes = outputs[0].shape[-1]
-            classifier = ct.ClassifierConfig(list(ctx.labels) if len(ctx.labels) == classes else list(range(classes)))
+            classifier = ct.ClassifierConfig(class_labels(list(ctx.labels)) if len(ctx.labels) == classes
+                                             else list(range(classes)))
         try:
             mlmodel = ct.convert(program, source="pytorch" if model.kind == "torch" else "tensorflow",
                                  inputs=[image], classifier_config=classifier, convert_to="mlprogram",

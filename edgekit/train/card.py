@@ -13,7 +13,13 @@ def _pct(value) -> str:
     return "—" if value is None else f"{100 * value:.1f} %"
 
 
+def _num(value) -> str:
+    """A metric to 3 decimals; an undefined one (no test image of the class) as a dash."""
+    return "—" if value is None else f"{value:.3f}"
+
+
 def write_card(path: Path, m: dict[str, Any]) -> None:
+    """Write model_card.md at PATH (atomically) from M, the train.json manifest, so the two never disagree."""
     data, search, picks = m["data"], m["search"], m["picks"]
     lines = [f"# Model card: {Path(m['request']['out_dir']).name}", "",
              f"Image classifier trained by `edgekit train` (edgekit {m['edgekit_version']}, {m['created']}).", "",
@@ -37,6 +43,8 @@ def write_card(path: Path, m: dict[str, Any]) -> None:
                   "| file | split | given | predicted | p(given) |", "|---|---|---|---|---|"]
         lines += [f"| {Path(s['path']).name} | {s['split']} | {s['given']} | {s['predicted']} | "
                   f"{s['given_probability']:.3f} |" for s in suspects]
+    else:  # say that the check ran (or why it could not), not merely nothing
+        lines += ["", f"Suspected label errors: none ({m['checks']['label_error_method']})."]
     if m["checks"]["excluded_from_training"]:
         lines += ["", f"Excluded from training: {len(m['checks']['excluded_from_training'])} image(s) that "
                       "duplicate a test image."]
@@ -65,7 +73,7 @@ def write_card(path: Path, m: dict[str, Any]) -> None:
     best = picks["best"]["test"]
     lines += ["", "### Per class (most accurate pick, test split)", "",
               "| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
-    lines += [f"| {label} | {r['precision']:.3f} | {r['recall']:.3f} | {r['f1']:.3f} | {r['support']} |"
+    lines += [f"| {label} | {_num(r['precision'])} | {_num(r['recall'])} | {_num(r['f1'])} | {r['support']} |"
               for label, r in best["per_class"].items()]
     lines += ["", "## Artifacts: accuracy after export and latency", ""]
     if m["artifacts"]:

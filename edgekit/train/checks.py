@@ -39,6 +39,8 @@ TOP_SUSPECTS = 10
 
 @dataclass
 class Finding:
+    """One data-check result: which check, how serious, one line for the table and the items (paths,
+    labels, splits) for the JSON."""
     check: str          # unreadable | duplicate | near-duplicate | few-images | imbalance | modes | tiny | label-error
     severity: str       # warning | info
     message: str
@@ -47,6 +49,8 @@ class Finding:
 
 @dataclass
 class DataReport:
+    """Every finding, the ranked label-error suspects and the images kept out of training:
+    data_report.json."""
     summary: dict[str, Any]
     findings: list[Finding]
     suspects: list[dict[str, Any]]            # ranked label-error suspects
@@ -78,7 +82,8 @@ def run_checks(dataset: Dataset) -> DataReport:
     findings += _near_duplicates(dataset)
     findings += _balance(dataset)
     findings += _modes_and_sizes(dataset)
-    excluded = _exclude_leaks(dataset, findings)
+    excluded = [{"path": s.path, "label": s.label, "reason": s.excluded} for s in samples if s.excluded]
+    excluded += _exclude_leaks(dataset, findings)
     return DataReport(dataset.summary(), findings, [], excluded=excluded)
 
 
@@ -203,7 +208,9 @@ def label_suspects(dataset: Dataset, features: np.ndarray, indices: list[int], s
     """Ranked suspected label errors among INDICES (float32 [N, D] FEATURES in the same order).
 
     Out-of-fold probabilities from a logistic-regression probe (stratified K-fold, K = min(5,
-    smallest class)), then cleanlab's confident learning. Returns (suspects, method)."""
+    smallest class)), then cleanlab's confident learning. A class with a single image cannot be
+    scored out of fold: it is left out of the probe (and named in the method), so one tiny class
+    does not switch the check off for all the others. Returns (suspects, method)."""
     from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores
     from sklearn.linear_model import LogisticRegression
@@ -211,18 +218,25 @@ def label_suspects(dataset: Dataset, features: np.ndarray, indices: list[int], s
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    targets = dataset.targets(indices)
+    all_targets = dataset.targets(indices)
+    counts = np.bincount(all_targets, minlength=len(dataset.labels))
+    lone = [dataset.labels[c] for c in np.unique(all_targets) if counts[c] < 2]
+    keep = np.flatnonzero(counts[all_targets] >= 2)
+    indices, features, targets = [indices[i] for i in keep], features[keep], all_targets[keep]
     present = np.unique(targets)
-    smallest = min(np.bincount(targets)[present])
-    if len(present) < 2 or smallest < 2:
-        return [], "skipped: a class has fewer than 2 images, too few for out-of-fold predictions"
+    left_out = f"; left out (a single image, no out-of-fold score): {', '.join(lone)}" if lone else ""
+    if len(present) < 2:
+        return [], "skipped: fewer than 2 classes have 2 or more images, too few for out-of-fold predictions" + left_out
+    smallest = min(counts[present])
     folds = int(min(5, smallest))
     remap = {c: i for i, c in enumerate(present)}
     y = np.array([remap[t] for t in targets])
     probe = make_pipeline(StandardScaler(), LogisticRegression(C=0.5, max_iter=2000))
     probabilities = cross_val_predict(probe, features, y, cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
                                       method="predict_proba")
-    flagged = set(int(i) for i in np.flatnonzero(find_label_issues(y, probabilities)))
+    # n_jobs=1: cleanlab's default forks a multiprocessing pool, which deadlocks (seen: a run hung
+    # for good) once torch's threads exist in this process; the work is tiny either way
+    flagged = set(int(i) for i in np.flatnonzero(find_label_issues(y, probabilities, n_jobs=1)))
     quality = get_label_quality_scores(y, probabilities)  # self-confidence: p(given label)
     # ranked by label quality: cleanlab's flagged issues, and any image whose given label is less
     # likely than not (a small dataset can leave a real error just under the noise-rate cut)
@@ -238,7 +252,7 @@ def label_suspects(dataset: Dataset, features: np.ndarray, indices: list[int], s
                          "label_quality": round(float(quality[row]), 4), "flagged_by_cleanlab": row in flagged})
     method = (f"cleanlab {_version('cleanlab')} find_label_issues (prune_by_noise_rate) on {folds}-fold "
               f"out-of-fold probabilities of a logistic-regression probe, ranked by label quality "
-              f"(self-confidence); {len(flagged)} flagged of {len(y)}")
+              f"(self-confidence); {len(flagged)} flagged of {len(y)}{left_out}")
     return suspects, method
 
 

@@ -1,9 +1,11 @@
 """`--compare PREVIOUS_OUT`: is the new model better than the one it would replace?
 
 The previous and the new most-accurate picks (their float TorchScript models, `best_float.pt`)
-are evaluated on the union of both test sets and on each one alone, with each model's own
-preprocessing from its train.json. Only classes both models know are scored (a class that one
-of them lacks is listed). The new model is promoted only if its accuracy on the union is higher
+are evaluated on the union of both test sets (an image is one item by its content, whatever its
+path) and on each one alone, with each model's own preprocessing from its train.json. The new
+run keeps the previous run's test images out of its training (`test_digests`), so neither model
+is scored on an image it learnt. Only classes both models know are scored (a class that one of
+them lacks is listed). The new model is promoted only if its accuracy on the union is higher
 than the previous model's and no class's recall on the union drops by more than
 `max_class_drop` points. The comparison is written to compare.json and the model card.
 """
@@ -16,12 +18,14 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import EdgekitError
+from ..errors import BadInput
 from .images import UnreadableImage, read_rgb
 
 
 @dataclass
 class Comparison:
+    """compare.json: the promotion decision, accuracy per test set and recall per shared class (both
+    models)."""
     previous: str
     promoted: bool
     reason: str
@@ -38,20 +42,34 @@ class Comparison:
 
 
 def read_previous(folder: Path) -> dict[str, Any]:
-    """The previous run's train.json; raises EdgekitError (exit 2) if FOLDER is not an output of train."""
+    """The previous run's train.json; raises BadInput (exit 2) if FOLDER is not an output of train."""
     manifest = Path(folder) / "train.json"
     if not manifest.is_file():
-        raise EdgekitError(f"--compare {folder} holds no train.json", "pass an output folder (-o) of an earlier "
+        raise BadInput(f"--compare {folder} holds no train.json", "pass an output folder (-o) of an earlier "
                                                                        "`edgekit train` run that finished")
     try:
         data = json.loads(manifest.read_text())
         model = Path(folder) / data["picks"]["best"]["float_model"]
     except (ValueError, KeyError, TypeError):
-        raise EdgekitError(f"{manifest} is not a train manifest edgekit can read", "rerun `edgekit train`") from None
+        raise BadInput(f"{manifest} is not a train manifest edgekit can read", "rerun `edgekit train`") from None
     if not model.is_file():
-        raise EdgekitError(f"--compare {folder}: its float model {model.name} is missing",
-                           "pass a complete output folder of `edgekit train`")
+        raise BadInput(f"--compare {folder}: its float model {model.name} is missing",
+                       "pass a complete output folder of `edgekit train`")
     return data
+
+
+def test_digests(previous: dict[str, Any]) -> set[str]:
+    """sha256 of each test image of the previous run that can still be read: the new run keeps
+    them out of training, so the comparison on them is not scored on images the new model saw."""
+    import hashlib
+
+    digests = set()
+    for row in previous.get("test_set", []):
+        try:
+            digests.add(hashlib.sha256(Path(row["path"]).read_bytes()).hexdigest())
+        except (OSError, KeyError, TypeError):
+            continue  # a moved file: the comparison lists it as skipped
+    return digests
 
 
 def decide(previous_union: float, new_union: float, per_class: dict[str, dict[str, float]],
@@ -69,6 +87,8 @@ def decide(previous_union: float, new_union: float, per_class: dict[str, dict[st
 
 def compare(previous_dir: Path, previous: dict[str, Any], new: dict[str, Any], new_dir: Path,
             max_class_drop: float) -> Comparison:
+    """Evaluate the previous and the new best float models (TorchScript) on both test sets, their union
+    and each class; BadInput when they share fewer than 2 classes or no test image can be read."""
     import torch
 
     from .features import run_model
@@ -76,24 +96,32 @@ def compare(previous_dir: Path, previous: dict[str, Any], new: dict[str, Any], n
     old_labels, new_labels = previous["labels"], new["labels"]
     shared = [label for label in new_labels if label in old_labels]
     if len(shared) < 2:
-        raise EdgekitError(f"--compare {previous_dir}: the two models share fewer than 2 classes",
-                           "compare models trained on the same classes")
+        raise BadInput(f"--compare {previous_dir}: the two models share fewer than 2 classes",
+                       "compare models trained on the same classes")
+    import hashlib
+
+    # one image is one item, however many paths it has: a previous test image that the new data
+    # holds again (kept in the new test split) belongs to both sets and counts once in the union
     sets = {"previous_test": previous["test_set"], "new_test": new["test_set"]}
-    items: dict[str, tuple[str, str]] = {}
+    items: dict[str, tuple[str, set[str]]] = {}    # sha256 -> (label, sets it is in)
+    images, skipped, keys = {}, [], []
     for name, rows in sets.items():
         for row in rows:
-            if row["label"] in shared:
-                items.setdefault(str(Path(row["path"]).resolve()), (row["label"], name))
-    images, skipped, keys = {}, [], []
-    for path in items:
-        try:
-            images[path] = read_rgb(Path(path))[0]
-            keys.append(path)
-        except (UnreadableImage, OSError):
-            skipped.append(path)
+            if row["label"] not in shared:
+                continue
+            path = Path(row["path"])
+            try:
+                digest = hashlib.sha256(path.read_bytes()).hexdigest()
+                if digest not in items:
+                    images[digest] = read_rgb(path)[0]
+                    keys.append(digest)
+            except (UnreadableImage, OSError):
+                skipped.append(str(path))
+                continue
+            items.setdefault(digest, (row["label"], set()))[1].add(name)
     if not keys:
-        raise EdgekitError("--compare: none of the test images of either run can be read any more",
-                           "keep the test images where they were, or compare on a run that still has them")
+        raise BadInput("--compare: none of the test images of either run can be read any more",
+                       "keep the test images where they were, or compare on a run that still has them")
     predictions = {}
     for who, data, folder in (("previous", previous, previous_dir), ("new", new, new_dir)):
         model = torch.jit.load(str(Path(folder) / data["picks"]["best"]["float_model"]), map_location="cpu").eval()
@@ -107,8 +135,8 @@ def compare(previous_dir: Path, previous: dict[str, Any], new: dict[str, Any], n
         chosen = [p == t for p, t, m in zip(predictions[who], truth, mask) if m]
         return round(float(np.mean(chosen)), 4) if chosen else None
 
-    masks = {"union": [True] * len(keys), "previous_test": [o == "previous_test" for o in origin],
-             "new_test": [o == "new_test" for o in origin]}
+    masks = {"union": [True] * len(keys), "previous_test": ["previous_test" in o for o in origin],
+             "new_test": ["new_test" in o for o in origin]}
     result_sets = {name: {"samples": int(sum(mask)), "previous": accuracy("previous", mask),
                           "new": accuracy("new", mask)} for name, mask in masks.items()}
     per_class = {}

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import EdgekitError
+from ..errors import BadInput
 from .images import ImageInfo, UnreadableImage, read_rgb
 
 THUMBNAIL_SIDE = 288    # pixels kept in memory per image (longer side): > every searched input size
@@ -31,6 +31,7 @@ SKIPPED_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini"}
 
 @dataclass
 class Sample:
+    """One file offered as a labelled image, with what reading it found and which split it is in."""
     path: str
     label: str
     split: str = ""                  # train | val | test ("" until assigned)
@@ -51,6 +52,8 @@ class Sample:
 
 @dataclass
 class Dataset:
+    """The labelled samples, their class names (index = class id) and an RGB uint8 thumbnail of each
+    readable image."""
     samples: list[Sample]
     labels: list[str]                # sorted class names: index = class id
     source: str                      # what was read (folder or CSV path)
@@ -58,6 +61,8 @@ class Dataset:
     thumbnails: list[np.ndarray | None] = field(default_factory=list, repr=False)  # uint8 [h, w, 3] per sample
 
     def indices(self, split: str, include_excluded: bool = False) -> list[int]:
+        """Positions of the usable samples in SPLIT (train | val | test), leaving out excluded ones
+        unless INCLUDE_EXCLUDED."""
         return [i for i, s in enumerate(self.samples)
                 if s.usable and s.split == split and (include_excluded or not s.excluded)]
 
@@ -74,6 +79,8 @@ class Dataset:
         return digest.hexdigest()[:16]
 
     def summary(self) -> dict[str, Any]:
+        """JSON-ready counts: files, usable images, and train / val / test images per class (excluded
+        ones not counted)."""
         counts = {label: Counter(s.split for s in self.samples if s.label == label and s.usable and not s.excluded)
                   for label in self.labels}
         return {"source": self.source, "test_source": self.test_source, "classes": len(self.labels),
@@ -84,17 +91,22 @@ class Dataset:
 
 
 def load(source: Path, test_dir: Path | None = None, test_fraction: float = 0.2, val_fraction: float = 0.2,
-         seed: int = 0, progress: Callable[[int, int], None] | None = None) -> Dataset:
+         seed: int = 0, progress: Callable[[int, int], None] | None = None,
+         keep_in_test: set[str] | None = None) -> Dataset:
     """Read SOURCE (class folders or a CSV) and TEST_DIR, decode every image once, and split.
 
-    Raises EdgekitError (exit 2) for a missing source, a bad CSV, fewer than 2 classes or a class
+    KEEP_IN_TEST: sha256 digests of files that must never train (the test images of the run that
+    `--compare` measures against): a held-out split puts them in the test split first; one that a
+    CSV or --test layout puts in train or val is excluded from training.
+
+    Raises BadInput (exit 2) for a missing source, a bad CSV, fewer than 2 classes or a class
     with no usable image."""
     source = Path(source)
     if not source.exists():
-        raise EdgekitError(f"training data {source} does not exist", "pass a folder of class folders or a CSV file")
+        raise BadInput(f"training data {source} does not exist", "pass a folder of class folders or a CSV file")
     for name, fraction in (("--test-fraction", test_fraction), ("--val-fraction", val_fraction)):
         if not 0 < fraction < 1:
-            raise EdgekitError(f"{name} must be between 0 and 1, got {fraction}", f"e.g. {name} 0.2")
+            raise BadInput(f"{name} must be between 0 and 1, got {fraction}", f"e.g. {name} 0.2")
     if source.is_dir():
         samples = _from_folders(source, "")
         origin = f"class folders in {source}"
@@ -103,20 +115,29 @@ def load(source: Path, test_dir: Path | None = None, test_fraction: float = 0.2,
         origin = f"CSV {source}"
     if test_dir is not None:
         if not Path(test_dir).is_dir():
-            raise EdgekitError(f"--test {test_dir} is not a folder", "pass a folder of class folders")
+            raise BadInput(f"--test {test_dir} is not a folder", "pass a folder of class folders")
         if any(s.split == "test" for s in samples):
-            raise EdgekitError("both --test and a CSV split column name test images", "use one of the two")
+            raise BadInput("both --test and a CSV split column name test images", "use one of the two")
         test_samples = _from_folders(Path(test_dir), "test")
         samples += test_samples
     if not samples:
-        raise EdgekitError(f"{source} holds no files", "put images in one folder per class: photos/<label>/*.jpg")
+        raise BadInput(f"{source} holds no files", "put images in one folder per class: photos/<label>/*.jpg")
     thumbnails = _decode(samples, progress)
     labels = sorted({s.label for s in samples if s.split != "test"} | {s.label for s in samples})
     _refuse_fatal(samples, labels, source)
     test_source = (f"--test {test_dir}" if test_dir is not None
                    else "CSV split column" if any(s.split == "test" for s in samples)
                    else f"held out per class ({test_fraction:.0%}, seed {seed})")
-    _assign_splits(samples, labels, test_fraction, val_fraction, seed)
+    pinned = {i for i, s in enumerate(samples) if keep_in_test and s.usable and s.sha256 in keep_in_test}
+    _assign_splits(samples, labels, test_fraction, val_fraction, seed, pinned)
+    kept = 0
+    for index in pinned:
+        if samples[index].split == "test":
+            kept += 1
+        else:
+            samples[index].excluded = "a test image of the --compare run (it must not train the new model)"
+    if kept:
+        test_source += f"; {kept} test image(s) of the --compare run kept in it"
     return Dataset(samples, labels, origin, test_source, thumbnails)
 
 
@@ -125,8 +146,8 @@ def _from_folders(root: Path, split: str) -> list[Sample]:
     loose = [p for p in root.iterdir() if p.is_file() and not p.name.startswith(".")]
     if not folders:
         hint = f" ({len(loose)} loose files found)" if loose else ""
-        raise EdgekitError(f"{root} has no class folders{hint}",
-                           "put images in one folder per class: photos/<label>/*.jpg, or pass a CSV of path,label")
+        raise BadInput(f"{root} has no class folders{hint}",
+                       "put images in one folder per class: photos/<label>/*.jpg, or pass a CSV of path,label")
     samples = []
     for folder in folders:
         files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")
@@ -142,7 +163,7 @@ def _from_csv(path: Path) -> list[Sample]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
-        raise EdgekitError(f"{path} is not a UTF-8 text CSV", "save it as UTF-8 CSV with rows path,label[,split]") from None
+        raise BadInput(f"{path} is not a UTF-8 text CSV", "save it as UTF-8 CSV with rows path,label[,split]") from None
     rows = [(n, [c.strip() for c in row]) for n, row in enumerate(csv.reader(text.splitlines()), 1)
             if row and any(c.strip() for c in row)]
     if rows and [c.lower() for c in rows[0][1][:2]] in (["path", "label"], ["split", "path"], ["set", "path"]):
@@ -151,7 +172,7 @@ def _from_csv(path: Path) -> list[Sample]:
     else:
         header = None
     if not rows:
-        raise EdgekitError(f"CSV {path} has no rows", "write one row per image: path,label[,split]")
+        raise BadInput(f"CSV {path} has no rows", "write one row per image: path,label[,split]")
     samples = []
     for line, cells in rows:
         automl = cells[0].lower() in SPLIT_NAMES and cells[0] != "" and len(cells) >= 2 and not Path(cells[0]).suffix
@@ -162,14 +183,14 @@ def _from_csv(path: Path) -> list[Sample]:
         else:
             file, label, split = cells[0], cells[1] if len(cells) > 1 else "", cells[2] if len(cells) > 2 else ""
         if len(cells) > 3 or not file or not label:
-            raise EdgekitError(f"{path} line {line}: expected path,label[,split] (or SPLIT,path,label), "
-                               f"got {','.join(cells)!r}", "fix that row")
+            raise BadInput(f"{path} line {line}: expected path,label[,split] (or SPLIT,path,label), "
+                           f"got {','.join(cells)!r}", "fix that row")
         if split.lower() not in SPLIT_NAMES:
-            raise EdgekitError(f"{path} line {line}: unknown split {split!r}",
-                               "use train, validation, test or leave it empty")
+            raise BadInput(f"{path} line {line}: unknown split {split!r}",
+                           "use train, validation, test or leave it empty")
         if "://" in file:
-            raise EdgekitError(f"{path} line {line}: {file} is a remote path; edgekit never downloads",
-                               "copy the images here and write local paths (relative to the CSV)")
+            raise BadInput(f"{path} line {line}: {file} is a remote path; edgekit never downloads",
+                           "copy the images here and write local paths (relative to the CSV)")
         resolved = Path(file) if Path(file).is_absolute() else path.parent / file
         sample = Sample(path=str(resolved), label=label, split=SPLIT_NAMES[split.lower()])
         if not resolved.is_file():
@@ -179,8 +200,6 @@ def _from_csv(path: Path) -> list[Sample]:
 
 
 def _decode(samples: list[Sample], progress) -> list[np.ndarray | None]:
-    from PIL import Image
-
     thumbnails: list[np.ndarray | None] = []
     for done, sample in enumerate(samples, 1):
         thumbnail = None
@@ -189,7 +208,7 @@ def _decode(samples: list[Sample], progress) -> list[np.ndarray | None]:
                 data = Path(sample.path).read_bytes()
                 sample.sha256 = hashlib.sha256(data).hexdigest()
                 rgb, sample.info = read_rgb(Path(sample.path))
-                thumbnail = _shrink(rgb, Image)
+                thumbnail = _shrink(rgb)
             except UnreadableImage as exc:
                 sample.error = str(exc)
             except OSError as exc:
@@ -200,50 +219,61 @@ def _decode(samples: list[Sample], progress) -> list[np.ndarray | None]:
     return thumbnails
 
 
-def _shrink(rgb: np.ndarray, Image) -> np.ndarray:
+def _shrink(rgb: np.ndarray) -> np.ndarray:
+    """uint8 [H, W, 3] -> at most THUMBNAIL_SIDE on its longer side, with edgekit.frames' area
+    resampling, the filter the runtime shrinks a photo with (two area steps stay close to the
+    runtime's one; a different filter here would blur or alias what the features see)."""
+    from ..frames import resize
+
     height, width = rgb.shape[:2]
     scale = THUMBNAIL_SIDE / max(height, width)
     if scale >= 1:
         return rgb
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return np.asarray(Image.fromarray(rgb).resize(size, Image.BILINEAR, reducing_gap=2.0))
+    return resize(rgb, (max(1, round(height * scale)), max(1, round(width * scale))), "stretch")
 
 
 def _refuse_fatal(samples: list[Sample], labels: list[str], source: Path) -> None:
     """The only problems that stop training: fewer than 2 classes, or a class with no usable image."""
     if len(labels) < 2:
         found = f"only '{labels[0]}'" if labels else "none"
-        raise EdgekitError(f"{source} has fewer than 2 classes ({found})",
-                           "a classifier needs at least 2 labelled classes: add a folder (or CSV label) per class")
+        raise BadInput(f"{source} has fewer than 2 classes ({found})",
+                       "a classifier needs at least 2 labelled classes: add a folder (or CSV label) per class")
     for label in labels:
         usable = [s for s in samples if s.label == label and s.usable and s.split != "test"]
         if not usable:
             files = [s for s in samples if s.label == label and s.split != "test"]
             why = "it is empty" if all(s.error == "empty class folder" for s in files) or not files else \
                 f"none of its {len(files)} file(s) can be read"
-            raise EdgekitError(f"class '{label}' has no usable training image ({why})",
-                               "add readable images to it or remove the class")
+            raise BadInput(f"class '{label}' has no usable training image ({why})",
+                           "add readable images to it or remove the class")
 
 
 def _assign_splits(samples: list[Sample], labels: list[str], test_fraction: float, val_fraction: float,
-                   seed: int) -> None:
-    """Per class: keep given splits; hold out test (when none was given) then val from the rest.
-    A class with fewer than 3 images stays all in train. Own code rather than sklearn's
+                   seed: int, pinned: set[int] = frozenset()) -> None:
+    """Per class: keep given splits; hold out test (when none was given) then val from the rest
+    (from rows marked train too, when the class has no validation rows). A class with fewer than
+    3 images stays all in train. Own code rather than sklearn's
     train_test_split, which refuses classes with a single member."""
     rng = np.random.default_rng(seed)
     given_test = any(s.split == "test" for s in samples)
+    pinned_ids = {id(samples[i]) for i in pinned}
     for label in labels:
         pool = [s for s in samples if s.label == label and s.usable and s.split == ""]
         order = [pool[i] for i in rng.permutation(len(pool))]
+        order.sort(key=lambda s: id(s) not in pinned_ids)  # stable: pinned files are held out first
         if not given_test and len(order) >= 3:
-            count = max(1, round(len(order) * test_fraction))
+            count = max(1, round(len(order) * test_fraction), sum(id(s) in pinned_ids for s in order))
             for sample in order[:count]:
                 sample.split = "test"
             order = order[count:]
         has_val = any(s.split == "val" for s in samples if s.label == label)
-        if not has_val and len(order) >= 3:
-            count = max(1, round(len(order) * val_fraction))
-            for sample in order[:count]:
+        # no validation rows for this class: hold them out of its unassigned images first, then of
+        # the rows a CSV marked train (AutoML Vision does the same), never score on training images
+        marked_train = [s for s in samples if s.label == label and s.usable and s.split == "train"]
+        pool = order + [marked_train[i] for i in rng.permutation(len(marked_train))]
+        if not has_val and len(pool) >= 3:
+            count = max(1, round(len(pool) * val_fraction))
+            for sample in pool[:count]:
                 sample.split = "val"
             order = order[count:]
         for sample in order:

@@ -16,9 +16,11 @@ from ..fsutil import write_atomic
 
 @dataclass
 class Metrics:
+    """Test-split metrics of one model: accuracy (fraction), per-class precision / recall / F1, the
+    confusion matrix (rows: true class) and the misclassified images."""
     accuracy: float
     samples: int
-    per_class: dict[str, dict[str, float]]      # label -> precision, recall, f1, support
+    per_class: dict[str, dict[str, float | None]]  # label -> precision, recall, f1 (None: undefined), support
     confusion: list[list[int]]                   # rows: true class, columns: predicted
     labels: list[str]
     misclassified: list[dict[str, Any]] = field(default_factory=list)
@@ -28,15 +30,24 @@ class Metrics:
 
 
 def metrics(targets: np.ndarray, probabilities: np.ndarray, labels: list[str], paths: list[str]) -> Metrics:
-    """TARGETS int [N], PROBABILITIES float [N, classes] -> Metrics (and the misclassified list)."""
+    """TARGETS int64 [N] class ids, PROBABILITIES float32 [N, classes] -> Metrics (and the misclassified
+    list, most confident mistakes first). Per-class precision, recall and F1 are scikit-learn's;
+    one that is undefined (a class with no test image, or never predicted) is None."""
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
     predicted = probabilities.argmax(axis=1) if len(probabilities) else np.zeros(0, int)
     classes = list(range(len(labels)))
     precision, recall, f1, support = precision_recall_fscore_support(targets, predicted, labels=classes,
                                                                      zero_division=0)
-    per_class = {label: {"precision": round(float(precision[i]), 4), "recall": round(float(recall[i]), 4),
-                         "f1": round(float(f1[i]), 4), "support": int(support[i])} for i, label in enumerate(labels)}
+    predicted_count = np.bincount(predicted, minlength=len(labels)) if len(predicted) else np.zeros(len(labels), int)
+
+    def value(number, defined: bool):  # undefined (no test image of the class, or none predicted): None, not 0
+        return round(float(number), 4) if defined else None
+
+    per_class = {label: {"precision": value(precision[i], predicted_count[i] > 0),
+                         "recall": value(recall[i], support[i] > 0),
+                         "f1": value(f1[i], support[i] > 0), "support": int(support[i])}
+                 for i, label in enumerate(labels)}
     wrong = []
     for i in np.nonzero(predicted != targets)[0]:
         order = np.argsort(-probabilities[i])[:3]
@@ -48,6 +59,8 @@ def metrics(targets: np.ndarray, probabilities: np.ndarray, labels: list[str], p
 
 
 def confusion_png(result: Metrics, path: Path, title: str) -> None:
+    """Write the confusion matrix of RESULT as a PNG (cells: counts, colour: share of the true class)
+    to PATH."""
     import matplotlib
 
     matplotlib.use("Agg")

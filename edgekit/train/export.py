@@ -10,6 +10,7 @@ macOS), the artifact is kept and marked "not measured", with the reason.
 """
 from __future__ import annotations
 
+import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import EdgekitError, summary
+from ..errors import EdgekitError
 
 CALIBRATION_SAMPLES = 128
 BENCH_RUNS = 30
@@ -25,6 +26,8 @@ BENCH_RUNS = 30
 
 @dataclass
 class ArtifactEval:
+    """One exported artifact's test accuracy next to the float model's (points of drop), its gate
+    status and host latency (ms)."""
     pick: str
     target: str
     precision: str
@@ -107,8 +110,9 @@ def measure_artifacts(result, pick: str, images: list[np.ndarray], targets: np.n
         fmt = sniff(path)
         reason = BACKENDS.get(fmt.backend).unavailable_reason()
         if reason:
-            row.note = (f"Core ML predicts only on macOS: accuracy not measured here ({reason})"
-                        if fmt.name == "coreml" else f"not measured: {reason}")
+            off_mac = fmt.name == "coreml" and sys.platform != "darwin"
+            row.note = "Core ML predicts only on macOS: accuracy not measured on this host" if off_mac else \
+                f"not measured: {reason}"
             rows.append(row)
             continue
         try:
@@ -149,9 +153,6 @@ def bench_latency(rows: list[ArtifactEval]) -> None:
 
 
 def scratch_dir(out_dir: Path) -> tempfile.TemporaryDirectory:
+    """A temporary folder inside OUT_DIR (same file system, removed on exit) for calibration arrays."""
     out_dir.mkdir(parents=True, exist_ok=True)
     return tempfile.TemporaryDirectory(prefix=".edgekit-train-", dir=out_dir)
-
-
-def describe_failure(exc: Exception) -> str:
-    return exc.one_line() if isinstance(exc, EdgekitError) else f"{type(exc).__name__}: {summary(exc)}"

@@ -36,13 +36,14 @@ def model_input(rgb: np.ndarray, size: int, backbone: Backbone) -> np.ndarray:
 
 
 def prepare(rgb: np.ndarray, size: int, mean, std) -> np.ndarray:
-    """uint8 [H, W, 3] RGB -> float32 [3, size, size], (pixel - mean) / std in 0-255 units.
-    Resize 'stretch' with edgekit's runtime resize (recorded as such in every manifest)."""
-    from ..frames import resize  # the runtime's own resize: training sees what deployment sees
+    """uint8 [H, W, 3] RGB -> float32 [3, size, size], (pixel - mean) / std in 0-255 units, resized
+    'stretch'. Made by edgekit.frames, the runtime's own preprocessing (and the manifest of every
+    exported artifact says stretch, RGB and this mean and std), so training sees what deployment sees."""
+    from ..frames import FrameSpec, preprocess_image, to_layout
 
-    image = resize(np.ascontiguousarray(rgb), (size, size), "stretch").astype(np.float32)
-    normalized = (image - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
-    return normalized.transpose(2, 0, 1)
+    spec = FrameSpec.of({"input_size": [size, size], "resize": "stretch", "color_order": "RGB", "layout": "NCHW",
+                         "mean": list(mean), "std": list(std)})
+    return to_layout(preprocess_image(np.ascontiguousarray(rgb), spec), spec.layout)[0]
 
 
 def run_model(model, images: list[np.ndarray], size: int, mean, std, batch: int = BATCH) -> np.ndarray:

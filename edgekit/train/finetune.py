@@ -21,14 +21,21 @@ FINETUNE_SHARE = 0.2   # of --budget kept for the fine-tune; the search gets the
 
 
 def finetune_finalists(search: Search, picks: dict[str, Candidate], depths: list[int], deadline: float) -> str:
+    """Fine-tune the last k blocks of each search-stage pick for each depth in DEPTHS until DEADLINE
+    (time.monotonic seconds); each variant becomes a trial of the study. Returns a one-line account."""
     import optuna
 
     from .features import BudgetSpent
 
     finalists = {c.number: c for c in picks.values() if c.stage == "search"}
+    # a resumed run (after a stop during export, say) finds its finalists tuned already
+    tuned = {(t.user_attrs.get("parent"), t.params.get("finetune_depth")) for t in search.study.get_trials(
+        deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)) if t.user_attrs.get("stage") == "finetune"}
     done, skipped = [], []
     for candidate in finalists.values():
         for depth in sorted(d for d in depths if d > 0):
+            if (candidate.number, depth) in tuned:
+                continue
             if time.monotonic() > deadline:
                 skipped.append(f"#{candidate.number} depth {depth}")
                 continue

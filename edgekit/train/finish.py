@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from ..fsutil import write_atomic
 from .search import PICKS
@@ -23,6 +22,9 @@ from .search import PICKS
 
 def finish(request, dataset, report, study, search, everything, picks, fmt, scale, url, reporter, timings,
            warnings, state):
+    """After the picks: evaluate them on the test split, save their float TorchScript models, export
+    and gate every artifact, compare, write model_card.md and train.json (last). Raises
+    ExportGateFailed / NotPromoted after writing everything."""
     from . import evaluate as ev
     from .backbones import get as get_backbone
     from .card import write_card
@@ -31,7 +33,7 @@ def finish(request, dataset, report, study, search, everything, picks, fmt, scal
     from .heads import classifier
     from .images import UnreadableImage, read_rgb
     from .. import __version__
-    from .results import ExportGateFailed, NotPromoted, TrainResult
+    from .results import ExportGateFailed, NotPromoted, TrainResult, utc_now
 
     out = Path(request.out_dir)
     labels_file = out / "labels.txt"
@@ -125,7 +127,7 @@ def finish(request, dataset, report, study, search, everything, picks, fmt, scal
     result = TrainResult(str(out), dataset.summary(), report.to_dict(), search_summary, pick_info, artifacts,
                          comparison, files, warnings, timings)
     manifest = {
-        "schema": "edgekit-train/1", "edgekit_version": __version__, "created": _now(),
+        "schema": "edgekit-train/1", "edgekit_version": __version__, "created": utc_now(),
         "labels": dataset.labels, "task": "classification",
         "preprocess": _preprocess(models[distinct[picks["best"].number]]),
         "data": dataset.summary(), "checks": _checks_summary(report), "search": search_summary,
@@ -223,13 +225,3 @@ def _budget_account(state, search, timings) -> str:
     if search.skipped_for_budget:
         text += f"; {search.skipped_for_budget} trial(s) not started: too little time left to prepare them"
     return text
-
-
-def _now() -> str:
-    from datetime import datetime, timezone
-
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def as_list(array) -> list:
-    return np.asarray(array).tolist()

@@ -23,6 +23,8 @@ class TrialTimeout(Exception):
 
 @dataclass
 class HeadSpec:
+    """A head's architecture and training hyper-parameters (learning rate, epochs, AdamW weight decay,
+    label smoothing, dropout, class-balanced loss)."""
     kind: str = "linear"            # linear | mlp
     lr: float = 3e-3
     epochs: int = 30
@@ -36,6 +38,8 @@ class HeadSpec:
 
 
 def make_head(spec: HeadSpec, features: int, classes: int):
+    """A fresh head for SPEC: float32 [N, FEATURES] -> float32 [N, CLASSES] logits (torch module,
+    untrained)."""
     import torch
 
     if spec.kind == "linear":
@@ -47,6 +51,7 @@ def make_head(spec: HeadSpec, features: int, classes: int):
 
 
 def head_parameters(spec: HeadSpec, features: int, classes: int) -> int:
+    """How many parameters (weights and biases) a head of SPEC has, for the artifact size estimate."""
     if spec.kind == "linear":
         return features * classes + classes
     return features * HIDDEN + HIDDEN + HIDDEN * classes + classes
@@ -118,6 +123,8 @@ def predict_proba(module, x: np.ndarray) -> np.ndarray:
 
 
 def accuracy(probabilities: np.ndarray, targets: np.ndarray) -> float:
+    """Top-1 accuracy (fraction 0-1) of float [N, classes] PROBABILITIES against int [N] TARGETS; 0 for
+    no samples."""
     return float(np.mean(probabilities.argmax(axis=1) == targets)) if len(targets) else 0.0
 
 

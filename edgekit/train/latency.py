@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import EdgekitError
+from ..errors import BadInput, RuntimeFailure
 from .backbones import Backbone
 
 BENCH_RUNS = 40
@@ -42,6 +42,8 @@ REFERENCE_TOKENS = ("mobilenet_v2", "mobilenet-v2", "mobilenetv2")
 
 @dataclass
 class LatencyFormat:
+    """Which artifact the search times and on which runtime backend (and why, when it is not the
+    requested target's own)."""
     target: str          # what `convert` builds for the measurement
     backend: str         # edgekit runtime backend that runs it
     note: str = ""       # why this is not the requested target's own runtime, when it is not
@@ -69,6 +71,8 @@ def search_format(targets: list[str]) -> LatencyFormat:
 
 @dataclass
 class Measurement:
+    """One architecture's host latency (ms, fastest of BENCH_RUNS warm runs) and fp32 artifact size
+    (bytes)."""
     latency_ms: float           # fastest of BENCH_RUNS warm runs (see measure_module)
     size_bytes: int             # the fp32 artifact with a linear head
     backend: str
@@ -81,6 +85,8 @@ class Measurement:
 
 
 def cache_path() -> Path:
+    """Where measured latencies are kept per host: $EDGEKIT_TRAIN_CACHE/latency.json (default
+    ~/.cache/edgekit/train)."""
     root = os.environ.get("EDGEKIT_TRAIN_CACHE") or str(Path.home() / ".cache" / "edgekit" / "train")
     return Path(root) / "latency.json"
 
@@ -124,6 +130,8 @@ class LatencyTable:
         self.measured: dict[str, Measurement] = {}
 
     def get(self, backbone: Backbone, size: int) -> Measurement:
+        """The Measurement of BACKBONE at SIZE x SIZE pixels: from this run, the host cache, or
+        converted and timed now."""
         key = self._key(backbone, size)
         if key in self.measured:
             return self.measured[key]
@@ -179,7 +187,7 @@ def measure_module(model, size: int, mean: list[float], std: list[float], fmt: L
         report = run_bench([artifact.path], BenchOptions(runs=BENCH_RUNS, warmup=5, backend=fmt.backend))
         record = report.results[0]
         if record.status != "ok":
-            raise EdgekitError(f"could not time {name} at {size}px on {fmt.backend}: {record.error}",
+            raise RuntimeFailure(f"could not time {name} at {size}px on {fmt.backend}: {record.error}",
                                "check `edgekit doctor`, or pick another first target with --to")
         # the fastest warm run: other processes on a shared host only ever add time, so the minimum
         # ranks architectures by their own cost (medians swapped Lite0 and Lite1 at a load of 5)
@@ -198,6 +206,8 @@ def traced(model, size: int):
 
 @dataclass
 class DeviceScale:
+    """The factor from host latency to a board's, and the published and measured MobileNet v2 numbers
+    (ms) it came from."""
     profile: str
     title: str
     factor: float
@@ -216,16 +226,23 @@ class DeviceScale:
         return asdict(self)
 
 
-def device_scale(profile_name: str, fmt: LatencyFormat) -> DeviceScale:
-    """The factor from host latency to PROFILE_NAME's, through the profile's MobileNet v2 reference."""
+def scale_references(profile_name: str):
+    """(profile, its published MobileNet v2 references); BadInput for an unknown profile (naming
+    the closest) or one that publishes no such number."""
     from ..bench.profiles import get_profile
 
     profile = get_profile(profile_name)
     references = [r for r in profile.references
                   if any(t in m.lower() for m in r.match for t in REFERENCE_TOKENS)]
     if not references:
-        raise EdgekitError(f"device profile '{profile_name}' publishes no {REFERENCE_MODEL} latency to scale by",
-                           "use a profile that lists one (edgekit devices), or drop --device-profile")
+        raise BadInput(f"device profile '{profile_name}' publishes no {REFERENCE_MODEL} latency to scale by",
+                       "use a profile that lists one (edgekit devices), or drop --device-profile")
+    return profile, references
+
+
+def device_scale(profile_name: str, fmt: LatencyFormat) -> DeviceScale:
+    """The factor from host latency to PROFILE_NAME's, through the profile's MobileNet v2 reference."""
+    profile, references = scale_references(profile_name)
     device_ms = statistics.median(r.latency_ms for r in references)
     key = f"{_host_key(fmt)}|reference-mobilenet_v2|224"
     cached = _load_cache().get(key)
@@ -241,8 +258,8 @@ def _measure_reference(fmt: LatencyFormat) -> float:
     from .. import deps
 
     if deps.missing("tensorflow"):
-        raise EdgekitError("--device-profile needs TensorFlow to build its MobileNet v2 reference",
-                           "install it with: pip install 'edgekit[tflite]'")
+        raise BadInput("--device-profile needs TensorFlow to build its MobileNet v2 reference",
+                       "install it with: pip install 'edgekit[tflite]'")
     import keras
 
     with tempfile.TemporaryDirectory(prefix="edgekit-reference-") as folder:

@@ -3,31 +3,35 @@ use them)."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
-from ..errors import EdgekitError
+from ..errors import EdgekitError, RuntimeFailure
 
 
 class TrainPaused(EdgekitError):
-    """Ctrl-C during the search: the study is kept, `--resume` continues."""
+    """A stop signal (Ctrl-C, SIGTERM, SIGHUP) after the study opened: the study is kept and
+    `--resume` continues. Exit 128 + the signal's number (130, 143, 129), the shell convention."""
 
-    exit_code = 130
+    def __init__(self, message: str, remedy: str | None = None):
+        from .. import interrupt
+
+        super().__init__(message, remedy)
+        self.exit_code = interrupt.exit_code()
 
 
-class NotPromoted(EdgekitError):
+class NotPromoted(RuntimeFailure):
     """--compare found the new model no better: everything is written, exit 1."""
 
-    exit_code = 1
 
-
-class ExportGateFailed(EdgekitError):
+class ExportGateFailed(RuntimeFailure):
     """An artifact lost more than --max-accuracy-drop: everything is written, exit 1."""
-
-    exit_code = 1
 
 
 @dataclass
 class TrainResult:
+    """What a run produced: data summary, report, search summary, picks, artifacts, comparison and
+    files (`--json` prints it)."""
     out_dir: str
     data: dict[str, Any]
     report: dict[str, Any]
@@ -45,3 +49,8 @@ class TrainResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def utc_now() -> str:
+    """This moment in UTC, ISO 8601 to the second (state.json and train.json timestamps)."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

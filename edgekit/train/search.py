@@ -24,11 +24,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 
-from ..errors import EdgekitError
+from ..errors import BadInput
 from .backbones import BACKBONES, get as get_backbone
-from .features import STRENGTHS, BudgetSpent, FeatureCache
+from .features import BudgetSpent, FeatureCache
 from .heads import HeadSpec, TrialTimeout, accuracy, head_parameters, predict_proba, train_head
 from .latency import DeviceScale, LatencyTable
 
@@ -37,6 +36,8 @@ PICKS = ("best", "balanced", "fastest")   # most accurate, balanced, fastest: Au
 
 @dataclass
 class Space:
+    """The search space: backbones, input sizes (pixels, multiples of 32), heads, learning-rate and
+    epoch ranges, augmentation levels, fine-tune depths (blocks)."""
     backbones: list[str] = field(default_factory=lambda: list(BACKBONES))
     sizes: list[int] = field(default_factory=lambda: [128, 160, 224])
     heads: list[str] = field(default_factory=lambda: ["linear", "mlp"])
@@ -50,11 +51,11 @@ class Space:
             get_backbone(name)
         bad = [s for s in self.sizes if s % 32 or not 32 <= s <= 512]
         if bad or not self.sizes:
-            raise EdgekitError(f"--input-sizes {','.join(map(str, bad or self.sizes))}: each must be a multiple of "
-                               "32 between 32 and 512", "e.g. --input-sizes 128,160,224")
+            raise BadInput(f"--input-sizes {','.join(map(str, bad or self.sizes))}: each must be a multiple of "
+                           "32 between 32 and 512", "e.g. --input-sizes 128,160,224")
         for depth in self.finetune_depths:
             if depth < 0 or depth > 8:
-                raise EdgekitError(f"--finetune-depths takes block counts 0-8, got {depth}", "e.g. 1,2")
+                raise BadInput(f"--finetune-depths takes block counts 0-8, got {depth}", "e.g. 1,2")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -62,6 +63,8 @@ class Space:
 
 @dataclass
 class Limits:
+    """Hard limits: latency (ms, on the board with a device profile), size (MB of the fp32 artifact),
+    validation accuracy (fraction)."""
     max_latency_ms: float | None = None
     max_size_mb: float | None = None
     min_accuracy: float | None = None
@@ -95,31 +98,56 @@ class Candidate:
 
 
 def storage_url(study: str | None, out_dir: Path) -> str:
+    """The SQLAlchemy URL of the study: sqlite in OUT_DIR by default; postgresql:// is given psycopg
+    3's driver. BadInput for a value that is not a URL."""
     if study is None:
         return f"sqlite:///{(Path(out_dir) / 'study.db').resolve()}"
     if "://" not in study:
-        raise EdgekitError(f"--study {study!r} is not a database URL",
-                           "pass postgresql://USER@HOST:PORT/DB (or sqlite:///PATH); omit it for -o/study.db")
+        raise BadInput(f"--study {study!r} is not a database URL",
+                       "pass postgresql://USER@HOST:PORT/DB (or sqlite:///PATH); omit it for -o/study.db")
     for scheme in ("postgresql://", "postgres://"):  # SQLAlchemy's default driver is psycopg2; we ship psycopg 3
         if study.startswith(scheme):
             return "postgresql+psycopg://" + study[len(scheme):]
     return study
 
 
-def open_study(url: str, name: str, limits: Limits, seed: int, create: bool):
+def _storage(url: str):
+    """Optuna's RDBStorage for URL; BadInput (one line) for a wrong URL, an unreachable server or a
+    missing driver."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        if url.startswith("sqlite"):
-            storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
-        else:
-            storage = optuna.storages.RDBStorage(url, heartbeat_interval=30, grace_period=120)
-    except Exception as exc:  # a wrong URL, an unreachable server, a missing driver: one line
-        from ..errors import summary
+    if url.startswith("sqlite"):
+        attempts, open_storage = 1, lambda: optuna.storages.RDBStorage(
+            url, engine_kwargs={"connect_args": {"timeout": 60}})
+    else:  # workers started together race to create Optuna's tables (a unique-key violation): retry
+        attempts, open_storage = 4, lambda: optuna.storages.RDBStorage(url, heartbeat_interval=30, grace_period=120)
+    for attempt in range(attempts):
+        try:
+            return open_storage()
+        except Exception as exc:
+            if attempt + 1 < attempts:
+                time.sleep(0.5 + attempt)
+                continue
+            from ..errors import summary
 
-        raise EdgekitError(f"cannot open the study storage {_redact(url)}: {summary(exc, last=True)}",
-                           "check the URL, that the server runs, and that psycopg is installed (edgekit[train])") from None
+            # SQLAlchemy's first line names the driver's error; its last is a link to its docs
+            raise BadInput(f"cannot open the study storage {_redact(url)}: {summary(exc)}",
+                           "check the URL, that the server runs, and that psycopg is installed (edgekit[train])"
+                           ) from None
+
+
+def check_storage(url: str) -> None:
+    """Connect to a shared study storage once (creating Optuna's tables there if missing)."""
+    _storage(url).remove_session()
+
+
+def open_study(url: str, name: str, limits: Limits, seed: int, create: bool):
+    """Create (CREATE) or load the three-objective study NAME at URL with a seeded multi-objective TPE
+    sampler; BadInput when it exists and should not."""
+    import optuna
+
+    storage = _storage(url)
     import warnings
 
     with warnings.catch_warnings():  # `group` is experimental and constraints_func deprecated (until v7)
@@ -130,8 +158,21 @@ def open_study(url: str, name: str, limits: Limits, seed: int, create: bool):
         return optuna.create_study(storage=storage, study_name=name, sampler=sampler, load_if_exists=not create,
                                    directions=["maximize", "minimize", "minimize"])
     except optuna.exceptions.DuplicatedStudyError:
-        raise EdgekitError(f"the study storage already holds a study named '{name}'",
-                           "pass --resume to continue it, or another -o / --study-name") from None
+        raise BadInput(f"the study storage already holds a study named '{name}'",
+                       "pass --resume to continue it, or another -o / --study-name") from None
+
+
+def enqueue_backbones(study, space: Space) -> None:
+    """A new study starts with one trial per backbone (cheapest first) at the smallest input size,
+    without augmentation: the sampler then knows every backbone's cost and accuracy, and the
+    fastest pick is not left to chance (random start-up trials can miss a backbone entirely, and
+    the budget rule then keeps the search on what is already prepared). Optuna's enqueue_trial;
+    skip_if_exists keeps workers sharing a study from queueing them twice."""
+    from .backbones import relative_cost
+
+    size = min(space.sizes)
+    for name in sorted(space.backbones, key=lambda b: relative_cost(get_backbone(b), size)):
+        study.enqueue_trial({"backbone": name, "input_size": size, "augment": "none"}, skip_if_exists=True)
 
 
 def _redact(url: str) -> str:
@@ -147,6 +188,8 @@ def _constraints(trial) -> list[float]:
 
 
 def worker_id() -> str:
+    """host:pid of this process, recorded on every trial it runs (workers sharing a study are told
+    apart by it)."""
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -281,6 +324,8 @@ class Search:
         return accuracy(predict_proba(head, x_val), self.y_val), head
 
     def cost(self, params: dict[str, Any]) -> tuple[float, float, float]:
+        """(latency ms scaled to the board if profiled, host latency ms, size MB) of the architecture
+        and head in PARAMS."""
         backbone = get_backbone(params["backbone"])
         measured = self.latency.get(backbone, params["input_size"])
         extra = head_parameters(_spec(params), backbone.feature_dim, self.classes) - \
@@ -320,6 +365,8 @@ class Search:
                               frozen.state.name.lower())
 
         def objective(trial):
+            """One trial: sample PARAMS, prepare their architecture, train the head; returns
+            (validation accuracy, latency ms, size MB)."""
             try:
                 return self.objective(trial)
             except TrialTimeout as exc:
@@ -357,23 +404,31 @@ def _save_state(state: dict, path: Path) -> None:
     write_atomic(path, buffer.getvalue())
 
 
-def _candidate(frozen) -> Candidate:
+def _candidate(frozen, limits: Limits | None = None) -> Candidate:
     attrs = frozen.user_attrs
-    return Candidate(number=frozen.number, params=dict(frozen.params), val_accuracy=float(frozen.values[0]),
-                     latency_ms=float(frozen.values[1]), host_latency_ms=float(attrs.get("host_latency_ms", 0.0)),
-                     size_mb=float(frozen.values[2]), feasible=all(v <= 0 for v in attrs.get("constraints", [0])),
+    accuracy_value, latency, size = (float(v) for v in frozen.values)
+    # feasible under the limits of THIS run when given (a resumed study may loosen or tighten
+    # them); the constraint values stored with the trial are those of the run that made it
+    constraints = limits.violations(accuracy_value, latency, size) if limits else attrs.get("constraints", [0])
+    return Candidate(number=frozen.number, params=dict(frozen.params), val_accuracy=accuracy_value,
+                     latency_ms=latency, host_latency_ms=float(attrs.get("host_latency_ms", 0.0)),
+                     size_mb=size, feasible=all(v <= 0 for v in constraints),
                      worker=attrs.get("worker", "?"), stage=attrs.get("stage", "search"),
                      checkpoint=attrs.get("checkpoint"))
 
 
-def candidates(study) -> list[Candidate]:
+def candidates(study, limits: Limits | None = None) -> list[Candidate]:
+    """Every finished trial of STUDY (fine-tuned ones included), feasible under LIMITS when given."""
     import optuna
 
-    return [_candidate(t) for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))]
+    return [_candidate(t, limits)
+            for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))]
 
 
 def pareto_front(items: list[Candidate]) -> list[Candidate]:
-    """Non-dominated candidates on (accuracy up, latency down, size down)."""
+    """Non-dominated candidates on (accuracy up, latency down, size down). Our own few lines:
+    Optuna's public `study.best_trials` judges feasibility by the constraints stored with each
+    trial, not by this run's limits, and has no way to take a subset of candidates."""
     front = []
     for a in items:
         dominated = any(b.val_accuracy >= a.val_accuracy and b.latency_ms <= a.latency_ms and b.size_mb <= a.size_mb
@@ -388,17 +443,18 @@ def choose_picks(items: list[Candidate], limits: Limits) -> dict[str, Candidate]
     """best: highest validation accuracy (ties: faster, smaller, earlier); fastest: lowest latency
     (ties: more accurate); balanced: the front's knee, the point farthest above the straight line
     from the fastest to the best in (log latency, accuracy), i.e. the most accuracy per added
-    millisecond. Only candidates meeting every limit are picked; none -> EdgekitError (exit 2)."""
+    millisecond. Only candidates meeting every limit are picked; none -> BadInput (exit 2)."""
     feasible = [c for c in items if c.feasible]
     if not items:
-        raise EdgekitError("the search finished no trial", "give it a longer --budget (or a larger --trial-timeout)")
+        raise BadInput("the search finished no trial", "give it a longer --budget (or a larger --trial-timeout)")
     if not feasible:
         best_latency = min(items, key=lambda c: c.latency_ms)
         best_accuracy = max(items, key=lambda c: c.val_accuracy)
-        raise EdgekitError(
+        raise BadInput(
             f"no trial met the limits (fastest {best_latency.latency_ms:.2f} ms, smallest "
             f"{min(c.size_mb for c in items):.1f} MB, most accurate {best_accuracy.val_accuracy:.1%} on validation)",
-            "loosen --max-latency-ms / --max-size-mb / --min-accuracy, or widen the search space")
+            "loosen --max-latency-ms / --max-size-mb / --min-accuracy and rerun with --resume (the finished "
+            "trials are kept), or widen the search space in a new -o")
     best = max(feasible, key=lambda c: (c.val_accuracy, -c.latency_ms, -c.size_mb, -c.number))
     fastest = min(feasible, key=lambda c: (c.latency_ms, -c.val_accuracy, c.size_mb, c.number))
     front = [c for c in pareto_front(feasible) if fastest.latency_ms <= c.latency_ms <= best.latency_ms]
@@ -504,20 +560,18 @@ def _front_2d(front: list[Candidate]) -> list[Candidate]:
 
 
 def save_state(out_dir: Path, data: dict[str, Any]) -> None:
+    """Write DATA (budget spent, options) to OUT_DIR/state.json atomically: what --resume reads."""
     from ..fsutil import write_atomic
 
     write_atomic(Path(out_dir) / "state.json", json.dumps(data, indent=2, default=str))
 
 
 def load_state(out_dir: Path) -> dict[str, Any]:
+    """OUT_DIR/state.json as a dict, or {} when there is none (or it cannot be read)."""
     try:
         return json.loads((Path(out_dir) / "state.json").read_text())
     except (OSError, ValueError):
         return {}
-
-
-def strengths() -> dict[str, float]:
-    return dict(STRENGTHS)
 
 
 def retrain(search: Search, candidate: Candidate):
@@ -533,7 +587,3 @@ def retrain(search: Search, candidate: Candidate):
         return head.eval()
     _, head = search.fit(candidate.params)
     return head
-
-
-def val_targets(search: Search) -> np.ndarray:
-    return search.y_val

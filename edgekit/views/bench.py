@@ -9,8 +9,8 @@ COLUMNS = ["artifact", "prec", "backend/device", "thr", "size", "parity", "load"
            "pre/io/post", "RSS MB"]
 # dropped in this order when the terminal is narrow; the Markdown/CSV/JSON files keep all of them
 OPTIONAL = ("RSS MB", "first", "pre/io/post", "load", "size", "thr", "p99", "parity")
-LEGEND = ("RSS MB: this process's peak resident memory, cumulative over the run (--json has each artifact's "
-          "own growth); pre/post: Predictor.prepare/decode medians; io: loading the input and reading the "
+LEGEND = ("RSS MB: peak resident memory of the row's own process (each row runs in a fresh one: "
+          "interpreter, runtime and model); pre/post: Predictor.prepare/decode medians; io: loading the input and reading the "
           "outputs around each inference; all three timed apart from it; --md/--csv/--json add p90, mean, "
           "std, min, max")
 
@@ -30,7 +30,7 @@ def bench_table(report, title: str = "edgekit bench"):
                 (f"{parity['status']} {parity['cosine']:.3f}" if parity.get("cosine") is not None
                  else parity["status"]) if parity else "—"]
         if r.status != "ok":
-            rows.append(head + ["[red]failed[/]"] + [""] * 6)
+            rows.append(head + ["[yellow]skipped[/]" if r.status == "skipped" else "[red]failed[/]"] + [""] * 6)
             continue
         lat = r.latency_ms
         rows.append(head + [fmt(r.load_ms, ".0f"), fmt(r.first_inference_ms, ".1f"),
@@ -41,8 +41,10 @@ def bench_table(report, title: str = "edgekit bench"):
 
 
 def failure_notes(report) -> list[str]:
-    return [f"{Path(r.artifact).name}" + (f" (threads {r.threads})" if r.threads else "") + f": {r.error}"
-            for r in report.failed]
+    """One line per row that did not run: "[red]failed[/] NAME: reason" or "[yellow]skipped[/] ..."."""
+    return [("[yellow]skipped[/] " if r.status == "skipped" else "[red]failed[/] ") + Path(r.artifact).name
+            + (f" (threads {r.threads})" if r.threads else "") + f": {r.error}"
+            for r in report.results if r.status != "ok"]
 
 
 def render_bench(report, console, sidecars=(), profile=None, comparison=None) -> None:
@@ -55,7 +57,7 @@ def render_bench(report, console, sidecars=(), profile=None, comparison=None) ->
                       f"{', '.join(Path(p).name for p in sidecars)}[/]")
     console.print(bench_table(report))
     for note in failure_notes(report):
-        console.print(f"  [red]failed[/] {note}")
+        console.print(f"  {note}", highlight=False)
     console.print(f"[dim]{LEGEND}[/]")
     console.print(f"[dim]host: {host_line(report)}[/]")
     if profile:

@@ -10,6 +10,10 @@ STATUS_STYLE = {"pass": "[green]pass[/]", "fail": "[red]FAIL[/]", "structure-onl
 FAILURE_STYLE = {"refused": "[red]refused[/]", "failed": "[red]failed[/]"}
 
 
+ALSO_ON = ("also on: cosine against the source of the same artifact on the other runtimes here that load its "
+           "format (OpenVINO also runs .tflite and .onnx); a cross-check, not gated")
+
+
 def _top1(verify) -> str:
     """Gated agreement (samples where the source is decisive), then agreement over all samples."""
     if verify.top1_agreement is None:
@@ -47,7 +51,8 @@ def render_convert(result, console) -> None:
     console.print(table(f"source: {result.source['kind']} {result.source['path'] or '(Python object)'}",
                         ["artifact", "size", "verify", "cosine", "worst group", "max |err|", "top-1 clear (all)",
                          "also on", "route", "s"], rows, wrap=("also on", "route", "worst group"),
-                        optional=("s", "max |err|", "also on", "size", "route", "worst group")))
+                        optional=("s", "max |err|", "also on", "size", "route", "worst group"),
+                        caption=ALSO_ON if any(a.verify.cross_checks for a in result.artifacts) else None))
     for artifact in result.artifacts:
         for note in artifact.verify.notes:
             console.print(f"  {Path(artifact.path).name}: {note}")

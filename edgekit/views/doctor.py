@@ -12,7 +12,7 @@ def render_doctor(report, console) -> None:
     console.print(table("packages", ["package", "version", "extra"],
                         [[p.name, p.version or "[red]missing[/]", p.extra] for p in report.packages]))
     console.print(table("targets", ["target", "precisions", "status"],
-                        [[t.name, ", ".join(t.precisions), t.unavailable or "[green]ready[/]"] for t in report.targets],
+                        [[t.name, ", ".join(t.precisions), _target_status(t)] for t in report.targets],
                         wrap=("precisions", "status")))
     console.print(table("runtimes", ["backend", "status", "devices"],
                         [[r.name, r.unavailable or "[green]ready[/]", ", ".join(r.devices)] for r in report.runtimes],
@@ -21,3 +21,10 @@ def render_doctor(report, console) -> None:
     names = [t.name for t in report.targets]
     console.print(table("routes (source → target)", ["source", *names],
                         [[src, *[row[n] for n in names]] for src, row in report.routes.items()], wrap=tuple(names)))
+
+
+def _target_status(target) -> str:
+    """Why it cannot convert here, what it cannot finish here (yellow), or ready (green)."""
+    if target.unavailable:
+        return target.unavailable
+    return f"[yellow]{target.limited}[/]" if target.limited else "[green]ready[/]"

@@ -36,6 +36,14 @@ def _source(source: dict) -> str:
     return f"{source.get('kind')} {source['path']} sha256={source.get('sha256', '')[:12]}"
 
 
+def _reference(record: dict | None) -> str:
+    """The manifest's reference pack: what `edgekit verify` reruns elsewhere."""
+    if not record:
+        return "none (converted with --no-verify or before packs)"
+    return (f"{record['file']}: {record['samples']} samples, {human_size(record['size_bytes'])}, "
+            f"sha256 {record['sha256'][:16]}")
+
+
 def render_inspect(report, console) -> None:
     """An InspectReport."""
     console.print(f"[bold]{report.path}[/]  {report.format}  {human_size(report.size_bytes)}", markup=True)
@@ -63,6 +71,7 @@ def render_inspect(report, console) -> None:
             ["verify", f"{verify.get('status')} on {verify.get('samples')} samples ({verify.get('data')})"],
             *[[f"checked: {step['step']}", f"{step['status']}, cosine {fmt(_step_cosine(step), '.6f')} on "
                f"{step['samples']} samples ({step['runtime']})"] for step in verify.get("steps", [])],
+            ["reference pack", _reference(manifest.get("reference"))],
         ]))
     else:
         console.print("[yellow]no edgekit manifest beside this file[/]")

@@ -39,6 +39,24 @@ def test_convert_through_onnx2tf_without_the_venv_on_path(tmp_path):
     assert (tmp_path / "out" / "onnx_mul_add_fp32.tflite").stat().st_size > 0
 
 
+
+@pytest.mark.skipif(shutil.which("onnxsim", path=sysconfig.get_path("scripts")) is None,
+                    reason="onnxsim is not installed beside this interpreter (edgekit[torch])")
+def test_tool_env_finds_scripts_of_packages_imported_from_another_prefix(tmp_path):
+    """A venv that imports this environment's packages through a .pth file (as the wheel test's
+    venv does, or --system-site-packages) has no onnxsim in its own bin/: the script is found
+    through onnxsim's RECORD. The CI wheel demo failed on exactly this."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    (site / "outer.pth").write_text(sysconfig.get_paths()["purelib"] + "\n" + os.getcwd() + "\n")
+    assert not (venv / "bin" / "onnxsim").exists()
+    code = "import shutil; from edgekit.deps import tool_env; print(shutil.which('onnxsim', path=tool_env()['PATH']))"
+    done = subprocess.run([str(venv / "bin" / "python"), "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr[-600:]
+    assert done.stdout.strip() == shutil.which("onnxsim", path=sysconfig.get_path("scripts"))
+
 def test_onnx_node_names_become_tensorflow_scope_names(tmp_path):
     """onnx2tf names Keras layers after ONNX nodes; tf2onnx names nodes after TFLite tensors, which
     join names with ';'. The bridge renames such nodes before onnx2tf sees them."""

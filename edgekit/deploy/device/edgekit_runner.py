@@ -2,9 +2,11 @@
 
 Self-contained on purpose: it needs Python 3.7+, and for bench/run numpy and a TFLite runtime
 (ai_edge_litert, or tflite_runtime on older boards; libedgetpu for Edge TPU models). It never
-imports edgekit, so a board needs no edgekit install: the bundle carries the two edgekit modules
-it uses verbatim, frames.py (pre/postprocessing: the same tensors and results as the host) and
-stats.py (bench statistics). Every result is one JSON document (or one JSON line per frame for
+imports edgekit, so a board needs no edgekit install: the bundle carries the edgekit modules it
+uses verbatim, frames.py (pre/postprocessing: the same tensors and results as the host),
+stats.py (bench statistics) and parity.py (parity and gates: `verify` reruns the bundle's
+reference pack, `<model>.edgekit.ref.npz`, on this board's runtime and gates it as the host's
+`edgekit convert` does). Every result is one JSON document (or one JSON line per frame for
 `run`) on stdout; failures are {"error": ...} and a non-zero exit.
 
 Layout on the device (ROOT defaults to ~/.edgekit):
@@ -12,6 +14,7 @@ Layout on the device (ROOT defaults to ~/.edgekit):
     ROOT/models/NAME/current        symlink to the active version, replaced atomically (rename)
     ROOT/models/NAME/previous       symlink to the version `rollback` returns to
     ROOT/models/NAME/.incoming-*    an upload in progress; never read, removed by the next deploy
+    ROOT/models/NAME/.history.jsonl the deploy history: one JSON line per deploy, rollback and verify
 """
 import argparse
 import fcntl
@@ -28,6 +31,8 @@ import time
 sys.dont_write_bytecode = True  # nothing may be added to a verified bundle directory
 SUMS = "SHA256SUMS"
 BUNDLE_INFO = "bundle.json"
+HISTORY = ".history.jsonl"
+HISTORY_SHOWN = 20      # events `list` returns per model, newest last
 MIN_PYTHON = (3, 7)
 
 
@@ -175,6 +180,30 @@ def version_info(directory, version):
             "model_sha256": model_sha, "edgekit_version": info.get("edgekit_version"), "size_bytes": size}
 
 
+def record(directory, event):
+    """Append EVENT (a dict; the time is added) to the model's deploy history, one JSON line."""
+    event = dict(event, time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    with open(os.path.join(directory, HISTORY), "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(event, sort_keys=True) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def history(directory, limit=HISTORY_SHOWN):
+    """The last LIMIT events of the model's deploy history, oldest first (a torn line is skipped)."""
+    events = []
+    try:
+        with open(os.path.join(directory, HISTORY), encoding="utf-8") as handle:
+            for line in handle:
+                try:
+                    events.append(json.loads(line))
+                except ValueError:
+                    pass
+    except OSError:
+        return []
+    return events[-limit:]
+
+
 def cmd_probe(args):
     directory = model_dir(args.root, args.name)
     info = host_info()
@@ -196,7 +225,8 @@ def cmd_list(args):
         if current:
             kept = versions(directory)
             models[name] = {"current": current, "previous": link_target(os.path.join(directory, "previous")),
-                            "versions": kept, "details": {v: version_info(directory, v) for v in kept}}
+                            "versions": kept, "details": {v: version_info(directory, v) for v in kept},
+                            "history": history(directory)}
     emit({"models": models})
 
 
@@ -340,8 +370,12 @@ def cmd_receive(args):
         if args.content_sha256 and current and version_info(directory, current)["content_sha256"] == args.content_sha256:
             # the same content is already running: no new version, `previous` keeps the real previous one
             verify_dir(os.path.join(directory, current), sha256_file(os.path.join(directory, current, SUMS)))
+            report = check_version(os.path.join(directory, current)) if args.verify else None
+            record(directory, {"event": "deploy", "version": current, "unchanged": True, "switched": False,
+                               "current": current, "verify": summary(report)})
             emit({"version": current, "previous": link_target(os.path.join(directory, "previous")), "unchanged": True,
-                  "files": 0, "bytes": 0, "verified": True, "path": os.path.join(directory, current), "pruned": []})
+                  "files": 0, "bytes": 0, "verified": True, "path": os.path.join(directory, current), "pruned": [],
+                  "switched": False, "current": current, "verify": report})
             return
         incoming = tempfile.mkdtemp(prefix=".incoming-", dir=directory)
         try:
@@ -359,7 +393,8 @@ def cmd_receive(args):
             files = verify_dir(incoming, args.sums_sha256)
             fsync_dir(incoming)
             final = os.path.join(directory, args.version)
-            if os.path.isdir(final):  # the same bundle deployed again: keep the verified copy on disk
+            created = not os.path.isdir(final)
+            if not created:  # the same bundle deployed again: keep the verified copy on disk
                 verify_dir(final, args.sums_sha256)
                 shutil.rmtree(incoming)
             else:
@@ -372,12 +407,26 @@ def cmd_receive(args):
             shutil.rmtree(incoming, ignore_errors=True)
             raise
         old = link_target(os.path.join(directory, "current"))
+        report = check_version(final) if args.verify else None
+        if report is not None and report["status"] != "pass":
+            # --verify-on-device: a version that fails its pack here never becomes current
+            if created:
+                shutil.rmtree(final, ignore_errors=True)
+            record(directory, {"event": "deploy", "version": args.version, "switched": False, "current": old,
+                               "verify": summary(report)})
+            emit({"version": args.version, "previous": link_target(os.path.join(directory, "previous")),
+                  "files": files, "bytes": received, "verified": True, "path": final, "pruned": [],
+                  "switched": False, "current": old, "verify": report})
+            return
         if old and old != args.version:
             point(directory, "previous", old)
         point(directory, "current", args.version)
         removed = prune(directory, args.keep)
+        record(directory, {"event": "deploy", "version": args.version, "previous": old, "switched": True,
+                           "current": args.version, "verify": summary(report)})
     emit({"version": args.version, "previous": old if old != args.version else link_target(os.path.join(directory, "previous")),
-          "files": files, "bytes": received, "verified": True, "path": final, "pruned": removed})
+          "files": files, "bytes": received, "verified": True, "path": final, "pruned": removed,
+          "switched": True, "current": args.version, "verify": report})
 
 
 def cmd_rollback(args):
@@ -397,6 +446,7 @@ def cmd_rollback(args):
         point(directory, "current", target)  # first: the wanted version runs even if we stop here
         if current:
             point(directory, "previous", current)
+        record(directory, {"event": "rollback", "version": target, "previous": current})
     emit({"version": target, "previous": current, "verified": True})
 
 
@@ -406,13 +456,14 @@ def here():
     return os.path.dirname(os.path.abspath(__file__))
 
 
-def vendored(name):
-    """A module the bundle carries verbatim from edgekit (sha256-checked on arrival): stats.py, frames.py.
-    Loaded from this bundle's file by path, so a same-named package installed on the board cannot stand in."""
+def vendored(name, directory=None):
+    """A module the bundle carries verbatim from edgekit (sha256-checked on arrival): stats.py, frames.py,
+    parity.py. Loaded from the bundle's file by path (DIRECTORY, default this runner's), so a same-named
+    package installed on the board cannot stand in."""
     if name not in sys.modules:
         import importlib.util
 
-        spec = importlib.util.spec_from_file_location(name, os.path.join(here(), name + ".py"))
+        spec = importlib.util.spec_from_file_location(name, os.path.join(directory or here(), name + ".py"))
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module  # dataclasses look their module up while the class is made
         spec.loader.exec_module(module)
@@ -457,15 +508,6 @@ def random_input(detail, rng):
         limits = np.iinfo(dtype)
         return rng.randint(max(limits.min, -128), min(limits.max, 255) + 1, shape).astype(dtype)
     return rng.standard_normal(shape).astype(dtype)
-
-
-def peak_rss_mb():
-    try:
-        import resource
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0
-    except (ImportError, OSError):
-        return None
 
 
 def cmd_bench(args):
@@ -516,7 +558,7 @@ def cmd_bench(args):
         record.update(status="failed", error=str(exc))
     except Exception as exc:  # the runtime refused the model: report it in the record, as local bench does
         record.update(status="failed", error="%s: %s" % (type(exc).__name__, str(exc).strip().splitlines()[0] if str(exc).strip() else ""))
-    record["peak_rss_mb"] = peak_rss_mb()
+    record["peak_rss_mb"] = stats.peak_rss_mb()   # the same measure as the host's rows
     emit({"schema_version": stats.RECORD_SCHEMA_VERSION, "host": host_info(),
           "options": {"runs": args.runs, "warmup": args.warmup, "threads": args.threads, "input": "random"},
           "results": [record], "bundle": {"name": info.get("name"), "version": info.get("version")}})
@@ -525,7 +567,9 @@ def cmd_bench(args):
 # ---- run: frames from a source -> model -> one JSON line per frame
 
 def feed_frames(source, limit, size):
-    """(name, RGB uint8 HxWx3) pairs from 'synthetic', an image folder, a video file or a camera index."""
+    """(file, stream_ms, RGB uint8 HxWx3) from 'synthetic', an image folder, a video file or a
+    camera index: FILE is the image's path (folders), STREAM_MS its position in a video file, else
+    None, as the host's `edgekit run` names its frames."""
     import numpy as np
 
     count = 0
@@ -533,16 +577,17 @@ def feed_frames(source, limit, size):
         rng = np.random.RandomState(0)
         height, width = size or (224, 224)
         while limit is None or count < limit:
-            yield "synthetic-%d" % count, rng.randint(0, 256, (height, width, 3)).astype(np.uint8)
+            yield None, None, rng.randint(0, 256, (height, width, 3)).astype(np.uint8)
             count += 1
         return
     if os.path.isdir(source):
-        for name in sorted(os.listdir(source)):
+        for name in sorted(n for n in os.listdir(source) if not n.startswith(".")):
             if limit is not None and count >= limit:
                 return
-            image = read_image(os.path.join(source, name))
+            path = os.path.join(source, name)
+            image = read_image(path) if os.path.isfile(path) else None
             if image is not None:
-                yield name, image
+                yield path, None, image
                 count += 1
         return
     try:
@@ -550,7 +595,8 @@ def feed_frames(source, limit, size):
     except ImportError:
         raise Failure("source %r needs OpenCV on the device (pip3 install opencv-python-headless); "
                       "'synthetic' and image folders work without it" % source)
-    capture = cv2.VideoCapture(int(source) if source.isdigit() else source)
+    camera = source.isdigit()
+    capture = cv2.VideoCapture(int(source) if camera else source)
     if not capture.isOpened():
         raise Failure("cannot open video source %r on the device" % source)
     try:
@@ -558,7 +604,7 @@ def feed_frames(source, limit, size):
             ok, frame = capture.read()
             if not ok:
                 return
-            yield "frame-%d" % count, frame[:, :, ::-1]
+            yield None, None if camera else float(capture.get(cv2.CAP_PROP_POS_MSEC)), frame[:, :, ::-1]
             count += 1
     finally:
         capture.release()
@@ -659,10 +705,122 @@ def cmd_run(args):
     if args.serve:
         return cmd_serve(args)
     model = BoardModel(here(), args.threads, args.top_k)
-    for index, (name, image) in enumerate(feed_frames(args.source, args.frames, model.frame_spec.input_size)):
-        prediction, latency = model(image)
-        # the host's result schema (Prediction.to_dict): the same keys as `edgekit predict --json`
-        emit({"frame": index, "source": name, "latency_ms": round(latency, 3), "results": prediction.to_dict()})
+    # a camera (or synthetic frames) is read when the last result is out: capture -> result is
+    # the end-to-end latency; files and folders are read as fast as they are processed, where it
+    # means nothing (as on the host)
+    live = args.source == "synthetic" or args.source.isdigit()
+    frames_in = feed_frames(args.source, args.frames, model.frame_spec.input_size)
+    index = 0
+    while True:
+        try:
+            path, stream_ms, image = next(frames_in)
+        except StopIteration:
+            return
+        captured, wall = time.perf_counter(), time.time()   # the frame has just arrived
+        prediction, infer_ms = model(image)
+        latency = (time.perf_counter() - captured) * 1e3 if live else None
+        # one FrameRecord, the class `edgekit run --jsonl` writes with: the same keys on host and board
+        emit(model.frames.FrameRecord(index, wall, prediction, infer_ms, latency, path, stream_ms).to_dict())
+        index += 1
+
+
+# ---- verify: the bundle's reference pack on this board's runtime, gated as the host gates
+
+def run_pack(directory, threads=None):
+    """Run the reference pack of the bundle in DIRECTORY on this board's TFLite runtime (with the
+    Edge TPU delegate for a compiled model) and gate it with the pack's own gates (parity.py,
+    vendored). Returns the report: status, runtime, device, samples, outputs, gate, notes, ..."""
+    import numpy as np
+
+    parity = vendored("parity", directory)
+    frames = vendored("frames", directory)
+    info, manifest = load_bundle(directory)
+    if not info.get("reference"):
+        raise Failure("this bundle carries no reference pack: deploy an artifact that `edgekit convert` wrote with "
+                      "verify on (its .edgekit.ref.npz lies beside it)")
+    try:
+        meta, inputs, expected = parity.read_pack(os.path.join(directory, info["reference"]))
+    except parity.PackError as exc:
+        raise Failure("%s: %s" % (info["reference"], exc))
+    edgetpu = bool(info.get("edgetpu"))
+    start = time.perf_counter()
+    runtime, interpreter = open_interpreter(os.path.join(directory, info["model"]), edgetpu, threads)
+    details, outputs = interpreter.get_input_details(), interpreter.get_output_details()
+    if len(details) != len(inputs):
+        raise Failure("the reference pack has %d inputs, the model %d" % (len(inputs), len(details)))
+    for detail, array in zip(details, inputs):
+        if np.dtype(detail["dtype"]) != array.dtype or list(detail["shape"][1:]) != list(array.shape[1:]):
+            raise Failure("the reference pack's input is %s %s, the model takes %s %s" % (
+                array.dtype.name, list(array.shape[1:]), np.dtype(detail["dtype"]).name, list(detail["shape"][1:])))
+    got = [[] for _ in outputs]
+    steps = []   # each output's declared int8 step (real units), None where float or per-channel
+    for detail in outputs:
+        scales = detail.get("quantization_parameters", {}).get("scales")
+        steps.append(float(scales[0]) if scales is not None and len(scales) == 1 else None)
+    for k in range(len(expected[0])):
+        for detail, array in zip(details, inputs):
+            interpreter.set_tensor(detail["index"], array[k:k + 1])
+        interpreter.invoke()
+        for j, detail in enumerate(outputs):
+            params = detail.get("quantization_parameters", {})
+            got[j].append(frames.dequantize(interpreter.get_tensor(detail["index"]), params.get("scales"),
+                                            params.get("zero_points")))
+    got = [np.concatenate(g) for g in got]
+    results, problem = parity.match(expected, got, [d["name"] for d in outputs], bool(meta.get("classification")),
+                                    parity.pack_layout(meta), parity.int8_steps(meta.get("precision"), steps, got))
+    report = {"status": "pass", "runtime": "edgetpu" if edgetpu else "litert" if runtime == "ai_edge_litert" else runtime,
+              "device": "edgetpu" if edgetpu else "cpu", "samples": len(expected[0]), "data": meta.get("data"),
+              "precision": meta.get("precision"), "gate": meta.get("gates"), "outputs": results, "notes": [],
+              "seconds": round(time.perf_counter() - start, 3), "model": info["model"], "reference": info["reference"],
+              "at_conversion": conversion_summary(manifest)}
+    if problem:
+        report.update(status="fail", notes=[problem])
+    else:
+        failed, notes = parity.gate_failures(results, meta.get("gates") or {})
+        report.update(status="fail" if failed else "pass", notes=failed + notes)
+    return report
+
+
+def conversion_summary(manifest):
+    """The manifest's verify at conversion time, as `edgekit verify` shows it beside the rerun."""
+    verify = manifest.get("verify") or {}
+    outputs = verify.get("outputs") or []
+    if not verify:
+        return None
+    return {"status": verify.get("status"), "runtime": verify.get("runtime"),
+            "cosine": min((o["cosine"] for o in outputs), default=None)}
+
+
+def check_version(directory):
+    """run_pack on a verified version directory, never raising: a model the runtime cannot load or
+    run here fails its check, with the reason as its note."""
+    try:
+        return run_pack(directory)
+    except Failure as exc:
+        return {"status": "fail", "notes": [str(exc)], "outputs": [], "samples": 0}
+    except Exception as exc:  # the runtime refused the model on this board
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return {"status": "fail", "notes": ["the runtime could not run it: %s: %s" % (type(exc).__name__, text)],
+                "outputs": [], "samples": 0}
+
+
+def summary(report):
+    """A verify report in one history line: status, worst cosine and top-1, where it ran."""
+    if report is None:
+        return None
+    outputs = report.get("outputs") or []
+    decisive = [o["top1_agreement_decisive"] for o in outputs if o.get("top1_agreement_decisive") is not None]
+    return {"status": report["status"], "cosine": min((o["cosine"] for o in outputs), default=None),
+            "top1_agreement_decisive": min(decisive) if decisive else None, "runtime": report.get("runtime"),
+            "device": report.get("device"), "samples": report.get("samples"), "notes": report.get("notes", [])[:3]}
+
+
+def cmd_verify(args):
+    directory = os.path.realpath(here())   # ROOT/models/NAME/<version>, reached through `current`
+    report = run_pack(directory, args.threads)
+    report["version"] = os.path.basename(directory)
+    record(os.path.dirname(directory), dict({"event": "verify", "version": report["version"]}, verify=summary(report)))
+    emit(report)
 
 
 def main(argv=None):
@@ -678,6 +836,7 @@ def main(argv=None):
     receive.add_argument("--sums-sha256", required=True)
     receive.add_argument("--keep", type=int, default=3)
     receive.add_argument("--content-sha256")
+    receive.add_argument("--verify", action="store_true", help="switch to the version only if its reference pack passes")
     rollback.add_argument("--to")
     bench = sub.add_parser("bench")
     bench.add_argument("--runs", type=int, default=100)
@@ -689,11 +848,13 @@ def main(argv=None):
     run.add_argument("--top-k", type=int, default=5)
     run.add_argument("--threads", type=int)
     run.add_argument("--serve")
+    verify = sub.add_parser("verify")
+    verify.add_argument("--threads", type=int)
     listing = sub.add_parser("list")
     listing.add_argument("--root", default="~/.edgekit")
     args = parser.parse_args(argv)
     handlers = {"probe": cmd_probe, "receive": cmd_receive, "rollback": cmd_rollback, "bench": cmd_bench,
-                "run": cmd_run, "list": cmd_list}
+                "run": cmd_run, "list": cmd_list, "verify": cmd_verify}
     if args.command not in handlers:
         parser.print_help(sys.stderr)
         return 2

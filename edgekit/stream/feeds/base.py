@@ -27,12 +27,20 @@ class Feed:
     live: ClassVar[bool]                 # newest frame only; reopened when it drops
     sets_size: ClassVar[bool] = False    # honours --size
     sets_fps: ClassVar[bool] = False     # honours --fps
+    plays: ClassVar[bool] = False        # honours --loop and --realtime (a video file)
 
-    def __init__(self, spec: str, size: tuple[int, int] | None = None, fps: float | None = None):
+    def __init__(self, spec: str, size: tuple[int, int] | None = None, fps: float | None = None,
+                 loop: bool = False, realtime: bool = False):
         for value, supported, flag in ((size, self.sets_size, "--size"), (fps, self.sets_fps, "--fps")):
             if value is not None and not supported:
                 raise EdgekitError(f"{flag} is not supported by {self.kind} sources like '{spec}'",
                                    f"drop {flag}; it applies to cameras and 'synthetic'")
+        for wanted, flag in ((loop, "--loop"), (realtime, "--realtime")):
+            if wanted and not self.plays:
+                raise EdgekitError(f"{flag} applies to video files, not to {self.kind} sources like '{spec}'",
+                                   f"drop {flag}")
+        self.loop = loop
+        self.realtime = realtime
         self.spec = spec
         self.size = size            # width, height requested
         self.requested_fps = fps
@@ -58,6 +66,11 @@ class Feed:
         """(file name, position in ms) of the frame read last: what a result line names it by."""
         return None, None
 
+    def at_end(self) -> bool:
+        """True once a finite feed has nothing more to give (read() returned None for good), so a
+        live-paced file that ended is not mistaken for a dropped stream to reconnect."""
+        return False
+
     def close(self) -> None:
         pass
 
@@ -68,13 +81,16 @@ class Feed:
 FEEDS: Registry[type[Feed]] = Registry("feed", __package__)
 
 
-def open_feed(spec: str, size: tuple[int, int] | None = None, fps: float | None = None) -> Feed:
+def open_feed(spec: str, size: tuple[int, int] | None = None, fps: float | None = None, loop: bool = False,
+              realtime: bool = False) -> Feed:
     """The feed for SPEC, what the user gave as `--source` (validated, not opened yet: the capture
-    thread opens it). Raises EdgekitError when no feed kind claims SPEC."""
+    thread opens it). LOOP restarts a video file at its end; REALTIME paces it at its own frame
+    rate, as a camera would deliver it. Raises EdgekitError when no feed kind claims SPEC, or for
+    an option the kind does not take."""
     spec = str(spec)
     for feed_cls in FEEDS.values():
         if feed_cls.claims(spec):
-            return feed_cls(spec, size=size, fps=fps)
+            return feed_cls(spec, size=size, fps=fps, loop=loop, realtime=realtime)
     raise EdgekitError(f"source '{spec}' is not a camera index, /dev/videoN, URL, image folder or glob, "
                        "existing video file, or 'synthetic'",
                        "e.g. --source 0, --source clip.mp4, --source rtsp://host/stream, --source photos/")
@@ -87,8 +103,8 @@ def capture_params(cv2, open_ms: int, read_ms: int) -> list[int]:
 class VideoCaptureFeed(Feed):
     """Shared by the kinds OpenCV's VideoCapture reads (camera, file, network)."""
 
-    def __init__(self, spec: str, size=None, fps=None):
-        super().__init__(spec, size, fps)
+    def __init__(self, spec: str, size=None, fps=None, loop=False, realtime=False):
+        super().__init__(spec, size, fps, loop, realtime)
         self._cap = None
 
     def read(self) -> np.ndarray | None:

@@ -23,8 +23,8 @@ class CameraFeed(VideoCaptureFeed):
     sets_size = True
     sets_fps = True
 
-    def __init__(self, spec: str, size=None, fps=None):
-        super().__init__(spec, size, fps)
+    def __init__(self, spec: str, size=None, fps=None, loop=False, realtime=False):
+        super().__init__(spec, size, fps, loop, realtime)
         match = DEVICE.match(spec)
         self.index = int(match.group(1) if match else spec)
         if sys.platform.startswith("linux") and not Path(f"/dev/video{self.index}").exists():

@@ -22,8 +22,8 @@ class ImageFolderFeed(Feed):
     def claims(cls, spec: str) -> bool:
         return Path(spec).is_dir() or glob.has_magic(spec)
 
-    def __init__(self, spec: str, size=None, fps=None):
-        super().__init__(spec, size, fps)
+    def __init__(self, spec: str, size=None, fps=None, loop=False, realtime=False):
+        super().__init__(spec, size, fps, loop, realtime)
         root = Path(spec)
         paths = root.iterdir() if root.is_dir() else (Path(p) for p in glob.glob(spec))
         self.paths = sorted(p for p in paths if p.is_file() and not p.name.startswith("."))

@@ -43,6 +43,9 @@ class VideoSink(Sink):
         self._size: tuple[int, int] | None = None
         self._origin: float | None = None
         self._last_pts = -1
+        self._last_position: float | None = None   # the file position of the last frame, s
+        self._pass_offset = 0.0                     # s added to positions of later --loop passes
+        self._rate: float | None = None
 
     def open(self) -> None:
         if self.path.suffix.lower() not in CONTAINERS:
@@ -73,8 +76,16 @@ class VideoSink(Sink):
         self.frames += 1
 
     def _pts(self, result) -> int:
-        """Ticks since the first frame: the file's own position, or the capture clock for live sources."""
-        now = result.stream_ms / 1000.0 if result.stream_ms is not None else result.captured
+        """Ticks since the first frame: the file's own position, or the capture clock for live sources.
+        A file played with --loop starts its positions again: each pass continues after the last."""
+        if result.stream_ms is not None:
+            position = result.stream_ms / 1000.0
+            if self._last_position is not None and position < self._last_position:   # the next pass
+                self._pass_offset += self._last_position + (1.0 / self._rate if self._rate else 0.0)
+            self._last_position = position
+            now = self._pass_offset + position
+        else:
+            now = result.captured
         if self._origin is None:
             self._origin = now
         pts = max(int(round((now - self._origin) / TIME_BASE)), self._last_pts + 1)   # strictly increasing
@@ -88,6 +99,7 @@ class VideoSink(Sink):
         fd, self._tmp = temp_beside(self.path, suffix=self.path.suffix)
         os.close(fd)
         rate = Fraction(source_fps or self.fps or DEFAULT_FPS).limit_denominator(1001)
+        self._rate = float(rate)
         try:
             self._container = av.open(str(self._tmp), "w", format=CONTAINERS[self.path.suffix.lower()],
                                       container_options={"movflags": "+faststart"})

@@ -2,7 +2,8 @@
 
     GET /             the page: the stream in an <img> and a stats panel refreshed from /stats
     GET /stream.mjpg  multipart/x-mixed-replace JPEG stream (every browser shows it in an <img>)
-    GET /stats        JSON: FPS, latency, inference ms, frames, drops, latest results
+    GET /stats        JSON: FPS, latency (null for a file read as fast as processed), inference ms,
+                      frames, drops, latest results
 
 With an access token (the default of `edgekit run`: a live camera must not be open to the whole
 network), every request needs `?token=TOKEN` or `Authorization: Bearer TOKEN`, and gets 401
@@ -59,7 +60,7 @@ async function refresh(){
     document.getElementById("title").textContent = s.model + " on " + s.backend;
     document.getElementById("stats").textContent =
       "FPS        " + fmt(s.fps, "") + "\\n" +
-      "latency    " + fmt(s.latency_ms, " ms") + "\\n" +
+      (s.live === false ? "" : "latency    " + fmt(s.latency_ms, " ms") + "\\n") +
       "inference  " + fmt(s.infer_ms, " ms") + "\\n" +
       "frames     " + s.frames + "\\n" +
       "dropped    " + s.dropped + "\\n" +

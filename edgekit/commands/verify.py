@@ -1,0 +1,55 @@
+"""`edgekit verify`: rerun artifacts' reference packs on this host's runtime, gated as convert does."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .common import debug_enabled, json_option
+
+
+@click.command()
+@click.argument("artifacts", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--backend", help="Runtime backend: litert, edgetpu, openvino, onnxruntime, coreml "
+                                "(default: the artifact's own; edgetpu for a model compiled for it).")
+@click.option("--device", help="The backend's device: CPU, GPU or NPU (openvino), usb:0 or pci:0 (edgetpu), "
+                               "all, cpuOnly or cpuAndNE (coreml).")
+@click.option("--reference", type=click.Path(path_type=Path, dir_okay=False),
+              help="The reference pack, when it is not beside the artifact (one artifact only).")
+@json_option
+def verify(artifacts, backend, device, reference, as_json):
+    """Rerun each ARTIFACT's reference pack on this host and gate it against the source's outputs.
+
+    \b
+    `edgekit convert` writes ARTIFACT.edgekit.ref.npz beside every artifact: real inputs as
+    the runtime is fed them, the source framework's outputs on them and the gates for the
+    artifact's precision. Copy it with the artifact and its .edgekit.json to the machine that
+    has the runtime (a Mac for Core ML, a host with a Coral for Edge TPU models, an Intel
+    GPU or NPU for OpenVINO) and run this there. The report is convert's.
+    The pack must be the one convert wrote with the artifact (its sha256 is in the manifest),
+    and an artifact whose bytes changed since conversion fails.
+    Exit codes: 0 every artifact passed, 1 a gate failed or an artifact changed, 2 bad input
+    or no runtime for it on this host.
+
+    \b
+    Examples:
+      edgekit verify out/model_int8.tflite
+      edgekit verify out/*.mlpackage                          # on a Mac
+      edgekit verify out/model_int8.xml --device NPU
+      edgekit verify out/model_int8_edgetpu.tflite --device usb:0 --json
+    """
+    from ..proof import verify_artifacts
+    from ..ui import console, native_output_captured, print_json
+    from ..views.verify import render_verify
+
+    with native_output_captured(not debug_enabled()):
+        result = verify_artifacts(list(artifacts), backend, device, reference)
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        render_verify(result, console())
+    if result.failed:
+        from ..errors import VerifyFailed
+
+        raise VerifyFailed(f"verify failed for {', '.join(Path(c.artifact).name for c in result.failed)}",
+                           "see the notes above")

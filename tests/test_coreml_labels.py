@@ -1,0 +1,51 @@
+"""A classifier whose labels repeat (ImageNet names 'crane' and 'maillot' twice) keeps every
+class in Core ML: the scores come back as a dictionary keyed by label, so a repeated key would
+drop a class there and the runner would fall back to the wrong order. Oracle: the classify op's
+classes as coremltools wrote them into the package (read from the spec, not from edgekit)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import CLASSES, SIZE
+
+pytest.importorskip("coremltools")
+pytest.importorskip("torch")
+
+
+def _package_classes(path) -> list[str]:
+    """The class labels of the mlprogram's `classify` op, in class order."""
+    import coremltools as ct
+
+    spec = ct.utils.load_spec(str(path))
+    function = spec.mlProgram.functions["main"]
+    block = function.block_specializations[next(iter(function.block_specializations))]
+    classify = next(op for op in block.operations if op.type == "classify")
+    values = classify.inputs["classes"].arguments[0].value.immediateValue.list.values
+    return [value.immediateValue.tensor.strings.values[0] for value in values]
+
+
+def test_repeated_labels_stay_distinct_classes_in_core_ml(torch_module, tmp_path):
+    from edgekit.convert import ConvertRequest, convert
+    from edgekit.runtime.coreml import CoreMLRunner
+
+    labels = [f"class{i}" for i in range(CLASSES)]
+    labels[3] = labels[7] = "crane"
+    (tmp_path / "labels.txt").write_text("\n".join(labels) + "\n")
+    result = convert(torch_module, ConvertRequest(targets=["coreml"], precisions=["fp32"], out_dir=tmp_path / "out",
+                                                  input_size=[SIZE, SIZE], mean=[127.5], std=[127.5],
+                                                  task="classification", labels=tmp_path / "labels.txt",
+                                                  name="tiny", verify=False))
+    package = result.artifacts[0].path
+    classes = _package_classes(package)
+    assert len(classes) == CLASSES and len(set(classes)) == CLASSES
+    assert classes[3] == "crane" and classes[7] == "crane (7)"
+
+    # the runner puts Core ML's label -> score dictionary back in class order
+    runner = CoreMLRunner.__new__(CoreMLRunner)
+    from edgekit.manifest import read_manifest
+
+    runner.manifest = read_manifest(package)
+    assert runner.manifest.labels == labels            # the manifest keeps the source's labels
+    scores = np.arange(CLASSES, dtype=np.float32)
+    np.testing.assert_array_equal(runner._array(dict(zip(classes, scores))), scores[None])
