@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .. import deps
 from ..bridges.base import ConvertContext
-from ..errors import BadInput, CalibrationError, ConversionError, UnsupportedRouteError, summary
+from ..errors import BadInput, ConversionError, summary
 from ..manifest import INT8_IO_TYPES
 from ..modelcard import for_artifact
 from ..sources.base import SourceModel
@@ -22,7 +22,7 @@ from .base import Target, TargetOutput, register
 def _static_converter(tf, model: SourceModel):
     """A converter over the serving signature traced at the static input shapes, so a SavedModel
     exported with a dynamic batch still yields batch-1, static-shape TFLite (Edge TPU needs it)."""
-    specs = [tf.TensorSpec(t.shape, tf.float32, name=t.name) for t in model.inputs()]
+    specs = [tf.TensorSpec(t.shape, tf.as_dtype(t.dtype), name=t.name) for t in model.inputs()]
     names = [t.name for t in model.inputs()]
     concrete = tf.function(lambda *xs: model.signature(**dict(zip(names, xs)))).get_concrete_function(*specs)
     return tf.lite.TFLiteConverter.from_concrete_functions([concrete], model.trackable)
@@ -49,14 +49,9 @@ class TFLiteTarget(Target):
         elif precision == "int8":
             if io_type not in INT8_IO_TYPES:
                 raise BadInput(f"unknown int8 I/O type '{io_type}'", f"choose one of {', '.join(INT8_IO_TYPES)}")
-            if ctx.calibration is None:
-                raise CalibrationError("int8 needs calibration data", "pass --calib")
-            if len(model.inputs()) != 1:
-                raise UnsupportedRouteError("int8 calibration supports single-input models only",
-                                            "export the model with one image input")
-            samples = ctx.calibration
+            samples = ctx.calibration_feeds(model.inputs(), "NHWC")   # one list per sample, in input order
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.representative_dataset = lambda: ([sample[None]] for sample in samples)
+            converter.representative_dataset = lambda: iter(samples)
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
             converter.inference_input_type = getattr(tf, io_type)
             converter.inference_output_type = getattr(tf, io_type)
