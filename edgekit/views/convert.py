@@ -21,14 +21,25 @@ def _cross(verify) -> str:
                      for name, c in verify.cross_checks.items())
 
 
+def _preprocessing(origin: str | None) -> str:
+    """Where the image normalization came from; parity cannot prove an assumed one."""
+    if origin is None:
+        return "—"   # no image input: tensors are fed as given
+    return "[yellow]assumed[/]" if origin == "assumed" else origin
+
+
 def render_convert(result, console) -> None:
     """A ConvertResult: one row per artifact, then each artifact's verify notes."""
     rows = [[Path(a.path).name, human_size(a.size_bytes), STATUS_STYLE.get(a.verify.status, a.verify.status),
              fmt(a.verify.cosine, ".6f"), fmt(a.verify.max_abs_error, ".3g"), _top1(a.verify), _cross(a.verify),
-             a.route, f"{a.seconds:.1f}"] for a in result.artifacts]
+             _preprocessing(a.preprocessing), a.route, f"{a.seconds:.1f}"] for a in result.artifacts]
     console.print(table(f"source: {result.source['kind']} {result.source['path'] or '(Python object)'}",
-                        ["artifact", "size", "verify", "cosine", "max |err|", "top-1 clear (all)", "also on", "route",
-                         "s"], rows, wrap=("also on", "route"), optional=("s", "max |err|", "also on", "size", "route")))
+                        ["artifact", "size", "verify", "cosine", "max |err|", "top-1 clear (all)", "also on",
+                         "prep", "route", "s"], rows, wrap=("also on", "route"),
+                        optional=("s", "max |err|", "also on", "size", "route")))
+    if any(a.preprocessing == "assumed" for a in result.artifacts):
+        console.print("[yellow]prep 'assumed': preprocessing assumed, not verified[/] (parity feeds artifact and source "
+                      "the same inputs, so it cannot prove them): pass --mean/--std/--bgr as trained")
     for artifact in result.artifacts:
         for note in artifact.verify.notes:
             console.print(f"  {Path(artifact.path).name}: {note}")
