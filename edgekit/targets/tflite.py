@@ -50,8 +50,12 @@ class TFLiteTarget(Target):
             if io_type not in INT8_IO_TYPES:
                 raise BadInput(f"unknown int8 I/O type '{io_type}'", f"choose one of {', '.join(INT8_IO_TYPES)}")
             samples = ctx.calibration_feeds(model.inputs(), "NHWC")   # one list per sample, in input order
+            names = [t.name for t in model.inputs()]
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.representative_dataset = lambda: iter(samples)
+            # several inputs go by signature name: the calibrator's positional order is the float
+            # flatbuffer's, which need not be the signature's
+            converter.representative_dataset = (lambda: iter(samples)) if len(names) == 1 else \
+                (lambda: (dict(zip(names, sample)) for sample in samples))
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
             converter.inference_input_type = getattr(tf, io_type)
             converter.inference_output_type = getattr(tf, io_type)
