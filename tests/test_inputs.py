@@ -48,25 +48,45 @@ def _keras(path: Path):
     return keras.models.load_model(path, compile=False)
 
 
+def _predict_matches_luminance(artifact: Path, shape: tuple, tmp_path: Path) -> None:
+    """`predict` on a grey RGB photo at the model size (its luma is each pixel's value, so the
+    input is known without edgekit's own code) gives LiteRT's softmax on that input."""
+    import cv2
+
+    from edgekit.predict import predict_images
+
+    grey = np.random.default_rng(7).integers(0, 256, (models.SIZE if len(shape) == 4 else 28,) * 2, dtype=np.uint8)
+    photo = tmp_path / "grey.png"
+    cv2.imwrite(str(photo), np.repeat(grey[:, :, None], 3, axis=2))
+    _, (logits,) = _litert(artifact, [((grey.astype(np.float32) - 127.5) / 127.5).reshape(shape)])
+    expected = np.exp(logits[0] - logits[0].max())
+    expected /= expected.sum()
+    top = predict_images(artifact, [photo], top_k=3).predictions[0][1].classes
+    np.testing.assert_allclose([c.score for c in top], np.sort(expected)[::-1][:3], rtol=1e-4, atol=1e-5)
+    assert [c.index for c in top] == list(np.argsort(-expected)[:3])
+
+
 def test_greyscale_input_records_one_channel_and_matches_keras(tmp_path):
     path = models.keras_grey(tmp_path)
-    artifact, manifest = _convert(path, tmp_path / "out", mean=[127.5], std=[127.5])
+    artifact, manifest = _convert(path, tmp_path / "out", mean=[127.5], std=[127.5], task="classification")
     assert manifest["preprocess"]["channels"] == 1
     assert manifest["verify"]["status"] == "pass"   # verify fed luminance photos, not RGB
     x = np.random.default_rng(0).uniform(-1, 1, (1, models.SIZE, models.SIZE, 1)).astype(np.float32)
     details, (got,) = _litert(artifact, [x])
     assert list(details[0]["shape"]) == [1, models.SIZE, models.SIZE, 1]
     np.testing.assert_allclose(got, np.asarray(_keras(path)(x)), **FP32_TOL)
+    _predict_matches_luminance(artifact, (1, models.SIZE, models.SIZE, 1), tmp_path)
 
 
 def test_channelless_input_is_a_greyscale_image(tmp_path):
     path = models.keras_channelless(tmp_path)
-    artifact, manifest = _convert(path, tmp_path / "out", mean=[127.5], std=[127.5])
+    artifact, manifest = _convert(path, tmp_path / "out", mean=[127.5], std=[127.5], task="classification")
     assert (manifest["preprocess"]["layout"], manifest["preprocess"]["channels"]) == ("HW", 1)
     assert manifest["input_specs"][0]["kind"] == "image"
     x = np.random.default_rng(1).uniform(-1, 1, (1, 28, 28)).astype(np.float32)
     _, (got,) = _litert(artifact, [x])
     np.testing.assert_allclose(got, np.asarray(_keras(path)(x)), **FP32_TOL)
+    _predict_matches_luminance(artifact, (1, 28, 28), tmp_path)
 
 
 def test_input_size_fixes_a_free_size_keras_input(tmp_path):
