@@ -135,7 +135,7 @@ def test_two_inputs_int8_calibrates_on_a_folder_and_an_npy_per_input(two_inputs,
     assert [d["dtype"] for d in interpreter.get_input_details()] == [np.uint8, np.uint8]   # full integer
 
 
-def test_two_inputs_fp32_from_an_npz_matches_keras(two_inputs, tmp_path):
+def test_two_inputs_fp32_from_an_npz_matches_keras(two_inputs, tmp_path, run_cli):
     path, folder = two_inputs
     artifact, manifest = _convert(path, tmp_path / "out", mean=[127.5], std=[127.5],
                                   verify_data=[str(folder / "both.npz")])
@@ -146,6 +146,15 @@ def test_two_inputs_fp32_from_an_npz_matches_keras(two_inputs, tmp_path):
     feeds = [image if by_kind[t["name"]] == "image" else sensors for t in manifest["inputs"]]
     _, (got,) = _litert(artifact, feeds)
     np.testing.assert_allclose(got, np.asarray(_keras(path)([image, sensors])), **FP32_TOL)
+    # bench takes the same .npz (one array per source input name); a single .npy names the inputs
+    np.savez(tmp_path / "one.npz", image=image, sensors=sensors)
+    code, out, err = run_cli("bench", artifact, "--input", tmp_path / "one.npz", "--runs", "3", "--warmup", "1", "--json")
+    assert code == 0, err
+    record = json.loads(out)["results"][0]
+    assert record["status"] == "ok" and len(record["samples_ms"]) == 3, record
+    np.save(tmp_path / "one.npy", image)
+    code, _, err = run_cli("bench", artifact, "--input", tmp_path / "one.npy", "--runs", "3")
+    assert code != 0 and "takes 2 inputs (" in err and "pass a .npz with one array per input name" in err
 
 
 def test_several_inputs_refuse_one_unnamed_folder(two_inputs, photos_dir, tmp_path):
