@@ -79,8 +79,8 @@ def convert(model, targets, precisions, out_dir, calib, calib_samples, verify, v
       edgekit convert net.pt --input-size 224 --mean 127 --std 128 --to coreml --precision fp16
       edgekit convert model.keras --to tflite --precision int8 --calib synthetic --json
       edgekit convert model.keras --to edgetpu --calib photos/ -o out/   # int8 + Edge TPU report
-      edgekit convert fusion.keras --to tflite --precision int8 --calib image=photos/ --calib sensors=s.npy
-      edgekit convert kws.onnx --to openvino --precision int8 --calib frames.npz   # one array per input
+      edgekit convert fusion.keras --to tflite --calib image=photos/ --calib sensors=s.npy
+      edgekit convert kws.onnx --to openvino --precision int8 --calib frames.npz   # array per input
       edgekit convert model.keras --to coreml,tflite --author "Jane Doe" --license MIT \\
           --model-version 1.2 --description "Flower classifier" --input-description image="RGB photo"
 
