@@ -137,7 +137,7 @@ def test_two_inputs_int8_calibrates_on_a_folder_and_an_npy_per_input(two_inputs,
 
 def test_two_inputs_fp32_from_an_npz_matches_keras(two_inputs, tmp_path, run_cli):
     path, folder = two_inputs
-    artifact, manifest = _convert(path, tmp_path / "out", mean=[127.5], std=[127.5],
+    artifact, manifest = _convert(path, tmp_path / "out", mean=[127.5], std=[127.5], task="classification",
                                   verify_data=[str(folder / "both.npz")])
     assert manifest["verify"]["status"] == "pass"
     data = np.load(folder / "both.npz")
@@ -152,6 +152,13 @@ def test_two_inputs_fp32_from_an_npz_matches_keras(two_inputs, tmp_path, run_cli
     assert code == 0, err
     record = json.loads(out)["results"][0]
     assert record["status"] == "ok" and len(record["samples_ms"]) == 3, record
+    from edgekit.predict import predict_images
+
+    top = predict_images(artifact, [tmp_path / "one.npz"], top_k=2).predictions[0][1].classes
+    expected = np.exp(got[0] - got[0].max())
+    expected /= expected.sum()
+    assert [c.index for c in top] == list(np.argsort(-expected)[:2])
+    np.testing.assert_allclose([c.score for c in top], np.sort(expected)[::-1][:2], rtol=1e-4, atol=1e-5)
     np.save(tmp_path / "one.npy", image)
     code, _, err = run_cli("bench", artifact, "--input", tmp_path / "one.npy", "--runs", "3")
     assert code != 0 and "takes 2 inputs (" in err and "pass a .npz with one array per input name" in err

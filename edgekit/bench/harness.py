@@ -311,40 +311,10 @@ def _input(predictor, spec: str):
         feeds = [rng.uniform(-1, 1, t.shape).astype(np.float32) for t in inputs]
         return (feeds[0] if len(feeds) == 1 else feeds), None
     path = Path(spec)
-    if path.suffix.lower() == ".npz":
-        return _npz_feeds(predictor, path), None
-    if path.suffix.lower() == ".npy":
-        try:
-            tensor = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise BadInput(f"--input {path} is not a readable .npy array ({summary(exc)})") from None
-        if len(inputs) > 1:
-            raise BadInput(f"--input {path} is one array, and the model takes {len(inputs)} inputs "
-                           f"({', '.join(t.name for t in inputs)})", "pass a .npz with one array per input name")
-        if list(tensor.shape) != list(info.shape):
-            raise BadInput(f"--input {path} has shape {list(tensor.shape)}; the model takes {list(info.shape)}",
-                           "save the preprocessed input tensor, or pass an image")
-        return tensor.astype(np.float32, copy=False), None
+    if path.suffix.lower() in (".npy", ".npz"):
+        return predictor.tensor_feeds(path), None
     image = _read_rgb(path)
     return predictor.prepare(image)[0], image
-
-
-def _npz_feeds(predictor, path: Path) -> dict[str, np.ndarray]:
-    """One array per artifact input, found by its name or its source name (manifest input_specs)."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {name: data[name] for name in data.files}
-    except (OSError, ValueError) as exc:
-        raise BadInput(f"--input {path} is not a readable .npz archive ({summary(exc)})") from None
-    specs = {s.name: s.source_name for s in predictor.manifest.input_specs} if predictor.manifest else {}
-    feeds = {}
-    for info in predictor.runner.inputs:
-        key = info.name if info.name in arrays else specs.get(info.name)
-        if key not in arrays:
-            raise BadInput(f"--input {path} has no array for input '{specs.get(info.name) or info.name}' "
-                           f"(it holds {', '.join(arrays) or 'none'})", "save one array per input name")
-        feeds[info.name] = arrays[key].astype(np.float32, copy=False)
-    return feeds
 
 
 def _is_image(predictor, shape: list[int]) -> bool:
@@ -379,10 +349,7 @@ def _prepost(predictor, image: np.ndarray | None, outputs: list[np.ndarray]) -> 
             times.append((clock() - start) / 1e6)
         pre = stats.percentile(sorted(times), 50)
     if meta is None:
-        shape = predictor.runner.inputs[0].shape
-        nchw = len(shape) == 4 and shape[1] == 3
-        size = tuple(shape[2:4]) if nchw else tuple(shape[1:3]) if len(shape) >= 3 else (1, 1)
-        meta = FrameMeta(original_size=size, input_size=size)  # a ready tensor: boxes stay in model pixels
+        meta = predictor.tensor_meta()
     times = []
     try:
         for _ in range(PREPOST_LOOPS):
