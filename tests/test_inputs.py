@@ -201,3 +201,12 @@ def test_assumed_preprocessing_is_said_in_the_verify_report(tmp_path):
     _, manifest = _convert(path, tmp_path / "out")
     assert manifest["preprocess"]["normalization"] == "assumed"
     assert any(n.startswith("preprocessing assumed, not verified") for n in manifest["verify"]["notes"])
+
+
+@pytest.mark.parametrize("build", ["onnx_mul_add", "tflite_entry_norm"])
+def test_constant_mul_add_at_the_entry_means_raw_pixels(build, tmp_path):
+    """Mul(1/127.5) then Add(-1) is (x - 127.5) / 127.5: the model takes raw 0-255 pixels."""
+    facts = load_source(getattr(models, build)(tmp_path)).facts.preprocess
+    assert (facts["normalization"], facts["mean"], facts["std"]) == ("graph", [0.0] * 3, [1.0] * 3)
+    np.testing.assert_allclose(facts["graph_normalization"].mean, [127.5] * 3, rtol=1e-5)
+    np.testing.assert_allclose(facts["graph_normalization"].std, [127.5] * 3, rtol=1e-5)
