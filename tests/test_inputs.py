@@ -6,6 +6,7 @@ interpreter (the oracle), never with edgekit's verify report.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -210,3 +211,14 @@ def test_constant_mul_add_at_the_entry_means_raw_pixels(build, tmp_path):
     assert (facts["normalization"], facts["mean"], facts["std"]) == ("graph", [0.0] * 3, [1.0] * 3)
     np.testing.assert_allclose(facts["graph_normalization"].mean, [127.5] * 3, rtol=1e-5)
     np.testing.assert_allclose(facts["graph_normalization"].std, [127.5] * 3, rtol=1e-5)
+
+
+def test_coreml_refuses_a_tensor_input_in_one_line_naming_it(two_inputs, run_cli, tmp_path):
+    pytest.importorskip("coremltools")
+    path, _ = two_inputs
+    code, out, err = run_cli("convert", path, "--to", "coreml", "--mean", "127.5", "--std", "127.5",
+                             "-o", tmp_path / "out")
+    assert code != 0 and "Traceback" not in out + err
+    assert re.search(r"Core ML target takes one colour image input; .* has the tensor input 'sensors' \[1, 6\]",
+                     out + err), out + err
+    assert not list((tmp_path / "out").glob("*.mlpackage"))
