@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from itertools import groupby
 from pathlib import Path
@@ -12,13 +12,12 @@ import numpy as np
 
 from . import __version__, deps, interrupt, photos
 from .bridges.base import ConvertContext
-from .calibration import DEFAULT_SAMPLES, SampleSet, load_samples
+from .calibration import DEFAULT_SAMPLES, SPEC_FORMS, SampleSet, feed_plan, load_inputs, preprocess_pictures
 from .errors import BadInput, CalibrationError, EdgekitError, summary
 from .formats import sniff
 from .fsutil import publish, sha256_of, staging_dir, write_atomic
-from .frames import preprocess_image, to_layout
-from .manifest import (COLOR_ORDERS, LAYOUTS, RESIZE_MODES, TASKS, Manifest, ModelCard, Preprocess, StepParity,
-                       VerifyReport, artifact_digest, manifest_path)
+from .manifest import (LAYOUTS, RESIZE_MODES, TASKS, InputSpec, Manifest, ModelCard, Preprocess,
+                       StepParity, VerifyReport, artifact_digest, manifest_path)
 from .modelcard import check_tensor_names, resolve_card
 from .reference import DEFAULT_BUDGET, pack_path, write_reference
 from .routes import Route, plan
@@ -43,10 +42,11 @@ class ConvertRequest:
     targets: list[str]                     # target names (TARGETS): tflite, edgetpu, openvino, coreml, onnx
     precisions: list[str] | None = None   # None: each target's default; ["all"]: every one it offers
     out_dir: Path = Path("out")           # artifacts and manifests are published here (created if missing)
-    calib: str | None = None              # int8 calibration: image folder, video, .npy, or "synthetic"
+    calib: str | list[str] | None = None  # int8 calibration specs (calibration.load_inputs): an image folder,
+                                          # video, .npy, .npz, NAME=PATH per input, or "synthetic"
     calib_samples: int = DEFAULT_SAMPLES  # calibration samples, spread over the folder or video
     verify: bool = True                   # run each artifact next to the source (False: report "skipped")
-    verify_data: str | None = None        # verify inputs (as calib); default: calibration data, else photos
+    verify_data: str | list[str] | None = None   # verify inputs (as calib); default: calibration data, else photos
     verify_samples: int = VERIFY_SAMPLES
     reference_bytes: int = DEFAULT_BUDGET  # reference pack beside each artifact: at most about this size; 0: none
     input_size: list[int] | None = None   # [height, width] in pixels
@@ -98,6 +98,8 @@ class ArtifactResult:
     manifest: str                   # path of its .edgekit.json
     seconds: float                  # wall clock for this artifact, every candidate route and verify included
     timings: ArtifactTimings = field(default_factory=ArtifactTimings)
+    preprocessing: str | None = None   # where the image normalization came from: option, graph, metadata,
+                                       # manifest, assumed (then parity cannot prove it); None: no image input
 
     def to_dict(self) -> dict[str, Any]:
         data = {"status": "built", **asdict(self)}
@@ -204,9 +206,19 @@ def resolve_jobs(names: list[str], precisions: list[str] | None) -> tuple[list[t
 
 
 def resolve_preprocess(source: SourceModel, request: ConvertRequest, warnings: list[str]) -> Preprocess:
-    """CLI options > facts the model carries > assumptions (each named in a warning)."""
+    """CLI options > facts the model carries (its graph's own normalization, TFLite Metadata, the
+    manifest of an edgekit artifact, its input shapes) > assumptions (each named in a warning and
+    in `Preprocess.assumed`). A model without image inputs (audio frames, sensor vectors) gets a
+    Preprocess that no input uses. Raises BadInput for an option that contradicts the model."""
     facts = source.facts.preprocess
     pre = Preprocess()
+    if not source.image_inputs():
+        if request.input_size or request.mean or request.std:
+            names = ", ".join(f"'{i.name}' {list(i.shape)}" for i in source.described_inputs())
+            raise BadInput(f"--input-size/--mean/--std apply to image inputs, and {source.describe()} takes "
+                           f"tensors only ({names})", "drop them: tensors are fed as given (.npy/.npz)")
+        pre.mean, pre.std, pre.normalization = [0.0], [1.0], None
+        return pre
     assumed: list[str] = []
 
     def pick(name: str, given, default, shown: str):
@@ -226,23 +238,58 @@ def resolve_preprocess(source: SourceModel, request: ConvertRequest, warnings: l
         raise BadInput(f"--layout {request.layout} contradicts the model, whose input is {detected_layout}",
                        f"drop --layout or pass --layout {detected_layout}")
     pre.layout = detected_layout
+    pre.channels = int(facts.get("channels") or 3)
     pre.color_order = "BGR" if request.bgr else pick("color_order", "RGB" if request.bgr is False else None,
                                                      "RGB", "colour order RGB (--bgr if trained on BGR)")
     pre.resize = pick("resize", request.resize, "stretch", "resize 'stretch' (--resize)")
+    graph = facts.get("graph_normalization")
+    pre.graph_normalization = graph
+    if graph is not None:
+        _check_against_graph(source, request, graph)
     pre.mean = [float(v) for v in pick("mean", request.mean, [0.0, 0.0, 0.0], "--mean 0,0,0")]
     pre.std = [float(v) for v in pick("std", request.std, [255.0, 255.0, 255.0], "--std 255,255,255 (inputs in [0, 1])")]
     for name in ("mean", "std"):
         values = getattr(pre, name)
         if len(values) == 1:
-            setattr(pre, name, values * 3)
+            values = values * 3
         elif len(values) != 3:
             raise BadInput(f"--{name} takes 1 or 3 values, got {len(values)}", f"e.g. --{name} 127.5")
+        if pre.channels == 1:
+            if len(set(values)) != 1:
+                raise BadInput(f"--{name} {','.join(f'{v:g}' for v in values)} gives 3 channels different values, "
+                               f"and {source.describe()} takes greyscale (1 channel)", f"pass one value: --{name} N")
+            values = values[:1]
+        setattr(pre, name, values)
     if any(s == 0 for s in pre.std):
         raise BadInput("--std must not contain 0", "use the training std in 0-255 pixel units")
+    given = request.mean is not None or request.std is not None
+    pre.normalization = "option" if given else facts.get("normalization", "assumed")
     pre.assumed = assumed
     if assumed:
         warnings.append(f"{source.describe()} carries no preprocessing facts; assumed {'; '.join(assumed)}")
     return pre
+
+
+def _check_against_graph(source: SourceModel, request: ConvertRequest, graph) -> None:
+    """--mean/--std on a model that normalizes its own input: refused unless they say the same
+    (the graph would normalize a second time)."""
+    if request.mean is None and request.std is None:
+        return
+    mean, std = (0.0, 1.0) if graph.units == "pixels" else (0.0, 255.0)
+    if all(abs(v - mean) < 1e-6 for v in request.mean or []) and all(abs(v - std) < 1e-6 for v in request.std or []):
+        return
+    shown = ", ".join(f"{m:g}" for m in graph.mean), ", ".join(f"{s:g}" for s in graph.std)
+    takes = "raw 0-255 pixels" if graph.units == "pixels" else "pixels / 255 (values in [0, 1])"
+    raise BadInput(f"--mean/--std contradict {source.describe()}, which normalizes its input itself "
+                   f"({graph.found}: (x - [{shown[0]}]) / [{shown[1]}]) and so takes {takes}",
+                   "drop --mean/--std: a second normalization would feed it wrong values")
+
+
+def _pinned_batch_warnings(source: SourceModel) -> list[str]:
+    """One warning per input whose declared batch (free, or above 1) `inputs()` pins to 1."""
+    return [f"input '{name}' of {source.describe()} has {'a free batch' if batch == -1 else f'a batch of {batch}'}: "
+            "pinned to 1 in every artifact, since edge runtimes take one sample at a time"
+            for name, batch in source.pinned_batches()]
 
 
 def resolve_task(source: SourceModel, request: ConvertRequest, warnings: list[str]) -> tuple[str, list[str]]:
@@ -303,22 +350,27 @@ def convert(model, request: ConvertRequest, progress=None, warn: Callable[[str],
     source = load_source(model, [1, 3, *request.input_size] if request.input_size else None)
     timings.load_source = _since(mark)
     pre = resolve_preprocess(source, request, warnings)
-    source.set_input_size(pre.input_size)
+    if pre.input_size is not None:
+        source.set_input_size(pre.input_size)
+    source.inputs()   # every free dimension is fixed now, or one line says which is not
+    warnings.extend(_pinned_batch_warnings(source))
     task, labels = resolve_task(source, request, warnings)
     check_tensor_names(card, card_file, request.card, [t.name for t in source.inputs()],
                        [t.name for t in source.outputs()])
 
     mark = time.perf_counter()
-    calibration = _calibration(request, pre, warnings, progress) if any(p == "int8" for _, p in jobs) else None
+    calibration = (_calibration(request, pre, source, warnings, progress) if any(p == "int8" for _, p in jobs)
+                   else None)
     timings.calibration, mark = _since(mark), time.perf_counter()
-    verify_set = _verify_set(request, pre, calibration, warnings, progress) if request.verify else None
+    verify_set = _verify_set(request, pre, source, calibration, warnings, progress) if request.verify else None
     timings.verify_data = _since(mark)
     reference = _Reference(source, verify_set)
-    ctx = ConvertContext(preprocess=pre, calibration=calibration.samples if calibration else None,
-                         sample_images=(verify_set or calibration).samples if (verify_set or calibration) else None,
+    ctx = ConvertContext(preprocess=pre, calibration=calibration,
+                         sample_images=_first_image(source, verify_set or calibration),
                          int8_io=request.int8_io, task=task, labels=labels,
                          card=card, source_inputs=source.inputs(), source_outputs=source.outputs(),
-                         reference=reference if verify_set is not None else None)
+                         reference=reference if verify_set is not None else None,
+                         source_roles=source.static_inputs())
     for message in warnings:
         if warn:
             warn(message)
@@ -367,9 +419,11 @@ def convert(model, request: ConvertRequest, progress=None, warn: Callable[[str],
                     warnings.append(note)
                     if warn:
                         warn(note)
+            input_specs = _input_specs(source, output)
             manifest = Manifest(
                 artifact=artifact.name, target=target.name, precision=precision, task=task, labels=labels,
-                preprocess=Preprocess(**{**asdict(pre), "layout": output.layout}),
+                preprocess=_artifact_preprocess(pre, output, source), input_specs=input_specs,
+                warnings=list(warnings),
                 inputs=output.inputs, outputs=output.outputs, source=source_info, route=route.steps(),
                 converters=_converter_versions(route, output), int8_io=output.int8_io, edgetpu=output.edgetpu,
                 options=output.options,
@@ -381,6 +435,7 @@ def convert(model, request: ConvertRequest, progress=None, warn: Callable[[str],
             with step(f"{target.name} {precision} verify"):
                 manifest.verify = _with_steps(_verify(target, artifact, output, precision, task, reference,
                                                       request.verify), [*steps, *output.checked])
+                _note_assumed_preprocessing(manifest.verify, pre, source)
             spent.verify += _since(mark)
             for note in few_samples(manifest.verify, task == "classification") if manifest.verify.outputs else []:
                 manifest.verify.notes.append(note)   # here, not in gate(): a reference pack's few samples are by design
@@ -439,7 +494,7 @@ def convert(model, request: ConvertRequest, progress=None, warn: Callable[[str],
             order = [r.describe() for r in routes[target.name]]
             manifest.route_candidates = sorted([_candidate_record(r, m.verify) for r, _, m in candidates] + tries,
                                                key=lambda record: order.index(record["route"]))
-            packs = _reference_pack(output.files[-1], manifest, reference, request.reference_bytes)
+            packs = _reference_pack(output, manifest, reference, request.reference_bytes)
             sidecar = manifest_path(output.files[-1])
             write_atomic(sidecar, manifest.to_json())
             interrupt.check()  # a library may have swallowed Ctrl-C: never publish after it
@@ -447,7 +502,8 @@ def convert(model, request: ConvertRequest, progress=None, warn: Callable[[str],
             final, published_manifest = published[len(output.files) - 1], published[-1]
             artifacts.append(ArtifactResult(target.name, precision, str(final), sniff(final).size(final),
                                             route.describe(), manifest.verify, str(published_manifest),
-                                            _since(job_started), spent))
+                                            _since(job_started), spent,
+                                            pre.normalization if source.image_inputs() else None))
             if progress:
                 progress.advance(overall)
     if not artifacts:
@@ -478,14 +534,17 @@ def _one_line(exc: BaseException) -> str:
     return exc.one_line() if isinstance(exc, EdgekitError) else f"unexpected {type(exc).__name__}: {summary(exc)}"
 
 
-def _reference_pack(artifact: Path, manifest: Manifest, reference: _Reference, budget: int) -> list[Path]:
-    """Write ARTIFACT's reference pack beside it in staging (verify on, and a budget) and record
-    it in MANIFEST; the staged pack, to publish with the artifact, or nothing."""
+def _reference_pack(output: TargetOutput, manifest: Manifest, reference: _Reference, budget: int) -> list[Path]:
+    """Write the reference pack of OUTPUT's artifact beside it in staging (verify on, and a
+    budget) and record it in MANIFEST: every input as the artifact takes it (feed_plan), the
+    source's outputs. The staged pack, to publish with the artifact, or nothing."""
     if reference.samples is None or budget <= 0:
         return []
-    samples = reference.samples
-    manifest.reference = write_reference(artifact, manifest, samples.samples, reference.outputs(), samples.origin,
-                                          samples.real, budget, reference.source.layout)
+    samples, artifact = reference.samples, output.files[-1]
+    plan = feed_plan(reference.source.static_inputs(), output.inputs, output.layout)
+    inputs = [samples.arrays[name] for name, _ in plan]   # each [N, ...], NHWC images
+    manifest.reference = write_reference(artifact, manifest, inputs, reference.outputs(), samples.origin,
+                                         samples.real, budget, reference.source.layout, [lay for _, lay in plan])
     return [pack_path(artifact)]
 
 
@@ -494,30 +553,80 @@ def _since(started: float) -> float:
     return round(time.perf_counter() - started, 3)
 
 
-def _calibration(request: ConvertRequest, pre: Preprocess, warnings: list[str], progress) -> SampleSet | None:
-    if request.calib is None:
+def _calibration(request: ConvertRequest, pre: Preprocess, source: SourceModel, warnings: list[str],
+                 progress) -> SampleSet | None:
+    if not request.calib:
         raise CalibrationError("int8 needs calibration data: quantization measures each tensor's range on "
                                "real inputs, and guessed ranges quietly cost accuracy",
-                               "pass --calib IMAGE_DIR|VIDEO|FILE.npy, or --calib synthetic to accept "
-                               "unmeasured accuracy")
-    calibration = load_samples(request.calib, pre, request.calib_samples, progress)
+                               f"pass --calib {SPEC_FORMS.replace('|synthetic', '')}, or --calib synthetic to "
+                               "accept unmeasured accuracy")
+    calibration = load_inputs(_specs(request.calib), source.static_inputs(), pre, request.calib_samples, progress)
     if not calibration.real:
         warnings.append("calibrating on synthetic data: int8 accuracy is unmeasured")
     return calibration
 
 
-def _verify_set(request, pre, calibration, warnings, progress) -> SampleSet:
+def _specs(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, (str, Path)) else [str(v) for v in value]
+
+
+def _verify_set(request, pre, source: SourceModel, calibration, warnings, progress) -> SampleSet:
+    """--verify-data; else the calibration data; else scikit-image's photos for image inputs
+    (tensor inputs then get synthetic values, and a warning)."""
+    roles = source.static_inputs()
     if request.verify_data:
-        return load_samples(request.verify_data, pre, request.verify_samples, progress)
+        return load_inputs(_specs(request.verify_data), roles, pre, request.verify_samples, progress)
     if calibration is not None and calibration.real:
-        return SampleSet(calibration.samples[: request.verify_samples], calibration.kind,
-                         f"{calibration.origin} (calibration data)", True)
-    if photos.available():
-        views = photos.photo_set(request.verify_samples)
-        return SampleSet(np.concatenate([preprocess_image(image, pre) for _, image in views]), "photos",
-                         "scikit-image sample photos", True)
+        return calibration.head(request.verify_samples, f"{calibration.origin} (calibration data)")
+    images = [r for r in roles if r.kind == "image"]
+    if images and photos.available():
+        views = [image for _, image in photos.photo_set(request.verify_samples)]
+        arrays = {}
+        for role in roles:
+            if role.kind == "image":
+                arrays[role.name] = preprocess_pictures(views, role, pre)
+            else:
+                synthetic = load_inputs(["synthetic"], [role], pre, len(views))
+                arrays[role.name] = synthetic.arrays[role.name]
+        tensors = [r.name for r in roles if r.kind != "image"]
+        if tensors:
+            warnings.append(f"no verify data (--verify-data) for input(s) {', '.join(tensors)}: verifying them on "
+                            "synthetic values")
+        return SampleSet(arrays, "photos", "scikit-image sample photos", not tensors,
+                         {r.name: "scikit-image sample photos" if r.kind == "image" else "synthetic" for r in roles})
     warnings.append("no verify data (--verify-data) and no sample photos: verifying on synthetic inputs")
-    return load_samples("synthetic", pre, min(16, request.verify_samples))
+    return load_inputs(["synthetic"], roles, pre, min(16, request.verify_samples))
+
+
+def _first_image(source: SourceModel, samples: SampleSet | None) -> np.ndarray | None:
+    """The first image input's samples (NHWC), for a bridge's own checks; None without any."""
+    if samples is None:
+        return None
+    images = [r.name for r in source.described_inputs() if r.kind == "image"]
+    return samples.arrays[images[0]] if images else None
+
+
+def _input_specs(source: SourceModel, output: TargetOutput) -> list[InputSpec]:
+    """How each artifact input is fed, matched to the source input it stands for."""
+    roles = {r.name: r for r in source.described_inputs()}
+    pinned = dict(source.pinned_batches())
+    plan = feed_plan(source.static_inputs(), output.inputs, output.layout)
+    return [InputSpec(name=tensor.name, kind=roles[name].kind, source_name=name,
+                      source_shape=list(roles[name].shape), batch_pinned_from=pinned.get(name))
+            for tensor, (name, _) in zip(output.inputs, plan)]
+
+
+def _artifact_preprocess(pre: Preprocess, output: TargetOutput, source: SourceModel) -> Preprocess:
+    """PRE with the layout of the artifact's first image input (converters move channels)."""
+    layouts = [layout for _, layout in feed_plan(source.static_inputs(), output.inputs, output.layout) if layout]
+    return replace(pre, layout=layouts[0] if layouts else output.layout)
+
+
+def _note_assumed_preprocessing(report: VerifyReport, pre: Preprocess, source: SourceModel) -> None:
+    """Parity compares artifact and source on the same prepared inputs, so it cannot prove the
+    preprocessing itself: say so where any of it was assumed."""
+    if source.image_inputs() and pre.assumed:
+        report.notes.append(f"preprocessing assumed, not verified: {'; '.join(pre.assumed)}")
 
 
 class _Reference:
@@ -530,7 +639,8 @@ class _Reference:
     def outputs(self) -> list[np.ndarray]:
         if self._outputs is None:
             started = time.perf_counter()
-            batches = [self.source.infer([to_layout(s[None], self.source.layout)]) for s in self.samples.samples]
+            plan = [(r.name, r.layout) for r in self.source.described_inputs()]
+            batches = [self.source.infer(self.samples.feeds(i, plan)) for i in range(len(self.samples))]
             self._outputs = [np.concatenate([b[i] for b in batches]) for i in range(len(batches[0]))]
             self.seconds = _since(started)
         return self._outputs
@@ -572,8 +682,9 @@ def _parity(backend, artifact: Path, output: TargetOutput, reference: _Reference
     """Run the artifact on the verify set and compare it with the source (verify.parity): each
     output and its channel groups, detections or masks by TASK. (outputs, detection, mask, problem)"""
     try:
+        plan = feed_plan(reference.source.static_inputs(), output.inputs, output.layout)
         with backend(artifact) as runner:
-            got = [runner.infer([to_layout(s[None], output.layout)]) for s in reference.samples.samples]
+            got = [runner.infer(reference.samples.feeds(i, plan)) for i in range(len(reference.samples))]
     except EdgekitError as exc:
         return [], None, None, f"{backend.backend} could not run it: {exc.one_line()}"
     got = [np.concatenate([g[i] for g in got]) for i in range(len(got[0]))]
@@ -609,8 +720,9 @@ def _materialize(route: Route, forms: dict, checks: dict, stage: Path, ctx: Conv
                 raise
             finally:
                 spent[bridge.describe()] = round(spent.get(bridge.describe(), 0.0) + _since(started), 3)
-            checks[key] = ctx.check(bridge.describe(), STEP_RUNTIMES.get(form.kind, form.kind),
-                                    lambda x, form=form: form.infer([x]), form.layout)
+            if ctx.preprocess.input_size and form.image_inputs() and form.spatial_size() is None:
+                form.set_input_size(ctx.preprocess.input_size)   # a converter kept the free size free
+            checks[key] = ctx.check(bridge.describe(), STEP_RUNTIMES.get(form.kind, form.kind), form.infer, form)
         if isinstance(forms[key], BaseException):
             raise forms[key]
         model = forms[key]

@@ -23,7 +23,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 RESIZE_MODES = ("stretch", "letterbox", "center-crop")
-LAYOUTS = ("NHWC", "NCHW")
+LAYOUTS = ("NHWC", "NCHW", "HW")    # HW: a channel-less greyscale input [1, H, W] (MNIST-style)
 COLOR_ORDERS = ("RGB", "BGR")
 LETTERBOX_PAD = 114                 # pixel value of the letterbox bars (the grey of YOLO exports)
 LUMA_BT601 = (0.299, 0.587, 0.114)  # R, G, B weights of luma Y' (ITU-R BT.601), for 1-channel models
@@ -49,7 +49,7 @@ class FrameSpec:
     input_size: Tuple[int, int]                  # model input height, width (pixels)
     resize: str = "stretch"                      # stretch | letterbox | center-crop
     color_order: str = "RGB"                     # channel order the model takes: RGB | BGR
-    layout: str = "NHWC"                         # NHWC | NCHW
+    layout: str = "NHWC"                         # NHWC | NCHW | HW (channel-less, always 1 channel)
     mean: Tuple[float, ...] = (0.0, 0.0, 0.0)    # per channel, in pixel units (0-255)
     std: Tuple[float, ...] = (255.0, 255.0, 255.0)
     channels: int = 3                            # 3: colour; 1: BT.601 luma (greyscale models)
@@ -59,15 +59,15 @@ class FrameSpec:
         """A checked FrameSpec from a manifest Preprocess, a dict with the same keys, or a FrameSpec.
 
         A missing `input_size` (and `channels`) is read from `input_shape`, the model input's shape
-        in `layout` ([1, H, W, C] or [1, C, H, W]). Raises FrameError for an unknown size, a size
-        outside 1..MAX_SIDE, or an unknown resize mode, colour order, layout or channel count."""
+        in `layout` ([1, H, W, C], [1, C, H, W] or [1, H, W]). Raises FrameError for an unknown size,
+        a size outside 1..MAX_SIDE, or an unknown resize mode, colour order, layout or channel count."""
         def get(key: str, default: Any = None) -> Any:
             value = record.get(key) if isinstance(record, dict) else getattr(record, key, None)
             return default if value is None else value
 
         layout = get("layout", "NHWC")
         size = get("input_size")
-        channels = get("channels")
+        channels = 1 if layout == "HW" else get("channels")
         shape = [int(d) for d in input_shape] if input_shape is not None else None
         if shape is not None:
             if size is None:
@@ -423,8 +423,13 @@ def normalize(pixels: np.ndarray, spec: FrameSpec) -> np.ndarray:
 
 
 def to_layout(batch_nhwc: np.ndarray, layout: str) -> np.ndarray:
-    """[N, H, W, C] -> the model's layout: unchanged for NHWC, [N, C, H, W] (contiguous) for NCHW."""
-    return np.ascontiguousarray(batch_nhwc.transpose(0, 3, 1, 2)) if layout == "NCHW" else batch_nhwc
+    """[N, H, W, C] -> the model's layout: unchanged for NHWC, [N, C, H, W] (contiguous) for NCHW,
+    [N, H, W] for a channel-less HW input (C is 1)."""
+    if layout == "NCHW":
+        return np.ascontiguousarray(batch_nhwc.transpose(0, 3, 1, 2))
+    if layout == "HW":
+        return np.ascontiguousarray(batch_nhwc[..., 0])
+    return batch_nhwc
 
 
 def preprocess_image(image: np.ndarray, pre: Any) -> np.ndarray:
@@ -486,7 +491,7 @@ def prepare(image: np.ndarray, spec: FrameSpec, dtype: Any = "float32", scale: A
             zero_point: Any = None, order: str = "RGB") -> Tuple[np.ndarray, FrameMeta]:
     """uint8 [H, W, 3] image in `order` -> (model input tensor, FrameMeta).
 
-    The tensor is [1, h, w, C] or [1, C, h, w] as `spec.layout` says. For an 8-bit quantized input
+    The tensor is [1, h, w, C], [1, C, h, w] or [1, h, w] as `spec.layout` says. For an 8-bit quantized input
     (`dtype` uint8/int8 with its `scale` and `zero_point`) it is already in that dtype, made from the
     pixels through `pixel_table`; otherwise it is float32 (a runtime casts or quantizes it)."""
     pixels = model_pixels(image, spec, order)

@@ -12,6 +12,12 @@ Schema 2 (this edgekit writes it) types what schema 1 kept in `options` or bare 
     options                         descriptive target facts no later stage reads (Core ML image input, ...)
     reference                       ReferenceInfo {file, sha256, samples, size_bytes}: the reference pack
                                     `<artifact>.edgekit.ref.npz` (edgekit/reference.py); null without one
+    preprocess.channels             1 (greyscale: a picture's luma) or 3; files without it are read as 3
+    preprocess.normalization        where mean/std come from: option | graph | metadata | manifest | assumed
+    preprocess.graph_normalization  GraphNormalization {mean, std, units, found}: what the model does itself
+    input_specs[]                   InputSpec {name, kind (image | tensor), source_name, source_shape,
+                                    batch_pinned_from}: how each input is fed
+    warnings                        what convert warned about while building the artifact
 
 Schema 1 files (`options.int8_io`, `options.edgetpu`, `options.detection_format`, ...) are read
 and converted on load (`upgrade_v1`); a manifest from a newer edgekit is refused in one line.
@@ -35,23 +41,67 @@ from .frames import COLOR_ORDERS, LAYOUTS, RESIZE_MODES, TASKS  # noqa: F401  (t
 INT8_IO_TYPES = ("uint8", "int8")          # I/O dtypes a full-integer TFLite model may take
 
 
+NORMALIZATION_ORIGINS = ("option", "graph", "metadata", "manifest", "assumed")
+INPUT_KINDS = ("image", "tensor")
+
+
+@dataclass
+class GraphNormalization:
+    """Normalization the model applies to its own input, found in its graph (a leading Keras
+    Rescaling/Normalization layer, constant Sub/Div/Mul/Add at an ONNX or TFLite graph entry):
+    the graph computes `(x - mean) / std` per channel on its input x. `units` says what x is:
+    "pixels" (mean/std in 0-255 units, so the model takes raw 0-255 pixels: Preprocess mean 0,
+    std 1) or "unit" (mean/std in 0-1 units, so it takes pixels / 255: Preprocess std 255)."""
+
+    mean: list[float]                       # per channel (one value: every channel), in `units`
+    std: list[float]
+    units: str                              # pixels | unit
+    found: str                              # where, e.g. "Keras Rescaling layer 'rescaling'"
+
+
 @dataclass
 class Preprocess:
     """How a camera frame becomes a model input: `(pixel - mean) / std`, pixels in 0-255."""
 
     input_size: list[int] | None = None          # [height, width]
-    layout: str = "NHWC"
+    layout: str = "NHWC"                         # NHWC | NCHW | HW (channel-less [1, H, W])
     color_order: str = "RGB"
     resize: str = "stretch"
     mean: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
     std: list[float] = field(default_factory=lambda: [255.0, 255.0, 255.0])
     assumed: list[str] = field(default_factory=list)  # fields convert had to assume
+    channels: int = 3                            # 1: greyscale (the picture's BT.601 luma), 3: colour
+    normalization: str | None = None             # where mean/std come from (NORMALIZATION_ORIGINS); None: not recorded
+    graph_normalization: GraphNormalization | None = None   # what the model normalizes itself, when found
 
     def normalize_scale_bias(self) -> tuple[list[float], list[float]]:
         """Per-channel scale and bias such that input = pixel * scale + bias."""
         scale = [1.0 / s for s in self.std]
         bias = [-m / s for m, s in zip(self.mean, self.std)]
         return scale, bias
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Preprocess:
+        """From the manifest's JSON form; a file without `channels` (schema 1, early schema 2) is 3."""
+        data = dict(data)
+        graph = data.get("graph_normalization")
+        if graph is not None:
+            data["graph_normalization"] = GraphNormalization(**graph)
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class InputSpec:
+    """How one model input is fed: an `image` made from a picture with the manifest's
+    `preprocess` (resize, colour order, channels, normalization, layout), or a `tensor` taken as
+    given (audio frames, sensor vectors: arrays from .npy/.npz, never resized or normalized)."""
+
+    name: str                               # the artifact's input name (Manifest.inputs, same position)
+    kind: str                               # image | tensor (INPUT_KINDS)
+    source_name: str = ""                   # the source model's input name: --calib NAME=PATH, .npz keys
+    source_shape: list[int] = field(default_factory=list)   # as the source declares it, -1 where free
+    batch_pinned_from: int | None = None    # the source's batch (-1: free, or N > 1) that was pinned to 1
 
 
 @dataclass
@@ -343,6 +393,9 @@ class Manifest:
     edgetpu: EdgeTPUInfo | None = None              # edgetpu target: prediction and compiled model
     detection: DetectionSpec | None = None          # detection models: how outputs become boxes
     options: dict[str, Any] = field(default_factory=dict)      # descriptive target facts nothing reads
+    input_specs: list[InputSpec] = field(default_factory=list)  # per input: image or tensor; [] (older
+                                                    # manifests): every input is an image per `preprocess`
+    warnings: list[str] = field(default_factory=list)          # what convert warned about for this artifact
     verify: VerifyReport | None = None
     model_card: ModelCard = field(default_factory=ModelCard)
     created: str = ""
@@ -353,6 +406,12 @@ class Manifest:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def input_kinds(self) -> list[str]:
+        """'image' or 'tensor' for each of `inputs`, in order; a manifest that records no
+        input_specs (written before they existed) had one image input, as edgekit took then."""
+        kinds = {spec.name: spec.kind for spec in self.input_specs}
+        return [kinds.get(t.name, "image" if not self.input_specs else "tensor") for t in self.inputs]
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
@@ -370,7 +429,8 @@ class Manifest:
             data = upgrade_v1(data)
         known = {f.name for f in fields(cls)}
         data = {k: v for k, v in data.items() if k in known}
-        data["preprocess"] = Preprocess(**data.get("preprocess", {}))
+        data["preprocess"] = Preprocess.from_dict(data.get("preprocess", {}))
+        data["input_specs"] = [InputSpec(**spec) for spec in data.get("input_specs", [])]
         data["inputs"] = [TensorInfo.from_dict(t) for t in data.get("inputs", [])]
         data["outputs"] = [TensorInfo.from_dict(t) for t in data.get("outputs", [])]
         if data.get("edgetpu"):

@@ -68,13 +68,29 @@ def expand_images(specs: list) -> list[Path]:
 def predict_images(artifact: Path, images: list, backend=None, device=None, top_k: int = 5,
                    warn=None, **options) -> PredictResult:
     """Run ARTIFACT on every image IMAGES name: files, folders or globs (expand_images). All are
-    read first, so a bad image fails before the model loads."""
+    read first, so a bad image fails before the model loads. A .npy (the one input's tensor) or
+    .npz (one array per input name) is fed as it is, already preprocessed: models with several
+    inputs, or non-image inputs (audio frames, sensor vectors)."""
     from .runtime.predictor import open_predictor
 
-    pictures = [(str(path), read_image(path)) for path in expand_images(images)]
+    pictures = [(str(path), None if _is_tensor_file(path) else read_image(path))
+                for path in expand_images(images)]
     with open_predictor(artifact, backend, device, top_k=top_k, warn=warn, **options) as predictor:
         result = PredictResult(str(artifact), predictor.runner.backend, predictor.runner.device, predictor.task,
                                labels=predictor.labels)
         for name, rgb in pictures:
-            result.predictions.append((name, predictor(rgb)))
+            if rgb is None:
+                outputs = predictor.infer(predictor.tensor_feeds(Path(name)))
+                result.predictions.append((name, predictor.decode(outputs, predictor.tensor_meta())))
+            else:
+                result.predictions.append((name, predictor(rgb)))
     return result
+
+
+def _is_tensor_file(path: Path) -> bool:
+    """A ready tensor file; a missing one is reported like a missing image."""
+    if path.suffix.lower() in (".npy", ".npz"):
+        if not path.is_file():
+            raise EdgekitError(f"tensor file {path} does not exist", "check the path")
+        return True
+    return False

@@ -68,13 +68,14 @@ class ReferencePack:
         return [array[k:k + 1] for array in self.inputs]
 
 
-def fed_inputs(samples: np.ndarray, layout: str, info: TensorInfo) -> np.ndarray:
-    """SAMPLES (float32 [N, H, W, C], normalized as the manifest says) as the artifact's runtime
-    is fed them: in LAYOUT, and quantized with INFO's parameters when the input is an integer
-    tensor (exactly what Runner.infer does with a float feed)."""
+def fed_inputs(samples: np.ndarray, layout: str | None, info: TensorInfo) -> np.ndarray:
+    """SAMPLES (float32 [N, ...]: an image input normalized as the manifest says, NHWC; a tensor
+    input as given) as the artifact's runtime is fed them: an image in LAYOUT (None: as is), and
+    quantized with INFO's parameters when the input is an integer tensor (exactly what
+    Runner.infer does with a float feed)."""
     from .runtime.base import quantize
 
-    return quantize(to_layout(samples, layout), info)
+    return quantize(to_layout(samples, layout) if layout else samples, info)
 
 
 def choose_samples(expected: list[np.ndarray], keep: int, classification: bool) -> list[int]:
@@ -103,24 +104,28 @@ def sample_cost(inputs: list[np.ndarray], expected: list[np.ndarray], probes: in
     return max(1, int(np.mean(sizes)))
 
 
-def write_reference(artifact: Path, manifest: Manifest, samples: np.ndarray, expected: list[np.ndarray],
-                    data: str, real: bool, budget: int = DEFAULT_BUDGET, source_layout: str | None = None
-                    ) -> ReferenceInfo:
+def write_reference(artifact: Path, manifest: Manifest, samples: np.ndarray | list[np.ndarray],
+                    expected: list[np.ndarray], data: str, real: bool, budget: int = DEFAULT_BUDGET,
+                    source_layout: str | None = None, layouts: list[str | None] | None = None) -> ReferenceInfo:
     """Write ARTIFACT's pack beside it (`pack_path`) and return the manifest's record of it.
 
-    samples: float32 [N, H, W, C] normalized verify inputs; expected: the source's outputs on
-    them, each [N, ...]; DATA names where they came from, REAL says they are not synthetic.
+    samples: the verify inputs, one float32 [N, ...] array per artifact input in its order (a
+    single array for a one-input model): images normalized, NHWC [N, H, W, C], tensors as given;
+    LAYOUTS: per input the image layout it is fed in (None: a tensor, fed as is; default: the
+    manifest's layout for each). expected: the source's outputs on them, each [N, ...]; DATA
+    names where they came from, REAL says they are not synthetic.
     MANIFEST must already carry the artifact's sha256, inputs, outputs, precision and task.
     SOURCE_LAYOUT: the source's input layout, which EXPECTED's feature maps are in (channel groups,
     parity.group_axis; default: the artifact's). The caller writes into a staging folder and
     publishes it with the artifact.
     """
     classification = manifest.task == "classification"
-    info = manifest.inputs[0]
+    samples = [samples] if isinstance(samples, np.ndarray) else list(samples)
     layout = manifest.preprocess.layout
-    fed = fed_inputs(samples, layout, info)
+    layouts = layouts or [layout] * len(samples)
+    fed = [fed_inputs(array, lay, info) for array, lay, info in zip(samples, layouts, manifest.inputs)]
     outputs = [np.asarray(e, np.float32) for e in expected]
-    keep = max(1, budget // sample_cost([fed], outputs))
+    keep = max(1, budget // sample_cost(fed, outputs))
     while True:
         chosen = choose_samples(outputs, keep, classification)
         meta = {
@@ -128,15 +133,16 @@ def write_reference(artifact: Path, manifest: Manifest, samples: np.ndarray, exp
             "precision": manifest.precision, "task": manifest.task, "classification": classification,
             "gates": parity.gate_limits(manifest.precision, classification),
             "decisive_margin": parity.DECISIVE_MARGIN,
-            "inputs": [{"name": info.name, "shape": [int(d) for d in fed.shape[1:]], "dtype": fed.dtype.name,
-                        "layout": layout}], "source_layout": source_layout or layout,
+            "inputs": [{"name": info.name, "shape": [int(d) for d in array.shape[1:]], "dtype": array.dtype.name,
+                        "layout": lay} for info, array, lay in zip(manifest.inputs, fed, layouts)],
+            "source_layout": source_layout or layout,
             "outputs": [t.name for t in manifest.outputs], "source": dict(manifest.source),
-            "samples": len(chosen), "of": len(samples), "indices": chosen, "data": data, "real": bool(real),
+            "samples": len(chosen), "of": len(outputs[0]), "indices": chosen, "data": data, "real": bool(real),
             "budget_bytes": int(budget), "edgekit_version": __version__,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         buffer = io.BytesIO()
-        parity.write_pack(buffer, meta, [fed[chosen]], [o[chosen] for o in outputs])
+        parity.write_pack(buffer, meta, [f[chosen] for f in fed], [o[chosen] for o in outputs])
         size = buffer.getbuffer().nbytes
         if size <= budget or len(chosen) == 1:
             break

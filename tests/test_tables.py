@@ -48,9 +48,11 @@ def test_convert_summary_fits(tmp_path):
 
     names = [f"{STEM}_int8_edgetpu_ready.tflite", f"{STEM}_fp16.xml", f"{STEM}_int8.mlpackage"]
     artifacts = [ArtifactResult("edgetpu", "int8", str(tmp_path / names[0]), 5_612_345,
-                                "torch → onnx → savedmodel → tflite", _verify("pass", 0.98412, 0.86), "m", 41.27),
+                                "torch → onnx → savedmodel → tflite", _verify("pass", 0.98412, 0.86), "m", 41.27,
+                                preprocessing="assumed"),
                  ArtifactResult("openvino", "fp16", str(tmp_path / names[1]), 9_412_345, "torch → onnx → openvino",
-                                _verify("fail", 0.99412, 0.98), "m", 3.2),
+                                _verify("fail", 0.99412, 0.98), "m", 3.2,
+                                preprocessing="graph"),
                  ArtifactResult("coreml", "int8", str(tmp_path / names[2]), 4_712_345, "torch → coreml",
                                 VerifyReport(status="structure-only", notes=["numerics need macOS"]), "m", 12.0)]
     refusal = ("coremltools cannot convert the torch op 'fmod' (PyTorch convert function for op 'fmod' not "
@@ -60,6 +62,7 @@ def test_convert_summary_fits(tmp_path):
     lines = render(lambda out: render_convert(result, out))
     assert_fits(lines, *names, "structure-only", "0.984120", "100% (86%)", "coreml fp32")
     assert "coreml fp32 refused: coremltools cannot convert the torch op 'fmod'" in "\n".join(lines)   # its reason
+    assert re.search(r"preprocessing assumed, not verified", "\n".join(lines))   # parity cannot prove it
 
 
 def test_demo_table_fits(tmp_path):

@@ -402,33 +402,33 @@ def _timed_loop(runner, batch, options: BenchOptions, tick) -> tuple[list[float]
     return samples, io
 
 
-def _input(predictor, spec: str) -> tuple[np.ndarray, np.ndarray | None]:
+def _input(predictor, spec: str):
     """The model input and the image it came from (None when the input is a ready tensor).
     'random' is a random 640x480 RGB frame, preprocessed like a camera frame would be; a
-    model whose input is not an image gets random values in [-1, 1] of its input shape."""
-    info = predictor.runner.inputs[0]
+    model whose input is not an image (or that takes several) gets random values in [-1, 1]
+    of each input's shape. A .npy is the one input's tensor; a .npz holds one array per input
+    name (the artifact's, or the source model's as the manifest records them)."""
+    inputs = predictor.runner.inputs
+    info = inputs[0]
     if spec == "random":
         rng = np.random.default_rng(0)
-        if len(predictor.runner.inputs) == 1 and _is_image(info.shape):
+        if len(inputs) == 1 and _is_image(predictor, info.shape):
             image = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
             return predictor.prepare(image)[0], image
-        return rng.uniform(-1, 1, info.shape).astype(np.float32), None
+        feeds = [rng.uniform(-1, 1, t.shape).astype(np.float32) for t in inputs]
+        return (feeds[0] if len(feeds) == 1 else feeds), None
     path = Path(spec)
-    if path.suffix.lower() == ".npy":
-        try:
-            tensor = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise BadInput(f"--input {path} is not a readable .npy array ({summary(exc)})") from None
-        if list(tensor.shape) != list(info.shape):
-            raise BadInput(f"--input {path} has shape {list(tensor.shape)}; the model takes {list(info.shape)}",
-                           "save the preprocessed input tensor, or pass an image")
-        return tensor.astype(np.float32, copy=False), None
+    if path.suffix.lower() in (".npy", ".npz"):
+        return predictor.tensor_feeds(path), None
     image = _read_rgb(path)
     return predictor.prepare(image)[0], image
 
 
-def _is_image(shape: list[int]) -> bool:
-    return len(shape) == 4 and (shape[-1] == 3 or shape[1] == 3)
+def _is_image(predictor, shape: list[int]) -> bool:
+    """The manifest says (input_specs); without one, a rank-4 input with 1 or 3 channels."""
+    if predictor.manifest is not None and predictor.manifest.input_specs:
+        return predictor.manifest.input_kinds()[0] == "image"
+    return len(shape) == 4 and (shape[-1] in (1, 3) or shape[1] in (1, 3))
 
 
 def _read_rgb(path: Path) -> np.ndarray:
@@ -456,10 +456,7 @@ def _prepost(predictor, image: np.ndarray | None, outputs: list[np.ndarray]) -> 
             times.append((clock() - start) / 1e6)
         pre = stats.percentile(sorted(times), 50)
     if meta is None:
-        shape = predictor.runner.inputs[0].shape
-        nchw = len(shape) == 4 and shape[1] == 3
-        size = tuple(shape[2:4]) if nchw else tuple(shape[1:3]) if len(shape) >= 3 else (1, 1)
-        meta = FrameMeta(original_size=size, input_size=size)  # a ready tensor: boxes stay in model pixels
+        meta = predictor.tensor_meta()
     times = []
     try:
         for _ in range(PREPOST_LOOPS):

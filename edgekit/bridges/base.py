@@ -3,14 +3,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from .. import deps
 from ..manifest import ModelCard, Preprocess, StepParity, TensorInfo
 from ..registry import Registry
-from ..sources.base import SourceModel
+from ..sources.base import SourceInput, SourceModel
+
+if TYPE_CHECKING:
+    from ..calibration import SampleSet
 
 
 @dataclass
@@ -18,8 +21,8 @@ class ConvertContext:
     """What every conversion step may need; filled once by convert()."""
 
     preprocess: Preprocess
-    calibration: np.ndarray | None = None       # NHWC float32, preprocessed
-    sample_images: np.ndarray | None = None     # NHWC float32, preprocessed: for bridges' own checks
+    calibration: SampleSet | None = None        # int8 calibration samples, one array per source input
+    sample_images: np.ndarray | None = None     # the first image input's samples, NHWC float32: bridges' own checks
     int8_io: str = "uint8"                        # I/O dtype of full-integer TFLite (--int8-io)
     task: str = "other"
     labels: list[str] = field(default_factory=list)
@@ -30,17 +33,37 @@ class ConvertContext:
     # set per route by convert(): the float TFLite source's post-processing op, cut off before the
     # bridges, for the target to put back after its converted body (tflite_postprocess.PostprocessTail)
     postprocess: Any = None
+    source_roles: list[SourceInput] = field(default_factory=list)    # the source's inputs: image or tensor, static
 
-    def check(self, step: str, runtime: str, run, layout: str = "NHWC") -> StepParity | None:
+    def calibration_feeds(self, form_inputs: list[TensorInfo], layout: str = "NHWC") -> list[list[np.ndarray]]:
+        """Every calibration sample as the inputs of a form whose tensors are FORM_INPUTS (images
+        in LAYOUT, its convention), in that form's input order, batch 1. Raises CalibrationError
+        without calibration data."""
+        from ..calibration import feed_plan
+        from ..errors import CalibrationError
+
+        if self.calibration is None:
+            raise CalibrationError("int8 needs calibration data", "pass --calib")
+        plan = feed_plan(self.source_roles, form_inputs, layout)
+        return [self.calibration.feeds(i, plan) for i in range(len(self.calibration))]
+
+    def check(self, step: str, runtime: str, run, form: SourceModel | None = None,
+              layout: str = "NHWC") -> StepParity | None:
         """Verify an intermediate model against the source on the verify inputs (None without
-        them). run: one float32 sample in `layout` -> list of outputs."""
+        them). run: the sample's inputs (a list, batch 1, in FORM's input order and layouts;
+        without FORM every image input in LAYOUT) -> list of outputs."""
         if self.reference is None:
             return None
-        from ..frames import to_layout
+        from ..calibration import feed_plan
         from ..verify import check_step
 
-        return check_step(step, runtime, lambda x: run(to_layout(x, layout)), self.reference.samples.samples,
-                          self.reference.outputs(), self.task == "classification")
+        samples = self.reference.samples
+        plan = (feed_plan(self.source_roles, form.inputs(), form.layout) if form is not None
+                else [(r.name, layout if r.kind == "image" else None) for r in self.source_roles])
+        # check_step hands `run` one row of its inputs at a time: rows are sample indices here,
+        # so that several inputs (an image and a sensor vector) travel together
+        return check_step(step, runtime, lambda row: run(samples.feeds(int(np.asarray(row).reshape(-1)[0]), plan)),
+                          np.arange(len(samples)), self.reference.outputs(), self.task == "classification")
 
 
 class Bridge:

@@ -22,8 +22,10 @@ class KerasToSavedModel(Bridge):
 
         path = workdir / "saved_model"
         # static batch 1: what edge compilers need
-        specs = [tf.TensorSpec(t.shape, tf.float32, name=f"input_{i}") for i, t in enumerate(source.inputs())]
+        specs = [tf.TensorSpec(t.shape, tf.as_dtype(t.dtype), name=f"input_{i}") for i, t in enumerate(source.inputs())]
+        # a functional model with several inputs is called with one list of them
+        signature = specs if len(specs) == 1 else [specs]
         with contextlib.redirect_stdout(sys.stderr):  # export() prints a signature summary
             source.model.export(str(path), format="tf_saved_model",
-                                input_signature=specs, verbose=False)
+                                input_signature=signature, verbose=False)
         return SavedModelSource.from_path(path, probe=False)

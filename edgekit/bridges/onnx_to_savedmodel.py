@@ -44,8 +44,9 @@ class OnnxToSavedModel(Bridge):
         _scope_safe_node_names(job / "model.onnx")
         spec = {"onnx": str(job / "model.onnx"), "out": str(out),
                 "inputs": {t.name: t.shape for t in source.inputs()},
-                # tf2onnx output (from TFLite/SavedModel) is already channels-last: keep it so
-                "keep_nhwc": [t.name for t in source.inputs()] if source.layout == "NHWC" else []}
+                # channels-last images (tf2onnx output from TFLite/SavedModel), channel-less images and
+                # tensors stay as they are; only NCHW images become NHWC
+                "keep_nhwc": [r.name for r in source.described_inputs() if r.layout != "NCHW"]}
         (job / "job.json").write_text(json.dumps(spec))
         env = tool_env(HTTP_PROXY="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9",
                        http_proxy="http://127.0.0.1:9", https_proxy="http://127.0.0.1:9", NO_PROXY="",
@@ -101,6 +102,8 @@ def _sample_data(ctx: ConvertContext) -> np.ndarray:
         return np.random.default_rng(0).random((20, 128, 128, 3), dtype=np.float32)
     pre = ctx.preprocess
     pixels = images * np.asarray(pre.std, np.float32) + np.asarray(pre.mean, np.float32)
+    if pixels.shape[-1] == 1:   # greyscale: the sample file is RGB
+        pixels = np.repeat(pixels, 3, axis=-1)
     if pre.color_order == "BGR":
         pixels = pixels[..., ::-1]
     picks = [pixels[i % len(pixels)] for i in range(20)]

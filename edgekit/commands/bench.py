@@ -32,7 +32,8 @@ def _threads(ctx, param, value):
 @click.option("--duration", type=float, help="Seconds of warm runs per artifact, instead of --runs.")
 @click.option("--warmup", type=int, default=10, show_default=True, help="Untimed runs after the first inference.")
 @click.option("--input", "input_spec", default="random", show_default=True,
-              help="'random' (a random camera-sized frame), an image file, or a preprocessed .npy tensor.")
+              help="'random' (a random camera-sized frame), an image file, a preprocessed .npy tensor, or a .npz "
+                   "with one array per input name (several inputs).")
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path, dir_okay=False), help="Also write a CSV table.")
 @click.option("--md", "md_path", type=click.Path(path_type=Path, dir_okay=False), help="Also write a Markdown table.")
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path, dir_okay=False),

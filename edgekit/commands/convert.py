@@ -44,10 +44,13 @@ def card_from(author, license_, model_version, description, input_description, o
                    "Default: fp32, and int8 for edgetpu.")
 @click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), default=Path("out"), show_default=True,
               help="Folder for the artifacts and their manifests.")
-@click.option("--calib", help="Calibration data for int8: image folder, video, .npy array, or 'synthetic'.")
+@click.option("--calib", multiple=True, metavar="DATA|NAME=DATA",
+              help="Calibration data for int8: image folder, video, .npy, .npz (one array per input name), or "
+                   "'synthetic'; with several inputs, repeat as NAME=DATA per input.")
 @click.option("--calib-samples", type=int, default=128, show_default=True, help="Calibration samples to use.")
 @click.option("--verify/--no-verify", default=True, show_default=True, help="Check each artifact against the source.")
-@click.option("--verify-data", help="Inputs for verify (default: the calibration data, else scikit-image photos).")
+@click.option("--verify-data", multiple=True, metavar="DATA|NAME=DATA",
+              help="Inputs for verify, as --calib (default: the calibration data, else scikit-image photos).")
 @click.option("--reference-mb", type=click.FloatRange(min=0), default=2.0, show_default=True,
               help="Size of the reference pack written beside each artifact (ARTIFACT.edgekit.ref.npz, for "
                    "`edgekit verify` elsewhere), in MB; 0 writes none.")
@@ -84,6 +87,8 @@ def convert(model, targets, precisions, out_dir, calib, calib_samples, verify, v
       edgekit convert net.pt --input-size 224 --mean 127 --std 128 --to coreml --precision fp16
       edgekit convert model.keras --to tflite --precision int8 --calib synthetic --json
       edgekit convert model.keras --to edgetpu --calib photos/ -o out/   # int8 + Edge TPU report
+      edgekit convert fusion.keras --to tflite --calib image=photos/ --calib sensors=s.npy
+      edgekit convert kws.onnx --to openvino --precision int8 --calib frames.npz   # array per input
       edgekit convert model.keras --to coreml,tflite --author "Jane Doe" --license MIT \\
           --model-version 1.2 --description "Flower classifier" --input-description image="RGB photo"
 
@@ -97,9 +102,9 @@ def convert(model, targets, precisions, out_dir, calib, calib_samples, verify, v
     from ..views.convert import render_convert
 
     request = ConvertRequest(targets=names(targets), precisions=names(precisions) if precisions else None,
-                             out_dir=out_dir, calib=calib, calib_samples=calib_samples, verify=verify,
-                             verify_data=verify_data, reference_bytes=int(reference_mb * 1e6), input_size=input_size,
-                             mean=mean, std=std, bgr=bgr, layout=layout, resize=resize, task=task, labels=labels,
+                             out_dir=out_dir, calib=list(calib) or None, calib_samples=calib_samples, verify=verify,
+                             verify_data=list(verify_data) or None, reference_bytes=int(reference_mb * 1e6),
+                             input_size=input_size, mean=mean, std=std, bgr=bgr, layout=layout, resize=resize, task=task, labels=labels,
                              int8_io=int8_io, name=name, card=card_from(**card))
     from ..convert import NothingBuilt
 

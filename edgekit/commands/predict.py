@@ -20,6 +20,7 @@ from .common import THREADS, debug_enabled, hint_option, json_option
 @json_option
 def predict(artifact, images, backend, device, threads, hint, top_k, score_threshold, as_json):
     """Run ARTIFACT on IMAGES: top-k labels, boxes in image pixels, or a mask summary.
+    A .npy or .npz (one array per input name) is a ready tensor: several inputs, audio, sensors.
 
     IMAGES are files, folders (their images, by name) or quoted globs ('shots/**/*.jpg').
 
@@ -32,6 +33,7 @@ def predict(artifact, images, backend, device, threads, hint, top_k, score_thres
       edgekit predict out/model_fp32.xml a.jpg b.png --device CPU --hint latency --top-k 3
       edgekit predict out/detector.onnx street.jpg --score-threshold 0.4 --json
       edgekit predict out/model_int8.tflite photos/ 'more/*.png' --json
+      edgekit predict out/fusion_fp32.tflite sample.npz   # image + sensors, preprocessed
     """
     from ..predict import predict_images
     from ..ui import console, native_output_captured, print_json, warning

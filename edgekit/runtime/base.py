@@ -213,6 +213,11 @@ def check_input(array, info: TensorInfo, model: str) -> None:
         raise BadInput(f"input '{info.name}' of {model} has rank {len(expected)} (shape {expected}), "
                        f"got rank {array.ndim} (shape {list(array.shape)})", "add or remove the batch axis")
     if expected and any(e > 0 and e != g for e, g in zip(expected, array.shape)):
+        if all(e <= 0 or e == g for e, g in zip(expected[1:], array.shape[1:])):   # only the batch differs
+            raise BadInput(f"input '{info.name}' of {model} takes a batch of {expected[0]}, got a batch of "
+                           f"{array.shape[0]} (shape {list(array.shape)})",
+                           f"feed {expected[0]} sample(s) at once, or convert the model with edgekit, "
+                           "which pins the batch to 1")
         raise BadInput(f"input '{info.name}' of {model} has shape {expected}, got {list(array.shape)}",
                        "resize/transpose the input to match (Predictor does this from the manifest)")
     want = np.dtype(info.dtype) if info.dtype != "image" else np.dtype(np.float32)

@@ -63,6 +63,20 @@ class LiteRTRunner(InterpreterSteps, Runner):
             raise ModelFormatError(f"LiteRT cannot load {self.path}: {summary(exc)}", REMEDY_REEXPORT) from None
         self._describe_tensors()
 
+    def resize_inputs(self, shapes: list[list[int]]) -> None:
+        """Give each input the static shape in SHAPES (in input order), within what the model's
+        signature leaves free (LiteRT's `resize_tensor_input(strict=True)`), and re-plan the
+        interpreter. Raises BadInput when the model cannot take a shape."""
+        try:
+            for index, shape in zip(self._in_index, shapes):
+                self.interpreter.resize_tensor_input(index, [int(d) for d in shape], strict=True)
+            self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise BadInput(f"{self.path.name} cannot take input shapes {shapes}: {summary(exc)}",
+                           "pass a size the model allows") from None
+        self._describe_tensors()
+        self._accepted = None
+
 
 def _info(detail) -> TensorInfo:
     params = detail.get("quantization_parameters", {})

@@ -74,6 +74,48 @@ class Predictor:
         except frames.FrameError as exc:
             raise EdgekitError(str(exc), exc.remedy) from None
 
+    def tensor_feeds(self, path: Path):
+        """Ready (preprocessed) inputs from a file: a .npy is the single input's tensor at its
+        shape; a .npz holds one array per input name, the artifact's or the source model's as
+        the manifest records them (input_specs). Returns the array, or a dict by artifact input
+        name. Raises BadInput for an unreadable file, a missing name, a wrong shape or count."""
+        from ..errors import BadInput, summary
+
+        inputs = self.runner.inputs
+        try:
+            if path.suffix.lower() == ".npz":
+                with np.load(path, allow_pickle=False) as data:
+                    arrays = {name: data[name] for name in data.files}
+            else:
+                arrays = {"": np.load(path, allow_pickle=False)}
+        except (OSError, ValueError) as exc:
+            raise BadInput(f"{path} is not a readable {path.suffix} array file ({summary(exc)})") from None
+        if "" in arrays:
+            if len(inputs) > 1:
+                raise BadInput(f"{path} is one array, and the model takes {len(inputs)} inputs "
+                               f"({', '.join(t.name for t in inputs)})", "pass a .npz with one array per input name")
+            tensor = arrays[""]
+            if list(tensor.shape) != list(inputs[0].shape):
+                raise BadInput(f"{path} has shape {list(tensor.shape)}; the model takes {list(inputs[0].shape)}",
+                               "save the preprocessed input tensor, or pass an image")
+            return tensor.astype(np.float32, copy=False)
+        specs = {s.name: s.source_name for s in self.manifest.input_specs} if self.manifest else {}
+        feeds = {}
+        for info in inputs:
+            key = info.name if info.name in arrays else specs.get(info.name)
+            if key not in arrays:
+                raise BadInput(f"{path} has no array for input '{specs.get(info.name) or info.name}' "
+                               f"(it holds {', '.join(arrays) or 'none'})", "save one array per input name")
+            feeds[info.name] = arrays[key].astype(np.float32, copy=False)
+        return feeds
+
+    def tensor_meta(self) -> FrameMeta:
+        """The FrameMeta of a ready tensor: no resize, so boxes stay in model input pixels."""
+        shape = self.runner.inputs[0].shape
+        nchw = len(shape) == 4 and shape[1] in (1, 3) and shape[-1] not in (1, 3)
+        size = tuple(shape[2:4]) if nchw else tuple(shape[1:3]) if len(shape) >= 3 else (1, 1)
+        return FrameMeta(original_size=size, input_size=size)
+
     def infer(self, batch: np.ndarray) -> list[np.ndarray]:
         """The Runner's inference: float32 outputs, dequantized, in the model's output order."""
         return self.runner.infer(batch)

@@ -8,7 +8,8 @@ import numpy as np
 from ..deps import require
 from ..errors import REMEDY_REEXPORT, ModelFormatError, summary
 from ..manifest import TensorInfo
-from .base import SOURCES, SourceModel, static_shape
+from .base import SOURCES, SourceInput, SourceModel
+from .graph_norm import EntryAffine, facts_of, per_channel
 
 _ONNX_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 5: "int16", 6: "int32", 7: "int64", 9: "bool", 10: "float16", 11: "float64"}
 
@@ -40,21 +41,61 @@ class OnnxSource(SourceModel):
         initializers = {i.name for i in model.graph.initializer}
         self._graph_inputs = [i for i in model.graph.input if i.name not in initializers]
         first = _dims(self._graph_inputs[0])
-        self.layout = "NCHW" if len(first) == 4 and first[1] in (1, 3) else "NHWC"
-        if len(first) == 4:
-            spatial = first[2:4] if self.layout == "NCHW" else first[1:3]
-            if all(isinstance(d, int) and d > 0 for d in spatial):
-                self.facts.preprocess["input_size"] = list(spatial)
-        self.facts.preprocess["layout"] = self.layout
+        # the framework convention the classifier reads first: NCHW unless the channels are last
+        self.layout = "NHWC" if len(first) == 4 and first[3] in (1, 3) and first[1] not in (1, 3) else "NCHW"
+        self._note_input_facts()
+        images = self.image_inputs()
+        if images:
+            found = entry_normalization(model, images[0])
+            if found is not None:
+                self.facts.preprocess.update(facts_of(found, images[0].channels))
         self._session = None
 
     @classmethod
     def from_path(cls, path: Path, input_shape=None) -> OnnxSource:
         return cls(path, load_checked(path))
 
-    def inputs(self) -> list[TensorInfo]:
-        size = self.spatial_size()
-        return [TensorInfo(i.name, static_shape(_dims(i), self.layout, size), _dtype(i)) for i in self._graph_inputs]
+    def declared_inputs(self) -> list[TensorInfo]:
+        return [TensorInfo(i.name, [d if isinstance(d, int) and d > 0 else -1 for d in _dims(i)], _dtype(i))
+                for i in self._graph_inputs]
+
+    def is_static(self) -> bool:
+        """The file declares exactly the shapes `inputs()` gives (nothing was free or pinned)."""
+        return [t.shape for t in self.declared_inputs()] == [t.shape for t in self.inputs()]
+
+    def static_model(self):
+        """The ONNX ModelProto with each graph input's dims as `inputs()` fixes them (batch 1,
+        --input-size): what an artifact or a runtime gets, so that it takes exactly those shapes.
+        An output whose first dim was the pinned batch gets 1 there."""
+        import copy
+
+        model = copy.deepcopy(self.model)
+        pinned = {name: batch for name, batch in self.pinned_batches()}
+        fixed = {t.name: t.shape for t in self.inputs()}
+        for value in model.graph.input:
+            if value.name in fixed:
+                for dim, size in zip(value.type.tensor_type.shape.dim, fixed[value.name]):
+                    dim.Clear()
+                    dim.dim_value = int(size)
+        batches = {b for b in pinned.values() if b > 1}
+        for value in model.graph.output:
+            dims = value.type.tensor_type.shape.dim
+            if len(dims) >= 2 and ((dims[0].HasField("dim_value") and dims[0].dim_value in batches)
+                                   or (pinned and not dims[0].HasField("dim_value"))):
+                dims[0].Clear()
+                dims[0].dim_value = 1
+        return model
+
+    def save_static(self, path: Path) -> None:
+        """Write `static_model()` to PATH (the file as it is when nothing needed fixing)."""
+        import shutil
+
+        if self.is_static():
+            shutil.copyfile(self.path, path)
+            return
+        import onnx
+
+        onnx.save(self.static_model(), str(path))
 
     def outputs(self) -> list[TensorInfo]:
         return [TensorInfo(o.name, [d if isinstance(d, int) else -1 for d in _dims(o)], _dtype(o))
@@ -63,9 +104,39 @@ class OnnxSource(SourceModel):
     def infer(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
         if self._session is None:
             ort = require("onnxruntime", "running ONNX models")
-            self._session = ort.InferenceSession(str(self.path), providers=["CPUExecutionProvider"])
+            model = str(self.path) if self.is_static() else self.static_model().SerializeToString()
+            self._session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
         names = [i.name for i in self._session.get_inputs()]
         return self._session.run(None, dict(zip(names, feeds)))
+
+
+def entry_normalization(model, image: SourceInput):
+    """The GraphNormalization of the constant Add/Sub/Mul/Div nodes that alone consume the
+    IMAGE input and each other's output (x op constant; Add/Mul either side), or None."""
+    from onnx import numpy_helper
+
+    constants = {i.name: i for i in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+            constants[node.output[0]] = node.attribute[0].t
+    consumers: dict[str, list] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    affine, current = EntryAffine.identity(), image.name
+    rank, axis = len(image.shape), 1 if image.layout == "NCHW" else -1
+    while len(consumers.get(current, [])) == 1:
+        node = consumers[current][0]
+        if node.op_type not in ("Add", "Sub", "Mul", "Div") or len(node.input) != 2:
+            break
+        other = node.input[1] if node.input[0] == current else node.input[0]
+        if other == current or other not in constants or (node.op_type in ("Sub", "Div") and node.input[0] != current):
+            break
+        value = per_channel(numpy_helper.to_array(constants[other]), rank, axis, image.channels)
+        if value is None or not affine.apply(node.op_type, value, f"{node.op_type} '{node.name or node.output[0]}'"):
+            break
+        current = node.output[0]
+    return affine.normalization(image.channels, "constant ops at the ONNX graph entry")
 
 
 def _dims(value_info) -> list[int | None]:

@@ -8,7 +8,7 @@ import numpy as np
 from ..deps import require
 from ..errors import REMEDY_REEXPORT, ModelFormatError
 from ..manifest import TensorInfo
-from .base import SOURCES, SourceModel, static_shape
+from .base import SOURCES, SourceModel
 
 
 @SOURCES.register("savedmodel")
@@ -22,9 +22,7 @@ class SavedModelSource(SourceModel):
         self.signature_key = signature_key
         _, self._input_specs = signature.structured_input_signature
         self._input_names = sorted(self._input_specs)
-        first = self._input_specs[self._input_names[0]].shape.as_list()
-        if len(first) == 4 and all(isinstance(d, int) for d in first[1:3]):
-            self.facts.preprocess["input_size"] = [first[1], first[2]]
+        self._note_input_facts()
 
     @classmethod
     def from_path(cls, path: Path, input_shape=None, probe: bool = True) -> SavedModelSource:
@@ -46,9 +44,8 @@ class SavedModelSource(SourceModel):
         source.trackable = loaded  # keeps variables alive while the signature is used
         return source
 
-    def inputs(self) -> list[TensorInfo]:
-        size = self.spatial_size()
-        return [TensorInfo(name, static_shape(self._input_specs[name].shape.as_list(), "NHWC", size),
+    def declared_inputs(self) -> list[TensorInfo]:
+        return [TensorInfo(name, [d if d is not None else -1 for d in self._input_specs[name].shape.as_list()],
                            self._input_specs[name].dtype.name) for name in self._input_names]
 
     def output_names(self) -> list[str]:

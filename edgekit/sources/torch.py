@@ -55,6 +55,11 @@ class TorchSource(SourceModel):
         if self.input_shape is None:
             self.input_shape = [1, 3, int(size[0]), int(size[1])]
         self.input_size = self.input_shape[2:4]
+        self._described = None
+
+    def declared_inputs(self) -> list[TensorInfo]:
+        """One NCHW image input: the shape given or exported, else [1, 3, -1, -1]."""
+        return [TensorInfo("input", list(self.input_shape or [1, 3, -1, -1]), "float32")]
 
     def inputs(self) -> list[TensorInfo]:
         if self.input_shape is None:

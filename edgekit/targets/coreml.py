@@ -48,11 +48,14 @@ class CoreMLTarget(Target):
         cannot convert, or MissingDependencyError when the frontend's framework is absent."""
         os.environ.setdefault("TQDM_DISABLE", "1")  # coremltools' per-pass bars would drown ours
         ct = deps.require("coremltools", "Core ML conversion")
-        inputs = model.inputs()
-        if len(inputs) != 1:
-            raise ConversionError(f"edgekit's Core ML target converts single-input models; {model.describe()} has "
-                                  f"{len(inputs)} inputs ({', '.join(t.name for t in inputs)})",
-                                  "convert it to tflite, openvino or onnx")
+        roles = model.static_inputs()
+        others = [r for r in roles[1:]] if roles and roles[0].kind == "image" and roles[0].channels == 3 else roles
+        if others:   # the Core ML target makes one colour ImageType input (scale/bias inside)
+            first = others[0]
+            what = (f"{first.kind} input" if first.kind == "tensor" else f"{first.channels}-channel image input")
+            raise UnsupportedRouteError(f"edgekit's Core ML target takes one colour image input; {model.describe()} "
+                                        f"has the {what} '{first.name}' {first.shape}",
+                                        "convert it to tflite, openvino or onnx")
         pre = ctx.preprocess
         scale, bias, fold = _image_normalization(pre)
         if model.kind == "torch":
@@ -61,7 +64,7 @@ class CoreMLTarget(Target):
             program, run, frontend = _tensorflow_program(model, pre, fold)
         step = (f"{frontend} {'traced module' if frontend == 'torch' else 'concrete function'} → coremltools "
                 "(with the ImageType's scale/bias)")
-        checked = ctx.check(step, frontend, lambda x: run(_program_input(x, pre, scale, bias)))
+        checked = ctx.check(step, frontend, lambda feeds: run(_program_input(feeds[0], pre, scale, bias)))
 
         height, width = pre.input_size
         shape = (1, 3, height, width) if model.kind == "torch" else (1, height, width, 3)

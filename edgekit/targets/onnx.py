@@ -1,12 +1,10 @@
 """ONNX target: the fp32 interchange model, and int8 QDQ through ONNX Runtime's static quantizer."""
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from .. import deps
 from ..bridges.base import ConvertContext
-from ..frames import to_layout
 from ..modelcard import for_artifact
 from ..sources.base import SourceModel
 from ..sources.onnx import OnnxSource, _dims, load_checked
@@ -24,14 +22,14 @@ class OnnxTarget(Target):
     def convert(self, model: SourceModel, precision: str, artifact: Path, ctx: ConvertContext) -> TargetOutput:
         converters = {"onnx": deps.version("onnx") or "?"}
         if precision == "fp32":
-            shutil.copyfile(model.path, artifact)
+            model.save_static(artifact)   # the inputs at the shapes edgekit fixed (batch 1, --input-size)
         else:
             from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
                                                   quantize_static)
             from onnxruntime.quantization.shape_inference import quant_pre_process
 
-            name = model.inputs()[0].name
-            samples = to_layout(ctx.calibration, model.layout)
+            names = [t.name for t in model.inputs()]
+            samples = ctx.calibration_feeds(model.inputs(), model.layout)
 
             class Reader(CalibrationDataReader):
                 def __init__(self):
@@ -39,10 +37,13 @@ class OnnxTarget(Target):
 
                 def get_next(self):
                     sample = next(self._it, None)
-                    return None if sample is None else {name: sample[None]}
+                    return None if sample is None else dict(zip(names, sample))
 
+            static = artifact.with_name(artifact.stem + ".static.onnx")
+            model.save_static(static)
             prepared = artifact.with_name(artifact.stem + ".prep.onnx")
-            quant_pre_process(str(model.path), str(prepared), skip_symbolic_shape=True)
+            quant_pre_process(str(static), str(prepared), skip_symbolic_shape=True)
+            static.unlink()
             quantize_static(str(prepared), str(artifact), Reader(), quant_format=QuantFormat.QDQ,
                             per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
             prepared.unlink()

@@ -10,7 +10,6 @@ from ..bridges.base import ConvertContext
 from ..errors import UnsupportedRouteError
 from ..formats import FORMATS
 from ..formats.openvino import port_info
-from ..frames import to_layout
 from ..modelcard import for_artifact
 from ..sources.base import SourceModel
 from ..ui import step
@@ -45,7 +44,7 @@ class OpenVINOTarget(Target):
         notes: list[str] = []
         if precision == "int8":
             nncf = deps.require("nncf", "OpenVINO int8 quantization")
-            ov_model, note = quantize(nncf, ov_model, to_layout(ctx.calibration, model.layout))
+            ov_model, note = quantize(nncf, ov_model, ctx.calibration_feeds(model.inputs(), model.layout))
             notes += [note] if note else []
             converters["nncf"] = deps.version("nncf") or "?"
         write_card(ov_model, ctx)
@@ -62,9 +61,9 @@ FIDELITY_TARGET = 0.99
 VALIDATION_SAMPLES = 64
 
 
-def quantize(nncf, ov_model, samples: np.ndarray):
-    """NNCF post-training int8 of OV_MODEL, calibrated on SAMPLES (float32 [N, ...], the model's
-    layout, preprocessed). When the result's outputs stray from the fp32 model's (mean cosine over
+def quantize(nncf, ov_model, samples: list[list[np.ndarray]]):
+    """NNCF post-training int8 of OV_MODEL, calibrated on SAMPLES (per sample, one array per
+    input in input order, batch 1, the model's layout, preprocessed). When the result's outputs stray from the fp32 model's (mean cosine over
     up to 64 of the samples, worst output, below FIDELITY_TARGET), NNCF's accuracy control
     (`quantize_with_accuracy_control`) returns the most sensitive quantized ops to float until it
     is met. Seen: a Dense + softmax classifier head whose int8 MatMul alone took cosine to 0.95
@@ -72,7 +71,7 @@ def quantize(nncf, ov_model, samples: np.ndarray):
     was kept in float, or None)."""
     from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
 
-    dataset = nncf.Dataset([sample[None] for sample in samples])
+    dataset = nncf.Dataset([_item(sample) for sample in samples])
     # Intel CPUs without VNNI (AVX2/AVX-512F) sum u8*s8 pairs in int16 and saturate; NNCF's
     # default 7-bit fix covers the first layer only, but ReLU6-fed 1x1 convs saturate too
     # (EfficientNet-Lite0: cosine 0.92 -> 0.99). ENABLE = 7-bit weights wherever channels
@@ -86,7 +85,7 @@ def quantize(nncf, ov_model, samples: np.ndarray):
     fidelity = _fidelity(quantized, validation, references)
     if fidelity >= FIDELITY_TARGET:
         return quantized, None
-    pairs = nncf.Dataset(list(zip(validation, references)), lambda pair: pair[0][None])
+    pairs = nncf.Dataset(list(zip(validation, references)), lambda pair: _item(pair[0]))
 
     def validate(compiled, items) -> float:
         items = list(items)
@@ -102,11 +101,16 @@ def quantize(nncf, ov_model, samples: np.ndarray):
                       f"because full int8 scored cosine {fidelity:.3f} against the fp32 IR")
 
 
+def _item(sample: list[np.ndarray]):
+    """One sample as a compiled model takes it: the array for one input, else the list."""
+    return sample[0] if len(sample) == 1 else list(sample)
+
+
 def _fp32_outputs(ov_model, samples) -> list[list[np.ndarray]]:
     import openvino as ov
 
     compiled = ov.Core().compile_model(ov_model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-    return [[np.array(o) for o in compiled([x[None]]).values()] for x in samples]
+    return [[np.array(o) for o in compiled(_item(x)).values()] for x in samples]
 
 
 def _fidelity(model, samples, references) -> float:
@@ -117,7 +121,7 @@ def _fidelity(model, samples, references) -> float:
         ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     cosines = []
     for x, expected in zip(samples, references):
-        got = [np.array(o) for o in compiled([x[None]]).values()]
+        got = [np.array(o) for o in compiled(_item(x)).values()]
         cosines.append([_cosine(g, e) for g, e in zip(got, expected)])
     return float(np.mean(cosines, axis=0).min()) if cosines else 1.0
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .. import deps
 from ..bridges.base import ConvertContext
-from ..errors import BadInput, CalibrationError, ConversionError, UnsupportedRouteError
+from ..errors import BadInput, ConversionError
 from ..manifest import INT8_IO_TYPES
 from ..modelcard import for_artifact
 from ..sources.base import SourceModel
@@ -24,7 +24,7 @@ def _static_converter(tf, model: SourceModel):
     """A converter over the serving signature traced at the static input shapes, so a SavedModel
     exported with a dynamic batch still yields batch-1, static-shape TFLite (Edge TPU needs it);
     and that concrete function, whose graph names the layer of an op the converter refuses."""
-    specs = [tf.TensorSpec(t.shape, tf.float32, name=t.name) for t in model.inputs()]
+    specs = [tf.TensorSpec(t.shape, tf.as_dtype(t.dtype), name=t.name) for t in model.inputs()]
     names = [t.name for t in model.inputs()]
     concrete = tf.function(lambda *xs: model.signature(**dict(zip(names, xs)))).get_concrete_function(*specs)
     return tf.lite.TFLiteConverter.from_concrete_functions([concrete], model.trackable), concrete
@@ -52,14 +52,13 @@ class TFLiteTarget(Target):
         elif precision == "int8":
             if io_type not in INT8_IO_TYPES:
                 raise BadInput(f"unknown int8 I/O type '{io_type}'", f"choose one of {', '.join(INT8_IO_TYPES)}")
-            if ctx.calibration is None:
-                raise CalibrationError("int8 needs calibration data", "pass --calib")
-            if len(model.inputs()) != 1:
-                raise UnsupportedRouteError("int8 calibration supports single-input models only",
-                                            "export the model with one image input")
-            samples = ctx.calibration
+            samples = ctx.calibration_feeds(model.inputs(), "NHWC")   # one list per sample, in input order
+            names = [t.name for t in model.inputs()]
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.representative_dataset = lambda: ([sample[None]] for sample in samples)
+            # several inputs go by signature name: the calibrator's positional order is the float
+            # flatbuffer's, which need not be the signature's
+            converter.representative_dataset = (lambda: iter(samples)) if len(names) == 1 else \
+                (lambda: (dict(zip(names, sample)) for sample in samples))
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
             converter.inference_input_type = getattr(tf, io_type)
             converter.inference_output_type = getattr(tf, io_type)
@@ -90,12 +89,12 @@ class TFLiteTarget(Target):
 
 def _with_postprocess(flatbuffer: bytes, ctx: ConvertContext, model: SourceModel) -> bytes:
     """FLATBUFFER (the converted body) with the source's post-processing op spliced back on; the
-    sample images (else calibration, else seeded noise) tell which body output feeds which input."""
+    sample images (verify or calibration; else seeded noise) tell which body output feeds which input."""
     import numpy as np
 
     from ..tflite_postprocess import splice
 
-    samples = ctx.sample_images if ctx.sample_images is not None else ctx.calibration
+    samples = ctx.sample_images   # the verify or calibration images (set whenever either is)
     if samples is None:
         shape = model.inputs()[0].shape
         samples = np.random.default_rng(0).uniform(-1, 1, (4, *shape[1:])).astype(np.float32)

@@ -38,6 +38,11 @@ def _worst_group(verify) -> str:
     if verify.mask is not None and verify.mask.mean_iou is not None:
         parts.append(f"mask IoU {verify.mask.mean_iou:.3f}")
     return ", ".join(parts) or "—"
+def _preprocessing(origin: str | None) -> str:
+    """Where the image normalization came from; parity cannot prove an assumed one."""
+    if origin is None:
+        return "—"   # no image input: tensors are fed as given
+    return "[yellow]assumed[/]" if origin == "assumed" else origin
 
 
 def render_convert(result, console) -> None:
@@ -45,14 +50,17 @@ def render_convert(result, console) -> None:
     verify notes and each failed target's one-line reason."""
     rows = [[Path(a.path).name, human_size(a.size_bytes), STATUS_STYLE.get(a.verify.status, a.verify.status),
              fmt(a.verify.cosine, ".6f"), _worst_group(a.verify), fmt(a.verify.max_abs_error, ".3g"), _top1(a.verify),
-             _cross(a.verify), a.route, f"{a.seconds:.1f}"] for a in result.artifacts]
-    rows += [[f"{f.target} {f.precision}", "", FAILURE_STYLE[f.status], "", "", "", "", "", "", f"{f.seconds:.1f}"]
+             _cross(a.verify), _preprocessing(a.preprocessing), a.route, f"{a.seconds:.1f}"] for a in result.artifacts]
+    rows += [[f"{f.target} {f.precision}", "", FAILURE_STYLE[f.status], "", "", "", "", "", "", "", f"{f.seconds:.1f}"]
              for f in result.failures]
     console.print(table(f"source: {result.source['kind']} {result.source['path'] or '(Python object)'}",
                         ["artifact", "size", "verify", "cosine", "worst group", "max |err|", "top-1 clear (all)",
-                         "also on", "route", "s"], rows, wrap=("also on", "route", "worst group"),
-                        optional=("s", "max |err|", "also on", "size", "route", "worst group"),
+                         "also on", "prep", "route", "s"], rows, wrap=("also on", "route", "worst group"),
+                        optional=("s", "max |err|", "also on", "size", "route", "worst group", "prep"),
                         caption=ALSO_ON if any(a.verify.cross_checks for a in result.artifacts) else None))
+    if any(a.preprocessing == "assumed" for a in result.artifacts):
+        console.print("[yellow]prep 'assumed': preprocessing assumed, not verified[/] (parity feeds artifact and source "
+                      "the same inputs, so it cannot prove them): pass --mean/--std/--bgr as trained")
     for artifact in result.artifacts:
         for note in artifact.verify.notes:
             console.print(f"  {Path(artifact.path).name}: {note}")

@@ -81,19 +81,19 @@ class Source:
             self.signature = self.loaded.signatures["serving_default"]
             _, specs = self.signature.structured_input_signature
             self.names = sorted(specs)
-            self.shapes = [[d or 1 for d in specs[n].shape.as_list()] for n in self.names]
+            self.shapes = [[d or -1 for d in specs[n].shape.as_list()] for n in self.names]
             self.kind = "savedmodel"
         elif suffix == ".keras":
             import keras
 
             self.net = keras.models.load_model(path, compile=False)
-            self.shapes = [[d or 1 for d in t.shape] for t in self.net.inputs]
+            self.shapes = [[d or -1 for d in t.shape] for t in self.net.inputs]
             self.kind = "keras"
         elif suffix == ".onnx":
             import onnxruntime as ort
 
             self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-            self.shapes = [[d if isinstance(d, int) else 1 for d in i.shape] for i in self.session.get_inputs()]
+            self.shapes = [[d if isinstance(d, int) else -1 for d in i.shape] for i in self.session.get_inputs()]
             self.kind = "onnx"
         elif suffix == ".pt":
             import torch
@@ -103,16 +103,17 @@ class Source:
             self.kind = "torch"
         else:
             self.runner = _LiteRT(path)
-            self.shapes = self.runner.shapes
+            self.shapes = self.runner.signature_shapes
             self.kind = "tflite"
 
     def fix_size(self, size: list[int] | None) -> None:
-        """Free height/width: the size the user asked the artifact for."""
-        if size:
-            for shape in self.shapes:
-                if len(shape) == 4:
-                    hw = (2, 3) if _layout(shape) == "NCHW" and shape[1] in (1, 3) else (1, 2)
-                    shape[hw[0]], shape[hw[1]] = size
+        """Free height/width: the size the user asked the artifact for; the batch, free or not,
+        is 1 (what an edge artifact takes; Keras and TF run any batch), as is any other free dim."""
+        for shape in self.shapes:
+            if size and len(shape) == 4:
+                hw = (2, 3) if _layout(shape) == "NCHW" and shape[1] in (1, 3) else (1, 2)
+                shape[hw[0]], shape[hw[1]] = size
+            shape[:] = [1 if (i == 0 and len(shape) >= 2) or d <= 0 else d for i, d in enumerate(shape)]
 
     def __call__(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         if self.kind == "keras":
@@ -143,9 +144,16 @@ class _LiteRT:
         self.interp.allocate_tensors()
         self.inputs, self.outputs = self.interp.get_input_details(), self.interp.get_output_details()
         self.shapes = [list(d["shape"]) for d in self.inputs]
+        self.signature_shapes = [[int(v) for v in d["shape_signature"]] for d in self.inputs]
         self.scales = [d["quantization"][0] for d in self.outputs]
 
     def __call__(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        if [list(v.shape) for v in inputs] != self.shapes:   # a free size or batch, fixed by the caller
+            for detail, value in zip(self.inputs, inputs):
+                self.interp.resize_tensor_input(detail["index"], list(value.shape))
+            self.interp.allocate_tensors()
+            self.inputs, self.outputs = self.interp.get_input_details(), self.interp.get_output_details()
+            self.shapes = [list(v.shape) for v in inputs]
         for detail, value in zip(self.inputs, inputs):
             scale, zero = detail["quantization"]
             if detail["dtype"] in (np.uint8, np.int8) and scale:
