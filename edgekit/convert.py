@@ -395,6 +395,8 @@ def convert(model, request: ConvertRequest, progress=None, warn: Callable[[str],
             body = stage / "postprocess-body" / f"{stem}_body.tflite"
             body.write_bytes(tail.body)
             forms[("body",)] = load_source(body)
+            if pre.input_size and forms[("body",)].spatial_size() is None:
+                forms[("body",)].set_input_size(pre.input_size)
             references["body"] = _Reference(forms[("body",)], verify_set) if verify_set is not None else None
 
         def candidate(route: Route, target: Target, precision: str,
@@ -606,6 +608,13 @@ def _first_image(source: SourceModel, samples: SampleSet | None) -> np.ndarray |
     return samples.arrays[images[0]] if images else None
 
 
+def _image_size(source: SourceModel, samples: SampleSet) -> list[int] | None:
+    """[height, width] in pixels of the first image input's samples, which the detection
+    decoders scale boxes to; None for a model without an image input."""
+    images = _first_image(source, samples)
+    return None if images is None else [int(images.shape[1]), int(images.shape[2])]
+
+
 def _input_specs(source: SourceModel, output: TargetOutput) -> list[InputSpec]:
     """How each artifact input is fed, matched to the source input it stands for."""
     roles = {r.name: r for r in source.described_inputs()}
@@ -692,7 +701,7 @@ def _parity(backend, artifact: Path, output: TargetOutput, reference: _Reference
              for t in output.outputs]
     source = reference.source
     return parity(reference.outputs(), got, [t.name for t in output.outputs], task, precision, source.layout,
-                  steps, [t.name for t in source.outputs()], list(reference.samples.samples.shape[1:3]))
+                  steps, [t.name for t in source.outputs()], _image_size(source, reference.samples))
 
 
 def _materialize(route: Route, forms: dict, checks: dict, stage: Path, ctx: ConvertContext,
@@ -714,15 +723,16 @@ def _materialize(route: Route, forms: dict, checks: dict, stage: Path, ctx: Conv
             started = time.perf_counter()
             try:
                 with step(f"{bridge.name} ({bridge.tool})"):   # onnx2tf alone can take minutes: say so in logs
-                    form = forms[key] = bridge.convert(model, workdir, ctx)
+                    form = bridge.convert(model, workdir, ctx)
+                if ctx.preprocess.input_size and form.image_inputs() and form.spatial_size() is None:
+                    form.set_input_size(ctx.preprocess.input_size)   # a converter kept the free size free
+                checks[key] = ctx.check(bridge.describe(), STEP_RUNTIMES.get(form.kind, form.kind), form.infer, form)
+                forms[key] = form   # only a form that loaded and was checked is shared with later routes
             except Exception as exc:
                 forms[key] = exc
                 raise
             finally:
                 spent[bridge.describe()] = round(spent.get(bridge.describe(), 0.0) + _since(started), 3)
-            if ctx.preprocess.input_size and form.image_inputs() and form.spatial_size() is None:
-                form.set_input_size(ctx.preprocess.input_size)   # a converter kept the free size free
-            checks[key] = ctx.check(bridge.describe(), STEP_RUNTIMES.get(form.kind, form.kind), form.infer, form)
         if isinstance(forms[key], BaseException):
             raise forms[key]
         model = forms[key]

@@ -63,9 +63,15 @@ class ReferencePack:
     def samples(self) -> int:
         return len(self.expected[0])
 
-    def feeds(self, k: int) -> list[np.ndarray]:
-        """Sample K's feeds, one [1, ...] array per input, as the runtime takes them."""
-        return [array[k:k + 1] for array in self.inputs]
+    def feeds(self, k: int, runtime_names: list[str] | None = None) -> list[np.ndarray] | dict[str, np.ndarray]:
+        """Sample K's feeds, one [1, ...] array per input, as the runtime takes them: by input name
+        when the pack names every input and RUNTIME_NAMES (the runtime's input names) has them all,
+        since a runtime need not keep the manifest's input order; else a list in the pack's order."""
+        arrays = [array[k:k + 1] for array in self.inputs]
+        names = [i.get("name") for i in self.meta.get("inputs") or [] if isinstance(i, dict)]
+        if len(arrays) > 1 and len(names) == len(arrays) and runtime_names and set(names) <= set(runtime_names):
+            return dict(zip(names, arrays))
+        return arrays
 
 
 def fed_inputs(samples: np.ndarray, layout: str | None, info: TensorInfo) -> np.ndarray:

@@ -147,7 +147,7 @@ def pair_outputs(expected: list[np.ndarray], got: list[np.ndarray], names: list[
 
 
 def parity(expected: list[np.ndarray], got: list[np.ndarray], names: list[str], task: str, precision: str,
-           layout: str | None, steps: list[float | None], source_names: list[str], input_size: list[int],
+           layout: str | None, steps: list[float | None], source_names: list[str], input_size: list[int] | None,
            labels: list[str] | None = None) -> tuple[list[OutputParity], DetectionParity | None,
                                                      MaskParity | None, str | None]:
     """Everything verify compares between an artifact and its source on the verify samples.
@@ -155,7 +155,8 @@ def parity(expected: list[np.ndarray], got: list[np.ndarray], names: list[str], 
     EXPECTED: the source's outputs, each float [N, ...]; GOT: the artifact's, in its own order, named
     NAMES, with declared int8 STEPS (None where float). For int8 the step of an output without one is
     read off its values (`observed_step`). TASK detection adds DetectionParity, segmentation
-    MaskParity (SOURCE_NAMES and INPUT_SIZE [height, width] feed the frames.py decoders).
+    MaskParity (SOURCE_NAMES and INPUT_SIZE [height, width] of the image input feed the frames.py
+    decoders; None, a model without an image input: no detection parity).
     Returns (outputs in source order, detection, mask, problem: why outputs could not be paired)."""
     steps = arithmetic.int8_steps(precision, steps, got)
     pairs, problem = pair_outputs(expected, got, names, task == "classification", layout, steps)
@@ -163,7 +164,7 @@ def parity(expected: list[np.ndarray], got: list[np.ndarray], names: list[str], 
         return [], None, None, problem
     aligned = [a for _, a in pairs]
     detection = mask = None
-    if task == "detection":
+    if task == "detection" and input_size is not None:
         detection = detection_parity(expected, aligned, source_names, input_size, labels or [])
     elif task == "segmentation":
         mask = mask_parity(expected[0], aligned[0], layout)

@@ -163,6 +163,18 @@ def test_two_inputs_fp32_from_an_npz_matches_keras(two_inputs, tmp_path, run_cli
     np.save(tmp_path / "one.npy", image)
     code, _, err = run_cli("bench", artifact, "--input", tmp_path / "one.npy", "--runs", "3")
     assert code != 0 and "takes 2 inputs (" in err and "pass a .npz with one array per input name" in err
+    # the reference pack carries both inputs as the artifact takes them, and reruns as it passed
+    from edgekit.parity import read_pack
+
+    meta, inputs, expected = read_pack(str(artifact) + ".edgekit.ref.npz")
+    assert [i["name"] for i in meta["inputs"]] == [t["name"] for t in manifest["inputs"]]
+    fed = dict(zip([by_kind[i["name"]] for i in meta["inputs"]], inputs))
+    np.testing.assert_array_equal(fed["sensors"], data["sensors"][meta["indices"]])
+    np.testing.assert_allclose(fed["image"], data["image"][meta["indices"]], rtol=1e-6)
+    np.testing.assert_allclose(expected[0], np.asarray(_keras(path)([fed["image"], fed["sensors"]])), **FP32_TOL)
+    code, out, err = run_cli("verify", artifact, "--json")
+    assert code == 0, err
+    assert json.loads(out)["artifacts"][0]["verify"]["status"] == "pass"
 
 
 def test_several_inputs_refuse_one_unnamed_folder(two_inputs, photos_dir, tmp_path):

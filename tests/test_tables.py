@@ -63,6 +63,9 @@ def test_convert_summary_fits(tmp_path):
     assert_fits(lines, *names, "structure-only", "0.984120", "100% (86%)", "coreml fp32")
     assert "coreml fp32 refused: coremltools cannot convert the torch op 'fmod'" in "\n".join(lines)   # its reason
     assert re.search(r"preprocessing assumed, not verified", "\n".join(lines))   # parity cannot prove it
+    assert "worst" in "\n".join(lines)   # the worst channel group outlives 'prep' at 100 columns
+    wide = "\n".join(render(lambda out: render_convert(result, out), width=160))
+    assert re.search(r"\bgraph\b", wide) and "assumed" in wide   # where each normalization came from
 
 
 def test_demo_table_fits(tmp_path):

@@ -104,8 +104,8 @@ def convert(model, targets, precisions, out_dir, calib, calib_samples, verify, v
     request = ConvertRequest(targets=names(targets), precisions=names(precisions) if precisions else None,
                              out_dir=out_dir, calib=list(calib) or None, calib_samples=calib_samples, verify=verify,
                              verify_data=list(verify_data) or None, reference_bytes=int(reference_mb * 1e6),
-                             input_size=input_size, mean=mean, std=std, bgr=bgr, layout=layout, resize=resize, task=task, labels=labels,
-                             int8_io=int8_io, name=name, card=card_from(**card))
+                             input_size=input_size, mean=mean, std=std, bgr=bgr, layout=layout, resize=resize,
+                             task=task, labels=labels, int8_io=int8_io, name=name, card=card_from(**card))
     from ..convert import NothingBuilt
 
     try:

@@ -38,6 +38,8 @@ def _worst_group(verify) -> str:
     if verify.mask is not None and verify.mask.mean_iou is not None:
         parts.append(f"mask IoU {verify.mask.mean_iou:.3f}")
     return ", ".join(parts) or "—"
+
+
 def _preprocessing(origin: str | None) -> str:
     """Where the image normalization came from; parity cannot prove an assumed one."""
     if origin is None:
@@ -56,11 +58,11 @@ def render_convert(result, console) -> None:
     console.print(table(f"source: {result.source['kind']} {result.source['path'] or '(Python object)'}",
                         ["artifact", "size", "verify", "cosine", "worst group", "max |err|", "top-1 clear (all)",
                          "also on", "prep", "route", "s"], rows, wrap=("also on", "route", "worst group"),
-                        optional=("s", "max |err|", "also on", "size", "route", "worst group", "prep"),
+                        optional=("s", "max |err|", "also on", "size", "route", "prep", "worst group"),
                         caption=ALSO_ON if any(a.verify.cross_checks for a in result.artifacts) else None))
     if any(a.preprocessing == "assumed" for a in result.artifacts):
-        console.print("[yellow]prep 'assumed': preprocessing assumed, not verified[/] (parity feeds artifact and source "
-                      "the same inputs, so it cannot prove them): pass --mean/--std/--bgr as trained")
+        console.print("[yellow]prep 'assumed': preprocessing assumed, not verified[/] (parity feeds artifact and "
+                      "source the same inputs, so it cannot prove them): pass --mean/--std/--bgr as trained")
     for artifact in result.artifacts:
         for note in artifact.verify.notes:
             console.print(f"  {Path(artifact.path).name}: {note}")

@@ -746,6 +746,10 @@ def run_pack(directory, threads=None):
     start = time.perf_counter()
     runtime, interpreter = open_interpreter(os.path.join(directory, info["model"]), edgetpu, threads)
     details, outputs = interpreter.get_input_details(), interpreter.get_output_details()
+    names = [i.get("name") for i in meta.get("inputs") or [] if isinstance(i, dict)]
+    by_name = dict((d["name"], d) for d in details)
+    if len(names) == len(details) and all(n in by_name for n in names):
+        details = [by_name[n] for n in names]   # the pack's order by name: a runtime need not keep the manifest's
     if len(details) != len(inputs):
         raise Failure("the reference pack has %d inputs, the model %d" % (len(inputs), len(details)))
     for detail, array in zip(details, inputs):
