@@ -63,6 +63,12 @@ class BadInput(EdgekitError):
     exit_code = 2
 
 
+class NoRuntimeHere(BadInput):
+    """This host has no runtime for an artifact (Core ML on Linux, an Edge TPU model without a
+    Coral). Alone it is bad input (exit 2); beside artifacts that did run, `edgekit verify`
+    reports that one as not verified here."""
+
+
 class RuntimeFailure(EdgekitError):
     """An upstream converter, compiler or device failed on input edgekit accepted, or the
     result missed a gate (exit 1)."""

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from . import parity
-from .errors import BadInput, EdgekitError, ModelFormatError
+from .errors import BadInput, EdgekitError, ModelFormatError, NoRuntimeHere
 from .formats import Format, sniff
 from .manifest import VerifyReport, artifact_digest, manifest_path, read_manifest
 from .reference import SUFFIX, load_reference
@@ -48,6 +48,16 @@ class ArtifactCheck:
     verify: VerifyReport            # status pass | fail, per-output parity, gate, notes
     at_conversion: dict[str, Any] | None = None   # the manifest's verify summary (status, cosine, runtime)
     seconds: float = 0.0            # wall clock of the run, loading included
+
+    @classmethod
+    def not_run_here(cls, artifact, reason: NoRuntimeHere) -> ArtifactCheck:
+        """ARTIFACT, which this host has no runtime for: status "skipped", the reason as its note."""
+        path = Path(artifact)
+        fmt = sniff(path)
+        return cls(artifact=str(path), format=fmt.name, backend=default_backend(path, fmt) or "—", device=None,
+                   host=host_name(), reference=str(path) + SUFFIX, reference_sha256="",
+                   artifact_sha256=artifact_digest(path), artifact_intact=True,
+                   verify=VerifyReport(status="skipped", notes=[reason.one_line()]))
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -77,9 +87,9 @@ def default_backend(path: Path, fmt: Format) -> str | None:
 
 
 def host_runner(path: Path, fmt: Format, backend: str | None, device: str | None) -> tuple[type[Runner], str | None]:
-    """The Runner class and device that run PATH on this host. Raises BadInput in one line when
-    this host has no runtime for it (Core ML on Linux: "needs macOS"), or the backend or device
-    does not fit it."""
+    """The Runner class and device that run PATH on this host. Raises NoRuntimeHere (a BadInput)
+    in one line when this host has no runtime for it (Core ML on Linux: "needs macOS"), BadInput
+    when the backend or device does not fit it."""
     name = backend or default_backend(path, fmt)
     if name is None:
         raise BadInput(f"{path.name} is a {fmt.name} model, which no runtime backend runs",
@@ -90,7 +100,7 @@ def host_runner(path: Path, fmt: Format, backend: str | None, device: str | None
                        f"it runs: {', '.join(runner_cls.formats)}")
     reason = runner_cls.unavailable_reason()
     if reason:
-        raise BadInput(f"this host ({host_name()}) cannot run {path.name}: {reason}",
+        raise NoRuntimeHere(f"this host ({host_name()}) cannot run {path.name}: {reason}",
                        f"run `edgekit verify` where its runtime is; copy the artifact with its "
                        f"{manifest_path(Path(path.name)).name} and {path.name}{SUFFIX}")
     return runner_cls, runner_cls.check_device(device)
@@ -167,18 +177,36 @@ class VerifyResult:
 
     @property
     def failed(self) -> list[ArtifactCheck]:
-        return [c for c in self.checks if c.verify.status != "pass"]
+        return [c for c in self.checks if c.verify.status not in ("pass", "skipped")]
+
+    @property
+    def skipped(self) -> list[ArtifactCheck]:
+        """Artifacts this host has no runtime for (reported, not verified)."""
+        return [c for c in self.checks if c.verify.status == "skipped"]
 
     def to_dict(self) -> dict[str, Any]:
         return {"host": host_name(), "artifacts": [c.to_dict() for c in self.checks],
-                "passed": len(self.checks) - len(self.failed), "failed": len(self.failed)}
+                "passed": len(self.checks) - len(self.failed) - len(self.skipped), "failed": len(self.failed),
+                "skipped": len(self.skipped)}
 
 
 def verify_artifacts(artifacts: list, backend: str | None = None, device: str | None = None,
                      reference: Path | None = None) -> VerifyResult:
-    """`verify_artifact` on each of ARTIFACTS, in order; bad input on one (BadInput) stops the run
-    there. REFERENCE applies only to a single artifact."""
+    """`verify_artifact` on each of ARTIFACTS, in order. An artifact this host has no runtime for
+    is reported "skipped" with its reason and the others still run (`out/*` on a Linux host holds
+    .mlpackages too); when none could run, that NoRuntimeHere is raised (exit 2). Other bad input
+    (BadInput: a missing manifest, a foreign pack) stops the run there. REFERENCE applies only to
+    a single artifact."""
     if reference is not None and len(artifacts) != 1:
         raise BadInput(f"--reference names one pack, and {len(artifacts)} artifacts were given",
                        "verify one artifact with --reference, or drop it (each pack lies beside its artifact)")
-    return VerifyResult([verify_artifact(a, backend, device, reference) for a in artifacts])
+    checks, unrunnable = [], []
+    for artifact in artifacts:
+        try:
+            checks.append(verify_artifact(artifact, backend, device, reference))
+        except NoRuntimeHere as exc:
+            unrunnable.append(exc)
+            checks.append(ArtifactCheck.not_run_here(artifact, exc))
+    if len(unrunnable) == len(checks):
+        raise unrunnable[0]
+    return VerifyResult(checks)

@@ -228,19 +228,24 @@ def test_verify_without_a_pack_or_a_runtime_is_one_line(stream_model, packed):
     assert code == 2 and len(err.splitlines()) == 1 and "cannot run tiny_fp32.tflite: needs libedgetpu" in err
 
 
-@pytest.mark.skipif(sys.platform == "darwin", reason="Core ML runs on macOS: the answer is a parity report there")
-def test_coreml_verify_on_linux_says_needs_macos(keras_file, tmp_path):
+def _coreml_artifact(keras_file: Path, out: Path) -> Path:
+    """The tiny Keras classifier as a Core ML fp32 artifact with its manifest and pack."""
     from edgekit.convert import ConvertRequest, convert
     from edgekit.targets.base import TARGETS
 
     reason = TARGETS.get("coreml").unavailable_reason()
     if reason:
         pytest.skip(reason)
-    result = convert(str(keras_file), ConvertRequest(targets=["coreml"], precisions=["fp32"], out_dir=tmp_path,
+    result = convert(str(keras_file), ConvertRequest(targets=["coreml"], precisions=["fp32"], out_dir=out,
                                                      mean=[127.5], std=[127.5], task="classification", name="tiny",
                                                      verify_samples=8))
-    artifact = Path(result.artifacts[0].path)
     assert result.artifacts[0].verify.status == "structure-only"   # numerics need macOS; the pack travels there
+    return Path(result.artifacts[0].path)
+
+
+@pytest.mark.skipif(sys.platform == "darwin", reason="Core ML runs on macOS: the answer is a parity report there")
+def test_coreml_verify_on_linux_says_needs_macos(keras_file, tmp_path):
+    artifact = _coreml_artifact(keras_file, tmp_path)
     pack = load_reference(artifact, read_manifest(artifact))
     assert pack.samples == 8 and pack.inputs[0].dtype == np.float32 and pack.meta["target"] == "coreml"
     code, out, err = cli("verify", artifact)
@@ -249,6 +254,20 @@ def test_coreml_verify_on_linux_says_needs_macos(keras_file, tmp_path):
         "error: this host (Linux x86_64) cannot run tiny_fp32.mlpackage: Core ML prediction needs macOS. run "
         "`edgekit verify` where its runtime is; copy the artifact with its tiny_fp32.mlpackage.edgekit.json and "
         "tiny_fp32.mlpackage.edgekit.ref.npz"]
+
+
+@pytest.mark.skipif(sys.platform == "darwin", reason="Core ML runs on macOS: the answer is a parity report there")
+def test_verify_of_several_skips_the_one_this_host_cannot_run(keras_file, packed, tmp_path):
+    """`edgekit verify out/*` on Linux: the .tflite is verified, the .mlpackage reported as not run
+    here with its reason, and the exit is 1 (not everything was verified), not 2."""
+    coreml = _coreml_artifact(keras_file, tmp_path)
+    code, out, err = cli("verify", packed["fp32"], coreml, "--json")
+    report = json.loads(out)
+    assert code == 1 and [a["verify"]["status"] for a in report["artifacts"]] == ["pass", "skipped"], err
+    assert (report["passed"], report["failed"], report["skipped"]) == (1, 0, 1)
+    assert "Core ML prediction needs macOS" in report["artifacts"][1]["verify"]["notes"][0]
+    assert err.splitlines() == ["error: not verified on this host: tiny_fp32.mlpackage. run those on a host with "
+                                "their runtime (see the notes above)"]
 
 
 # ------------------------------------------------------------------ on the board

@@ -28,8 +28,9 @@ def verify(artifacts, backend, device, reference, as_json):
     GPU or NPU for OpenVINO) and run this there. The report is convert's.
     The pack must be the one convert wrote with the artifact (its sha256 is in the manifest),
     and an artifact whose bytes changed since conversion fails.
-    Exit codes: 0 every artifact passed, 1 a gate failed or an artifact changed, 2 bad input
-    or no runtime for it on this host.
+    An artifact this host has no runtime for is reported as skipped and the others still run.
+    Exit codes: 0 every artifact passed; 1 a gate failed, an artifact changed, or some artifact
+    could not run here; 2 bad input, or no artifact could run on this host.
 
     \b
     Examples:
@@ -48,8 +49,12 @@ def verify(artifacts, backend, device, reference, as_json):
         print_json(result.to_dict())
     else:
         render_verify(result, console())
-    if result.failed:
+    if result.failed or result.skipped:
         from ..errors import VerifyFailed
 
-        raise VerifyFailed(f"verify failed for {', '.join(Path(c.artifact).name for c in result.failed)}",
-                           "see the notes above")
+        parts = [f"verify failed for {', '.join(Path(c.artifact).name for c in result.failed)}"] if result.failed \
+            else []
+        if result.skipped:
+            parts.append(f"not verified on this host: {', '.join(Path(c.artifact).name for c in result.skipped)}")
+        raise VerifyFailed("; ".join(parts), "run those on a host with their runtime (see the notes above)"
+                           if result.skipped else "see the notes above")
