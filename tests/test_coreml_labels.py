@@ -49,3 +49,29 @@ def test_repeated_labels_stay_distinct_classes_in_core_ml(torch_module, tmp_path
     assert runner.manifest.labels == labels            # the manifest keeps the source's labels
     scores = np.arange(CLASSES, dtype=np.float32)
     np.testing.assert_array_equal(runner._array(dict(zip(classes, scores))), scores[None])
+
+
+def test_core_ml_int8_is_weights_only_and_needs_no_calibration(tmp_path):
+    """Core ML int8 is linear weight quantization (coremltools.optimize): no activation ranges, so
+    no --calib; the manifest records no calibration. Oracle: the package's own weights, read from
+    the spec, are int8 constants behind constexpr_affine_dequantize (or constexpr_blockwise_shift_scale).
+    coremltools leaves tensors under 2048 elements in float (OpLinearQuantizerConfig's
+    weight_threshold), so the model has a 32 -> 64 3x3 convolution (18432 weights)."""
+    import coremltools as ct
+    import torch
+
+    from edgekit.convert import ConvertRequest, convert
+    from edgekit.manifest import read_manifest
+
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Conv2d(3, 32, 3), torch.nn.ReLU(), torch.nn.Conv2d(32, 64, 3),
+                                 torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(64, CLASSES)).eval()
+    result = convert(module, ConvertRequest(targets=["coreml"], precisions=["int8"], out_dir=tmp_path / "out",
+                                                  input_size=[SIZE, SIZE], mean=[127.5], std=[127.5],
+                                                  task="classification", name="tiny", verify_samples=8))
+    package = result.artifacts[0].path
+    assert read_manifest(package).calibration is None
+    function = ct.utils.load_spec(str(package)).mlProgram.functions["main"]
+    block = function.block_specializations[next(iter(function.block_specializations))]
+    kinds = {op.type for op in block.operations}
+    assert kinds & {"constexpr_affine_dequantize", "constexpr_blockwise_shift_scale"}, sorted(kinds)

@@ -44,6 +44,9 @@ class Target:
     # True: a float TFLite source's trailing TFLite_Detection_PostProcess is cut off before the
     # route and `ctx.postprocess` asks convert() to put it back after the converted body
     keeps_postprocess_op: ClassVar[bool] = False
+    # precisions whose quantization measures activation ranges, so needs calibration data (--calib);
+    # weights-only int8 (Core ML's linear weight quantization) needs none
+    calibrated: ClassVar[tuple[str, ...]] = ("int8",)
 
     @property
     def suffix(self) -> str:

@@ -39,6 +39,7 @@ class CoreMLTarget(Target):
     name = "coreml"
     format = "coreml"
     precisions = ("fp32", "fp16", "int8")
+    calibrated = ()   # int8 is linear weight quantization: no activation ranges, no --calib
     accepts = ("torch", "keras", "savedmodel")   # coremltools' PyTorch and TensorFlow 2 frontends
     requires = ("coremltools",)                  # plus torch or tensorflow, whichever the route needs
 
