@@ -123,6 +123,22 @@ def few_samples(report: VerifyReport, classification: bool) -> list[str]:
     return warnings
 
 
+def constant_outputs(expected: list[np.ndarray], names: list[str]) -> list[str]:
+    """Warnings for source outputs (EXPECTED, each [N, ...] over N >= 2 verify samples, named
+    NAMES) that are the same for every sample: parity then compares one vector, and an artifact
+    that ignores its input (wrong preprocessing, a dead branch) passes every gate."""
+    warnings = []
+    for name, output in zip(names, expected):
+        values = np.asarray(output, np.float64).reshape(len(output), -1)
+        if len(values) < 2:
+            continue
+        if float(np.ptp(values, axis=0).max()) <= 1e-6 * max(float(np.abs(values).max()), 1e-12):
+            warnings.append(f"the source's output '{name}' is the same for all {len(values)} verify samples: parity "
+                            "cannot tell a broken artifact from a good one here; check the preprocessing, or give "
+                            "--verify-data inputs the model tells apart")
+    return warnings
+
+
 def match_outputs(expected: list[np.ndarray], got: list[np.ndarray], names: list[str],
                   classification: bool, layout: str | None = None,
                   steps: list[float | None] | None = None) -> tuple[list[OutputParity], str | None]:

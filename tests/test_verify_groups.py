@@ -235,3 +235,24 @@ def test_ssd_postprocess_split_and_splice_keep_the_op_and_its_outputs(tmp_path):
         for e, g in zip(expected, got):
             np.testing.assert_allclose(g, e, rtol=0, atol=1e-5)
     assert split(tflite_variants.plain()) is None
+
+
+def test_a_source_whose_output_never_varies_is_named_in_the_verify_notes(tmp_path):
+    """A model that ignores its input (here: all-zero kernel, so the output is the bias) passes
+    every parity gate, since both sides agree on one vector; verify says so instead of passing
+    in silence. Unit: constant_outputs; model: a Keras Dense with zero weights through convert."""
+    from edgekit.convert import ConvertRequest, convert
+    from edgekit.verify import constant_outputs
+
+    assert constant_outputs([np.tile(np.arange(3, dtype=np.float32), (4, 1))], ["scores"])
+    assert not constant_outputs([RNG.normal(size=(4, 3)).astype(np.float32)], ["scores"])
+    keras = pytest.importorskip("keras")
+    inputs = keras.Input((16, 16, 3))
+    flat = keras.layers.Flatten()(inputs)
+    outputs = keras.layers.Dense(4, kernel_initializer="zeros", bias_initializer="ones")(flat)
+    path = tmp_path / "constant.keras"
+    keras.Model(inputs, outputs).save(path)
+    result = convert(str(path), ConvertRequest(targets=["tflite"], precisions=["fp32"], out_dir=tmp_path / "out",
+                                               mean=[127.5], std=[127.5], verify_samples=8))
+    notes = result.artifacts[0].verify.notes
+    assert any("is the same for all 8 verify samples" in n for n in notes), notes
