@@ -86,9 +86,8 @@ class Preprocess:
         data = dict(data)
         graph = data.get("graph_normalization")
         if graph is not None:
-            data["graph_normalization"] = GraphNormalization(**graph)
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+            data["graph_normalization"] = _known(GraphNormalization, graph)
+        return _known(cls, data)
 
 
 @dataclass
@@ -430,27 +429,35 @@ class Manifest:
         known = {f.name for f in fields(cls)}
         data = {k: v for k, v in data.items() if k in known}
         data["preprocess"] = Preprocess.from_dict(data.get("preprocess", {}))
-        data["input_specs"] = [InputSpec(**spec) for spec in data.get("input_specs", [])]
+        data["input_specs"] = [_known(InputSpec, spec) for spec in data.get("input_specs", [])]
         data["inputs"] = [TensorInfo.from_dict(t) for t in data.get("inputs", [])]
         data["outputs"] = [TensorInfo.from_dict(t) for t in data.get("outputs", [])]
         if data.get("edgetpu"):
             data["edgetpu"] = EdgeTPUInfo.from_dict(data["edgetpu"])
         if data.get("detection"):
-            data["detection"] = DetectionSpec(**data["detection"])
-        data["model_card"] = ModelCard(**data.get("model_card", {}))
+            data["detection"] = _known(DetectionSpec, data["detection"])
+        data["model_card"] = _known(ModelCard, data.get("model_card", {}))
         if data.get("reference"):
-            data["reference"] = ReferenceInfo(**data["reference"])
+            data["reference"] = _known(ReferenceInfo, data["reference"])
         if data.get("verify"):
             report = dict(data["verify"])
-            report["outputs"] = [OutputParity(**o) for o in report.get("outputs", [])]
-            report["steps"] = [StepParity(**{**step, "outputs": [OutputParity(**o) for o in step.get("outputs", [])]})
+            report["outputs"] = [_known(OutputParity, o) for o in report.get("outputs", [])]
+            report["steps"] = [_known(StepParity, {**step, "outputs": [_known(OutputParity, o)
+                                                                       for o in step.get("outputs", [])]})
                                for step in report.get("steps", [])]
             if report.get("detection"):
-                report["detection"] = DetectionParity(**report["detection"])
+                report["detection"] = _known(DetectionParity, report["detection"])
             if report.get("mask"):
-                report["mask"] = MaskParity(**report["mask"])
-            data["verify"] = VerifyReport(**report)
+                report["mask"] = _known(MaskParity, report["mask"])
+            data["verify"] = _known(VerifyReport, report)
         return cls(**data)
+
+
+def _known(cls, data: dict[str, Any]):
+    """CLS from DATA's fields that CLS has: a manifest written by a newer edgekit of the same
+    schema (fields added since, as schema 2 has gained `reference` and `verify.detection`) reads."""
+    known = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in known})
 
 
 # schema 1 kept these in `options`; schema 2 has DetectionSpec fields for them

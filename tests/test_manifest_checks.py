@@ -79,3 +79,22 @@ def test_unreadable_manifest_is_one_line(stream_model, tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip() == (f"error: manifest {manifest} is not readable by this user (permission denied). "
                                    f"ask its owner to make it readable: chmod a+r '{manifest}'")
+
+
+def test_a_newer_manifest_of_the_same_schema_reads(stream_model, tmp_path):
+    """Fields a later edgekit adds within schema 2 (at every level: the verify report, its outputs,
+    preprocessing, input specs) are ignored on read, as the board's older edgekit must do."""
+    from edgekit.manifest import Manifest, read_manifest
+
+    data = json.loads(stream_model.with_name(stream_model.name + ".edgekit.json").read_text())
+    data["later_field"] = 1
+    data["preprocess"]["later_field"] = 1
+    data["model_card"]["later_field"] = 1
+    for spec in data.get("input_specs", []):
+        spec["later_field"] = 1
+    verify = data.setdefault("verify", {"status": "pass"})
+    verify["later_field"] = {"x": 1}
+    for output in verify.get("outputs", []):
+        output["later_field"] = 1
+    manifest = Manifest.from_dict(data)
+    assert manifest.to_dict() == read_manifest(stream_model).to_dict()
