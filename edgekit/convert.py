@@ -25,7 +25,7 @@ from .runtime.base import BACKENDS
 from .sources.base import SourceModel, load_source, read_labels, source_class
 from .targets.base import TARGETS, Target, TargetOutput
 from .ui import step
-from .verify import few_samples, gate, parity
+from .verify import constant_outputs, few_samples, gate, parity
 
 VERIFY_SAMPLES = 64
 
@@ -359,8 +359,9 @@ def convert(model, request: ConvertRequest, progress=None, warn: Callable[[str],
                        [t.name for t in source.outputs()])
 
     mark = time.perf_counter()
-    calibration = (_calibration(request, pre, source, warnings, progress) if any(p == "int8" for _, p in jobs)
-                   else None)
+    calibrated = any(p in t.calibrated for t, p in jobs)   # Core ML's weights-only int8 needs no data
+    calibration = (_calibration(request, pre, source, warnings, progress)
+                   if calibrated or (request.calib and any(p == "int8" for _, p in jobs)) else None)
     timings.calibration, mark = _since(mark), time.perf_counter()
     verify_set = _verify_set(request, pre, source, calibration, warnings, progress) if request.verify else None
     timings.verify_data = _since(mark)
@@ -429,7 +430,7 @@ def convert(model, request: ConvertRequest, progress=None, warn: Callable[[str],
                 inputs=output.inputs, outputs=output.outputs, source=source_info, route=route.steps(),
                 converters=_converter_versions(route, output), int8_io=output.int8_io, edgetpu=output.edgetpu,
                 options=output.options,
-                calibration=calibration.describe() if calibration and precision == "int8" else None,
+                calibration=calibration.describe() if calibration and precision in target.calibrated else None,
                 model_card=card, created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 edgekit_version=__version__, artifact_sha256=artifact_digest(artifact))
             write_atomic(manifest_path(artifact), manifest.to_json())  # runners read it while verifying
@@ -439,7 +440,10 @@ def convert(model, request: ConvertRequest, progress=None, warn: Callable[[str],
                                                       request.verify), [*steps, *output.checked])
                 _note_assumed_preprocessing(manifest.verify, pre, source)
             spent.verify += _since(mark)
-            for note in few_samples(manifest.verify, task == "classification") if manifest.verify.outputs else []:
+            notes = few_samples(manifest.verify, task == "classification") if manifest.verify.outputs else []
+            if manifest.verify.outputs:
+                notes += constant_outputs(reference.outputs(), [t.name for t in reference.source.outputs()])
+            for note in notes:
                 manifest.verify.notes.append(note)   # here, not in gate(): a reference pack's few samples are by design
                 note = f"{artifact.name}: {note}"   # a verdict on a handful of samples must not pass unnoticed
                 if note not in warnings:
