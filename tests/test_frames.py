@@ -257,6 +257,7 @@ CASES = [("classify", "stretch"), ("classify", "letterbox"), ("classify", "cente
          ("postprocess", "letterbox"), ("segment", "letterbox"), ("segment", "center-crop")]
 
 BOARD = """
+import os
 import sys
 import numpy as np
 bundle, photos, out = sys.argv[1:4]
@@ -264,8 +265,8 @@ sys.path.insert(0, bundle)
 import edgekit_runner as runner            # the bundle's own copy, which imports its vendored frames.py
 code = runner.main(["run", "--source", photos, "--top-k", "3"])   # JSON lines on stdout
 model = runner.BoardModel(bundle)
-for name, image in runner.feed_frames(photos, None, None):
-    np.save(out + "/" + name + ".npy", model.prepare(image)[0])
+for path, _, image in runner.feed_frames(photos, None, None):   # (file, stream_ms, RGB image)
+    np.save(out + "/" + os.path.basename(path) + ".npy", model.prepare(image)[0])
 sys.exit(code)
 """
 
@@ -308,7 +309,7 @@ def test_board_runner_and_host_predictor_agree_bit_for_bit(parity_models, photo_
     assert (bundle / "frames.py").read_bytes() == Path(frames.__file__).read_bytes()
     lines = _board(bundle, photo_folder, tmp_path / "tensors")
     photos = sorted(photo_folder.iterdir())
-    assert [line["source"] for line in lines] == [p.name for p in photos]
+    assert [Path(line["file"]).name for line in lines] == [p.name for p in photos]   # frames.FrameRecord
 
     found = 0
     with open_predictor(artifact, top_k=3) as predictor:
