@@ -200,6 +200,8 @@ def verify_artifacts(artifacts: list, backend: str | None = None, device: str | 
     if reference is not None and len(artifacts) != 1:
         raise BadInput(f"--reference names one pack, and {len(artifacts)} artifacts were given",
                        "verify one artifact with --reference, or drop it (each pack lies beside its artifact)")
+    if not artifacts:
+        raise BadInput("no artifact to verify", "name the artifacts, or a folder `edgekit convert` wrote them to")
     checks, unrunnable = [], []
     for artifact in artifacts:
         try:

@@ -260,14 +260,23 @@ def test_coreml_verify_on_linux_says_needs_macos(keras_file, tmp_path):
 def test_verify_of_several_skips_the_one_this_host_cannot_run(keras_file, packed, tmp_path):
     """`edgekit verify out/*` on Linux: the .tflite is verified, the .mlpackage reported as not run
     here with its reason, and the exit is 1 (not everything was verified), not 2."""
-    coreml = _coreml_artifact(keras_file, tmp_path)
-    code, out, err = cli("verify", packed["fp32"], coreml, "--json")
-    report = json.loads(out)
-    assert code == 1 and [a["verify"]["status"] for a in report["artifacts"]] == ["pass", "skipped"], err
-    assert (report["passed"], report["failed"], report["skipped"]) == (1, 0, 1)
-    assert "Core ML prediction needs macOS" in report["artifacts"][1]["verify"]["notes"][0]
-    assert err.splitlines() == ["error: not verified on this host: tiny_fp32.mlpackage. run those on a host with "
-                                "their runtime (see the notes above)"]
+    coreml = _coreml_artifact(keras_file, tmp_path / "coreml")
+    folder = tmp_path / "out"   # what a user copies: every artifact with its manifest and pack
+    _copy(packed["fp32"], folder)
+    for path in (coreml, manifest_path(coreml), pack_path(coreml)):
+        (shutil.copytree if path.is_dir() else shutil.copy)(path, folder / path.name)
+    everything = sorted(folder.iterdir())   # `out/*`: manifests and packs come along
+    assert len(everything) == 6
+    for given in ([packed["fp32"], coreml], everything, [folder]):
+        code, out, err = cli("verify", *given, "--json")
+        report = json.loads(out)
+        checks = {Path(a["artifact"]).name: a["verify"] for a in report["artifacts"]}
+        assert code == 1 and {name: v["status"] for name, v in checks.items()} == {
+            "tiny_fp32.tflite": "pass", "tiny_fp32.mlpackage": "skipped"}, err
+        assert (report["passed"], report["failed"], report["skipped"]) == (1, 0, 1)
+        assert "Core ML prediction needs macOS" in checks["tiny_fp32.mlpackage"]["notes"][0]
+        assert err.splitlines() == ["error: not verified on this host: tiny_fp32.mlpackage. run those on a host with "
+                                    "their runtime (see the notes above)"]
 
 
 # ------------------------------------------------------------------ on the board

@@ -73,7 +73,9 @@ def bench(artifacts, backend, device, threads, hint, runs, duration, warmup, inp
 
     options, profile, baseline_results = validate(runs, duration, warmup, threads, hint, backend, device, input_spec,
                                                   max_regression, profile_name, baseline)
-    models, sidecars = _models_only(artifacts)
+    from ..listing import models_only
+
+    models, sidecars = models_only(artifacts)
     with progress_bar(not as_json) as progress, native_output_captured(not debug_enabled()):
         result = run_bench(models, options, progress=progress)
     comparison = _compare(result, baseline_results, max_regression, baseline)
@@ -157,23 +159,6 @@ def exit_policy(result, comparison) -> None:
         raise RegressionError("; ".join(problems + [regression]))
     if problems:
         raise ArtifactsFailed(problems[0], "see the table for each reason")
-
-
-def _models_only(paths) -> tuple[list[Path], list[Path]]:
-    """Drop what a shell glob like `out/*` brings along beside the models: manifests of listed
-    artifacts, and companion files of listed models (an OpenVINO .xml's .bin). Anything else is
-    benchmarked (and fails as a row if it is not a model)."""
-    from ..formats import companion_files
-    from ..manifest import SUFFIX
-
-    listed = {Path(p) for p in paths}
-    companions = companion_files([p for p in listed if not p.name.endswith(SUFFIX)])
-    models, sidecars = [], []
-    for path in paths:
-        path = Path(path)
-        is_manifest = path.name.endswith(SUFFIX) and path.with_name(path.name[: -len(SUFFIX)]) in listed
-        (sidecars if is_manifest or path in companions else models).append(path)
-    return models, sidecars
 
 
 def _profile(name: str, options):

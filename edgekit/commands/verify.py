@@ -35,6 +35,7 @@ def verify(artifacts, backend, device, reference, as_json):
     \b
     Examples:
       edgekit verify out/model_int8.tflite
+      edgekit verify out/                                     # every artifact in the folder
       edgekit verify out/*.mlpackage                          # on a Mac
       edgekit verify out/model_int8.xml --device NPU
       edgekit verify out/model_int8_edgetpu.tflite --device usb:0 --json
@@ -43,8 +44,11 @@ def verify(artifacts, backend, device, reference, as_json):
     from ..ui import console, native_output_captured, print_json
     from ..views.verify import render_verify
 
+    from ..listing import models_only
+
+    models, _ = models_only(artifacts)   # `out/*` or `out/` brings manifests, packs and .bin files along
     with native_output_captured(not debug_enabled()):
-        result = verify_artifacts(list(artifacts), backend, device, reference)
+        result = verify_artifacts(models, backend, device, reference)
     if as_json:
         print_json(result.to_dict())
     else:
