@@ -239,15 +239,20 @@ def resolve_preprocess(source: SourceModel, request: ConvertRequest, warnings: l
                        f"drop --layout or pass --layout {detected_layout}")
     pre.layout = detected_layout
     pre.channels = int(facts.get("channels") or 3)
-    pre.color_order = "BGR" if request.bgr else pick("color_order", "RGB" if request.bgr is False else None,
-                                                     "RGB", "colour order RGB (--bgr if trained on BGR)")
+    if pre.channels == 1:   # luma from the decoded photo: no channel order to assume
+        pre.color_order = "RGB"
+    else:
+        pre.color_order = "BGR" if request.bgr else pick("color_order", "RGB" if request.bgr is False else None,
+                                                         "RGB", "colour order RGB (--bgr if trained on BGR)")
     pre.resize = pick("resize", request.resize, "stretch", "resize 'stretch' (--resize)")
     graph = facts.get("graph_normalization")
     pre.graph_normalization = graph
     if graph is not None:
         _check_against_graph(source, request, graph)
-    pre.mean = [float(v) for v in pick("mean", request.mean, [0.0, 0.0, 0.0], "--mean 0,0,0")]
-    pre.std = [float(v) for v in pick("std", request.std, [255.0, 255.0, 255.0], "--std 255,255,255 (inputs in [0, 1])")]
+    grey = pre.channels == 1
+    pre.mean = [float(v) for v in pick("mean", request.mean, [0.0, 0.0, 0.0], "--mean 0" if grey else "--mean 0,0,0")]
+    pre.std = [float(v) for v in pick("std", request.std, [255.0, 255.0, 255.0],
+                                      f"--std {'255' if grey else '255,255,255'} (inputs in [0, 1])")]
     for name in ("mean", "std"):
         values = getattr(pre, name)
         if len(values) == 1:
@@ -266,7 +271,7 @@ def resolve_preprocess(source: SourceModel, request: ConvertRequest, warnings: l
     pre.normalization = "option" if given else facts.get("normalization", "assumed")
     pre.assumed = assumed
     if assumed:
-        warnings.append(f"{source.describe()} carries no preprocessing facts; assumed {'; '.join(assumed)}")
+        warnings.append(f"{source.describe()} does not record all its preprocessing; assumed {'; '.join(assumed)}")
     return pre
 
 
@@ -331,6 +336,7 @@ def convert(model, request: ConvertRequest, progress=None, warn: Callable[[str],
     started = time.perf_counter()
     timings = ConvertTimings()
     warnings: list[str] = []
+    artifact_notes: set[str] = set()   # warnings about one artifact (its verify), kept out of the others' manifests
     for name, choices, value in (("layout", LAYOUTS, request.layout), ("resize", RESIZE_MODES, request.resize)):
         if value is not None and value not in choices:
             raise BadInput(f"unknown --{name} '{value}'", f"choose one of {', '.join(choices)}")
@@ -426,7 +432,7 @@ def convert(model, request: ConvertRequest, progress=None, warn: Callable[[str],
             manifest = Manifest(
                 artifact=artifact.name, target=target.name, precision=precision, task=task, labels=labels,
                 preprocess=_artifact_preprocess(pre, output, source), input_specs=input_specs,
-                warnings=list(warnings),
+                warnings=[w for w in warnings if w not in artifact_notes],   # the run's, not another artifact's
                 inputs=output.inputs, outputs=output.outputs, source=source_info, route=route.steps(),
                 converters=_converter_versions(route, output), int8_io=output.int8_io, edgetpu=output.edgetpu,
                 options=output.options,
@@ -446,6 +452,7 @@ def convert(model, request: ConvertRequest, progress=None, warn: Callable[[str],
             for note in notes:
                 manifest.verify.notes.append(note)   # here, not in gate(): a reference pack's few samples are by design
                 note = f"{artifact.name}: {note}"   # a verdict on a handful of samples must not pass unnoticed
+                artifact_notes.add(note)
                 if note not in warnings:
                     warnings.append(note)
                     if warn:
@@ -475,7 +482,7 @@ def convert(model, request: ConvertRequest, progress=None, warn: Callable[[str],
                         continue
                     if length > shortest and made[2].verify.status == "fail":
                         tries.append({**_candidate_record(route, made[2].verify),
-                                      "error": "verify gate failed: " + "; ".join(made[2].verify.notes[-1:])})
+                                      "error": "verify gate failed: " + _failure(made[2].verify)})
                         continue
                     built.append(made)
                 if built:
@@ -763,6 +770,13 @@ def _with_steps(report: VerifyReport, steps: list[StepParity]) -> VerifyReport:
         report.notes.append(f"numerics proven up to the converter's input: {last.step} matches the source "
                             f"(cosine {last.cosine:.6f} on {last.samples} samples, {last.runtime})")
     return report
+
+
+def _failure(report: VerifyReport) -> str:
+    """Why REPORT failed, in one line: its first failed intermediate step, else its first note
+    (gate() puts the failed gates before its other notes)."""
+    steps = [f"{s.step}: {'; '.join(s.notes)}" for s in report.steps if s.status == "fail"]
+    return (steps or report.notes or ["no reason recorded"])[0]
 
 
 def _route_cosine(report: VerifyReport) -> float | None:

@@ -117,7 +117,8 @@ def few_samples(report: VerifyReport, classification: bool) -> list[str]:
         warnings.append(f"verified on only {report.samples} samples (fewer than {MIN_SAMPLES}): the parity figures "
                         "are rough; give --verify-data (or --calib) more images")
     decisive = report.decisive_samples
-    if classification and report.top1_agreement is not None and decisive is not None and decisive < MIN_DECISIVE:
+    # none decisive: gate() already says top-1 is not gated
+    if classification and report.top1_agreement is not None and decisive and decisive < MIN_DECISIVE:
         warnings.append(f"top-1 agreement rests on only {decisive} decisive samples (fewer than {MIN_DECISIVE}; the "
                         f"source leads by {DECISIVE_MARGIN:.2f} on those): give more or clearer images")
     return warnings

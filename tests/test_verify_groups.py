@@ -9,6 +9,7 @@ oracle's per-channel tolerance, never with edgekit's own report.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -252,7 +253,14 @@ def test_a_source_whose_output_never_varies_is_named_in_the_verify_notes(tmp_pat
     outputs = keras.layers.Dense(4, kernel_initializer="zeros", bias_initializer="ones")(flat)
     path = tmp_path / "constant.keras"
     keras.Model(inputs, outputs).save(path)
-    result = convert(str(path), ConvertRequest(targets=["tflite"], precisions=["fp32"], out_dir=tmp_path / "out",
-                                               mean=[127.5], std=[127.5], verify_samples=8))
-    notes = result.artifacts[0].verify.notes
-    assert any("is the same for all 8 verify samples" in n for n in notes), notes
+    result = convert(str(path), ConvertRequest(targets=["tflite"], precisions=["fp32", "fp16"],
+                                               out_dir=tmp_path / "out", mean=[127.5], std=[127.5], verify_samples=8))
+    for artifact in result.artifacts:
+        notes = artifact.verify.notes
+        assert any("is the same for all 8 verify samples" in n for n in notes), notes
+    # each artifact's notes are its own: the fp32 one's stay out of the fp16 manifest
+    from edgekit.manifest import read_manifest
+
+    fp32, fp16 = (Path(a.path).name for a in result.artifacts)
+    assert not any(w.startswith(fp32) for w in read_manifest(Path(result.artifacts[1].path)).warnings)
+    assert any(w.startswith(fp32) for w in result.warnings) and any(w.startswith(fp16) for w in result.warnings)
