@@ -41,9 +41,10 @@ def photo_set(count: int | None = None) -> list[tuple[str, np.ndarray]]:
     return ordered[:count] if count else ordered
 
 
-def write_photo_folder(folder: Path, count: int | None = None) -> Path:
+def write_photo_folder(folder: Path | str, count: int | None = None) -> Path:
     import cv2
 
+    folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for index, (name, image) in enumerate(photo_set(count)):
         cv2.imwrite(str(folder / f"{index:03d}_{name}.png"), np.ascontiguousarray(image[:, :, ::-1]))

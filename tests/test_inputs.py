@@ -163,6 +163,14 @@ def test_two_inputs_fp32_from_an_npz_matches_keras(two_inputs, tmp_path, run_cli
     np.save(tmp_path / "one.npy", image)
     code, _, err = run_cli("bench", artifact, "--input", tmp_path / "one.npy", "--runs", "3")
     assert code != 0 and "takes 2 inputs (" in err and "pass a .npz with one array per input name" in err
+    # an image, or a .npz of several samples, is one clear line naming the inputs as the .npz keys them
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "photo.png"), np.zeros((40, 40, 3), np.uint8))
+    code, _, err = run_cli("predict", artifact, tmp_path / "photo.png")
+    assert code == 2 and "takes 2 inputs (" in err and "image" in err and "sensors" in err, err
+    code, _, err = run_cli("predict", artifact, folder / "both.npz")
+    assert code == 2 and "holds 8 samples, and the model takes one" in err, err
     # the reference pack carries both inputs as the artifact takes them, and reruns as it passed
     from edgekit.parity import read_pack
 

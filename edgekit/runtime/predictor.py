@@ -66,6 +66,11 @@ class Predictor:
         tensor in the model's layout, FrameMeta). An 8-bit quantized input gets its own dtype
         straight from the pixels; any other input gets float32. Raises EdgekitError for an image
         with the wrong channel count or a non-image model input."""
+        if len(self.runner.inputs) > 1:
+            from ..errors import BadInput
+
+            raise BadInput(f"{self.runner.path.name} takes {len(self.runner.inputs)} inputs ({self.input_names()}), "
+                           "and an image feeds one", "pass a .npz with one array per input name")
         info = self.runner.inputs[0]
         quantization = info.quantization
         try:
@@ -82,6 +87,7 @@ class Predictor:
         from ..errors import BadInput, summary
 
         inputs = self.runner.inputs
+        specs = {s.name: s.source_name for s in self.manifest.input_specs} if self.manifest else {}
         try:
             if path.suffix.lower() == ".npz":
                 with np.load(path, allow_pickle=False) as data:
@@ -93,21 +99,30 @@ class Predictor:
         if "" in arrays:
             if len(inputs) > 1:
                 raise BadInput(f"{path} is one array, and the model takes {len(inputs)} inputs "
-                               f"({', '.join(t.name for t in inputs)})", "pass a .npz with one array per input name")
+                               f"({self.input_names()})", "pass a .npz with one array per input name")
             tensor = arrays[""]
             if list(tensor.shape) != list(inputs[0].shape):
                 raise BadInput(f"{path} has shape {list(tensor.shape)}; the model takes {list(inputs[0].shape)}",
                                "save the preprocessed input tensor, or pass an image")
             return tensor.astype(np.float32, copy=False)
-        specs = {s.name: s.source_name for s in self.manifest.input_specs} if self.manifest else {}
         feeds = {}
         for info in inputs:
             key = info.name if info.name in arrays else specs.get(info.name)
             if key not in arrays:
                 raise BadInput(f"{path} has no array for input '{specs.get(info.name) or info.name}' "
                                f"(it holds {', '.join(arrays) or 'none'})", "save one array per input name")
-            feeds[info.name] = arrays[key].astype(np.float32, copy=False)
+            array = arrays[key]
+            if array.ndim == len(info.shape) and info.shape[0] == 1 and array.shape[0] > 1:
+                raise BadInput(f"{path}: array '{key}' holds {array.shape[0]} samples, and the model takes one "
+                               f"{list(info.shape)}", "save one sample per file (array[i:i + 1])")
+            feeds[info.name] = array.astype(np.float32, copy=False)
         return feeds
+
+    def input_names(self) -> str:
+        """The model's inputs as a user names them: the source model's input names where the
+        manifest records them (the keys a .npz takes), else the artifact's."""
+        specs = {s.name: s.source_name for s in self.manifest.input_specs} if self.manifest else {}
+        return ", ".join(specs.get(t.name) or t.name for t in self.runner.inputs)
 
     def tensor_meta(self) -> FrameMeta:
         """The FrameMeta of a ready tensor: no resize, so boxes stay in model input pixels."""
