@@ -250,31 +250,35 @@ WRAP_MIN = 8  # narrowest a free-text column gets before optional columns are dr
 
 
 def table(title: str | None, columns: list[str], rows: list[list[Any]], wrap: tuple[str, ...] = ("notes",),
-          optional: tuple[str, ...] = (), caption: str | None = None):
+          optional: tuple[str, ...] = (), caption: str | None = None, caption_column: str | None = None):
     """A rich table that fits the console it is printed on.
 
     Cells stay whole on one line (names, labels, numbers): those columns are never narrower than
     their longest cell (headers wrap between words instead). Only the free-text `wrap` columns
-    wrap their cells. When the table is still too wide, the `optional` columns are dropped, in
-    the order given, and the caption names them (--json keeps every field). CAPTION, printed
-    under the table, explains a column."""
-    return FitTable(title, columns, rows, wrap, optional, caption)
+    wrap their cells, between words while the width allows. When the table is still too wide,
+    the `optional` columns are dropped, in the order given, and the caption names them (--json
+    keeps every field). CAPTION, printed under the table, explains a column: CAPTION_COLUMN,
+    without which (dropped at this width) it is left out."""
+    return FitTable(title, columns, rows, wrap, optional, caption, caption_column)
 
 
 class FitTable:
     """A table laid out at print time, for the width it is printed at."""
 
     def __init__(self, title: str | None, columns: list[str], rows: list[list[Any]], wrap: tuple[str, ...],
-                 optional: tuple[str, ...], caption: str | None = None):
+                 optional: tuple[str, ...], caption: str | None = None, caption_column: str | None = None):
         from rich.text import Text
 
         self.title, self.columns, self.wrap, self.optional = title, list(columns), wrap, optional
-        self.caption = caption
+        self.caption, self.caption_column = caption, caption_column
         self.rows = [["" if cell is None else _cell(str(cell)) for cell in row] for row in rows]
         cells = [max([0, *(Text.from_markup(row[i]).cell_len for row in self.rows)]) for i in range(len(columns))]
         # whole cells on one line, and the whole header if there is room (else one word a line)
         self.natural = [max(len(c), cells[i]) for i, c in enumerate(columns)]
         self.header_word = [max(len(w) for w in c.split() or [""]) for c in columns]
+        # a free-text column narrower than its longest word breaks that word ("savedmod/el")
+        self.cell_word = [max([0, *(len(w) for row in self.rows for w in Text.from_markup(row[i]).plain.split())])
+                          for i in range(len(columns))]
         self.narrow = [max(cells[i], self.header_word[i]) if c not in wrap else self.natural[i]
                        for i, c in enumerate(columns)]
 
@@ -307,7 +311,8 @@ class FitTable:
             return {}
         if not squeeze:
             return None
-        floors = [min(self.natural[i], max(floor, self.header_word[i])) for i in flexible]
+        floors = [min(self.natural[i], max(floor, self.header_word[i], self.cell_word[i] if floor > 1 else 0))
+                  for i in flexible]
         if room < sum(floors):
             return None
         # share the room out in proportion to what each column would like, never below its floor
@@ -329,7 +334,8 @@ class FitTable:
         from rich.text import Text
 
         hidden = f"not shown at this width: {', '.join(dropped)}" if dropped else None
-        caption = "\n".join(note for note in (self.caption, hidden) if note) or None
+        explains = self.caption if self.caption_column not in dropped else None
+        caption = "\n".join(note for note in (explains, hidden) if note) or None
         result = Table(title=self.title, title_justify="left", caption=caption, caption_justify="left")
         for i in keep:
             column = self.columns[i]

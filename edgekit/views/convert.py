@@ -57,9 +57,10 @@ def render_convert(result, console) -> None:
              for f in result.failures]
     console.print(table(f"source: {result.source['kind']} {result.source['path'] or '(Python object)'}",
                         ["artifact", "size", "verify", "cosine", "worst group", "max |err|", "top-1 clear (all)",
-                         "also on", "prep", "route", "s"], rows, wrap=("also on", "route", "worst group"),
-                        optional=("s", "max |err|", "also on", "size", "route", "prep", "worst group"),
-                        caption=ALSO_ON if any(a.verify.cross_checks for a in result.artifacts) else None))
+                         "also on", "prep", "route", "time (s)"], rows, wrap=("also on", "route", "worst group"),
+                        optional=("time (s)", "max |err|", "also on", "size", "route", "prep", "worst group"),
+                        caption=ALSO_ON if any(a.verify.cross_checks for a in result.artifacts) else None,
+                        caption_column="also on"))
     if any(a.preprocessing == "assumed" for a in result.artifacts):
         console.print("[yellow]prep 'assumed': preprocessing assumed, not verified[/] (parity feeds artifact and "
                       "source the same inputs, so it cannot prove them): pass --mean/--std/--bgr as trained")
