@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from edgekit.convert import ConvertRequest, convert
-from edgekit.errors import ConversionError, EdgekitError
+from edgekit.errors import EdgekitError, UnsupportedRouteError
 from edgekit.manifest import ModelCard, manifest_path
 from edgekit.targets.base import TARGETS
 
@@ -255,7 +255,7 @@ def test_an_op_coremltools_lacks_is_named(tmp_path):
 
     module = LogGamma()
     tf.saved_model.save(module, str(tmp_path / "lgamma"), signatures={"serving_default": module.serve})
-    with pytest.raises(ConversionError, match=r"coremltools cannot convert the tensorflow op 'Lgamma'.*"
+    with pytest.raises(UnsupportedRouteError, match=r"coremltools cannot convert the tensorflow op 'Lgamma'.*"
                                               r"replace that op in the model, or convert to tflite"):
         convert(str(tmp_path / "lgamma"), ConvertRequest(targets=["coreml"], out_dir=tmp_path / "out",
                                                          verify=False, mean=[127.5], std=[127.5], task="other"))

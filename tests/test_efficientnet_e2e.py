@@ -109,17 +109,15 @@ def test_same_photo_same_top1_on_every_runnable_backend(demo):
     """The runtime layer's promise: Predictor (manifest preprocessing, one code path) gives the
     same top-1 for the same photo on every artifact and every backend that runs it here. The
     photo is `coffee` (espresso everywhere; `chelsea` flips Egyptian/tiger cat under int8)."""
-    from edgekit.formats import companion_files, sniff
+    from edgekit.formats import sniff
+    from edgekit.listing import models_only
     from edgekit.photos import photo
     from edgekit.runtime.base import BACKENDS
     from edgekit.runtime.predictor import open_predictor
 
     image, labels = photo("coffee"), {}
-    files = sorted(Path(demo.out_dir).glob("efficientnet_lite0_*"))
-    companions = companion_files(files)   # the IRs' .bin weights
-    for artifact in files:
-        if artifact.name.endswith(".json") or artifact in companions:
-            continue
+    artifacts, _ = models_only(sorted(Path(demo.out_dir).glob("efficientnet_lite0_*")))   # no manifest, pack, .bin
+    for artifact in artifacts:
         for name, backend in BACKENDS.items():
             fmt = sniff(artifact).name
             if fmt not in backend.formats or backend.unavailable_reason() or name == "edgetpu":

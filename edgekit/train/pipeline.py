@@ -108,11 +108,13 @@ def validate(request: TrainRequest) -> None:
     if request.export:
         from ..convert import resolve_jobs
 
-        try:  # each target is available and offers each precision
-            resolve_jobs(request.targets, request.precisions or ["int8"])
-        except BadInput as exc:
+        # each target is available and offers each precision (convert builds what it can; a
+        # training run that would export less than asked must say so before it trains)
+        _, refused = resolve_jobs(request.targets, request.precisions or ["int8"])
+        if refused:
+            exc = refused[0].exception
             raise BadInput(exc.message, (exc.remedy + "; " if exc.remedy else "") +
-                           "or drop it from --to, or pass --no-export") from None
+                           "or drop it from --to, or pass --no-export")
     if request.device_profile:
         from .latency import scale_references
 
