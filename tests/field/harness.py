@@ -188,14 +188,21 @@ def _markdown(table: dict[str, dict], seconds: float) -> str:
             counts[outcome.kind] = counts.get(outcome.kind, 0) + 1
     recorded = [c for c in CELLS if any(c in cells for cells in table.values())]
     head = ["model", *(f"{t} {p}" for t, p in recorded)]
-    lines = ["# Field corpus: today's outcome (baseline)", "",
-             f"Recorded by `python -m tests.field.harness` on branch `field` ({time.strftime('%Y-%m-%d')}), "
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=Path(__file__).parent).stdout.strip() or "?"
+    except OSError:
+        commit = "?"
+    lines = ["# Field corpus: outcome per model, target and precision", "",
+             f"Recorded by `python -m tests.field.harness` at commit {commit} ({time.strftime('%Y-%m-%d')}), "
              f"{len(table)} models, {sum(len(c) for c in table.values())} cells, {seconds / 60:.0f} min of "
              "conversions on 2 shared cores. Each cell is one `edgekit convert MODEL --to TARGET --precision P "
              "--json` process with 8 real photos for calibration and verify (the harness passes each model's "
              "own flags, see tests/field/corpus.py). Each model's key cells (those the default test runs) "
              "and Core ML fp32 ran first, then the rest of the grid as time allowed: an empty cell was not "
-             "run. The slow sweep of tests/field/test_corpus.py covers every cell.", "",
+             "run. The slow sweep of tests/field/test_corpus.py covers every cell. PASS here is edgekit's "
+             "own gates; tests/field/test_corpus.py also compares the key cells with the source framework "
+             "through the raw runtime (tests/field/oracle.py).", "",
              "Counts: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())), "",
              "PASS = exit 0 with gates passed; REFUSED = exit 2 with one line; GATE = exit 1, verify gate "
              "failed; CRASH = the generic 'unexpected <Error>' fallback or another exit code; "
@@ -213,6 +220,12 @@ def _markdown(table: dict[str, dict], seconds: float) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _recorded(file: Path) -> dict[str, dict]:
+    """A recorded run's outcomes: model name -> {(target, precision): Outcome}."""
+    return {name: {tuple(k.split("/")): Outcome(v["kind"], v["exit"], v["line"], "", "", v["s"], [])
+                   for k, v in cells.items()} for name, cells in json.loads(Path(file).read_text()).items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("/tmp/edgekit-field"))
@@ -221,14 +234,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--full", action="store_true", help="every cell (target x precision), not the groups")
     parser.add_argument("models", nargs="*", help="model names (default: the whole corpus)")
     parser.add_argument("--merge", type=Path, nargs="+", help="write --md from these --json files instead")
+    parser.add_argument("--resume", type=Path, help="a recorded run (--json or EDGEKIT_FIELD_RECORD): its cells "
+                                                    "are kept, not run again")
     args = parser.parse_args(argv)
     if args.merge:
         merged, seconds = {}, 0.0
         for file in args.merge:
-            for name, cells in json.loads(file.read_text()).items():
-                merged[name] = {tuple(k.split("/")): Outcome(v["kind"], v["exit"], v["line"], "", "", v["s"], [])
-                                for k, v in cells.items()}
-                seconds += sum(v["s"] for v in cells.values())
+            for name, cells in _recorded(file).items():   # a later file's cell wins
+                merged.setdefault(name, {}).update(cells)
+                seconds += sum(o.seconds for o in cells.values())
         order = [m.name for m in CORPUS if m.name in merged]
         args.md.write_text(_markdown({n: merged[n] for n in order}, seconds))
         return 0
@@ -236,18 +250,23 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     chosen = [BY_NAME[n] for n in args.models] if args.models else CORPUS
     table: dict[str, dict] = {m.name: {} for m in chosen}
+    if args.resume:
+        for name, cells in _recorded(args.resume).items():
+            table.get(name, {}).update(cells)
     paths: dict[str, Path] = {}
     # Pass 1: each model's key cells (what the default test runs) and Core ML fp32; pass 2: the
     # rest of the baseline grid, so an interrupted run still covers every model.
     passes = [lambda m: list(dict.fromkeys([*m.key, ("coreml", "fp32")])),
-              lambda m: [c for c in (FULL_CELLS if args.full else BASELINE_CELLS) if c not in table[m.name]]]
+              lambda m: list(FULL_CELLS if args.full else BASELINE_CELLS)]
     for cells_of in passes:
         for model in chosen:
+            if all(c in table[model.name] for c in cells_of(model)):
+                continue
             folder = args.out / model.name
             if model.name not in paths:
                 folder.mkdir(parents=True, exist_ok=True)
                 paths[model.name] = model.build(folder)
-            for target, precision in cells_of(model):
+            for target, precision in [c for c in cells_of(model) if c not in table[model.name]]:
                 outcome = run(model, paths[model.name], [target], [precision], folder / f"{target}-{precision}", data)
                 table[model.name][(target, precision)] = outcome
                 print(model.name, target, precision, outcome.short(), outcome.seconds, outcome.line[:120], flush=True)
