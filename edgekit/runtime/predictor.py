@@ -87,7 +87,7 @@ class Predictor:
         from ..errors import BadInput, summary
 
         inputs = self.runner.inputs
-        specs = {s.name: s.source_name for s in self.manifest.input_specs} if self.manifest else {}
+        specs = self._source_names()
         try:
             if path.suffix.lower() == ".npz":
                 with np.load(path, allow_pickle=False) as data:
@@ -121,8 +121,12 @@ class Predictor:
     def input_names(self) -> str:
         """The model's inputs as a user names them: the source model's input names where the
         manifest records them (the keys a .npz takes), else the artifact's."""
-        specs = {s.name: s.source_name for s in self.manifest.input_specs} if self.manifest else {}
+        specs = self._source_names()
         return ", ".join(specs.get(t.name) or t.name for t in self.runner.inputs)
+
+    def _source_names(self) -> dict[str, str]:
+        """Artifact input name -> the source model's input name, as the manifest records them."""
+        return {s.name: s.source_name for s in self.manifest.input_specs} if self.manifest else {}
 
     def tensor_meta(self) -> FrameMeta:
         """The FrameMeta of a ready tensor: no resize, so boxes stay in model input pixels."""
