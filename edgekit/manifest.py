@@ -222,6 +222,8 @@ class OutputParity:
     narrowest_group: int | None = None             # index of the group whose source values spread least
     narrowest_group_range: list[float] | None = None
     quantization_step: float | None = None         # int8 outputs: real units per step (declared, or seen in the values)
+    relative_error: float | None = None            # largest |error| / its channel group's scale (fp32 gate: 1e-3)
+    relative_error_group: int | None = None        # index along group_axis of that group (None: no groups)
 
     @property
     def gated_cosine(self) -> float:

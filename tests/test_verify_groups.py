@@ -101,6 +101,48 @@ def test_healthy_int8_outputs_pass_their_group_gates():
     assert report.status == "pass", report.notes
 
 
+def _upsampled_map(border_error: float) -> tuple[np.ndarray, np.ndarray]:
+    """A [N, 32, 32, 3] feature map and the same map with its corner pixels off by BORDER_ERROR
+    of each channel's range: what OpenVINO made of TensorFlow's bicubic resize."""
+    source = RNG.normal(0, 1, (N, 32, 32, 3)).astype(np.float32)
+    artifact = source.copy()
+    scale = source.max(axis=(0, 1, 2)) - source.min(axis=(0, 1, 2))
+    for y, x in ((0, 0), (0, -1), (-1, 0), (-1, -1)):
+        artifact[:, y, x] += border_error * scale
+    return source, artifact
+
+
+def test_fp32_fails_values_off_by_two_percent_that_the_cosine_passes():
+    """keras_bicubic -> OpenVINO fp32 (field corpus): the border pixels 2 % of a channel's scale
+    off the source, cosine 0.99999. fp32 computes the source's arithmetic; that is another function."""
+    source, artifact = _upsampled_map(0.02)
+    out = compare("y", source, artifact, classification=False, layout="NHWC")
+    assert out.cosine > 0.9999 and out.worst_group_cosine > 0.9999          # the cosine gate passes it
+    assert out.relative_error == pytest.approx(0.02, rel=0.01) and out.relative_error_group in (0, 1, 2)
+    report = gate(VerifyReport(status="pass", outputs=[out]), "fp32", classification=False)
+    assert report.status == "fail"
+    assert re.search(r"^y: channel \d is off the source by 2 % of its scale \(> 0\.1 %\), although cosine 0\.9999\d+ "
+                     r"passes", report.notes[0]), report.notes
+    # fp16 and int8 are gated by their cosine (their rounding is that large): the same values pass there
+    assert gate(VerifyReport(status="pass", outputs=[compare("y", source, artifact, False, "NHWC")]), "fp16",
+                classification=False).status == "pass"
+
+
+def test_fp32_summation_order_and_dead_channels_pass_the_relative_error_gate():
+    """Healthy fp32 artifacts differ by float32 rounding (another summation order): far inside
+    1e-3 of a group's scale, also in a channel that is all zeros in the source (a dead ReLU)."""
+    source, _ = _upsampled_map(0.0)
+    source[..., 1] = 0.0
+    artifact = source + RNG.normal(0, 1e-6, source.shape).astype(np.float32)
+    out = compare("y", source, artifact, classification=False, layout="NHWC")
+    assert out.relative_error < 1e-4
+    assert gate(VerifyReport(status="pass", outputs=[out]), "fp32", classification=False).status == "pass"
+    logits = RNG.normal(0, 3, (N, 1000)).astype(np.float32)   # a classifier: the whole output is one group
+    classifier = compare("logits", logits, logits * (1 + 1e-6), classification=True)
+    assert classifier.relative_error_group is None and classifier.relative_error < 1e-5
+    assert gate(VerifyReport(status="pass", outputs=[classifier]), "fp32", classification=True).status == "pass"
+
+
 def test_observed_step_finds_the_int8_grid_and_nothing_in_float_values():
     grid = (RNG.integers(0, 200, (N, 7, 16)) * 0.80908203125).astype(np.float32)
     assert observed_step(grid) == pytest.approx(0.80908203125, rel=1e-4)
