@@ -487,7 +487,7 @@ def convert(model, request: ConvertRequest, progress=None, warn: Callable[[str],
                     built.append(made)
                 if built:
                     return _best(built), built
-            raise errors[0]
+            raise _with_fallbacks(errors[0], tries[1:])
 
         for target, precision in jobs:
             interrupt.check()
@@ -770,6 +770,20 @@ def _with_steps(report: VerifyReport, steps: list[StepParity]) -> VerifyReport:
         report.notes.append(f"numerics proven up to the converter's input: {last.step} matches the source "
                             f"(cosine {last.cosine:.6f} on {last.samples} samples, {last.runtime})")
     return report
+
+
+def _with_fallbacks(exc: BaseException, fallbacks: list[dict[str, Any]]) -> BaseException:
+    """EXC (the shortest route's error) with why each longer route failed too, in its one line:
+    the user otherwise reads a remedy ("convert through onnx") that was tried and failed."""
+    if not fallbacks or not isinstance(exc, EdgekitError):
+        return exc
+    reasons = [(t["route"], t["error"].split(". ")[0]) for t in fallbacks]
+    tried = "; ".join(f"via {route}: {reason}" for route, reason in reasons if reason not in exc.message)
+    if not tried:   # the same reason on every route: once is enough
+        return exc
+    exc.message = f"{exc.message} (also tried {tried})"
+    exc.args = (exc.one_line(),)
+    return exc
 
 
 def _failure(report: VerifyReport) -> str:

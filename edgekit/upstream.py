@@ -25,6 +25,9 @@ TFLITE_REPLACEMENTS = {
     "Erfinv": "replace it with an approximation built from builtin ops",
 }
 OTHER_TARGETS = "or convert to openvino or onnx"
+# Ops the route to TFLite computes as something else (edgekit.bridges.onnx_to_savedmodel refuses
+# them there): the targets that are a way out when another target lacks them
+EXACT_ONLY_ON = {"fmod": "openvino or onnx"}
 
 # TFLite converter: "'tf.ResizeBicubic' op is neither a custom op nor a flex op",
 # "failed to legalize operation 'tf.Foo'", "TF Select ops: A, B"
@@ -88,9 +91,11 @@ def openvino_error(exc: BaseException, model) -> EdgekitError:
     ops += [op for op in _OV_TRANSLATOR.findall(text) if op not in ops]
     if ops:
         found = [f"{op}{_where(model, op)}" for op in ops]
+        # a TensorFlow op TFLite has no kernel for either: TFLite is no way out
+        remedy = (f"{TFLITE_REPLACEMENTS[ops[0]]}, or convert to onnx (ONNX Runtime)" if ops[0] in TFLITE_REPLACEMENTS
+                  else "replace the op, or convert to onnx (ONNX Runtime) or tflite")
         return UnsupportedRouteError(f"OpenVINO has no conversion rule for the {model.kind} op{'s' if len(ops) > 1 else ''} "
-                                     f"{', '.join(found)} in {Path(str(model.path)).name}",
-                                     "replace the op, or convert to onnx (ONNX Runtime) or tflite")
+                                     f"{', '.join(found)} in {Path(str(model.path)).name}", remedy)
     return ConversionError(f"OpenVINO could not read {model.describe()}: {_cause(text)}",
                            "check the model with its own framework first")
 

@@ -262,6 +262,22 @@ def test_an_op_coremltools_lacks_is_named(tmp_path):
     assert not list((tmp_path / "out").glob("*.mlpackage"))
 
 
+@pytest.mark.parametrize("frontend, message, remedy", [
+    ("tensorflow", "Conversion for TF op 'Lgamma' not implemented.", "or convert to tflite, openvino or onnx"),
+    # TFLite has no kernel and OpenVINO no exact rule for it: only ONNX Runtime is a way out
+    ("tensorflow", "Conversion for TF op 'ResizeBicubic' not implemented.", "use bilinear resize (Keras "
+                                                                            "UpSampling2D/Resizing interpolation="
+                                                                            "'bilinear'), or convert to onnx"),
+    # the route to TFLite makes floor modulo of it (edgekit.bridges.onnx_to_savedmodel refuses it)
+    ("torch", "PyTorch convert function for op 'fmod' not implemented.", "or convert to openvino or onnx"),
+])
+def test_a_missing_op_names_only_targets_that_compute_it(frontend, message, remedy):
+    from edgekit.targets.coreml import _conversion_error
+
+    error = _conversion_error(NotImplementedError(message), frontend)
+    assert isinstance(error, UnsupportedRouteError) and error.one_line().endswith(remedy), error.one_line()
+
+
 def test_model_card_mistakes_are_one_line_errors(classifier, tmp_path, run_cli):
     model = tmp_path / "m.keras"
     model.write_bytes(classifier[0].read_bytes())

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..deps import tool_env
-from ..errors import ConversionError, MissingDependencyError
+from ..errors import ConversionError, MissingDependencyError, UnsupportedRouteError
 from ..sources.base import SourceModel
 from ..sources.savedmodel import SavedModelSource
 from .base import Bridge, ConvertContext, register
@@ -35,6 +35,9 @@ class OnnxToSavedModel(Bridge):
     requires = ("onnx2tf", "tensorflow", "onnx")
 
     def convert(self, source: SourceModel, workdir: Path, ctx: ConvertContext) -> SourceModel:
+        problem = onnx2tf_problem(source.path)
+        if problem:
+            raise UnsupportedRouteError(*problem)
         job = workdir / "onnx2tf"
         job.mkdir()
         np.save(job / SAMPLE_FILE, _sample_data(ctx))
@@ -65,6 +68,35 @@ class OnnxToSavedModel(Bridge):
                                   "the graph uses ops or layouts onnx2tf cannot map; try another export "
                                   "(opset, static shapes) or another target")
         return SavedModelSource.from_path(out, probe=False)
+
+
+def onnx2tf_problem(path) -> tuple[str, str] | None:
+    """(problem, remedy) for the first node of the ONNX model at PATH that onnx2tf turns into
+    something else, else None. Each was seen in the field corpus and is pinned against the raw
+    runtimes by tests/field/test_upstream_facts.py:
+
+    - NonMaxSuppression: its selected_indices [K, 3] get their size at run time; onnx2tf pads them
+      to a fixed size for TensorFlow ([10, 3] for the corpus's [K, 3]), another output.
+    - Mod with fmod=1 (C's fmod, torch.fmod: the sign of the dividend) becomes TensorFlow's
+      FloorMod (the sign of the divisor): every negative input differs (cosine 0.80 in the corpus).
+    """
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    for node in graph.node:
+        name = node.name or (node.output[0] if node.output else node.op_type)
+        if node.op_type == "NonMaxSuppression":
+            return (f"the ONNX NonMaxSuppression node '{name}' has an output whose size is set at run time; onnx2tf "
+                    f"pads it to a fixed size for TensorFlow and TFLite, another output than the source's",
+                    "convert to onnx or openvino (they keep it), or export the model without NMS (boxes and "
+                    "scores) and let edgekit's decoder run it")
+        fmod = [a.i for a in node.attribute if a.name == "fmod"]
+        if node.op_type == "Mod" and fmod and fmod[0] == 1:
+            return (f"the ONNX Mod node '{name}' is fmod (the sign of the dividend, torch.fmod); onnx2tf turns it "
+                    f"into TensorFlow's FloorMod (the sign of the divisor), so negative values would differ",
+                    "convert to onnx or openvino (they compute fmod), or use torch.remainder if floor modulo "
+                    "is what the model means")
+    return None
 
 
 _SCOPE_SAFE = re.compile(r"[A-Za-z0-9.][A-Za-z0-9_.\\/>-]*$")
