@@ -348,30 +348,28 @@ def resample(image: np.ndarray, size: Sequence[int]) -> np.ndarray:
     shrinks, bilinear on one that grows; float32 sums in a fixed order, rounded half up. The same
     numpy on the same machine gives the same bytes on the host and the board."""
     height, width = int(size[0]), int(size[1])
-    h, w = image.shape[:2]
+    h, w, channels = image.shape
     if (h, w) == (height, width):
         return image.copy()  # a new array either way: the caller may reuse its frame buffer
-    # rows first: gathering whole rows is cheap; gathering columns of the full frame (pixel by
-    # pixel) costs about ten times more than on the rows already resampled
-    out = _along(_along(image, _taps(h, height), 0), _taps(w, width), 1)
+    # both passes gather whole rows, which is cheap: gathering columns (pixel by pixel) cost as much
+    # as the rest of a frame's preparation. So the column pass runs on the rows transposed to
+    # [w, C, height], whose copy moves runs of `height` floats (4x faster than [w, height, C])
+    rows = _rows(image.reshape(h, w * channels), _taps(h, height))
+    columns = np.ascontiguousarray(rows.reshape(height, w, channels).transpose(1, 2, 0)).reshape(w, -1)
+    out = _rows(columns, _taps(w, width)).reshape(width, channels, height).transpose(2, 0, 1)
     np.clip(out, 0, 255, out=out)
     out += 0.5
-    return out.astype(np.uint8)
+    return out.astype(np.uint8, order="C")
 
 
-def _along(image: np.ndarray, taps: Tuple[np.ndarray, np.ndarray], axis: int) -> np.ndarray:
+def _rows(image: np.ndarray, taps: Tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """[n_in, K] -> float32 [n_out, K]: output row i = sum over k of weight[i, k] * row index[i, k],
+    the terms added in k order (one gather and one einsum: a loop of numpy calls per tap cost 1.6x)."""
     index, weight = taps
-    if index.shape[1] == 1 and index.shape[0] == image.shape[axis] and (weight == 1).all():
+    if index.shape[1] == 1 and index.shape[0] == image.shape[0] and (weight == 1).all():
         return image.astype(np.float32)
-    shape = (-1, 1, 1) if axis == 0 else (1, -1, 1)
-    out = None
-    for k in range(index.shape[1]):
-        term = np.take(image, index[:, k], axis=axis) * weight[:, k].reshape(shape)
-        if out is None:
-            out = term
-        else:
-            out += term
-    return out
+    gathered = image[index].astype(np.float32)   # [n_out, taps, K]
+    return np.einsum("ik,ikj->ij", weight, gathered)
 
 
 def resize(image: np.ndarray, size: Sequence[int], mode: str) -> np.ndarray:

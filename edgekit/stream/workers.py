@@ -2,14 +2,18 @@
 pipeline gets, from the cores and the stage times measured on this model here.
 
 The pipeline prepares on one thread and decodes and draws on another, while N workers infer
-side by side; its rate is about min(1 / prepare, N / infer, 1 / draw), as long as the cores
-hold every thread. So auto takes the workers that keep inference up with the slowest other
-stage, ceil(infer / max(prepare, decode + draw)), and no more than the cores allow at the
-interpreter's thread count (LiteRT runs one thread unless --threads says otherwise; OpenVINO
-and ONNX Runtime use every core by default, so they get one worker unless --threads is set).
-Accelerators (Edge TPU, an OpenVINO GPU or NPU, Core ML) take one inference at a time: one
-worker. Measured on 2 cores with EfficientNet-Lite0 int8 (benchmarks/pipeline.py): 1 worker
-ran at 0.86-0.89 x min(source, model), 2 workers at 1.15-1.34 x.
+side by side; its rate is about min(1 / prepare, N / infer, 1 / draw, cores / all the work of a
+frame). So auto takes the workers that keep inference up with the slower of the other stages and
+the cores, ceil(infer x that rate), and no more than the cores allow at the interpreter's thread
+count (LiteRT runs one thread unless --threads says otherwise; OpenVINO and ONNX Runtime use
+every core by default, so they get one worker unless --threads is set). Accelerators (Edge TPU,
+an OpenVINO GPU or NPU, Core ML) take one inference at a time: one worker.
+
+Measured with EfficientNet-Lite0 int8 on a 960x540 file (benchmarks/pipeline.py): where
+inference dominates (17 ms against 5 ms of preparing), 2 workers ran at 1.15-1.34 x the model
+alone and 1 worker at 0.86-0.89 x; where a frame's other work costs as much as its inference
+(2-core Xeon: 7.5 ms against 6.9 ms; 2-core AMD EPYC with VNNI: 2.0 ms against 1.5 ms), the
+cores are the limit, and a second worker ran 1-6 % slower than one.
 """
 from __future__ import annotations
 
@@ -23,6 +27,10 @@ import numpy as np
 CPU_BACKENDS = ("litert", "onnxruntime", "openvino")
 PROBE_RUNS = 3
 PROBE_SIZE = (640, 480)   # width, height when the source does not say (a common camera mode)
+# Share of the cores the prepare, infer and draw stages get: decoding the source, the sinks and
+# the hand-offs take the rest (benchmarks/pipeline.py: 1.75 of 2 cores busy, the source's decoding
+# about a fifth of a frame's work)
+CORE_SHARE = 0.8
 
 
 @dataclass
@@ -45,7 +53,9 @@ def workers_for(backend: str, device: str | None, threads: int | None, cores: in
     per_worker = threads or (1 if backend == "litert" else cores)
     room = max(1, cores // per_worker)
     other = max(stage_ms["prepare"], stage_ms["draw"], 0.05)
-    needed = max(1, math.ceil(stage_ms["infer"] / other))
+    frame = max(stage_ms["prepare"] + stage_ms["infer"] + stage_ms["draw"], 0.05)
+    rate = min(1 / other, cores * CORE_SHARE / frame)   # frames per ms the rest of the pipeline allows
+    needed = max(1, math.ceil(stage_ms["infer"] * rate - 1e-9))
     workers = min(room, needed)
     return workers, (f"{workers} worker{'s' if workers > 1 else ''}: inference {stage_ms['infer']:.1f} ms vs "
                      f"prepare {stage_ms['prepare']:.1f} ms, draw {stage_ms['draw']:.1f} ms; {cores} cores, "
