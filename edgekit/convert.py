@@ -1,6 +1,8 @@
 """convert(): source -> routes -> artifacts, each verified and published with its manifest."""
 from __future__ import annotations
 
+import copy
+import re
 import time
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
@@ -175,9 +177,13 @@ class NothingBuilt(EdgekitError):
 
 def _nothing_built(failures: list[TargetFailure]):
     """Raise for a run that built nothing: the job's own error when there was one job (its class,
-    message and exit code unchanged), else NothingBuilt naming each."""
+    message and exit code unchanged; `not_built` holds its TargetFailure, for --json), else
+    NothingBuilt naming each."""
     if len(failures) == 1 and failures[0].exception is not None:
-        raise failures[0].exception
+        exc = failures[0].exception
+        if isinstance(exc, EdgekitError):
+            exc.not_built = failures
+        raise exc
     raise NothingBuilt(failures)
 
 
@@ -773,17 +779,25 @@ def _with_steps(report: VerifyReport, steps: list[StepParity]) -> VerifyReport:
 
 
 def _with_fallbacks(exc: BaseException, fallbacks: list[dict[str, Any]]) -> BaseException:
-    """EXC (the shortest route's error) with why each longer route failed too, in its one line:
-    the user otherwise reads a remedy ("convert through onnx") that was tried and failed."""
+    """EXC (the shortest route's error) with why each other route tried failed too, in its one
+    line: the user otherwise reads a remedy ("convert through onnx") that was tried and failed.
+    Routes that failed for one reason are named together, and a reason EXC states already (its
+    first clause, before any ';' or '(': an input the target cannot take, whichever route) is left
+    out. A copy: EXC may be a bridge's error that other targets re-raise."""
     if not fallbacks or not isinstance(exc, EdgekitError):
         return exc
-    reasons = [(t["route"], t["error"].split(". ")[0]) for t in fallbacks]
-    tried = "; ".join(f"via {route}: {reason}" for route, reason in reasons if reason not in exc.message)
-    if not tried:   # the same reason on every route: once is enough
+    routes: dict[str, list[str]] = {}
+    for t in fallbacks:
+        reason = t["error"].split(". ")[0]
+        if re.split(r"[;(]", reason)[0].strip() not in exc.message:
+            routes.setdefault(reason, []).append(t["route"])
+    if not routes:
         return exc
-    exc.message = f"{exc.message} (also tried {tried})"
-    exc.args = (exc.one_line(),)
-    return exc
+    tried = "; ".join(f"via {' and '.join(names)}: {reason}" for reason, names in routes.items())
+    combined = copy.copy(exc)
+    combined.message = f"{exc.message} (also tried {tried})"
+    combined.args = (combined.one_line(),)
+    return combined
 
 
 def _failure(report: VerifyReport) -> str:

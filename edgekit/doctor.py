@@ -120,7 +120,7 @@ def _edgetpu() -> dict[str, Any]:
             version = runtime.runtime_version(runtime.load_library())
         except (EdgekitError, AttributeError, OSError):
             version = None
-    return {"compiler": compiler, "compiler_note": note or (None if compiler else HOW_TO_GET),
+    return {"compiler": compiler, "compiler_note": note or (None if compiler else f"not installed: {HOW_TO_GET}"),
             "libedgetpu": library, "libedgetpu_runtime_version": version,
             "libedgetpu_note": None if library else f"{runtime.LIBRARY} not found: install {runtime.PROVIDER}"}
 

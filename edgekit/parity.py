@@ -170,20 +170,7 @@ def output_parity(name: str, reference: np.ndarray, candidate: np.ndarray, class
               "quantization_step": None if step is None else float(step),
               "relative_error": None, "relative_error_group": None}
     axis = None if classification else group_axis(reference.shape, layout)
-    grouped = np.moveaxis(np.abs(reference - candidate), axis, 1) if axis is not None else None
-    if grouped is not None:   # [N, groups, ...] -> per group: max error / scale
-        errors = grouped.reshape(len(reference), grouped.shape[1], -1).max(axis=(0, 2))
-        values = np.moveaxis(reference, axis, 1).reshape(len(reference), grouped.shape[1], -1)
-        scales = np.maximum(values.max(axis=(0, 2)) - values.min(axis=(0, 2)), np.abs(values).max(axis=(0, 2)))
-    else:
-        errors, scales = error.max(keepdims=True).reshape(1), np.array([max(ref.max() - ref.min(), np.abs(ref).max())])
-    # a group that is (nearly) constant in the source, a dead channel, is judged on the output's scale
-    overall = max(float(ref.max() - ref.min()), float(np.abs(ref).max()))
-    scales = np.maximum(scales, 1e-2 * overall)
-    fractions = np.where(scales > 0, errors / np.maximum(scales, 1e-30), np.where(errors > 0, np.inf, 0.0))
-    worst_error = int(np.argmax(fractions))
-    result.update(relative_error=float(fractions[worst_error]),
-                  relative_error_group=worst_error if axis is not None else None)
+    result.update(_relative_error(ref, error, reference.shape, axis))
     if axis is not None:
         groups_ref = np.moveaxis(reference, axis, 1).astype(np.float64)
         groups_cand = np.moveaxis(candidate, axis, 1).astype(np.float64)
@@ -212,6 +199,25 @@ def output_parity(name: str, reference: np.ndarray, candidate: np.ndarray, class
         result["decisive_samples"] = int(clear.sum())
         result["top1_agreement_decisive"] = float(agree[clear].mean()) if clear.any() else None
     return result
+
+
+def _relative_error(ref: np.ndarray, error: np.ndarray, shape: Sequence[int], axis: Optional[int]) -> Dict[str, Any]:
+    """relative_error and relative_error_group of `output_parity`: REF and ERROR are float64
+    [N, K] (the source's values and |candidate - source|, flattened from SHAPE); AXIS the group
+    axis of SHAPE or None (one group)."""
+    if axis is not None:   # [N, groups, rest]: each group's largest error and scale
+        errors = np.moveaxis(error.reshape(shape), axis, 1).reshape(len(ref), shape[axis], -1).max(axis=(0, 2))
+        values = np.moveaxis(ref.reshape(shape), axis, 1).reshape(len(ref), shape[axis], -1)
+        scales = np.maximum(values.max(axis=(0, 2)) - values.min(axis=(0, 2)), np.abs(values).max(axis=(0, 2)))
+    else:
+        errors, scales = error.max(keepdims=True).reshape(1), np.array([max(ref.max() - ref.min(), np.abs(ref).max())])
+    # a group that is (nearly) constant in the source, a dead channel, is judged on the output's scale
+    overall = max(float(ref.max() - ref.min()), float(np.abs(ref).max()))
+    scales = np.maximum(scales, 1e-2 * overall)
+    # an all-zero source output has no scale: any error there counts as 1 (off by all of itself)
+    fractions = np.where(scales > 0, errors / np.maximum(scales, 1e-30), np.where(errors > 0, 1.0, 0.0))
+    worst = int(np.argmax(fractions))
+    return {"relative_error": float(fractions[worst]), "relative_error_group": worst if axis is not None else None}
 
 
 def pair_outputs(expected: Sequence[np.ndarray], got: Sequence[np.ndarray], names: Sequence[str],
@@ -320,7 +326,7 @@ def gate_failures(outputs: Sequence[Dict[str, Any]], limits: Dict[str, float]) -
                 and out["relative_error"] > relative:   # (a failed cosine says it already)
             where = "%s %s" % (out.get("group_name") or "group", out["relative_error_group"]) \
                 if out.get("relative_error_group") is not None else "a value"
-            failed.append("%s: %s is off the source by %.2g %% of its scale (> %.2g %%), although cosine %.5f passes: "
+            failed.append("%s: %s is off the source by %.3g %% of its scale (> %.3g %%), although cosine %.5f passes: "
                           "the artifact computes something else there (a converter changed an op)"
                           % (out["name"], where, 100 * out["relative_error"], 100 * relative, out["cosine"]))
         coarse = coarse_step_problem(out)

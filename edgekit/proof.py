@@ -139,8 +139,8 @@ def verify_artifact(artifact, backend: str | None = None, device: str | None = N
     names = list(pack.meta.get("outputs") or [t.name for t in manifest.outputs])
     try:
         with open_runner(path, runner_cls.backend, device) as runner:
-            names = [t.name for t in runner.inputs]
-            batches = [runner.infer(pack.feeds(k, names)) for k in range(pack.samples)]
+            inputs = [t.name for t in runner.inputs]
+            batches = [runner.infer(pack.feeds(k, inputs)) for k in range(pack.samples)]
     except EdgekitError as exc:
         report.status = "fail"
         report.notes.append(f"{runner_cls.backend} could not run it: {exc.one_line()}")

@@ -25,9 +25,21 @@ TFLITE_REPLACEMENTS = {
     "Erfinv": "replace it with an approximation built from builtin ops",
 }
 OTHER_TARGETS = "or convert to openvino or onnx"
-# Ops the route to TFLite computes as something else (edgekit.bridges.onnx_to_savedmodel refuses
-# them there): the targets that are a way out when another target lacks them
-EXACT_ONLY_ON = {"fmod": "openvino or onnx"}
+# Ops only some targets compute as the source does, checked in the field corpus and
+# tests/field/test_upstream_facts.py (the other routes lack them, or compute something else):
+# the targets that are a way out when one refuses them.
+EXACT_ONLY_ON = {"fmod": "openvino or onnx", "ResizeBicubic": "onnx",
+                 "TFLite_Detection_PostProcess": "tflite or edgetpu"}
+
+
+def missing_op_remedy(op: str) -> str:
+    """What to do when a target has no conversion for OP: a replacement where one is known, and
+    only targets known to compute OP (EXACT_ONLY_ON); for any other op no target is promised."""
+    if op in EXACT_ONLY_ON:
+        return f"{TFLITE_REPLACEMENTS.get(op, 'replace that op in the model')}, or convert to {EXACT_ONLY_ON[op]}"
+    if op in TFLITE_REPLACEMENTS:
+        return TFLITE_REPLACEMENTS[op]
+    return "replace that op in the model, or try the other targets (convert builds every target it can)"
 
 # TFLite converter: "'tf.ResizeBicubic' op is neither a custom op nor a flex op",
 # "failed to legalize operation 'tf.Foo'", "TF Select ops: A, B"
@@ -54,8 +66,9 @@ def tflite_converter_error(exc: BaseException, precision: str, graph=None) -> Ed
         at = f" (at {where[first]})" if first in where else ""
         names = ", ".join(ops)
         remedy = TFLITE_REPLACEMENTS.get(first, "replace it with ops TFLite has builtin kernels for")
+        elsewhere = f"or convert to {EXACT_ONLY_ON[first]}" if first in EXACT_ONLY_ON else OTHER_TARGETS
         return UnsupportedRouteError(f"TFLite has no builtin kernel for the TensorFlow op{'s' if len(ops) > 1 else ''} "
-                                     f"{names}{at}", f"{remedy}, {OTHER_TARGETS}")
+                                     f"{names}{at}", f"{remedy}, {elsewhere}")
     return ConversionError(f"TFLite conversion ({precision}) failed: {_cause(text)}",
                            "ops that have no full-integer kernel cannot be quantized to int8"
                            if precision == "int8" else "see the TensorFlow converter log")
@@ -91,11 +104,8 @@ def openvino_error(exc: BaseException, model) -> EdgekitError:
     ops += [op for op in _OV_TRANSLATOR.findall(text) if op not in ops]
     if ops:
         found = [f"{op}{_where(model, op)}" for op in ops]
-        # a TensorFlow op TFLite has no kernel for either: TFLite is no way out
-        remedy = (f"{TFLITE_REPLACEMENTS[ops[0]]}, or convert to onnx (ONNX Runtime)" if ops[0] in TFLITE_REPLACEMENTS
-                  else "replace the op, or convert to onnx (ONNX Runtime) or tflite")
         return UnsupportedRouteError(f"OpenVINO has no conversion rule for the {model.kind} op{'s' if len(ops) > 1 else ''} "
-                                     f"{', '.join(found)} in {Path(str(model.path)).name}", remedy)
+                                     f"{', '.join(found)} in {Path(str(model.path)).name}", missing_op_remedy(ops[0]))
     return ConversionError(f"OpenVINO could not read {model.describe()}: {_cause(text)}",
                            "check the model with its own framework first")
 
@@ -107,8 +117,10 @@ def _where(model, op: str) -> str:
         if model.kind == "onnx":
             import onnx
 
+            from .sources.onnx import graph_nodes, node_label
+
             graph = onnx.load(str(model.path), load_external_data=False).graph
-            names = [n.name or (n.output[0] if n.output else "") for n in graph.node if n.op_type == op]
+            names = [node_label(n) for n in graph_nodes(graph) if n.op_type == op]
         elif model.kind == "tflite":
             names = [f"#{o.index}" for sg in model.model.subgraphs for o in sg.operators if o.name == op]
     except Exception:   # reading the file back is a courtesy: the op's name alone still says it

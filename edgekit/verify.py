@@ -127,13 +127,15 @@ def few_samples(report: VerifyReport, classification: bool) -> list[str]:
 def constant_outputs(expected: list[np.ndarray], names: list[str]) -> list[str]:
     """Warnings for source outputs (EXPECTED, each [N, ...] over N >= 2 verify samples, named
     NAMES) that are the same for every sample: parity then compares one vector, and an artifact
-    that ignores its input (wrong preprocessing, a dead branch) passes every gate."""
+    that ignores its input (wrong preprocessing, a dead branch) passes every gate. A constant
+    single value beside outputs that vary is left alone: an SSD's detection count is the maximum
+    on every photo, and the boxes beside it are what tells artifacts apart."""
     warnings = []
-    for name, output in zip(names, expected):
-        values = np.asarray(output, np.float64).reshape(len(output), -1)
-        if len(values) < 2:
-            continue
-        if float(np.ptp(values, axis=0).max()) <= 1e-6 * max(float(np.abs(values).max()), 1e-12):
+    arrays = [np.asarray(output, np.float64).reshape(len(output), -1) for output in expected]
+    constant = [len(v) >= 2 and float(np.ptp(v, axis=0).max()) <= 1e-6 * max(float(np.abs(v).max()), 1e-12)
+                for v in arrays]
+    for name, values, same in zip(names, arrays, constant):
+        if same and (all(constant) or values.shape[1] > 1):
             warnings.append(f"the source's output '{name}' is the same for all {len(values)} verify samples: parity "
                             "cannot tell a broken artifact from a good one here; check the preprocessing, or give "
                             "--verify-data inputs the model tells apart")
@@ -315,4 +317,9 @@ def check_step(step: str, runtime: str, run: Callable[[np.ndarray], list[np.ndar
         result.status = "fail"
         result.notes.append(f"{worst.name} {worst.describe_worst_group()}: cosine {worst.gated_cosine:.6f} < {limit} "
                             "against the source")
+    else:   # the intermediate must compute the source's arithmetic, as an fp32 artifact does
+        failed, _ = arithmetic.gate_failures([asdict(o) for o in result.outputs],
+                                             {"relative_error": GATES["fp32"]["relative_error"]})
+        if failed:
+            result.status, result.notes = "fail", failed[:1]
     return result

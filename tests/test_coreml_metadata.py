@@ -256,14 +256,17 @@ def test_an_op_coremltools_lacks_is_named(tmp_path):
     module = LogGamma()
     tf.saved_model.save(module, str(tmp_path / "lgamma"), signatures={"serving_default": module.serve})
     with pytest.raises(UnsupportedRouteError, match=r"coremltools cannot convert the tensorflow op 'Lgamma'.*"
-                                              r"replace that op in the model, or convert to tflite"):
+                                              r"replace that op in the model, or try the other targets"):
         convert(str(tmp_path / "lgamma"), ConvertRequest(targets=["coreml"], out_dir=tmp_path / "out",
                                                          verify=False, mean=[127.5], std=[127.5], task="other"))
     assert not list((tmp_path / "out").glob("*.mlpackage"))
 
 
 @pytest.mark.parametrize("frontend, message, remedy", [
-    ("tensorflow", "Conversion for TF op 'Lgamma' not implemented.", "or convert to tflite, openvino or onnx"),
+    # no target is known to compute it (TFLite, OpenVINO and tf2onnx lack it): none is promised
+    ("tensorflow", "Conversion for TF op 'Lgamma' not implemented.", "or try the other targets (convert builds "
+                                                                     "every target it can)"),
+    ("tensorflow", "Conversion for TF op 'Erfinv' not implemented.", "with an approximation built from builtin ops"),
     # TFLite has no kernel and OpenVINO no exact rule for it: only ONNX Runtime is a way out
     ("tensorflow", "Conversion for TF op 'ResizeBicubic' not implemented.", "use bilinear resize (Keras "
                                                                             "UpSampling2D/Resizing interpolation="

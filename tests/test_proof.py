@@ -169,6 +169,44 @@ def test_verify_passes_on_the_artifact_with_its_own_pack(packed):
     assert code == 0 and "tiny_int8.tflite" in out and "pass" in out
 
 
+def test_verify_of_an_artifact_with_more_outputs_than_inputs_names_its_outputs(photos_dir, tmp_path):
+    """A detector-like ONNX model, one input and two outputs: `edgekit verify` fed the pack by the
+    input names and took the output names from the inputs too (IndexError on the second output)."""
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from onnx import TensorProto, helper
+
+    from edgekit.convert import ConvertRequest, convert
+
+    weights = np.random.default_rng(5).normal(0, 0.3, (4, 3, 3, 3)).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["images", "w"], ["features"], pads=[1, 1, 1, 1], strides=[2, 2]),
+             helper.make_node("Sigmoid", ["features"], ["scores"]),
+             helper.make_node("GlobalAveragePool", ["features"], ["pooled"]),
+             helper.make_node("Flatten", ["pooled"], ["embedding"])]
+    graph = helper.make_graph(nodes, "two_outputs",
+                              [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 16, 16])],
+                              [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 4, 8, 8]),
+                               helper.make_tensor_value_info("embedding", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor("w", TensorProto.FLOAT, weights.shape, weights.ravel())])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    source = tmp_path / "two_outputs.onnx"
+    onnx.save(model, str(source))
+    result = convert(str(source), ConvertRequest(targets=["onnx"], out_dir=tmp_path / "out", calib=str(photos_dir),
+                                                 mean=[127.5], std=[127.5], task="other"))
+    artifact = Path(result.artifacts[0].path)
+    pack = load_reference(artifact, read_manifest(artifact))
+    session = ort.InferenceSession(str(artifact), providers=["CPUExecutionProvider"])
+    raw = session.run(None, {"images": pack.inputs[0][:1]})   # oracle: ONNX Runtime, no edgekit in between
+    for got, expected in zip(raw, pack.expected):
+        np.testing.assert_allclose(got, expected[:1], rtol=1e-5, atol=1e-5)
+    code, out, err = cli("verify", artifact, "--json")
+    assert code == 0, err
+    check = json.loads(out)["artifacts"][0]
+    assert check["verify"]["status"] == "pass"
+    assert [o["name"] for o in check["verify"]["outputs"]] == ["scores", "embedding"]
+
+
 def test_verify_fails_a_damaged_artifact_with_the_same_name(packed, tmp_path):
     artifact = _copy(packed["fp32"], tmp_path / "damaged")
     data = bytearray(artifact.read_bytes())

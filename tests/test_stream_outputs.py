@@ -298,7 +298,7 @@ def test_default_workers_are_chosen_from_cores_and_measured_stage_times(tmp_path
     ("litert", None, None, 4, {"prepare": 2.0, "infer": 0.3, "draw": 1.0}, 1),    # the model is not the bottleneck
     ("litert", None, None, 2, {"prepare": 1.5, "infer": 2.0, "draw": 0.2}, 1),    # the cores are: AMD EPYC, VNNI
     ("litert", None, None, 2, {"prepare": 6.9, "infer": 7.5, "draw": 0.7}, 1),    # ... and a 2-core Xeon
-    ("litert", None, None, 16, {"prepare": 1.5, "infer": 2.0, "draw": 0.2}, 2),   # many cores: prepare is
+    ("litert", None, None, 16, {"prepare": 1.5, "infer": 2.0, "draw": 0.2}, 2),   # many cores: prepare limits it
     ("onnxruntime", None, None, 4, {"prepare": 5.0, "infer": 40.0, "draw": 1.0}, 1),   # uses every core itself
     ("openvino", "GPU", None, 8, {"prepare": 5.0, "infer": 40.0, "draw": 1.0}, 1),
     ("edgetpu", "usb", None, 8, {"prepare": 5.0, "infer": 40.0, "draw": 1.0}, 1),

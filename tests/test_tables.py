@@ -56,7 +56,7 @@ def test_convert_summary_fits(tmp_path):
                  ArtifactResult("coreml", "int8", str(tmp_path / names[2]), 4_712_345, "torch → coreml",
                                 VerifyReport(status="structure-only", notes=["numerics need macOS"]), "m", 12.0)]
     refusal = ("coremltools cannot convert the torch op 'fmod' (PyTorch convert function for op 'fmod' not "
-               "implemented). replace that op in the model, or convert to tflite, openvino or onnx")
+               "implemented). replace that op in the model, or convert to openvino or onnx")
     failures = [TargetFailure("coreml", "fp32", "refused", refusal, "UnsupportedRouteError", seconds=1.5)]
     result = ConvertResult({"kind": "torch", "path": None}, artifacts, [], None, None, failures=failures)
     lines = render(lambda out: render_convert(result, out))

@@ -289,6 +289,10 @@ def test_a_source_whose_output_never_varies_is_named_in_the_verify_notes(tmp_pat
 
     assert constant_outputs([np.tile(np.arange(3, dtype=np.float32), (4, 1))], ["scores"])
     assert not constant_outputs([RNG.normal(size=(4, 3)).astype(np.float32)], ["scores"])
+    # an SSD's detection count, the maximum on every photo, beside boxes that vary: no warning
+    boxes, count = RNG.uniform(size=(4, 10, 4)).astype(np.float32), np.full((4, 1), 10, np.float32)
+    assert not constant_outputs([boxes, count], ["boxes", "count"])
+    assert constant_outputs([np.tile(boxes[:1], (4, 1, 1)), count], ["boxes", "count"])   # nothing varies
     keras = pytest.importorskip("keras")
     inputs = keras.Input((16, 16, 3))
     flat = keras.layers.Flatten()(inputs)

@@ -19,6 +19,7 @@ import numpy as np
 from ..deps import tool_env
 from ..errors import ConversionError, MissingDependencyError, UnsupportedRouteError
 from ..sources.base import SourceModel
+from ..sources.onnx import graph_nodes, node_label
 from ..sources.savedmodel import SavedModelSource
 from .base import Bridge, ConvertContext, register
 from .onnx2tf_worker import NO_ONNXSIM
@@ -35,7 +36,7 @@ class OnnxToSavedModel(Bridge):
     requires = ("onnx2tf", "tensorflow", "onnx")
 
     def convert(self, source: SourceModel, workdir: Path, ctx: ConvertContext) -> SourceModel:
-        problem = onnx2tf_problem(source.path)
+        problem = onnx2tf_problem(source.model)
         if problem:
             raise UnsupportedRouteError(*problem)
         job = workdir / "onnx2tf"
@@ -70,9 +71,9 @@ class OnnxToSavedModel(Bridge):
         return SavedModelSource.from_path(out, probe=False)
 
 
-def onnx2tf_problem(path) -> tuple[str, str] | None:
-    """(problem, remedy) for the first node of the ONNX model at PATH that onnx2tf turns into
-    something else, else None. Each was seen in the field corpus and is pinned against the raw
+def onnx2tf_problem(model) -> tuple[str, str] | None:
+    """(problem, remedy) for the first node of the ONNX MODEL (a ModelProto) that onnx2tf turns
+    into something else, else None. Each was seen in the field corpus and is pinned against the raw
     runtimes by tests/field/test_upstream_facts.py:
 
     - NonMaxSuppression: its selected_indices [K, 3] get their size at run time; onnx2tf pads them
@@ -80,11 +81,8 @@ def onnx2tf_problem(path) -> tuple[str, str] | None:
     - Mod with fmod=1 (C's fmod, torch.fmod: the sign of the dividend) becomes TensorFlow's
       FloorMod (the sign of the divisor): every negative input differs (cosine 0.80 in the corpus).
     """
-    import onnx
-
-    graph = onnx.load(str(path), load_external_data=False).graph
-    for node in graph.node:
-        name = node.name or (node.output[0] if node.output else node.op_type)
+    for node in graph_nodes(model.graph):
+        name = node_label(node)
         if node.op_type == "NonMaxSuppression":
             return (f"the ONNX NonMaxSuppression node '{name}' has an output whose size is set at run time; onnx2tf "
                     f"pads it to a fixed size for TensorFlow and TFLite, another output than the source's",

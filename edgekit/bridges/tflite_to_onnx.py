@@ -33,10 +33,11 @@ class TFLiteToOnnx(Bridge):
                               if op.name in POSTPROCESS_OPS})
         if postprocess:   # tf2onnx emulates it with ONNX NonMaxSuppression, which selects other boxes
             raise UnsupportedRouteError(
-                f"{Path(source.path).name} ends in {postprocess[0]}, and every route out of TFLite starts with "
-                f"tf2onnx, which rewrites that op into ONNX ops that keep other boxes than LiteRT does (79 % of "
-                f"them on the field corpus SSD)", "convert to tflite or edgetpu (the op is kept after the int8 body, as in Coral's "
-                f"SSD models), or export the model without its post-processing and run NMS in your code")
+                f"{Path(source.path).name} ends in {postprocess[0]}, which tf2onnx (the first step from TFLite to "
+                f"ONNX, and on to OpenVINO or Core ML) rewrites into ONNX ops that keep only 79 % of LiteRT's boxes "
+                f"(field corpus SSD)",
+                "convert to tflite or edgetpu (the op is kept after the int8 body, as in Coral's SSD models), or "
+                "export the model without its post-processing and run NMS in your code")
         flatbuffer = Path(source.path)
         if needs_rewrite(source.model):   # tf2onnx reads every buffer as dense data of its own type
             flatbuffer = workdir / "plain_weights.tflite"

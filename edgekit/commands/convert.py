@@ -107,6 +107,7 @@ def convert(model, targets, precisions, out_dir, calib, calib_samples, verify, v
                              input_size=input_size, mean=mean, std=std, bgr=bgr, layout=layout, resize=resize,
                              task=task, labels=labels, int8_io=int8_io, name=name, card=card_from(**card))
     from ..convert import NothingBuilt
+    from ..errors import EdgekitError
 
     try:
         with progress_bar(not as_json) as progress, native_output_captured(not debug_enabled()):
@@ -115,6 +116,10 @@ def convert(model, targets, precisions, out_dir, calib, calib_samples, verify, v
         if as_json:
             print_json([f.to_dict() for f in exc.failures])
         _debug_reraise(exc.failures)
+        raise
+    except EdgekitError as exc:   # the one target was not built: --json still lists it
+        if as_json and getattr(exc, "not_built", None):
+            print_json([f.to_dict() for f in exc.not_built])
         raise
     if as_json:
         print_json([a.to_dict() for a in result.artifacts] + [f.to_dict() for f in result.failures])
@@ -139,8 +144,8 @@ def exit_policy(result) -> None:
     written): one error line naming each. Exit 0 otherwise."""
     from ..errors import RuntimeFailure, VerifyFailed
 
-    parts = [f"{f.target} {f.precision} {'refused' if f.status == 'refused' else 'failed'} ({f.reason})"
-             for f in result.failures]
+    # the reasons are in the table (or --json) already: the error line names the targets only
+    parts = [f"{f.target} {f.precision} {'refused' if f.status == 'refused' else 'failed'}" for f in result.failures]
     if result.failed:
         failed = ", ".join(Path(a.path).name for a in result.failed)
         if not parts:

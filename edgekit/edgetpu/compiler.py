@@ -26,8 +26,8 @@ from .report import EdgeTPUReport
 ENV_VAR = "EDGEKIT_EDGETPU_COMPILER"
 RUNTIME_VERSIONS = range(10, 17)          # -m values compilers 14-16 accept
 DEFAULT_TIMEOUT = 180                      # seconds, the compiler's own default
-HOW_TO_GET = ("edgetpu_compiler is x86-64 Linux only (Coral apt package edgetpu-compiler); on any host with "
-              f"Docker or Podman set {ENV_VAR}={compiler_wrapper()}")
+HOW_TO_GET = ("install Coral's apt package edgetpu-compiler (x86-64 Linux only), or on any host with Docker or "
+              f"Podman set {ENV_VAR}={compiler_wrapper()}")
 
 
 def find_compiler() -> str | None:

@@ -31,6 +31,20 @@ def load_checked(path: Path):
     return model
 
 
+def graph_nodes(graph):
+    """Every node of an ONNX GraphProto, those inside If/Loop/Scan bodies included."""
+    for node in graph.node:
+        yield node
+        for attribute in node.attribute:
+            for body in [attribute.g] if attribute.HasField("g") else list(attribute.graphs):
+                yield from graph_nodes(body)
+
+
+def node_label(node) -> str:
+    """How an ONNX node is named in messages: its name, else its first output, else its op type."""
+    return node.name or (node.output[0] if node.output else node.op_type)
+
+
 @SOURCES.register("onnx")
 class OnnxSource(SourceModel):
     kind = "onnx"

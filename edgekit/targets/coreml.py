@@ -28,7 +28,7 @@ from ..errors import ConversionError, EdgekitError, UnsupportedRouteError, summa
 from ..formats.coreml import class_labels, describe
 from ..manifest import Preprocess, VerifyReport
 from ..modelcard import positional
-from ..upstream import EXACT_ONLY_ON, TFLITE_REPLACEMENTS
+from ..upstream import missing_op_remedy
 from ..sources.base import SourceModel
 from .base import Target, TargetOutput, register
 
@@ -214,11 +214,8 @@ def _conversion_error(exc: Exception, frontend: str) -> EdgekitError:
     match = _OP.search(text)
     if match:
         op = match.group(1)
-        # a TensorFlow op that TFLite and OpenVINO lack too (ResizeBicubic): only ONNX Runtime is a way out
-        remedy = (f"{TFLITE_REPLACEMENTS[op]}, or convert to onnx" if op in TFLITE_REPLACEMENTS
-                  else f"replace that op in the model, or convert to {EXACT_ONLY_ON.get(op, 'tflite, openvino or onnx')}")
         return UnsupportedRouteError(f"coremltools cannot convert the {frontend} op '{op}' "
-                                     f"({summary(exc, limit=160)})", remedy)
+                                     f"({summary(exc, limit=160)})", missing_op_remedy(op))
     return ConversionError(f"coremltools could not convert the model: {type(exc).__name__}: {summary(exc)}",
                            f"check the model's ops against coremltools' {frontend} frontend, or convert to "
                            "tflite, openvino or onnx")

@@ -37,7 +37,7 @@ class OpenVINOTarget(Target):
             if problem:   # OpenVINO's TFLite frontend would fail with "no translator" and no op name
                 raise UnsupportedRouteError(problem, CUSTOM_OP_REMEDY)
         if model.kind == "onnx":
-            problem = onnx_resize_problem(model.path)
+            problem = onnx_resize_problem(model.model)
             if problem:
                 raise UnsupportedRouteError(problem, "convert to onnx (ONNX Runtime computes it as the source does), "
                                                      "or use bilinear resize")
@@ -60,21 +60,21 @@ class OpenVINOTarget(Target):
                             converters=converters, layout=model.layout, notes=notes)
 
 
-def onnx_resize_problem(path) -> str | None:
-    """One line when the ONNX model at PATH has a cubic Resize with exclude_outside=1, which
+def onnx_resize_problem(model) -> str | None:
+    """One line when the ONNX MODEL (a ModelProto) has a cubic Resize with exclude_outside=1, which
     OpenVINO cannot compute: its Interpolate (opset 11) has no exclude_outside, and its ONNX reader
     drops the attribute, so samples outside the image keep their weight. tf2onnx writes exactly
     that for TensorFlow's bicubic resize (half_pixel, cubic_coeff_a -0.5, exclude_outside 1); the
     IR then differed from Keras by 2 % of a channel's scale at the borders (field corpus,
     keras_bicubic), at cosine 0.99999. None when there is no such node."""
-    import onnx
+    from ..sources.onnx import graph_nodes, node_label
 
-    graph = onnx.load(str(path), load_external_data=False).graph
-    for node in graph.node:
-        attributes = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-        mode = attributes.get("mode", b"nearest")
-        if node.op_type == "Resize" and mode in (b"cubic", "cubic") and attributes.get("exclude_outside") == 1:
-            return (f"OpenVINO cannot compute the ONNX Resize '{node.name or node.output[0]}' (cubic, exclude_outside=1: "
+    for node in graph_nodes(model.graph):
+        attributes = {a.name: a for a in node.attribute}
+        mode = attributes["mode"].s if "mode" in attributes else b"nearest"
+        exclude = attributes["exclude_outside"].i if "exclude_outside" in attributes else 0
+        if node.op_type == "Resize" and mode == b"cubic" and exclude == 1:
+            return (f"OpenVINO cannot compute the ONNX Resize '{node_label(node)}' (cubic, exclude_outside=1: "
                     f"TensorFlow's bicubic resize): its Interpolate has no exclude_outside, so the borders would "
                     f"differ from the source")
     return None
@@ -140,21 +140,21 @@ def _fp32_outputs(ov_model, samples) -> list[list[np.ndarray]]:
 
 def _fidelity(model, samples, references) -> float:
     """Worst output's mean cosine between MODEL (an ov.Model or CompiledModel) and REFERENCES.
-    An output whose size is set at run time (NMS: one row per kept box) has no cosine where int8
-    kept another number of rows than fp32: that sample does not count for it (verify judges
-    such outputs as detections)."""
+    An output whose size is set at run time (NMS: one row per kept box) has no cosine on a sample
+    where int8 kept another number of rows than fp32: that sample does not count for it."""
     import openvino as ov
 
+    if not samples:
+        return 1.0
     compiled = model if isinstance(model, ov.CompiledModel) else \
         ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-    cosines = []
+    per_output: dict[int, list[float]] = {}
     for x, expected in zip(samples, references):
         got = [np.array(o) for o in compiled(_item(x)).values()]
-        cosines.append([_cosine(g, e) if g.shape == e.shape else np.nan for g, e in zip(got, expected)])
-    table = np.array(cosines, dtype=np.float64).reshape(len(cosines), -1)
-    counted = ~np.isnan(table)
-    means = [table[counted[:, j], j].mean() for j in range(table.shape[1]) if counted[:, j].any()]
-    return float(min(means)) if means else 1.0
+        for j, (g, e) in enumerate(zip(got, expected)):
+            if g.shape == e.shape:
+                per_output.setdefault(j, []).append(_cosine(g, e))
+    return float(min(np.mean(values) for values in per_output.values())) if per_output else 1.0
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:

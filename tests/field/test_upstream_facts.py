@@ -55,7 +55,7 @@ def test_openvino_ignores_exclude_outside_and_edgekit_refuses_only_that(tmp_path
     expected, got = _both(path, x)
     scale = float(expected.max() - expected.min())
     worst = float(np.abs(got - expected).max()) / scale
-    problem = onnx_resize_problem(path)
+    problem = onnx_resize_problem(onnx.load(str(path)))
     if exclude_outside:
         assert worst > 0.01, f"OpenVINO now computes exclude_outside ({worst:.2g} of the scale): drop the refusal"
         assert problem and "Resize '" + "Resize__11" + "'" in problem and "exclude_outside" in problem
@@ -81,7 +81,7 @@ def test_nms_is_named_as_a_run_time_size(tmp_path):
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8   # what ONNX Runtime 1.23 reads (onnx 1.19 writes 12)
     onnx.save(model, str(path))
-    problem = onnx2tf_problem(path)
+    problem = onnx2tf_problem(onnx.load(str(path)))
     assert problem and "NonMaxSuppression node 'nms' has an output whose size is set at run time" in problem[0]
     boxes = np.random.default_rng(3).uniform(0, 1, (1, 16, 4)).astype(np.float32)
     scores = np.random.default_rng(4).uniform(0, 1, (1, 2, 16)).astype(np.float32)
@@ -111,7 +111,7 @@ def test_fmod_is_not_floor_modulo_and_only_fmod_is_refused(tmp_path, fmod):
     x = (np.linspace(-2, 2, 8) if fmod else np.arange(-4, 4)).astype(dtype)[None]
     y = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
     floor = np.mod(x, dtype(d))
-    problem = onnx2tf_problem(path)
+    problem = onnx2tf_problem(onnx.load(str(path)))
     if fmod:
         np.testing.assert_allclose(y, np.fmod(x, dtype(d)), atol=1e-6)
         assert not np.allclose(y[x < 0], floor[x < 0]) and np.allclose(y[x >= 0], floor[x >= 0])
