@@ -55,8 +55,9 @@ class CoreMLTarget(Target):
         if others:   # the Core ML target makes one colour ImageType input (scale/bias inside)
             first = others[0]
             what = (f"{first.kind} input" if first.kind == "tensor" else f"{first.channels}-channel image input")
-            raise UnsupportedRouteError(f"edgekit's Core ML target takes one colour image input; {model.describe()} "
-                                        f"has the {what} '{first.name}' {first.shape}",
+            # not model.describe(): on a route it is an intermediate in a staging folder, gone by now
+            raise UnsupportedRouteError(f"edgekit's Core ML target takes one colour image input; the model has the "
+                                        f"{what} '{first.name}' {first.shape}",
                                         "convert it to tflite, openvino or onnx")
         pre = ctx.preprocess
         scale, bias, fold = _image_normalization(pre)

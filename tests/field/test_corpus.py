@@ -4,10 +4,10 @@ no output ever holds a traceback or the generic "unexpected <Error>" fallback.
 
 Default run: each model's key cells (corpus.FieldModel.key), one `edgekit convert` process per
 model for all its cells (one bad target no longer stops the others), two processes at a time
-(2 cores), each process shared by all the assertions on its cells. The exhaustive target x precision sweep is
-marked `slow` and runs only with EDGEKIT_FIELD_SWEEP=1 (hours on 2 cores). Cells that only the
-next phase of issue 13 brings to the goal are xfail(strict=True): when one starts passing, the
-test fails until its mark is removed.
+(2 cores), each process shared by all the assertions on its cells. The exhaustive target x
+precision sweep is marked `slow` and runs only with EDGEKIT_FIELD_SWEEP=1 (about 15 minutes on
+2 cores). Cells that miss the goal today (corpus.PHASE2, each with its reason) are
+xfail(strict=True): when one starts passing, the test fails until its mark is removed.
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def _params():
             key = (target, precision) in model.key
             if not key:
                 marks += [pytest.mark.slow, pytest.mark.skipif(not SWEEP, reason="the full target x precision sweep: "
-                                                              "set EDGEKIT_FIELD_SWEEP=1 (hours on 2 cores)")]
+                                                              "set EDGEKIT_FIELD_SWEEP=1 (about 15 minutes on 2 cores)")]
             reason = PHASE2.get((model.name, target, precision))
             if reason:
                 marks.append(pytest.mark.xfail(strict=True, reason=reason))
