@@ -307,11 +307,11 @@ def render_markdown(result: dict[str, Any]) -> str:
 
 
 def readme_entry(result: dict[str, Any], md_name: str, json_name: str) -> str:
-    s, config = result["summary"], result["config"]
+    s, config, workers = result["summary"], result["config"], result["auto"]["workers"]
     return (f"## {result['date']} — pipeline ([table]({md_name}), [raw JSON]({json_name}))\n\n"
             f"EfficientNet-Lite0 int8 on {result['host']['cpu']}, LiteRT {config['threads']} thread(s), "
             f"{config['size']} {config['codec']} file: default `edgekit run` (--workers auto, "
-            f"{result['auto']['workers']} worker{'s' if result['auto']['workers'] != 1 else ''}) / min(source, model) **{s['auto_over_bound']:.3f}** (goal ≥ "
+            f"{workers} worker{'s' if workers != 1 else ''}) / min(source, model) **{s['auto_over_bound']:.3f}** (goal ≥ "
             f"{GOAL_VS_BOUND}); 1 worker {s['pipelined_over_bound']:.3f}; pipelined/sequential "
             f"**{s['pipelined_over_sequential']:.2f}** (2 workers {s['pipelined2_over_sequential']:.2f}); "
             f"pre/post {s['pre_post_share_of_frame']:.0%} of a sequential frame; CPU per frame pipelined/sequential "

@@ -29,8 +29,9 @@ Why a relative error for fp32: a cosine of 0.9999 still lets a few values be wro
 percent. OpenVINO ignores ONNX Resize's exclude_outside=1 (TensorFlow's bicubic resize), so the
 border pixels of an upsampled map came out 2 % of the channel's scale off Keras at cosine
 0.99999. An fp32 artifact computes the same arithmetic as its source, up to summation order:
-healthy ones stay within 1e-5 of each group's scale, so 1e-3 fails only real differences. The detection and mask gates
-(GATES' detection_* and mask_iou keys) need frames.py's decoders: edgekit.verify applies them
+healthy ones stay within 1e-5 of each group's scale, so 1e-3 fails only real differences.
+
+The detection and mask gates (GATES' detection_* and mask_iou keys) need frames.py's decoders: edgekit.verify applies them
 on the host; `gate_failures` here ignores them.
 """
 from __future__ import annotations
@@ -41,7 +42,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 GATES = {
-    "fp32": {"cosine": 0.9999, "relative_error": 1e-3, "detection_recall": 0.95, "detection_score_error": 0.01, "mask_iou": 0.99},
+    "fp32": {"cosine": 0.9999, "relative_error": 1e-3, "detection_recall": 0.95, "detection_score_error": 0.01,
+             "mask_iou": 0.99},
     "fp16": {"cosine": 0.999, "detection_recall": 0.95, "detection_score_error": 0.02, "mask_iou": 0.98},
     "dynamic": {"cosine": 0.99, "detection_recall": 0.9, "detection_score_error": 0.05, "mask_iou": 0.95},
     "int8": {"cosine": 0.98, "top1_agreement_decisive": 0.95, "detection_recall": 0.9,
@@ -306,14 +308,14 @@ def gate_failures(outputs: Sequence[Dict[str, Any]], limits: Dict[str, float]) -
     Per output: the pooled cosine, else its worst channel group's cosine, against limits'
     "cosine" (absent: not gated, as for sorted detections), else the largest error against
     "relative_error" (fp32: a few values far off at a cosine that passes); an int8 step coarser
-    than a group's spread (`coarse_step_problem`) fails first, whatever the cosine; top-1 on decisive samples
-    where limits has it. Keys this function does not know (detection, mask: edgekit.verify gates
+    than a group's spread (`coarse_step_problem`) fails first, whatever the cosine; top-1 on
+    decisive samples where limits has it. Keys this function does not know (detection, mask: edgekit.verify gates
     them on the host) are ignored, and dicts from older packs without group fields pass through.
     """
     failed, notes = [], []
     for out in outputs:
         limit = limits.get("cosine")
-        count = len(failed)
+        cosine_failed = True
         if limit is not None and out["cosine"] < limit:
             failed.append("%s: cosine %.5f < %s" % (out["name"], out["cosine"], limit))
         elif limit is not None and out.get("worst_group_cosine") is not None and out["worst_group_cosine"] < limit:
@@ -321,8 +323,10 @@ def gate_failures(outputs: Sequence[Dict[str, Any]], limits: Dict[str, float]) -
             failed.append("%s: %s (source values %.3g..%.3g) cosine %.5f < %s, although the whole output scores %.5f"
                           % (out["name"], describe_worst_group(out), low, high, out["worst_group_cosine"], limit,
                              out["cosine"]))
+        else:
+            cosine_failed = False
         relative = limits.get("relative_error")
-        if len(failed) == count and relative is not None and out.get("relative_error") is not None \
+        if not cosine_failed and relative is not None and out.get("relative_error") is not None \
                 and out["relative_error"] > relative:   # (a failed cosine says it already)
             where = "%s %s" % (out.get("group_name") or "group", out["relative_error_group"]) \
                 if out.get("relative_error_group") is not None else "a value"

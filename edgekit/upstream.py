@@ -114,13 +114,10 @@ def _where(model, op: str) -> str:
     """' (node NAME, N nodes)': where OP occurs in MODEL, read from the file itself; '' if unknown."""
     names: list[str] = []
     try:
-        if model.kind == "onnx":
-            import onnx
-
+        if model.kind == "onnx":   # the ModelProto the source already holds
             from .sources.onnx import graph_nodes, node_label
 
-            graph = onnx.load(str(model.path), load_external_data=False).graph
-            names = [node_label(n) for n in graph_nodes(graph) if n.op_type == op]
+            names = [node_label(n) for n in graph_nodes(model.model.graph) if n.op_type == op]
         elif model.kind == "tflite":
             names = [f"#{o.index}" for sg in model.model.subgraphs for o in sg.operators if o.name == op]
     except Exception:   # reading the file back is a courtesy: the op's name alone still says it

@@ -52,7 +52,8 @@ class EdgeTPUTarget(TFLiteTarget):
         major = int(version.split(".")[0]) if version and version.split(".")[0].isdigit() else DEFAULT_COMPILER
         info = EdgeTPUInfo(predicted=analyze(artifact, compiler=major), compiler_note=note)
         if compiler is None:
-            info.compiler_note = info.compiler_note or f"{artifact.name} was not compiled: edgetpu_compiler is not installed here; {HOW_TO_GET}"
+            info.compiler_note = info.compiler_note or (f"{artifact.name} was not compiled: edgetpu_compiler is not "
+                                                        f"installed here; {HOW_TO_GET}")
         else:
             try:
                 output.files = [*self._compile(compiler, artifact, info), *output.files]
