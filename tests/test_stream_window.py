@@ -300,14 +300,20 @@ def test_closing_the_window_ends_the_run_cleanly(display, stream_model):
 
 def test_no_display_and_no_output_picks_the_web_page(stream_model):
     """The automatic web page listens on 0.0.0.0:8080; this test must not serve on every interface,
-    so it holds that port (bound, never listening: it accepts nothing) and checks the choice from
-    the announcement and the one-line 'port in use' error that follows."""
+    so it holds that port on loopback only and checks the choice from the announcement and the
+    one-line 'port in use' error that follows.
+
+    The holder listens (it accepts nothing) with SO_REUSEADDR: Linux lets a SO_REUSEADDR bind share
+    a port with a socket that is bound but not listening, and an earlier test's connection to
+    8080 may still be in TIME_WAIT, which a plain bind mistakes for a holder (CI saw both)."""
     holder = socket.socket()
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        holder.bind(("0.0.0.0", 8080))
+        holder.bind(("127.0.0.1", 8080))
+        holder.listen(1)
     except OSError:
         holder.close()
-        holder = None   # something else holds it already: the run fails the same way
+        holder = None   # something else listens on it already: the run fails the same way
     try:
         proc = subprocess.run([*EDGEKIT, "run", str(stream_model), "--source", "synthetic", "--max-frames", "3"],
                               capture_output=True, text=True, timeout=120, env=env_for(None))
