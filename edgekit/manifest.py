@@ -224,6 +224,7 @@ class OutputParity:
     quantization_step: float | None = None         # int8 outputs: real units per step (declared, or seen in the values)
     relative_error: float | None = None            # largest |error| / its channel group's scale (fp32 gate: 1e-3)
     relative_error_group: int | None = None        # index along group_axis of that group (None: no groups)
+    row_agreement: float | None = None             # an output of run-time size (NMS indices): rows in common, 0..1
 
     @property
     def gated_cosine(self) -> float:

@@ -10,7 +10,9 @@ layout (`write_pack`, `read_pack`) is here too, so host and board read it with t
 Gates (documented in README): cosine similarity per output and, within an output, per channel
 group (see `group_axis`), at least
   fp32 0.9999 | fp16 0.999 | dynamic 0.99 | int8 0.98
-for fp32 also every value within 0.1 % of its group's scale (`relative_error`), and for
+for fp32 also every value within 0.1 % of its group's scale (`relative_error`); an output whose
+row count is set at run time (NMS's selected indices) is compared as a multiset of rows and takes
+the detection recall gate (`run_time_rows_parity`); and for
 classification int8 top-1 agreement >= 95 % on the samples where the source itself is decisive:
 its top class leads the runner-up by at least DECISIVE_MARGIN in probability. Where the source
 hesitates between two classes (textures, microscopy, a busy scene) its top-1 flips
@@ -49,6 +51,10 @@ GATES = {
     "int8": {"cosine": 0.98, "top1_agreement_decisive": 0.95, "detection_recall": 0.9,
              "detection_score_error": 0.1, "mask_iou": 0.9},
 }
+# Rows of an output whose size is set at run time (NMS's selected indices) are detections: they
+# take the detection recall gate of their precision (`run_time_rows_parity`).
+for _limits in GATES.values():
+    _limits["row_agreement"] = _limits["detection_recall"]
 DETECTION_KEYS = ("detection_recall", "detection_score_error")   # gated by edgekit.verify (host: frames.py decodes)
 MASK_KEYS = ("mask_iou",)
 DECISIVE_MARGIN = 0.10   # probability by which the source's top class must lead for top-1 to count
@@ -164,13 +170,7 @@ def output_parity(name: str, reference: np.ndarray, candidate: np.ndarray, class
     ref = reference.reshape(len(reference), -1).astype(np.float64)
     cand = candidate.reshape(len(candidate), -1).astype(np.float64)
     error = np.abs(ref - cand)
-    result = {"name": name, "cosine": float(cosines(ref, cand).mean()), "max_abs_error": float(error.max()),
-              "mean_abs_error": float(error.mean()), "top1_agreement": None, "top1_agreement_decisive": None,
-              "decisive_samples": None, "group_axis": None, "group_name": None, "groups": None,
-              "worst_group": None, "worst_group_cosine": None, "worst_group_range": None,
-              "narrowest_group": None, "narrowest_group_range": None,
-              "quantization_step": None if step is None else float(step),
-              "relative_error": None, "relative_error_group": None}
+    result = _parity_dict(name, float(cosines(ref, cand).mean()), float(error.max()), float(error.mean()), step)
     axis = None if classification else group_axis(reference.shape, layout)
     result.update(_relative_error(ref, error, reference.shape, axis))
     if axis is not None:
@@ -200,6 +200,47 @@ def output_parity(name: str, reference: np.ndarray, candidate: np.ndarray, class
         result["top1_agreement"] = float(agree.mean())
         result["decisive_samples"] = int(clear.sum())
         result["top1_agreement_decisive"] = float(agree[clear].mean()) if clear.any() else None
+    return result
+
+
+def _parity_dict(name: str, cosine: float, max_abs_error: float, mean_abs_error: float,
+                 step: Optional[float] = None) -> Dict[str, Any]:
+    return {"name": name, "cosine": cosine, "max_abs_error": max_abs_error, "mean_abs_error": mean_abs_error,
+            "top1_agreement": None, "top1_agreement_decisive": None, "decisive_samples": None,
+            "group_axis": None, "group_name": None, "groups": None, "worst_group": None,
+            "worst_group_cosine": None, "worst_group_range": None, "narrowest_group": None,
+            "narrowest_group_range": None, "quantization_step": None if step is None else float(step),
+            "relative_error": None, "relative_error_group": None, "row_agreement": None}
+
+
+def run_time_rows(reference: np.ndarray, candidate: np.ndarray) -> bool:
+    """Whether REFERENCE and CANDIDATE ([rows, K] each, every sample's rows stacked) are the same
+    output of run-time size: another number of rows, the same row width, whole numbers only.
+    ONNX NonMaxSuppression's selected indices [K, 3] (batch, class, box) are such an output: int8
+    may keep one box more or less than the source, or a near-tied neighbour instead."""
+    if reference.ndim != 2 or candidate.ndim != 2 or reference.shape[1:] != candidate.shape[1:]:
+        return False
+    if len(reference) == len(candidate) or not len(reference) or not len(candidate):
+        return False
+    return bool((reference == np.round(reference)).all() and (candidate == np.round(candidate)).all())
+
+
+def run_time_rows_parity(name: str, reference: np.ndarray, candidate: np.ndarray) -> Dict[str, Any]:
+    """Parity of a `run_time_rows` output, its rows compared as multisets (order and count are
+    the runtime's). row_agreement: rows in common / the larger row count (gated like detection
+    recall); cosine: between the two sides' counts of each distinct row; max/mean_abs_error: of
+    each source row to the nearest artifact row (a box index 11 chosen as 8 is 3 off)."""
+    ref = np.asarray(reference, np.float64)
+    cand = np.asarray(candidate, np.float64)
+    rows, inverse = np.unique(np.concatenate([ref, cand]), axis=0, return_inverse=True)
+    inverse = np.asarray(inverse).ravel()
+    counts_ref = np.bincount(inverse[:len(ref)], minlength=len(rows)).astype(np.float64)
+    counts_cand = np.bincount(inverse[len(ref):], minlength=len(rows)).astype(np.float64)
+    common = float(np.minimum(counts_ref, counts_cand).sum())
+    cosine = float(counts_ref @ counts_cand / (np.linalg.norm(counts_ref) * np.linalg.norm(counts_cand)))
+    nearest = np.abs(ref[:, None, :] - cand[None, :, :]).max(axis=2).min(axis=1)
+    result = _parity_dict(name, cosine, float(nearest.max()), float(nearest.mean()))
+    result["row_agreement"] = common / max(len(ref), len(cand))
     return result
 
 
@@ -247,7 +288,12 @@ def pair_outputs(expected: Sequence[np.ndarray], got: Sequence[np.ndarray], name
             if aligned is not None:
                 options.append((j, aligned))
         if not options:
-            return [], "output %d of the source (shape %s) matches no artifact output shape" % (position, ref.shape)
+            rows = [j for j in unmatched if run_time_rows(ref, got[j])]
+            if not rows:
+                return [], "output %d of the source (shape %s) matches no artifact output shape" % (position, ref.shape)
+            unmatched.remove(rows[0])
+            results.append((run_time_rows_parity(names[rows[0]], ref, got[rows[0]]), got[rows[0]]))
+            continue
         scored = [(output_parity(names[j], ref, aligned, classification, layout, steps[j]), j, aligned)
                   for j, aligned in options]
         best, j, aligned = max(scored, key=lambda item: (item[0]["cosine"], item[1] == position))
@@ -314,6 +360,11 @@ def gate_failures(outputs: Sequence[Dict[str, Any]], limits: Dict[str, float]) -
     """
     failed, notes = [], []
     for out in outputs:
+        if out.get("row_agreement") is not None:   # rows of run-time size: no element-wise gate applies
+            if out["row_agreement"] < limits.get("row_agreement", 0.0):
+                failed.append("%s: %.1f%% of its rows (size set at run time, e.g. NMS) agree with the source's "
+                              "< %.0f%%" % (out["name"], 100 * out["row_agreement"], 100 * limits["row_agreement"]))
+            continue
         limit = limits.get("cosine")
         cosine_failed = True
         if limit is not None and out["cosine"] < limit:

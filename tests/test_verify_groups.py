@@ -310,3 +310,35 @@ def test_a_source_whose_output_never_varies_is_named_in_the_verify_notes(tmp_pat
     fp32, fp16 = (Path(a.path).name for a in result.artifacts)
     assert not any(w.startswith(fp32) for w in read_manifest(Path(result.artifacts[1].path)).warnings)
     assert any(w.startswith(fp32) for w in result.warnings) and any(w.startswith(fp16) for w in result.warnings)
+
+
+def _nms_rows(count: int, seed: int) -> np.ndarray:
+    """[count, 3] ONNX NonMaxSuppression rows (batch 0, class, box index), distinct."""
+    rng = np.random.default_rng(seed)
+    picks = rng.choice(2 * 16, count, replace=False)
+    return np.stack([np.zeros(count), picks // 16, picks % 16], axis=1).astype(np.int64)
+
+
+def test_nms_indices_of_run_time_size_are_compared_as_rows():
+    """int8 NMS kept one box fewer over the verify photos: the outputs no longer have one shape
+    (this failed as 'matches no artifact output shape', field corpus onnx_nms -> OpenVINO int8), so
+    the rows are compared as multisets and gated like detection recall; losing many fails."""
+    boxes = RNG.uniform(0, 32, (N, 16, 4)).astype(np.float32)
+    source = _nms_rows(20, 1)
+    one_fewer = source[np.r_[0:7, 8:20]]
+    pairs, problem = pair_outputs([boxes, source], [one_fewer, boxes.copy()], ["selected", "boxes"], False)
+    assert problem is None
+    rows = pairs[1][0]
+    assert rows.name == "selected" and rows.row_agreement == pytest.approx(19 / 20)
+    assert rows.max_abs_error == pytest.approx(np.abs(source[7] - one_fewer).max(axis=1).min())
+    report = VerifyReport(status="pass", outputs=[p for p, _ in pairs])
+    assert gate(report, "int8", classification=False).status == "pass", report.notes
+    most_lost = source[:13]
+    pairs, _ = pair_outputs([boxes, source], [boxes.copy(), most_lost], ["boxes", "selected"], False)
+    report = gate(VerifyReport(status="pass", outputs=[p for p, _ in pairs]), "int8", classification=False)
+    assert report.status == "fail"
+    assert re.search(r"selected: 65\.0% of its rows \(size set at run time, e\.g\. NMS\) agree .* < 90%",
+                     report.notes[0]), report.notes
+    # float rows of another count are not indices: still unpaired, with the shapes named
+    _, problem = pair_outputs([source.astype(np.float32) + 0.5], [most_lost.astype(np.float32) + 0.5], ["y"], False)
+    assert problem == "output 0 of the source (shape (20, 3)) matches no artifact output shape"

@@ -95,6 +95,7 @@ def quantize(nncf, ov_model, samples: list[list[np.ndarray]]):
     while TFLite and ONNX Runtime int8 of the same model kept 0.9995. Returns (model, note: what
     was kept in float, or None)."""
     from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
+    from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
     dataset = nncf.Dataset([_item(sample) for sample in samples])
     # Intel CPUs without VNNI (AVX2/AVX-512F) sum u8*s8 pairs in int16 and saturate; NNCF's
@@ -102,7 +103,12 @@ def quantize(nncf, ov_model, samples: list[list[np.ndarray]]):
     # (EfficientNet-Lite0: cosine 0.92 -> 0.99). ENABLE = 7-bit weights wherever channels
     # are summed; full bias correction wins back what the lost bit costs.
     settings = dict(subset_size=len(samples), fast_bias_correction=False)
-    parameters = AdvancedQuantizationParameters(overflow_fix=OverflowFix.ENABLE)
+    # Activation ranges are the min and max over every calibration sample, as the TFLite
+    # converter takes them from the same representative dataset. NNCF's default averages each
+    # sample's min and max, which clips the brightest photo of a small set: 24 % of a toy
+    # classifier's logit range on one of 8 photos, 0.6 % with MINMAX (field corpus, keras_hard_swish).
+    parameters = AdvancedQuantizationParameters(overflow_fix=OverflowFix.ENABLE,
+                                                activations_range_estimator_params=RangeEstimatorParametersSet.MINMAX)
     with step(f"NNCF int8 quantization ({len(samples)} calibration samples)"):
         quantized = nncf.quantize(ov_model.clone(), dataset, advanced_parameters=parameters, **settings)
     validation = samples[:VALIDATION_SAMPLES]

@@ -73,6 +73,7 @@ class Source:
 
     def __init__(self, model: FieldModel, path: Path):
         self.model, self.path = model, Path(path)
+        self.nms: _Nms | None = None
         suffix = self.path.suffix
         if self.path.is_dir():
             import tensorflow as tf
@@ -95,6 +96,7 @@ class Source:
             self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
             self.shapes = [[d if isinstance(d, int) else -1 for d in i.shape] for i in self.session.get_inputs()]
             self.kind = "onnx"
+            self.nms = _Nms.of(path, [o.name for o in self.session.get_outputs()])
         elif suffix == ".pt":
             import torch
 
@@ -282,6 +284,11 @@ def check(model: FieldModel, source_path: Path, artifact_path: Path, precision: 
                       for photo, (reference, got) in enumerate(runs))
         assert checked, f"{artifact_path.name}: no source detection scored >= 0.35 on {PHOTOS} photos"
         return
+    if source.nms is not None:
+        checked = sum(source.nms.check(reference, got, precision, f"{artifact_path.name} on photo {photo}")
+                      for photo, (reference, got) in enumerate(runs))
+        assert checked, f"{artifact_path.name}: no box selected clearly above the score threshold on {PHOTOS} photos"
+        runs = [source.nms.without_selected(reference, got) for reference, got in runs]
     pairs = [_pair(reference, got) for reference, got in runs]
     for position, (_, _, index) in enumerate(pairs[0]):
         refs = [p[position][0] for p in pairs]
@@ -332,3 +339,86 @@ def _check_detections(reference: list[np.ndarray], got: list[np.ndarray], precis
         np.testing.assert_allclose(boxes[best], box, rtol=0, atol=atol, err_msg=f"{where}: box of class {int(cls)}")
         np.testing.assert_allclose(scores[best], score, rtol=0, atol=atol, err_msg=f"{where}: score of class {int(cls)}")
     return int(clear.sum())
+
+
+class _Nms:
+    """ONNX NonMaxSuppression whose inputs (boxes [1, N, 4], scores [1, C, N]) and output
+    (selected [K, 3]: batch, class, box; K set at run time) are all graph outputs. Its
+    parameters are read from the source graph itself."""
+
+    def __init__(self, positions: tuple[int, int, int], center: bool, iou: float, threshold: float):
+        self.boxes, self.scores, self.selected = positions
+        self.center, self.iou, self.threshold = center, iou, threshold
+
+    @classmethod
+    def of(cls, path: Path, outputs: list[str]) -> "_Nms | None":
+        import onnx
+        from onnx import numpy_helper
+
+        graph = onnx.load(str(path)).graph
+        constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+        for node in graph.node:
+            if node.op_type == "NonMaxSuppression" and all(n in outputs for n in (*node.input[:2], node.output[0])):
+                center = any(a.name == "center_point_box" and a.i == 1 for a in node.attribute)
+                iou = float(constants[node.input[3]].ravel()[0]) if len(node.input) > 3 else 0.0
+                threshold = float(constants[node.input[4]].ravel()[0]) if len(node.input) > 4 else 0.0
+                positions = (outputs.index(node.input[0]), outputs.index(node.input[1]), outputs.index(node.output[0]))
+                return cls(positions, center, iou, threshold)
+        return None
+
+    def _split(self, outputs: list[np.ndarray], reference: bool):
+        """(boxes [N, 4] as corners, scores [C, N], selected [K, 3]) of one side's outputs; the
+        artifact's are found by shape (converters reorder outputs)."""
+        if reference:
+            boxes, scores, selected = (outputs[i] for i in (self.boxes, self.scores, self.selected))
+        else:
+            selected = next(o for o in outputs if o.ndim == 2 and o.shape[1] == 3)
+            boxes = next(o for o in outputs if o.ndim == 3 and o.shape[2] == 4)
+            scores = next(o for o in outputs if o.ndim == 3 and o.shape[2] == boxes.shape[1] and o is not boxes)
+        boxes = np.asarray(boxes, np.float64)[0]
+        if self.center:
+            boxes = np.concatenate([boxes[:, :2] - boxes[:, 2:] / 2, boxes[:, :2] + boxes[:, 2:] / 2], axis=1)
+        else:   # ONNX corners are [y1, x1, y2, x2] in either order of each pair
+            boxes = np.concatenate([np.minimum(boxes[:, :2], boxes[:, 2:]), np.maximum(boxes[:, :2], boxes[:, 2:])], 1)
+        return boxes, np.asarray(scores, np.float64)[0], np.asarray(selected).astype(np.int64)
+
+    def without_selected(self, reference: list[np.ndarray], got: list[np.ndarray]):
+        """Both sides' outputs without the selected indices (checked by `check`)."""
+        index = next(i for i, o in enumerate(got) if o.ndim == 2 and o.shape[1] == 3)
+        return ([o for i, o in enumerate(reference) if i != self.selected], [o for i, o in enumerate(got) if i != index])
+
+    def check(self, reference: list[np.ndarray], got: list[np.ndarray], precision: str, where: str) -> int:
+        """Every box one side selects with a score clearly above the threshold (by the precision's
+        tolerance) has a box of its class selected on the other side that overlaps it at least as
+        much as NMS's own IoU threshold (a near-tied neighbour NMS would have kept instead), with
+        a score within that tolerance. Returns how many source boxes were checked."""
+        atol = max(TOLERANCE[precision], 1e-4)
+        sides = [self._split(reference, True), self._split(got, False)]
+        checked = 0
+        for this, other, name in ((0, 1, "source"), (1, 0, "artifact")):
+            boxes, scores, selected = sides[this]
+            o_boxes, o_scores, o_selected = sides[other]
+            for _, cls, box in selected:
+                score = scores[cls, box]
+                if score < self.threshold + atol:
+                    continue
+                checked += this == 0
+                mates = o_selected[o_selected[:, 1] == cls][:, 2]
+                assert len(mates), f"{where}: the {name}'s box {box} of class {cls} (score {score:.3f}) has no box " \
+                                   f"of its class on the other side"
+                overlaps = _iou(boxes[box], o_boxes[mates])
+                best = mates[int(np.argmax(overlaps))]
+                assert overlaps.max() >= min(self.iou, 0.999), f"{where}: the {name}'s box {box} of class {cls} " \
+                    f"(score {score:.3f}) overlaps the other side's boxes by at most IoU {overlaps.max():.2f}"
+                np.testing.assert_allclose(o_scores[cls, best], score, rtol=0, atol=atol,
+                                           err_msg=f"{where}: score of the {name}'s box {box}, class {cls}")
+        return checked
+
+
+def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """IoU of one corner box [4] with each of BOXES [M, 4]."""
+    low = np.maximum(box[:2], boxes[:, :2])
+    high = np.minimum(box[2:], boxes[:, 2:])
+    inter = np.prod(np.clip(high - low, 0, None), axis=1)
+    union = np.prod(box[2:] - box[:2]) + np.prod(boxes[:, 2:] - boxes[:, :2], axis=1) - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
