@@ -233,12 +233,63 @@ def test_constant_mul_add_at_the_entry_means_raw_pixels(build, tmp_path):
     np.testing.assert_allclose(facts["graph_normalization"].std, [127.5] * 3, rtol=1e-5)
 
 
-def test_coreml_refuses_a_tensor_input_in_one_line_naming_it(two_inputs, run_cli, tmp_path):
-    pytest.importorskip("coremltools")
-    path, _ = two_inputs
-    code, out, err = run_cli("convert", path, "--to", "coreml", "--mean", "127.5", "--std", "127.5",
-                             "-o", tmp_path / "out")
-    assert code != 0 and "Traceback" not in out + err
-    assert re.search(r"Core ML target takes one colour image input; .* has the tensor input 'sensors' \[1, 6\]",
-                     out + err), out + err
-    assert not list((tmp_path / "out").glob("*.mlpackage"))
+@pytest.mark.parametrize("build, expected", [
+    ("keras_grey", [("image", "GRAYSCALE", [models.SIZE, models.SIZE])]),
+    ("keras_channelless", [("image", "GRAYSCALE", [28, 28])]),          # [1, H, W]: reshaped inside
+    ("keras_two_inputs", [("image", "RGB", [models.SIZE, models.SIZE]), ("sensors", "array", [1, 6])]),
+    ("keras_audio", [("waveform", "array", [1, 4000])]),
+])
+def test_coreml_takes_greyscale_channelless_and_tensor_inputs(build, expected, photos_dir, tmp_path):
+    """Core ML has a GRAYSCALE ImageType and TensorType inputs: such models convert (they were
+    refused as 'one colour image input'). Core ML cannot predict on Linux, so the proof here is
+    the program handed to coremltools, fed each verify sample through the ImageType's own
+    scale/bias, against the source framework (the intermediate step edgekit gates like fp32)."""
+    ct = pytest.importorskip("coremltools")
+    path = getattr(models, build)(tmp_path)
+    rng = np.random.default_rng(5)
+    if build == "keras_two_inputs":
+        np.savez(tmp_path / "both.npz", image=rng.uniform(0, 255, (8, models.SIZE, models.SIZE, 3)).astype(np.uint8),
+                 sensors=rng.normal(size=(8, 6)).astype(np.float32))
+        data = [str(tmp_path / "both.npz")]
+    elif build == "keras_audio":
+        np.save(tmp_path / "audio.npy", rng.normal(0, 0.3, (8, 4000)).astype(np.float32))
+        data = [str(tmp_path / "audio.npy")]
+    else:
+        data = [str(photos_dir)]
+    norm = {} if build == "keras_audio" else dict(mean=[127.5], std=[127.5])
+    request = ConvertRequest(targets=["coreml"], precisions=["fp32"], out_dir=tmp_path / "out", verify_data=data,
+                             **norm)
+    artifact = convert(path, request).artifacts[0]
+    spec = ct.models.MLModel(str(artifact.path), skip_model_load=True).get_spec()
+    layouts = {10: "GRAYSCALE", 20: "RGB", 30: "BGR"}
+    got = []
+    for feature in spec.description.input:
+        if feature.type.WhichOneof("Type") == "imageType":
+            t = feature.type.imageType
+            got.append((feature.name, layouts[t.colorSpace], [int(t.height), int(t.width)]))
+        else:
+            got.append((feature.name, "array", [int(d) for d in feature.type.multiArrayType.shape]))
+    assert got == expected
+    verify = artifact.verify
+    assert verify.status == "structure-only" and verify.steps, verify
+    step = verify.steps[-1]
+    assert step.step.endswith("coremltools" + (" (with the ImageType's scale/bias)" if build != "keras_audio" else ""))
+    assert step.status == "pass" and step.samples >= 8 and step.cosine >= 0.9999, step
+    manifest = json.loads(Path(artifact.manifest).read_text())
+    assert [t["name"] for t in manifest["inputs"]] == [name for name, _, _ in expected]
+    assert [s["kind"] for s in manifest["input_specs"]] == ["tensor" if k == "array" else "image"
+                                                            for _, k, _ in expected]
+    if expected[0][1] == "GRAYSCALE":
+        assert manifest["inputs"][0]["shape"] == [1, 1, *expected[0][2]]
+
+
+def test_coreml_runner_feeds_a_greyscale_picture():
+    """The macOS runner turns the normalized [1, 1, H, W] input back into an "L" picture."""
+    from edgekit.manifest import Preprocess
+    from edgekit.runtime.coreml import CoreMLRunner
+
+    runner = CoreMLRunner.__new__(CoreMLRunner)   # no package: Core ML cannot load one off macOS
+    runner.manifest = type("M", (), {"preprocess": Preprocess(mean=[127.5], std=[127.5], channels=1)})()
+    pixels = np.arange(12, dtype=np.uint8).reshape(3, 4) * 20
+    picture = runner._image(((pixels.astype(np.float32) - 127.5) / 127.5)[None, None])
+    assert picture.mode == "L" and np.array_equal(np.asarray(picture), pixels)

@@ -112,7 +112,8 @@ def describe(spec) -> tuple[list, list]:
         kind = feature.type.WhichOneof("Type")
         if kind == "imageType":
             t = feature.type.imageType
-            return TensorInfo(feature.name, [1, 3, int(t.height), int(t.width)], "image")
+            channels = 1 if t.colorSpace == t.GRAYSCALE else 3
+            return TensorInfo(feature.name, [1, channels, int(t.height), int(t.width)], "image")
         if kind == "multiArrayType":
             return TensorInfo(feature.name, [int(d) for d in feature.type.multiArrayType.shape], "float32")
         return TensorInfo(feature.name, [], kind or "unknown")

@@ -58,14 +58,18 @@ class CoreMLRunner(Runner):
         return [self._array(result[t.name]) for t in self.outputs]
 
     def _image(self, batch: np.ndarray):
-        """Normalized NCHW float -> the RGB picture the ImageType expects."""
+        """Normalized float [1, C, H, W] (C 3 or 1) -> the RGB or greyscale ("L") picture the
+        ImageType expects."""
         from PIL import Image
 
         pre = self.manifest.preprocess
-        pixels = batch[0].transpose(1, 2, 0) * np.asarray(pre.std, np.float32) + np.asarray(pre.mean, np.float32)
-        if pre.color_order == "BGR":
-            pixels = pixels[..., ::-1]
-        return Image.fromarray(np.clip(np.round(pixels), 0, 255).astype(np.uint8), "RGB")
+        channels = batch.shape[1]
+        pixels = batch[0].transpose(1, 2, 0) * np.asarray(pre.std, np.float32)[:channels] \
+            + np.asarray(pre.mean, np.float32)[:channels]
+        picture = np.clip(np.round(pixels), 0, 255).astype(np.uint8)
+        if channels == 1:
+            return Image.fromarray(picture[..., 0], "L")
+        return Image.fromarray(picture[..., ::-1] if pre.color_order == "BGR" else picture, "RGB")
 
     def _array(self, value) -> np.ndarray:
         if isinstance(value, dict):  # classifier scores keyed by label

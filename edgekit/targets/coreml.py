@@ -45,34 +45,28 @@ class CoreMLTarget(Target):
     requires = ("coremltools",)                  # plus torch or tensorflow, whichever the route needs
 
     def convert(self, model: SourceModel, precision: str, artifact: Path, ctx: ConvertContext) -> TargetOutput:
-        """Convert `model` (a torch, keras or savedmodel form with one image input, batch 1) to an
-        mlprogram package at `artifact`. Raises ConversionError naming the op coremltools
-        cannot convert, or MissingDependencyError when the frontend's framework is absent."""
+        """Convert `model` (a torch, keras or savedmodel form, batch 1) to an mlprogram package at
+        `artifact`: each image input an ImageType (RGB/BGR for 3 channels, GRAYSCALE for 1, a
+        channel-less [1, H, W] input too), each tensor input a TensorType. Raises ConversionError
+        naming the op coremltools cannot convert, or MissingDependencyError when the frontend's
+        framework is absent."""
         os.environ.setdefault("TQDM_DISABLE", "1")  # coremltools' per-pass bars would drown ours
         ct = deps.require("coremltools", "Core ML conversion")
         roles = model.static_inputs()
-        others = [r for r in roles[1:]] if roles and roles[0].kind == "image" and roles[0].channels == 3 else roles
-        if others:   # the Core ML target makes one colour ImageType input (scale/bias inside)
-            first = others[0]
-            what = (f"{first.kind} input" if first.kind == "tensor" else f"{first.channels}-channel image input")
-            # not model.describe(): on a route it is an intermediate in a staging folder, gone by now
-            raise UnsupportedRouteError(f"edgekit's Core ML target takes one colour image input; the model has the "
-                                        f"{what} '{first.name}' {first.shape}",
-                                        "convert it to tflite, openvino or onnx")
         pre = ctx.preprocess
         scale, bias, fold = _image_normalization(pre)
+        if fold and any(r.kind == "image" and r.channels == 1 for r in roles):
+            fold = False   # one channel: one std, no folding (preprocess has one mean and std then)
+        names = _input_names(roles)
         if model.kind == "torch":
-            program, run, frontend = _torch_program(model, pre, fold)
+            program, run, frontend = _torch_program(model, pre, fold, roles, names)
         else:
-            program, run, frontend = _tensorflow_program(model, pre, fold)
-        step = (f"{frontend} {'traced module' if frontend == 'torch' else 'concrete function'} → coremltools "
-                "(with the ImageType's scale/bias)")
-        checked = ctx.check(step, frontend, lambda feeds: run(_program_input(feeds[0], pre, scale, bias)))
-
-        height, width = pre.input_size
-        shape = (1, 3, height, width) if model.kind == "torch" else (1, height, width, 3)
-        image = ct.ImageType(name=INPUT_NAME, shape=shape, scale=scale, bias=bias,
-                             color_layout=ct.colorlayout.BGR if pre.color_order == "BGR" else ct.colorlayout.RGB)
+            program, run, frontend = _tensorflow_program(model, pre, fold, roles, names)
+        step = (f"{frontend} {'traced module' if frontend == 'torch' else 'concrete function'} → coremltools"
+                + (" (with the ImageType's scale/bias)" if any(r.kind == "image" for r in roles) else ""))
+        checked = ctx.check(step, frontend, lambda feeds: run(
+            [_program_input(f, pre, scale, bias) if r.kind == "image" else f for f, r in zip(feeds, roles)]))
+        inputs = [_input_type(ct, role, name, model.kind, pre, scale, bias) for role, name in zip(roles, names)]
         outputs = model.outputs()
         classifier = None
         if ctx.task == "classification" and len(outputs) == 1:  # without labels, Core ML reports class indices
@@ -81,7 +75,7 @@ class CoreMLTarget(Target):
                                              else list(range(classes)))
         try:
             mlmodel = ct.convert(program, source="pytorch" if model.kind == "torch" else "tensorflow",
-                                 inputs=[image], classifier_config=classifier, convert_to="mlprogram",
+                                 inputs=inputs, classifier_config=classifier, convert_to="mlprogram",
                                  compute_precision=ct.precision.FLOAT32 if precision == "fp32" else ct.precision.FLOAT16,
                                  minimum_deployment_target=ct.target.iOS16)
             if precision == "int8":
@@ -94,7 +88,7 @@ class CoreMLTarget(Target):
                     mlmodel = cto.linear_quantize_weights(mlmodel, config)
         except Exception as exc:
             raise _conversion_error(exc, frontend) from None
-        write_card(mlmodel, ctx, precision)
+        write_card(mlmodel, ctx, precision, roles, names)
         mlmodel.save(str(artifact))
         inputs, outputs = describe(mlmodel.get_spec())
         versions = {"coremltools": deps.version("coremltools") or "?"}
@@ -123,6 +117,41 @@ class CoreMLTarget(Target):
         return report
 
 
+def _input_names(roles) -> list[str]:
+    """Core ML input names: INPUT_NAME for a model with one image input (what Core ML users and
+    edgekit's earlier packages know), else each source input's name made an identifier."""
+    if len(roles) == 1 and roles[0].kind == "image":
+        return [INPUT_NAME]
+    names = []
+    for role in roles:
+        name = re.sub(r"\W", "_", role.name.split(":")[0]) or "input"
+        name = f"input_{name}" if name[0].isdigit() else name
+        names.append(name if name not in names else f"{name}_{len(names)}")
+    return names
+
+
+def _program_shape(role, frontend_kind: str) -> list[int]:
+    """The shape the converted program's input takes: images NCHW for PyTorch, NHWC for
+    TensorFlow, a channel-less [1, H, W] image with its one channel made explicit (an ImageType
+    is rank 4); tensors as declared."""
+    if role.kind != "image":
+        return list(role.shape)
+    height, width = role.spatial()
+    return [1, role.channels, height, width] if frontend_kind == "torch" else [1, height, width, role.channels]
+
+
+def _input_type(ct, role, name: str, frontend_kind: str, pre: Preprocess, scale: float, bias: list[float]):
+    """coremltools input type of one source input (see CoreMLTarget.convert)."""
+    shape = _program_shape(role, frontend_kind)
+    if role.kind != "image":
+        return ct.TensorType(name=name, shape=shape)
+    if role.channels == 1:   # Coremltools: a GRAYSCALE image's bias is one float
+        return ct.ImageType(name=name, shape=shape, scale=scale, bias=float(bias[0]),
+                            color_layout=ct.colorlayout.GRAYSCALE)
+    return ct.ImageType(name=name, shape=shape, scale=scale, bias=bias,
+                        color_layout=ct.colorlayout.BGR if pre.color_order == "BGR" else ct.colorlayout.RGB)
+
+
 def _image_normalization(pre: Preprocess) -> tuple[float, list[float], bool]:
     """ImageType (scale, bias, fold): one scale for all channels, so a per-channel std is folded
     into the program (fold=True: the program takes 0-255 pixels and normalizes them itself)."""
@@ -135,30 +164,53 @@ def _image_normalization(pre: Preprocess) -> tuple[float, list[float], bool]:
 def _program_input(normalized: np.ndarray, pre: Preprocess, scale: float, bias: list[float]) -> np.ndarray:
     """What Core ML hands the program for a verify sample: the sample's pixels (float32
     [1, H, W, C], un-normalized) through the ImageType's `pixel * scale + bias`."""
-    pixels = normalized * np.asarray(pre.std, np.float32) + np.asarray(pre.mean, np.float32)
-    return (pixels * np.float32(scale) + np.asarray(bias, np.float32)).astype(np.float32)
+    channels = normalized.shape[-1] if normalized.ndim == 4 else 1
+    std, mean = np.asarray(pre.std, np.float32)[:channels], np.asarray(pre.mean, np.float32)[:channels]
+    pixels = normalized * std + mean
+    return (pixels * np.float32(scale) + np.asarray(bias, np.float32)[:channels]).astype(np.float32)
 
 
-def _torch_program(model: SourceModel, pre: Preprocess, fold: bool):
-    """The traced module coremltools converts, and a runner taking NHWC program inputs."""
+def _torch_program(model: SourceModel, pre: Preprocess, fold: bool, roles, names: list[str]):
+    """The traced module coremltools converts, and a runner taking the program inputs (images
+    NHWC, tensors as declared)."""
     torch = deps.require("torch", "Core ML conversion from PyTorch")
-    module = model.module
+    shapes = [_program_shape(r, "torch") for r in roles]
+    module = _declared_shapes(torch, model.module, [list(t.shape) for t in model.inputs()], shapes)
     if fold:
-        module = _normalizing(torch, module, pre)
-    shape = model.inputs()[0].shape
+        module = _normalizing(torch, module, pre, [r.kind == "image" for r in roles])
     with torch.no_grad():
-        traced = torch.jit.trace(module, torch.zeros(shape)).eval()
+        traced = torch.jit.trace(module, tuple(torch.zeros(s) for s in shapes)).eval()
 
-    def run(x: np.ndarray) -> list[np.ndarray]:
+    def run(xs: list[np.ndarray]) -> list[np.ndarray]:
+        feeds = [torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2) if r.kind == "image" else x))
+                 for x, r in zip(xs, roles)]
         with torch.no_grad():
-            result = traced(torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))))
+            result = traced(*feeds)
         return [r.numpy() for r in (result if isinstance(result, (list, tuple)) else [result])]
 
     return traced, run, "torch"
 
 
-def _normalizing(torch, inner, pre: Preprocess):
-    """A module computing `inner((x - mean) / std)` for NCHW pixels."""
+def _declared_shapes(torch, inner, declared: list[list[int]], shapes: list[list[int]]):
+    """INNER, or a module that reshapes each program input of SHAPES to its DECLARED shape first
+    (a channel-less [1, H, W] image arrives as [1, 1, H, W])."""
+    if declared == shapes:
+        return inner
+
+    class Reshape(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, *xs):
+            return self.inner(*[x.reshape(shape) for x, shape in zip(xs, declared)])
+
+    return Reshape().eval()
+
+
+def _normalizing(torch, inner, pre: Preprocess, images: list[bool]):
+    """A module computing `inner(*inputs)` with each NCHW image input (where IMAGES says)
+    normalized first, `(x - mean) / std`."""
 
     class Normalize(torch.nn.Module):
         def __init__(self):
@@ -167,38 +219,43 @@ def _normalizing(torch, inner, pre: Preprocess):
             self.register_buffer("mean", torch.tensor(pre.mean).view(1, -1, 1, 1))
             self.register_buffer("std", torch.tensor(pre.std).view(1, -1, 1, 1))
 
-        def forward(self, x):
-            return self.inner((x - self.mean) / self.std)
+        def forward(self, *xs):
+            return self.inner(*[(x - self.mean) / self.std if image else x for x, image in zip(xs, images)])
 
     return Normalize().eval()
 
 
-def _tensorflow_program(model: SourceModel, pre: Preprocess, fold: bool):
-    """The concrete function (static NHWC shape, batch 1) coremltools converts, and its runner."""
+def _tensorflow_program(model: SourceModel, pre: Preprocess, fold: bool, roles, names: list[str]):
+    """The concrete function (static shapes, batch 1; images NHWC) coremltools converts, and its
+    runner. Each input is reshaped to the model's declared shape inside (a channel-less image)."""
     tf = deps.require("tensorflow", "Core ML conversion from TensorFlow")
-    info = model.inputs()[0]
+    declared = [list(t.shape) for t in model.inputs()]
     if model.kind == "keras":
-        def call(x):
-            return model.model(x, training=False)
+        def call(xs):
+            return model.model(xs if len(xs) > 1 else xs[0], training=False)
     else:
-        names = model.output_names()
+        outputs = model.output_names()
+        source_names = [t.name for t in model.inputs()]
 
-        def call(x):
-            result = model.signature(**{info.name: x})
-            return [result[name] for name in names]
+        def call(xs):
+            result = model.signature(**dict(zip(source_names, xs)))
+            return [result[name] for name in outputs]
 
     mean, std = tf.constant(pre.mean, tf.float32), tf.constant(pre.std, tf.float32)
 
-    def program(x):
-        result = call((x - mean) / std if fold else x)
+    def program(*xs):
+        xs = [tf.reshape(x, shape) for x, shape in zip(xs, declared)]
+        if fold:
+            xs = [(x - mean) / std if r.kind == "image" else x for x, r in zip(xs, roles)]
+        result = call(xs)
         result = list(result) if isinstance(result, (list, tuple)) else [result]
         return result[0] if len(result) == 1 else result
 
     function = tf.function(program, autograph=False).get_concrete_function(
-        tf.TensorSpec(info.shape, tf.float32, name=INPUT_NAME))
+        *[tf.TensorSpec(_program_shape(r, "tensorflow"), tf.float32, name=name) for r, name in zip(roles, names)])
 
-    def run(x: np.ndarray) -> list[np.ndarray]:
-        result = function(tf.constant(x))
+    def run(xs: list[np.ndarray]) -> list[np.ndarray]:
+        result = function(*[tf.constant(x.reshape(_program_shape(r, "tensorflow"))) for x, r in zip(xs, roles)])
         return [np.asarray(r) for r in (result if isinstance(result, (list, tuple)) else [result])]
 
     return [function], run, "tensorflow"
@@ -222,9 +279,10 @@ def _conversion_error(exc: Exception, frontend: str) -> EdgekitError:
                            "tflite, openvino or onnx")
 
 
-def write_card(mlmodel, ctx: ConvertContext, precision: str) -> None:
+def write_card(mlmodel, ctx: ConvertContext, precision: str, roles, names: list[str]) -> None:
     """The model card into the fields Xcode shows: author, license, version, description, and
-    per-feature descriptions (the image input, the classifier's label and scores)."""
+    per-feature descriptions (each input: ROLES, the source's, named NAMES in the package; the
+    classifier's label and scores)."""
     card = ctx.card
     mlmodel.author = card.author
     mlmodel.license = card.license
@@ -234,9 +292,13 @@ def write_card(mlmodel, ctx: ConvertContext, precision: str) -> None:
         mlmodel.user_defined_metadata["name"] = card.name
     spec = mlmodel.get_spec()
     pre = ctx.preprocess
-    given = (positional(card.inputs, ctx.source_inputs) or [""])[0]
-    mlmodel.input_description[INPUT_NAME] = given or (
-        f"{pre.color_order} image, {pre.input_size[1]}x{pre.input_size[0]} (resize: {pre.resize})")
+    given = positional(card.inputs, ctx.source_inputs) or [""] * len(roles)
+    for role, name, text in zip(roles, names, given):
+        if role.kind == "image":
+            height, width = role.spatial()
+            colour = "greyscale" if role.channels == 1 else pre.color_order
+            text = text or f"{colour} image, {width}x{height} (resize: {pre.resize})"
+        mlmodel.input_description[name] = text or f"{role.dtype} array {list(role.shape)}, taken as given"
     described = positional(card.outputs, ctx.source_outputs)
     label, scores = spec.description.predictedFeatureName, spec.description.predictedProbabilitiesName
     features = [f.name for f in spec.description.output if f.name != label]

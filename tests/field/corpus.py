@@ -77,10 +77,6 @@ class FieldModel:
 
 NORM = ("--mean", "127.5", "--std", "127.5")
 INT8 = [(t, "int8") for t in ("tflite", "edgetpu", "openvino", "onnx")]
-# edgekit's Core ML target builds one colour ImageType input (README, Known limits)
-COREML_ONE_IMAGE = {("coreml", "*"): refused(r"Core ML target takes one colour image input")}
-
-
 def _all(expect: Expect, cells) -> dict:
     return {cell: expect for cell in cells}
 
@@ -95,11 +91,11 @@ YOLO_INT8 = gate_fail(r"(?i)output .*(quantization step|coarser).*(split|normali
 CORPUS: list[FieldModel] = [
     # ------------------------------------------------------------------ inputs of every shape
     FieldModel("keras_grey", models.keras_grey, "greyscale HxWx1 input", NORM, Pixels(channels=1),
-               expect=COREML_ONE_IMAGE, key=(("tflite", "fp32"),)),
+               key=(("tflite", "fp32"),)),
     FieldModel("keras_channelless", models.keras_channelless, "channel-less HxW input (28x28)", NORM,
-               Pixels(channels=1), expect=COREML_ONE_IMAGE, key=(("openvino", "fp32"),)),
+               Pixels(channels=1), key=(("openvino", "fp32"),)),
     FieldModel("onnx_grey", models.onnx_grey, "greyscale NCHW [1,1,H,W] ONNX", NORM, Pixels(channels=1),
-               expect=COREML_ONE_IMAGE, key=(("onnx", "fp32"),)),
+               key=(("onnx", "fp32"),)),
     FieldModel("keras_free_size", models.keras_free_size, "free-size Keras input (None, None, 3)",
                (*NORM, "--input-size", "32"), key=(("tflite", "fp32"),)),
     FieldModel("savedmodel_free_size", models.savedmodel_free_size, "free-size SavedModel signature",
@@ -114,9 +110,9 @@ CORPUS: list[FieldModel] = [
     FieldModel("tflite_dynamic_batch", models.tflite_dynamic_batch, "batch -1 TFLite signature", NORM,
                key=(("edgetpu", "int8"),)),
     FieldModel("keras_two_inputs", models.keras_two_inputs, "two inputs: image + sensor vector", NORM,
-               data="image+sensors", expect=COREML_ONE_IMAGE, key=(("onnx", "fp32"),)),
+               data="image+sensors", key=(("onnx", "fp32"),)),
     FieldModel("keras_audio", models.keras_audio, "non-image tensor: audio frames (1, 4000)",
-               pixels=Pixels(data=True), data="audio", expect=COREML_ONE_IMAGE, key=(("tflite", "fp32"),)),
+               pixels=Pixels(data=True), data="audio", key=(("tflite", "fp32"),)),
     # ------------------------------------------------------------ normalization inside the graph
     FieldModel("keras_rescaling", models.keras_rescaling, "Keras Rescaling(1/127.5, offset=-1) first",
                pixels=RAW, key=(("tflite", "fp32"),)),
