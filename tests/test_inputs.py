@@ -6,7 +6,6 @@ interpreter (the oracle), never with edgekit's verify report.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import numpy as np
