@@ -138,3 +138,18 @@ def test_float_tflite_without_signatures_converts_to_int8_openvino_and_onnx(tfli
     int8 = next(a for a in result.artifacts if a.target == "tflite" and a.precision == "int8")
     assert read_tflite(int8.path).is_fully_integer()
     assert "tflite → onnx → savedmodel → tflite" == int8.route
+
+
+def test_a_greyscale_torch_module_takes_one_channel_and_a_wrong_one_is_one_line():
+    """A PyTorch module records no input shape; --input-size made it [1, 3, H, W], and a
+    greyscale module then failed in 'unexpected RuntimeError' (field corpus, torch_grey)."""
+    torch = pytest.importorskip("torch")
+
+    grey = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.Flatten())
+    assert load_source(grey, [1, 3, 16, 16]).inputs()[0].shape == [1, 1, 16, 16]
+    colour = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten())
+    assert load_source(colour, [1, 3, 16, 16]).inputs()[0].shape == [1, 3, 16, 16]
+    two = torch.nn.Sequential(torch.nn.Conv2d(2, 4, 3), torch.nn.Flatten())
+    with pytest.raises(ModelFormatError, match=r"runs on neither a \[1, 3, H, W\] nor a \[1, 1, H, W\] input of "
+                                               r"16x16 pixels: .*expected input\[1, 3, 16, 16\] to have 2 channels"):
+        load_source(two, [1, 3, 16, 16])

@@ -31,7 +31,7 @@ class TorchSource(SourceModel):
     @classmethod
     def from_object(cls, module, input_shape=None) -> TorchSource:
         module.eval()
-        return cls(None, module, input_shape)
+        return cls(None, module, input_shape)._fit_channels()
 
     @classmethod
     def from_path(cls, path: Path, input_shape=None) -> TorchSource:
@@ -47,15 +47,39 @@ class TorchSource(SourceModel):
             if input_shape is None and placeholders and "val" in placeholders[0].meta:
                 input_shape = [int(d) for d in placeholders[0].meta["val"].shape]
             module = program.module()
-        return cls(path, module, input_shape)
+            return cls(path, module, input_shape)   # the program's own shape: nothing to guess
+        return cls(path, module, input_shape)._fit_channels()
 
     def set_input_size(self, size: list[int]) -> None:
-        """A PyTorch module records no input shape: SIZE, [height, width], makes it [1, 3, H, W]
-        unless one was given at load (--input-size, or a torch.export program's own)."""
+        """A PyTorch module records no input shape: SIZE, [height, width], makes it [1, C, H, W]
+        unless one was given at load (--input-size, or a torch.export program's own), C as
+        `_fit_channels` finds it."""
         if self.input_shape is None:
             self.input_shape = [1, 3, int(size[0]), int(size[1])]
+            self._fit_channels()
         self.input_size = self.input_shape[2:4]
         self._described = None
+
+    def _fit_channels(self) -> TorchSource:
+        """A module's input shape is a guess ([1, 3, H, W] from --input-size): a module that runs
+        only on the other channel count, 1 (a greyscale model) or 3, takes that one, tried on
+        zeros as nothing else says it. Raises ModelFormatError when it runs on neither; returns self."""
+        if self.input_shape is None or len(self.input_shape) != 4 or self.input_shape[1] not in (1, 3):
+            return self
+        errors = []
+        for channels in (self.input_shape[1], 4 - self.input_shape[1]):
+            shape = [1, channels, *self.input_shape[2:4]]
+            try:
+                self.infer([np.zeros(shape, np.float32)])
+            except Exception as exc:   # torch raises RuntimeError (and others) for a wrong input
+                errors.append(str(exc).strip().splitlines()[-1][:160] if str(exc).strip() else type(exc).__name__)
+                continue
+            self.input_shape = shape
+            return self
+        raise ModelFormatError(f"the PyTorch model runs on neither a [1, 3, H, W] nor a [1, 1, H, W] input of "
+                               f"{self.input_shape[2]}x{self.input_shape[3]} pixels: {errors[0]}",
+                               "check --input-size; a model with other inputs needs a torch.export (.pt2) file, "
+                               "which records them")
 
     def declared_inputs(self) -> list[TensorInfo]:
         """One NCHW image input: the shape given or exported, else [1, 3, -1, -1]."""

@@ -148,6 +148,8 @@ CORPUS: list[FieldModel] = [
                key=(("edgetpu", "int8"), ("openvino", "int8"))),
     FieldModel("torch_channel_shuffle", models.torch_channel_shuffle, "channel shuffle (5-D view/transpose)",
                ("--input-size", "32", *NORM), key=(("onnx", "fp32"),)),
+    FieldModel("torch_grey", models.torch_grey, "greyscale TorchScript (no recorded shape)",
+               ("--input-size", "32", *NORM), Pixels(channels=1), key=(("onnx", "fp32"), ("coreml", "fp32"))),
     FieldModel("onnx_nhwc_nonsquare", models.onnx_nhwc_nonsquare, "NHWC non-square ONNX (24x40)", NORM,
                key=(("openvino", "fp32"),)),
     # OpenVINO: no ResizeBicubic rule, and through ONNX its Interpolate ignores exclude_outside (2 % off)

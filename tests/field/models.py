@@ -357,6 +357,18 @@ def torch_channel_shuffle(folder: Path) -> Path:
     return _torchscript(Shuffle(), (1, 3, SIZE, SIZE), folder, "torch_channel_shuffle")
 
 
+def torch_grey(folder: Path) -> Path:
+    """A greyscale TorchScript classifier ([1, 1, H, W]): the file records no input shape, and
+    edgekit guessed 3 channels, so every command ended in 'unexpected RuntimeError'."""
+    import torch
+
+    torch.manual_seed(51)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3, stride=2, padding=1), torch.nn.ReLU(),
+                              torch.nn.Conv2d(8, 16, 3, stride=2, padding=1), torch.nn.ReLU(),
+                              torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(16, 5))
+    return _torchscript(net, (1, 1, SIZE, SIZE), folder, "torch_grey")
+
+
 def torch_fmod(folder: Path) -> Path:
     """An op Core ML lacks (coremltools 9: "convert function for op 'fmod' not implemented")
     that ONNX (Mod fmod=1) and OpenVINO run: a periodic position feature."""

@@ -101,7 +101,7 @@ class Source:
             import torch
 
             self.net = torch.jit.load(str(path)).eval()
-            self.shapes = [[1, 3, 32, 32]]
+            self.shapes = [[1, model.pixels.channels, 32, 32]]   # TorchScript records no shape
             self.kind = "torch"
         else:
             self.runner = _LiteRT(path)
