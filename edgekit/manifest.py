@@ -281,8 +281,13 @@ class StepParity:
     notes: list[str] = field(default_factory=list)
 
     @property
+    def _element_wise(self) -> list[OutputParity]:
+        """The outputs compared element by element (not rows of run-time size, see row_agreement)."""
+        return [o for o in self.outputs if o.row_agreement is None]
+
+    @property
     def cosine(self) -> float | None:
-        return min((o.cosine for o in self.outputs), default=None)
+        return min((o.cosine for o in self._element_wise), default=None)
 
 
 @dataclass
@@ -300,8 +305,13 @@ class VerifyReport:
     mask: MaskParity | None = None                  # segmentation models: class-map IoU
 
     @property
+    def _element_wise(self) -> list[OutputParity]:
+        """The outputs compared element by element (not rows of run-time size, see row_agreement)."""
+        return [o for o in self.outputs if o.row_agreement is None]
+
+    @property
     def cosine(self) -> float | None:
-        return min((o.cosine for o in self.outputs), default=None)
+        return min((o.cosine for o in self._element_wise), default=None)
 
     @property
     def worst_group(self) -> OutputParity | None:
@@ -312,11 +322,11 @@ class VerifyReport:
     @property
     def gated_cosine(self) -> float | None:
         """The lowest cosine any gate compares: per output, and per channel group within it."""
-        return min((o.gated_cosine for o in self.outputs), default=None)
+        return min((o.gated_cosine for o in self._element_wise), default=None)
 
     @property
     def max_abs_error(self) -> float | None:
-        return max((o.max_abs_error for o in self.outputs), default=None)
+        return max((o.max_abs_error for o in self._element_wise), default=None)
 
     @property
     def top1_agreement(self) -> float | None:

@@ -21,8 +21,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from . import parity
 from .errors import BadInput, EdgekitError, ModelFormatError, NoRuntimeHere
 from .formats import Format, sniff
@@ -145,7 +143,7 @@ def verify_artifact(artifact, backend: str | None = None, device: str | None = N
         report.status = "fail"
         report.notes.append(f"{runner_cls.backend} could not run it: {exc.one_line()}")
     else:
-        got = [np.concatenate([b[i] for b in batches]) for i in range(len(batches[0]))]
+        got = parity.stack_samples(batches)
         steps = [t.quantization.scale[0] if t.quantization is not None and len(t.quantization.scale) == 1 else None
                  for t in manifest.outputs] if len(manifest.outputs) == len(got) else None
         steps = parity.int8_steps(manifest.precision, steps, got)

@@ -61,7 +61,7 @@ class ReferencePack:
 
     @property
     def samples(self) -> int:
-        return len(self.expected[0])
+        return len(self.inputs[0])
 
     def feeds(self, k: int, runtime_names: list[str] | None = None) -> list[np.ndarray] | dict[str, np.ndarray]:
         """Sample K's feeds, one [1, ...] array per input, as the runtime takes them: by input name
@@ -84,10 +84,9 @@ def fed_inputs(samples: np.ndarray, layout: str | None, info: TensorInfo) -> np.
     return quantize(to_layout(samples, layout) if layout else samples, info)
 
 
-def choose_samples(expected: list[np.ndarray], keep: int, classification: bool) -> list[int]:
-    """Indices (ascending) of KEEP samples (at least one) out of the N that EXPECTED (the
-    source's outputs, each [N, ...]) covers: see the module docstring."""
-    count = len(expected[0])
+def choose_samples(expected: list[np.ndarray], keep: int, classification: bool, count: int) -> list[int]:
+    """Indices (ascending) of KEEP samples (at least one) out of the COUNT that EXPECTED (the
+    source's outputs, each [COUNT, ...] but rows of run-time size) covers: see the module docstring."""
     keep = max(1, min(count, keep))
     order = np.arange(count)
     groups = [order[parity.decisive(expected[0])], order[~parity.decisive(expected[0])]] \
@@ -103,10 +102,10 @@ def choose_samples(expected: list[np.ndarray], keep: int, classification: bool) 
 def sample_cost(inputs: list[np.ndarray], expected: list[np.ndarray], probes: int = 4) -> int:
     """Bytes one sample adds to a pack, deflated as np.savez_compressed does (zlib's default
     level): the mean over PROBES samples spread over the set, at least 1."""
-    count = len(expected[0])
+    count = len(inputs[0])
     picks = sorted({int(i) for i in np.linspace(0, count - 1, min(probes, count)).round()})
-    sizes = [sum(len(zlib.compress(np.ascontiguousarray(a[k]).tobytes())) for a in [*inputs, *expected])
-             for k in picks]
+    sizes = [sum(len(zlib.compress(np.ascontiguousarray(parity.take_samples(a, [k])).tobytes()))
+                 for a in [*inputs, *expected]) for k in picks]
     return max(1, int(np.mean(sizes)))
 
 
@@ -130,10 +129,11 @@ def write_reference(artifact: Path, manifest: Manifest, samples: np.ndarray | li
     layout = manifest.preprocess.layout
     layouts = layouts or [layout] * len(samples)
     fed = [fed_inputs(array, lay, info) for array, lay, info in zip(samples, layouts, manifest.inputs)]
-    outputs = [np.asarray(e, np.float32) for e in expected]
+    outputs = [e.astype(np.float32) if isinstance(e, parity.RunTimeRows) else np.asarray(e, np.float32)
+               for e in expected]
     keep = max(1, budget // sample_cost(fed, outputs))
     while True:
-        chosen = choose_samples(outputs, keep, classification)
+        chosen = choose_samples(outputs, keep, classification, len(fed[0]))
         meta = {
             "artifact": manifest.artifact, "artifact_sha256": manifest.artifact_sha256, "target": manifest.target,
             "precision": manifest.precision, "task": manifest.task, "classification": classification,
@@ -143,12 +143,12 @@ def write_reference(artifact: Path, manifest: Manifest, samples: np.ndarray | li
                         "layout": lay} for info, array, lay in zip(manifest.inputs, fed, layouts)],
             "source_layout": source_layout or layout,
             "outputs": [t.name for t in manifest.outputs], "source": dict(manifest.source),
-            "samples": len(chosen), "of": len(outputs[0]), "indices": chosen, "data": data, "real": bool(real),
+            "samples": len(chosen), "of": len(fed[0]), "indices": chosen, "data": data, "real": bool(real),
             "budget_bytes": int(budget), "edgekit_version": __version__,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         buffer = io.BytesIO()
-        parity.write_pack(buffer, meta, [f[chosen] for f in fed], [o[chosen] for o in outputs])
+        parity.write_pack(buffer, meta, [f[chosen] for f in fed], [parity.take_samples(o, chosen) for o in outputs])
         size = buffer.getbuffer().nbytes
         if size <= budget or len(chosen) == 1:
             break

@@ -134,6 +134,7 @@ def constant_outputs(expected: list[np.ndarray], names: list[str]) -> list[str]:
     arrays = [np.asarray(output, np.float64).reshape(len(output), -1) for output in expected]
     constant = [len(v) >= 2 and float(np.ptp(v, axis=0).max()) <= 1e-6 * max(float(np.abs(v).max()), 1e-12)
                 for v in arrays]
+    constant = [same and not isinstance(output, arithmetic.RunTimeRows) for same, output in zip(constant, expected)]
     for name, values, same in zip(names, arrays, constant):
         if same and (all(constant) or values.shape[1] > 1):
             warnings.append(f"the source's output '{name}' is the same for all {len(values)} verify samples: parity "
@@ -303,7 +304,7 @@ def check_step(step: str, runtime: str, run: Callable[[np.ndarray], list[np.ndar
         result.notes.append(f"{runtime} could not run it: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
                             if str(exc) else f"{runtime} could not run it: {type(exc).__name__}")
         return result
-    got = [np.concatenate([b[i] for b in batches]) for i in range(len(batches[0]))]
+    got = arithmetic.stack_samples(batches)
     names = names or [f"output_{i}" for i in range(len(got))]
     result.outputs, problem = match_outputs(expected, got, names, classification)
     limit = GATES["fp32"]["cosine"]

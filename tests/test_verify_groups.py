@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from edgekit.manifest import Manifest, Preprocess, VerifyReport
+from edgekit.parity import stack_samples
 from edgekit.verify import (compare, detection_parity, gate, group_axis, mask_parity, observed_step, pair_outputs,
                             parity)
 
@@ -312,33 +313,78 @@ def test_a_source_whose_output_never_varies_is_named_in_the_verify_notes(tmp_pat
     assert any(w.startswith(fp32) for w in result.warnings) and any(w.startswith(fp16) for w in result.warnings)
 
 
-def _nms_rows(count: int, seed: int) -> np.ndarray:
-    """[count, 3] ONNX NonMaxSuppression rows (batch 0, class, box index), distinct."""
+def _nms_samples(counts, seed: int) -> list[np.ndarray]:
+    """Per verify sample, ONNX NonMaxSuppression's selected indices [K, 3] (batch 0, class, box),
+    K = counts[sample], each sample's rows distinct."""
     rng = np.random.default_rng(seed)
-    picks = rng.choice(2 * 16, count, replace=False)
-    return np.stack([np.zeros(count), picks // 16, picks % 16], axis=1).astype(np.int64)
+    return [np.stack([np.zeros(k), picks // 16, picks % 16], axis=1).astype(np.int64)
+            for k, picks in ((k, rng.choice(2 * 16, k, replace=False)) for k in counts)]
 
 
-def test_nms_indices_of_run_time_size_are_compared_as_rows():
-    """int8 NMS kept one box fewer over the verify photos: the outputs no longer have one shape
-    (this failed as 'matches no artifact output shape', field corpus onnx_nms -> OpenVINO int8), so
-    the rows are compared as multisets and gated like detection recall; losing many fails."""
+def _stacked(boxes: np.ndarray, selected: list[np.ndarray]) -> list[np.ndarray]:
+    """What verify stacks from per-sample runs: boxes [N, 16, 4], then the selected rows."""
+    return stack_samples([[boxes[k:k + 1], rows] for k, rows in enumerate(selected)])
+
+
+def test_nms_indices_of_run_time_size_are_compared_as_rows_of_their_sample():
+    """int8 NMS kept one box fewer on one photo: the outputs no longer had one shape (this failed
+    as 'matches no artifact output shape', field corpus onnx_nms -> OpenVINO int8). Rows of
+    run-time size are compared as multisets within their sample and gated like detection recall."""
     boxes = RNG.uniform(0, 32, (N, 16, 4)).astype(np.float32)
-    source = _nms_rows(20, 1)
-    one_fewer = source[np.r_[0:7, 8:20]]
-    pairs, problem = pair_outputs([boxes, source], [one_fewer, boxes.copy()], ["selected", "boxes"], False)
+    source = _nms_samples([3] * N, 1)
+    one_fewer = [rows if k != 2 else rows[1:] for k, rows in enumerate(source)]
+    pairs, problem = pair_outputs(_stacked(boxes, source), _stacked(boxes, one_fewer)[::-1], ["selected", "boxes"],
+                                  False)
     assert problem is None
     rows = pairs[1][0]
-    assert rows.name == "selected" and rows.row_agreement == pytest.approx(19 / 20)
-    assert rows.max_abs_error == pytest.approx(np.abs(source[7] - one_fewer).max(axis=1).min())
-    report = VerifyReport(status="pass", outputs=[p for p, _ in pairs])
-    assert gate(report, "int8", classification=False).status == "pass", report.notes
-    most_lost = source[:13]
-    pairs, _ = pair_outputs([boxes, source], [boxes.copy(), most_lost], ["boxes", "selected"], False)
+    assert rows.name == "selected" and rows.row_agreement == pytest.approx(23 / 24)
     report = gate(VerifyReport(status="pass", outputs=[p for p, _ in pairs]), "int8", classification=False)
-    assert report.status == "fail"
-    assert re.search(r"selected: 65\.0% of its rows \(size set at run time, e\.g\. NMS\) agree .* < 90%",
-                     report.notes[0]), report.notes
-    # float rows of another count are not indices: still unpaired, with the shapes named
-    _, problem = pair_outputs([source.astype(np.float32) + 0.5], [most_lost.astype(np.float32) + 0.5], ["y"], False)
-    assert problem == "output 0 of the source (shape (20, 3)) matches no artifact output shape"
+    assert report.status == "pass", report.notes
+    assert "selected: 95.8% of its rows (size set at run time, e.g. NMS) agree with the source's (gated like " \
+           "detection recall, not by cosine)" in report.notes
+    assert report.cosine == pytest.approx(1.0)    # the headline cosine is the element-wise outputs'
+
+
+@pytest.mark.parametrize("case", ["another sample's boxes", "same count, other boxes", "most lost", "none kept"])
+def test_wrong_nms_rows_fail_whatever_their_count(case):
+    """Rows keep their sample: an artifact that keeps, on each photo, the boxes the source kept
+    on another photo fails, and so does one with as many rows as the source but other boxes (the
+    element-wise cosine of [0, 0, box] rows passed that)."""
+    boxes = RNG.uniform(0, 32, (N, 16, 4)).astype(np.float32)
+    source = _nms_samples([3] * N, 2)
+    artifact = {"another sample's boxes": source[1:] + source[:1],
+                "same count, other boxes": [np.stack([r[:, 0], r[:, 1], (r[:, 2] + 5) % 16], axis=1) for r in source],
+                "most lost": [rows[:1] for rows in source],
+                "none kept": [rows[:0] for rows in source]}[case]
+    pairs, problem = pair_outputs(_stacked(boxes, source), _stacked(boxes, artifact), ["boxes", "selected"], False)
+    assert problem is None
+    report = gate(VerifyReport(status="pass", outputs=[p for p, _ in pairs]), "int8", classification=False)
+    assert report.status == "fail" and re.search(r"selected: \d+\.\d% of its rows .* < 90%", report.notes[0]), \
+        report.notes
+
+
+def test_nms_rows_travel_in_the_reference_pack_by_sample(tmp_path):
+    """The pack keeps K samples: rows of run-time size are taken by their sample column, not by
+    row number (which picked arbitrary rows, or indexed past the inputs)."""
+    from edgekit import parity as arithmetic
+
+    boxes = RNG.uniform(0, 32, (N, 16, 4)).astype(np.float32)
+    selected = _nms_samples([2, 0, 3, 1, 2, 4, 1, 2], 3)
+    stacked = _stacked(boxes, selected)
+    chosen = [1, 2, 5]
+    arithmetic.write_pack(tmp_path / "p.npz", {"outputs": ["boxes", "selected"]}, [boxes[chosen]],
+                          [arithmetic.take_samples(o, chosen) for o in stacked])
+    meta, inputs, expected = arithmetic.read_pack(str(tmp_path / "p.npz"))
+    assert meta["rows_outputs"] == [1] and isinstance(expected[1], arithmetic.RunTimeRows)
+    again = arithmetic.stack_samples([[boxes[k:k + 1], selected[k]] for k in chosen])
+    np.testing.assert_array_equal(np.asarray(expected[1]), np.asarray(again[1]))
+    results, problem = arithmetic.match(expected, again, ["boxes", "selected"], False)
+    assert problem is None and results[1]["row_agreement"] == 1.0
+
+
+def test_float_rows_of_another_count_stay_unpaired():
+    """Float rows (boxes after NMS) are not indices: another count is one line naming the shapes."""
+    source = [RNG.uniform(0, 1, (3, 4)).astype(np.float32) for _ in range(N)]
+    _, problem = pair_outputs(stack_samples([[s] for s in source]), stack_samples([[s[1:]] for s in source]), ["y"],
+                              False)
+    assert problem == "output 0 of the source (shape (24, 4)) matches no artifact output shape"

@@ -39,7 +39,7 @@ class TorchSource(SourceModel):
         fmt = sniff(path)
         fmt.load_in_child(path)
         if fmt.name == "torchscript":
-            module = torch.jit.load(str(path), map_location="cpu")
+            module = torch.jit.load(str(path), map_location="cpu").eval()   # inference: BatchNorm stats frozen
         else:
             program = torch.export.load(str(path))
             placeholders = [n for n in program.graph.nodes if n.op == "placeholder"
@@ -75,6 +75,7 @@ class TorchSource(SourceModel):
                 errors.append(str(exc).strip().splitlines()[-1][:160] if str(exc).strip() else type(exc).__name__)
                 continue
             self.input_shape = shape
+            self.facts.preprocess["channels"] = channels   # one mean/std and luma frames for a greyscale model
             return self
         raise ModelFormatError(f"the PyTorch model runs on neither a [1, 3, H, W] nor a [1, 1, H, W] input of "
                                f"{self.input_shape[2]}x{self.input_shape[3]} pixels: {errors[0]}",

@@ -55,8 +55,10 @@ class CoreMLTarget(Target):
         roles = model.static_inputs()
         pre = ctx.preprocess
         scale, bias, fold = _image_normalization(pre)
-        if fold and any(r.kind == "image" and r.channels == 1 for r in roles):
-            fold = False   # one channel: one std, no folding (preprocess has one mean and std then)
+        if len({r.channels for r in roles if r.kind == "image"}) > 1:   # one preprocess, one channel count
+            raise UnsupportedRouteError("edgekit's Core ML target takes image inputs of one channel count; the model "
+                                        "mixes greyscale and colour images",
+                                        "convert it to tflite, openvino or onnx")
         names = _input_names(roles)
         if model.kind == "torch":
             program, run, frontend = _torch_program(model, pre, fold, roles, names)
@@ -93,7 +95,8 @@ class CoreMLTarget(Target):
         inputs, outputs = describe(mlmodel.get_spec())
         versions = {"coremltools": deps.version("coremltools") or "?"}
         return TargetOutput(files=[artifact], inputs=inputs, outputs=outputs, converters=versions,
-                            options={"image_input": True, "normalization_in_model": True, "frontend": frontend,
+                            options={"image_input": any(r.kind == "image" for r in roles),
+                                     "normalization_in_model": any(r.kind == "image" for r in roles), "frontend": frontend,
                                      "weights": "int8" if precision == "int8" else precision},
                             layout="NCHW", checked=[checked] if checked else [])
 

@@ -761,7 +761,7 @@ def run_pack(directory, threads=None):
     for detail in outputs:
         scales = detail.get("quantization_parameters", {}).get("scales")
         steps.append(float(scales[0]) if scales is not None and len(scales) == 1 else None)
-    for k in range(len(expected[0])):
+    for k in range(len(inputs[0])):
         for detail, array in zip(details, inputs):
             interpreter.set_tensor(detail["index"], array[k:k + 1])
         interpreter.invoke()
@@ -769,11 +769,11 @@ def run_pack(directory, threads=None):
             params = detail.get("quantization_parameters", {})
             got[j].append(frames.dequantize(interpreter.get_tensor(detail["index"]), params.get("scales"),
                                             params.get("zero_points")))
-    got = [np.concatenate(g) for g in got]
+    got = parity.stack_samples([list(sample) for sample in zip(*got)])
     results, problem = parity.match(expected, got, [d["name"] for d in outputs], bool(meta.get("classification")),
                                     parity.pack_layout(meta), parity.int8_steps(meta.get("precision"), steps, got))
     report = {"status": "pass", "runtime": "edgetpu" if edgetpu else "litert" if runtime == "ai_edge_litert" else runtime,
-              "device": "edgetpu" if edgetpu else "cpu", "samples": len(expected[0]), "data": meta.get("data"),
+              "device": "edgetpu" if edgetpu else "cpu", "samples": len(inputs[0]), "data": meta.get("data"),
               "precision": meta.get("precision"), "gate": meta.get("gates"), "outputs": results, "notes": [],
               "seconds": round(time.perf_counter() - start, 3), "model": info["model"], "reference": info["reference"],
               "at_conversion": conversion_summary(manifest)}
