@@ -75,3 +75,26 @@ def test_core_ml_int8_is_weights_only_and_needs_no_calibration(tmp_path):
     block = function.block_specializations[next(iter(function.block_specializations))]
     kinds = {op.type for op in block.operations}
     assert kinds & {"constexpr_affine_dequantize", "constexpr_blockwise_shift_scale"}, sorted(kinds)
+
+
+def test_core_ml_int8_of_a_model_with_only_small_weights_says_it_stayed_fp16(tmp_path):
+    """Every weight under coremltools' 2048-element threshold: linear_quantize_weights changes
+    nothing, and the manifest said int8 weights all the same (new-user trial). Oracle: the spec has
+    no constexpr op, and the manifest and warnings say fp16."""
+    import coremltools as ct
+    import torch
+
+    from edgekit.convert import ConvertRequest, convert
+    from edgekit.manifest import read_manifest
+
+    module = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                                 torch.nn.Linear(4, 3))
+    result = convert(module.eval(), ConvertRequest(targets=["coreml"], precisions=["int8"], out_dir=tmp_path / "out",
+                                                   input_size=[SIZE, SIZE], mean=[127.5], std=[127.5], verify=False))
+    package = result.artifacts[0].path
+    function = ct.utils.load_spec(str(package)).mlProgram.functions["main"]
+    block = function.block_specializations[next(iter(function.block_specializations))]
+    assert not any(op.type.startswith("constexpr_") for op in block.operations)
+    manifest = read_manifest(package)
+    assert manifest.options["weights"] == "fp16"
+    assert any("no weight tensor has 2048 or more elements" in w for w in manifest.warnings), manifest.warnings

@@ -90,6 +90,12 @@ class CoreMLTarget(Target):
                     mlmodel = cto.linear_quantize_weights(mlmodel, config)
         except Exception as exc:
             raise _conversion_error(exc, frontend) from None
+        weights = "int8" if precision == "int8" else precision
+        notes = []
+        if precision == "int8" and not _quantized_consts(mlmodel.get_spec()):
+            weights = "fp16"
+            notes.append("Core ML int8: no weight tensor has 2048 or more elements (coremltools' threshold for "
+                         "linear_quantize_weights), so every weight stays fp16: the package is the fp16 one")
         write_card(mlmodel, ctx, precision, roles, names)
         mlmodel.save(str(artifact))
         inputs, outputs = describe(mlmodel.get_spec())
@@ -97,8 +103,8 @@ class CoreMLTarget(Target):
         return TargetOutput(files=[artifact], inputs=inputs, outputs=outputs, converters=versions,
                             options={"image_input": any(r.kind == "image" for r in roles),
                                      "normalization_in_model": any(r.kind == "image" for r in roles), "frontend": frontend,
-                                     "weights": "int8" if precision == "int8" else precision},
-                            layout="NCHW", checked=[checked] if checked else [])
+                                     "weights": weights},
+                            layout="NCHW", checked=[checked] if checked else [], notes=notes)
 
     def structure_check(self, artifact: Path, output: TargetOutput) -> VerifyReport | None:
         if sys.platform == "darwin":
@@ -118,6 +124,14 @@ class CoreMLTarget(Target):
             report.status = "fail"
             report.notes.extend(problems)
         return report
+
+
+def _quantized_consts(spec) -> int:
+    """How many weights of an mlprogram SPEC linear_quantize_weights stored in int8 (its
+    constexpr_* dequantizing ops)."""
+    return sum(op.type.startswith("constexpr_")
+               for function in spec.mlProgram.functions.values()
+               for block in function.block_specializations.values() for op in block.operations)
 
 
 def _input_names(roles) -> list[str]:
