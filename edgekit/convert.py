@@ -19,15 +19,15 @@ from .errors import BadInput, CalibrationError, EdgekitError, summary
 from .formats import sniff
 from .fsutil import publish, sha256_of, staging_dir, write_atomic
 from .manifest import (LAYOUTS, RESIZE_MODES, TASKS, InputSpec, Manifest, ModelCard, Preprocess,
-                       StepParity, VerifyReport, artifact_digest, manifest_path)
+                       StepParity, VerifyReport, artifact_digest, element_wise, manifest_path)
 from .modelcard import check_tensor_names, resolve_card
+from .parity import stack_samples
 from .reference import DEFAULT_BUDGET, pack_path, write_reference
 from .routes import Route, plan
 from .runtime.base import BACKENDS
 from .sources.base import SourceModel, load_source, read_labels, source_class
 from .targets.base import TARGETS, Target, TargetOutput
 from .ui import step
-from .parity import stack_samples
 from .verify import constant_outputs, few_samples, gate, parity
 
 VERIFY_SAMPLES = 64
@@ -703,8 +703,7 @@ def _verify(target: Target, artifact: Path, output: TargetOutput, precision: str
     for name, other in BACKENDS.items():
         if name != target.runtime and fmt in other.formats and other.unavailable_reason() is None:
             cross, _, _, problem = _parity(other, artifact, output, reference, task, precision)
-            element_wise = [o for o in cross if o.row_agreement is None] or cross
-            report.cross_checks[name] = {"cosine": min(o.gated_cosine for o in element_wise),
+            report.cross_checks[name] = {"cosine": min(o.gated_cosine for o in element_wise(cross) or cross),
                                          "top1_agreement": cross[0].top1_agreement} if cross else {"error": problem}
     return gate(report, precision, task == "classification")
 

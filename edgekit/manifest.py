@@ -238,6 +238,11 @@ class OutputParity:
         return f"{self.group_name or 'group'} {self.worst_group}"
 
 
+def element_wise(outputs: list[OutputParity]) -> list[OutputParity]:
+    """The OUTPUTS compared element by element: all but rows of run-time size (row_agreement)."""
+    return [o for o in outputs if o.row_agreement is None]
+
+
 @dataclass
 class DetectionParity:
     """Detection-level parity on the verify photos: both sides' outputs decoded to boxes
@@ -281,13 +286,8 @@ class StepParity:
     notes: list[str] = field(default_factory=list)
 
     @property
-    def _element_wise(self) -> list[OutputParity]:
-        """The outputs compared element by element (not rows of run-time size, see row_agreement)."""
-        return [o for o in self.outputs if o.row_agreement is None]
-
-    @property
     def cosine(self) -> float | None:
-        return min((o.cosine for o in self._element_wise), default=None)
+        return min((o.cosine for o in element_wise(self.outputs)), default=None)
 
 
 @dataclass
@@ -305,13 +305,8 @@ class VerifyReport:
     mask: MaskParity | None = None                  # segmentation models: class-map IoU
 
     @property
-    def _element_wise(self) -> list[OutputParity]:
-        """The outputs compared element by element (not rows of run-time size, see row_agreement)."""
-        return [o for o in self.outputs if o.row_agreement is None]
-
-    @property
     def cosine(self) -> float | None:
-        return min((o.cosine for o in self._element_wise), default=None)
+        return min((o.cosine for o in element_wise(self.outputs)), default=None)
 
     @property
     def worst_group(self) -> OutputParity | None:
@@ -322,11 +317,11 @@ class VerifyReport:
     @property
     def gated_cosine(self) -> float | None:
         """The lowest cosine any gate compares: per output, and per channel group within it."""
-        return min((o.gated_cosine for o in self._element_wise), default=None)
+        return min((o.gated_cosine for o in element_wise(self.outputs)), default=None)
 
     @property
     def max_abs_error(self) -> float | None:
-        return max((o.max_abs_error for o in self._element_wise), default=None)
+        return max((o.max_abs_error for o in element_wise(self.outputs)), default=None)
 
     @property
     def top1_agreement(self) -> float | None:

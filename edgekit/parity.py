@@ -253,8 +253,8 @@ def take_samples(array: np.ndarray, indices: Sequence[int]) -> np.ndarray:
     RunTimeRows renumbered 0.. as they are taken."""
     if not isinstance(array, RunTimeRows):
         return array[list(indices)]
-    parts = [np.asarray(array)[np.asarray(array)[:, 0] == k][:, 1:] for k in indices]
-    return _rows(parts)
+    rows = np.asarray(array)
+    return _rows([rows[rows[:, 0] == k][:, 1:] for k in indices])
 
 
 def _as_rows(array: np.ndarray) -> Optional["RunTimeRows"]:

@@ -60,12 +60,13 @@ class CoreMLTarget(Target):
                                         "mixes greyscale and colour images",
                                         "convert it to tflite, openvino or onnx")
         names = _input_names(roles)
+        images = any(r.kind == "image" for r in roles)
         if model.kind == "torch":
             program, run, frontend = _torch_program(model, pre, fold, roles, names)
         else:
             program, run, frontend = _tensorflow_program(model, pre, fold, roles, names)
         step = (f"{frontend} {'traced module' if frontend == 'torch' else 'concrete function'} → coremltools"
-                + (" (with the ImageType's scale/bias)" if any(r.kind == "image" for r in roles) else ""))
+                + (" (with the ImageType's scale/bias)" if images else ""))
         checked = ctx.check(step, frontend, lambda feeds: run(
             [_program_input(f, pre, scale, bias) if r.kind == "image" else f for f, r in zip(feeds, roles)]))
         inputs = [_input_type(ct, role, name, model.kind, pre, scale, bias) for role, name in zip(roles, names)]
@@ -101,9 +102,8 @@ class CoreMLTarget(Target):
         inputs, outputs = describe(mlmodel.get_spec())
         versions = {"coremltools": deps.version("coremltools") or "?"}
         return TargetOutput(files=[artifact], inputs=inputs, outputs=outputs, converters=versions,
-                            options={"image_input": any(r.kind == "image" for r in roles),
-                                     "normalization_in_model": any(r.kind == "image" for r in roles), "frontend": frontend,
-                                     "weights": weights},
+                            options={"image_input": images, "normalization_in_model": images,
+                                     "frontend": frontend, "weights": weights},
                             layout="NCHW", checked=[checked] if checked else [], notes=notes)
 
     def structure_check(self, artifact: Path, output: TargetOutput) -> VerifyReport | None:
